@@ -1,0 +1,269 @@
+"""The catalog's tables: records and their terms and images, datasets, models, predictions, runs.
+
+The schema is owned by the Alembic migrations in ``alembic/versions``; a test checks that
+upgrading an empty database to head gives exactly these models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Constraint names fixed by convention, so migrations can refer to them on every database.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as naive UTC (SQLite keeps no zone) and read back zone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("catalog timestamps must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RecordRow(Base):
+    """One harvested record of one source instance (as named in the project file)."""
+
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("source", "source_id", name="uq_records_source_source_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    source_id: Mapped[str] = mapped_column(String(500))
+    iri: Mapped[str] = mapped_column(String(1000), unique=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    creators: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    date: Mapped[str | None] = mapped_column(String(200))
+    date_start: Mapped[int | None] = mapped_column(Integer)
+    date_end: Mapped[int | None] = mapped_column(Integer)
+    institution: Mapped[str | None] = mapped_column(Text)
+    rights: Mapped[str | None] = mapped_column(Text)
+    landing_page: Mapped[str | None] = mapped_column(Text)
+    modified: Mapped[str | None] = mapped_column(String(100))
+    raw: Mapped[Any] = mapped_column(JSON, nullable=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+
+    subjects: Mapped[list[SubjectRow]] = relationship(
+        back_populates="record", cascade="all, delete-orphan", order_by="SubjectRow.position"
+    )
+    images: Mapped[list[ImageRow]] = relationship(
+        back_populates="record", cascade="all, delete-orphan", order_by="ImageRow.position"
+    )
+
+
+class SubjectRow(Base):
+    """A subject term of a record: a thesaurus URI, a literal label, or both."""
+
+    __tablename__ = "record_subjects"
+    __table_args__ = (Index("ix_record_subjects_uri", "uri"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    uri: Mapped[str | None] = mapped_column(String(1000))
+    label: Mapped[str | None] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(String(35))
+    field: Mapped[str | None] = mapped_column(String(100))
+
+    record: Mapped[RecordRow] = relationship(back_populates="subjects")
+
+
+class ImageRow(Base):
+    """An image reference of a record and, once fetched, what was fetched."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("record_id", "url", name="uq_images_record_id_url"),
+        Index("ix_images_sha256", "sha256"),
+        Index("ix_images_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(2000))
+    iiif_service: Mapped[str | None] = mapped_column(String(2000))
+    is_main: Mapped[bool] = mapped_column(Boolean, default=False)
+    # pending until the image stage fetches it; then fetched or failed
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    path: Mapped[str | None] = mapped_column(String(1000))
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    record: Mapped[RecordRow] = relationship(back_populates="images")
+
+
+class DatasetRow(Base):
+    """A versioned training set: its identity is the hash of its inputs and settings."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    classes: Mapped[list[Any]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+
+
+class DatasetMemberRow(Base):
+    """One image of a dataset, its split and its labels (class URIs)."""
+
+    __tablename__ = "dataset_members"
+    __table_args__ = (UniqueConstraint("dataset_id", "image_id", name="uq_dataset_members_image"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    split: Mapped[str] = mapped_column(String(10))
+    labels: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class ModelRow(Base):
+    """A trained model registered in the catalog, with its model card."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    trainer: Mapped[str] = mapped_column(String(100))
+    backbone: Mapped[str | None] = mapped_column(String(100))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"))
+    classes: Mapped[list[Any]] = mapped_column(JSON)
+    thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    path: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+
+
+class PredictionRow(Base):
+    """The score of one class for one image under one model."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "image_id", "class_uri", name="uq_predictions_key"),
+        Index("ix_predictions_class_score", "model_id", "class_uri", "score"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    class_uri: Mapped[str] = mapped_column(String(1000))
+    score: Mapped[float] = mapped_column(Float)
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RunRow(Base):
+    """One run of one stage: what ran, with which settings, when, how it ended, its counts."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(50))
+    plugin: Mapped[str | None] = mapped_column(String(100))
+    target: Mapped[str | None] = mapped_column(String(200))  # e.g. the source's instance name
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20))  # running, done, failed, interrupted
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_started: Mapped[str | None] = mapped_column(String(40))  # tells a reused pid apart
+    seen: Mapped[int] = mapped_column(Integer, default=0)
+    new: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str | None] = mapped_column(Text)
+
+    events: Mapped[list[RunEventRow]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="RunEventRow.id"
+    )
+
+
+class RunEventRow(Base):
+    """Something worth keeping that happened during a run: mostly an item that failed, and why."""
+
+    __tablename__ = "run_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    level: Mapped[str] = mapped_column(String(10))  # info, warning, error
+    item: Mapped[str | None] = mapped_column(String(1000))
+    message: Mapped[str] = mapped_column(Text)
+
+    run: Mapped[RunRow] = relationship(back_populates="events")
+
+
+class SourceStateRow(Base):
+    """A source instance's harvest state: its bookmark and, mid-run, its resume checkpoint."""
+
+    __tablename__ = "source_states"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    plugin: Mapped[str] = mapped_column(String(100))
+    bookmark: Mapped[Any] = mapped_column(JSON, nullable=True)  # advances after a complete run
+    checkpoint: Mapped[Any] = mapped_column(JSON, nullable=True)  # where an unfinished run stopped
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))

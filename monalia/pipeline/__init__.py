@@ -1,0 +1,1 @@
+"""Stage runners: run tracking, harvest, publish, and the chained pipeline."""

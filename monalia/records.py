@@ -1,0 +1,111 @@
+"""The normalised record every source produces, and how it is checked, hashed and named."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from monalia.errors import RecordError
+
+# Characters RFC 3987 forbids in an IRI; a record carrying one would break every RDF sink.
+_BAD_IRI_CHARS = re.compile(r'[\x00-\x20<>"{}|^`\\]')
+
+
+@dataclass
+class Subject:
+    """A subject term of a record: a thesaurus URI, a literal label, or both."""
+
+    uri: str | None = None
+    label: str | None = None
+    lang: str | None = None
+    field: str | None = None  # the source field it came from, e.g. "REPR"
+
+
+@dataclass
+class ImageRef:
+    """A reference to one image of a record (fetched later by the image stage)."""
+
+    url: str
+    iiif_service: str | None = None
+    is_main: bool = False
+
+
+@dataclass
+class Record:
+    """A harvested record, normalised across sources; `raw` keeps the source's own payload."""
+
+    source_id: str
+    title: str | None = None
+    creators: list[str] = field(default_factory=list)
+    date: str | None = None  # as the source writes it
+    date_start: int | None = None  # years, when the date could be read as such
+    date_end: int | None = None
+    institution: str | None = None
+    rights: str | None = None
+    landing_page: str | None = None
+    images: list[ImageRef] = field(default_factory=list)
+    subjects: list[Subject] = field(default_factory=list)
+    raw: Any = None
+    iri: str | None = None
+    modified: str | None = None  # the source's own last-modified stamp, where it has one
+
+    def validate(self) -> None:
+        """Raise `RecordError` saying what is wrong when the record cannot be stored as it is."""
+        if not isinstance(self.source_id, str) or not self.source_id.strip():
+            raise RecordError(f"record has no identifier (source_id={self.source_id!r})")
+        if self.iri is not None:
+            check_iri(self.iri, "iri")
+        if self.landing_page:
+            check_iri(self.landing_page, "landing_page")
+        if not isinstance(self.creators, list) or not all(isinstance(c, str) for c in self.creators):
+            raise RecordError(f"creators must be a list of strings, not {self.creators!r}")
+        for name in ("date_start", "date_end"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise RecordError(f"{name} must be a year (an integer), not {value!r}")
+        for image in self.images:
+            check_iri(image.url, "image url")
+            if image.iiif_service:
+                check_iri(image.iiif_service, "IIIF service")
+        for subject in self.subjects:
+            if not subject.uri and not (subject.label and subject.label.strip()):
+                raise RecordError("a subject term has neither a URI nor a label")
+            if subject.uri:
+                check_iri(subject.uri, "subject URI")
+        try:
+            json.dumps(self.raw, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise RecordError(f"raw payload cannot be stored as JSON: {exc}") from None
+
+    def content_hash(self) -> str:
+        """SHA-256 of everything the record says, so that an unchanged record is recognised."""
+        payload = asdict(self)
+        payload.pop("iri", None)  # derived from the identifier; changing the base is not a change
+        data = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+    @property
+    def main_image(self) -> ImageRef | None:
+        for image in self.images:
+            if image.is_main:
+                return image
+        return self.images[0] if self.images else None
+
+
+def check_iri(value: Any, what: str) -> None:
+    """Raise `RecordError` unless `value` is an absolute IRI an RDF store will accept."""
+    if not isinstance(value, str) or not value:
+        raise RecordError(f"{what} is not a string: {value!r}")
+    if _BAD_IRI_CHARS.search(value):
+        raise RecordError(f"{what} {value!r} contains characters not allowed in an IRI")
+    if not urlsplit(value).scheme:
+        raise RecordError(f"{what} {value!r} is not an absolute IRI (no scheme)")
+
+
+def mint_iri(base_iri: str, source: str, source_id: str) -> str:
+    """A stable IRI for a record whose source gives none: base + record/SOURCE/ID, quoted."""
+    return f"{base_iri}record/{quote(source, safe='')}/{quote(source_id, safe='')}"

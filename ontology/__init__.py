@@ -1,0 +1,1 @@
+"""The ml: vocabulary, SHACL shapes, mapping files and SPARQL queries, as package data."""

@@ -17,7 +17,7 @@ class MonaliaError(click.ClickException):
     def format_message(self) -> str:
         return self.message
 
-    def show(self, file=None) -> None:  # noqa: D102 - click's signature
+    def show(self, file=None) -> None:
         click.echo(f"Error: {self.format_message()}", err=True, file=file)
 
 

@@ -89,4 +89,3 @@ def all_hookspec_names() -> list[str]:
         for name, value in globals().items()
         if callable(value) and hasattr(value, "monalia_spec")
     )
-

@@ -54,7 +54,9 @@ class Plugin:
     description: ClassVar[str] = ""
     Settings: ClassVar[type[PluginSettings]] = PluginSettings
 
-    def __init__(self, settings: PluginSettings | None = None, context: PluginContext | None = None):
+    def __init__(
+        self, settings: PluginSettings | None = None, context: PluginContext | None = None
+    ):
         self.settings = settings if settings is not None else self.Settings()
         self.context = context or PluginContext(instance=self.name)
 

@@ -65,7 +65,9 @@ class MonaliaPluginManager(pluggy.PluginManager):
         self.origins: dict[int, PluginOrigin] = {}
         self.broken: list[BrokenPlugin] = []
 
-    def register_plugin(self, plugin: Any, name: str | None = None, origin: PluginOrigin | None = None):
+    def register_plugin(
+        self, plugin: Any, name: str | None = None, origin: PluginOrigin | None = None
+    ):
         """Register a plugin module or object, remembering its origin for `monalia plugins`."""
         registered = self.register(plugin, name=name)
         if origin is not None:
@@ -81,12 +83,16 @@ class MonaliaPluginManager(pluggy.PluginManager):
                     continue
                 if self.get_plugin(ep.name) is not None or self.is_blocked(ep.name):
                     continue  # the same distribution seen twice on sys.path
-                origin = PluginOrigin(dist.metadata["Name"], dist.version, f"{ep.name} = {ep.value}")
+                origin = PluginOrigin(
+                    dist.metadata["Name"], dist.version, f"{ep.name} = {ep.value}"
+                )
                 try:
                     plugin = ep.load()
                     self.register_plugin(plugin, name=ep.name, origin=origin)
                 except Exception as exc:  # a broken third-party plugin must not hide the others
-                    self.broken.append(BrokenPlugin(ep.name, origin, f"{type(exc).__name__}: {exc}"))
+                    self.broken.append(
+                        BrokenPlugin(ep.name, origin, f"{type(exc).__name__}: {exc}")
+                    )
                     continue
                 loaded += 1
         return loaded

@@ -61,7 +61,9 @@ class Record:
             check_iri(self.iri, "iri")
         if self.landing_page:
             check_iri(self.landing_page, "landing_page")
-        if not isinstance(self.creators, list) or not all(isinstance(c, str) for c in self.creators):
+        if not isinstance(self.creators, list) or not all(
+            isinstance(c, str) for c in self.creators
+        ):
             raise RecordError(f"creators must be a list of strings, not {self.creators!r}")
         for name in ("date_start", "date_end"):
             value = getattr(self, name)

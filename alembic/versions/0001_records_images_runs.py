@@ -81,7 +81,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["first_run_id"], ["runs.id"], name=op.f("fk_records_first_run_id_runs")
         ),
-        sa.ForeignKeyConstraint(["last_run_id"], ["runs.id"], name=op.f("fk_records_last_run_id_runs")),
+        sa.ForeignKeyConstraint(
+            ["last_run_id"], ["runs.id"], name=op.f("fk_records_last_run_id_runs")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_records")),
         sa.UniqueConstraint("iri", name=op.f("uq_records_iri")),
         sa.UniqueConstraint("source", "source_id", name="uq_records_source_source_id"),
@@ -125,7 +127,10 @@ def upgrade() -> None:
         sa.Column("fetched_at", sa.DateTime(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["record_id"], ["records.id"], name=op.f("fk_images_record_id_records"), ondelete="CASCADE"
+            ["record_id"],
+            ["records.id"],
+            name=op.f("fk_images_record_id_records"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_images")),
         sa.UniqueConstraint("record_id", "url", name="uq_images_record_id_url"),

@@ -48,7 +48,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["image_id"], ["images.id"], name=op.f("fk_dataset_members_image_id_images"), ondelete="CASCADE"
+            ["image_id"],
+            ["images.id"],
+            name=op.f("fk_dataset_members_image_id_images"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["record_id"],
@@ -95,10 +98,16 @@ def upgrade() -> None:
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("scored_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["image_id"], ["images.id"], name=op.f("fk_predictions_image_id_images"), ondelete="CASCADE"
+            ["image_id"],
+            ["images.id"],
+            name=op.f("fk_predictions_image_id_images"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["model_id"], ["models.id"], name=op.f("fk_predictions_model_id_models"), ondelete="CASCADE"
+            ["model_id"],
+            ["models.id"],
+            name=op.f("fk_predictions_model_id_models"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["record_id"],
@@ -110,9 +119,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_predictions")),
         sa.UniqueConstraint("model_id", "image_id", "class_uri", name="uq_predictions_key"),
     )
-    op.create_index(
-        "ix_predictions_class_score", "predictions", ["model_id", "class_uri", "score"]
-    )
+    op.create_index("ix_predictions_class_score", "predictions", ["model_id", "class_uri", "score"])
     op.create_index(op.f("ix_predictions_record_id"), "predictions", ["record_id"])
 
 

@@ -125,7 +125,9 @@ class Catalog:
         if status.empty:
             return f"{where} does not exist yet (run `monalia db upgrade` to create it)"
         if status.current is None:
-            return f"{where} holds tables but no monalia schema revision: it is not a monalia catalog"
+            return (
+                f"{where} holds tables but no monalia schema revision: it is not a monalia catalog"
+            )
         if not status.known:
             from monalia import __version__
 

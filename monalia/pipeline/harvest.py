@@ -1,0 +1,304 @@
+"""The harvest stage: a source's records into the catalog, incrementally and resumably.
+
+Records are committed in batches; each batch is committed together with the source's checkpoint
+(where to resume) and the run's counts, so a run killed at any moment resumes without a gap or a
+duplicate. A record whose content hash is unchanged is only marked as seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from monalia.catalog import Catalog
+from monalia.catalog.models import ImageRow, RecordRow, SourceStateRow, SubjectRow, utcnow
+from monalia.config import PluginInstance
+from monalia.errors import RecordError
+from monalia.pipeline.runs import DONE, RunInfo, RunTracker, status_for_exception
+from monalia.progress import Progress
+from monalia.records import Record
+from monalia.source import ItemOutcome, Source, SourceState
+
+NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
+
+
+@dataclass
+class HarvestOptions:
+    """What the user asked of this harvest run."""
+
+    limit: int | None = None  # stop after this many records
+    since: str | None = None  # read only what changed after this (where the source can)
+    restart: bool = False  # ignore the checkpoint and bookmark: read everything again
+
+
+def load_state(catalog: Catalog, instance: str) -> SourceState:
+    with catalog.session() as session:
+        row = session.get(SourceStateRow, instance)
+        if row is None:
+            return SourceState()
+        return SourceState(checkpoint=row.checkpoint, bookmark=row.bookmark)
+
+
+def harvest(
+    catalog: Catalog,
+    configured: PluginInstance,
+    hooks=None,
+    options: HarvestOptions | None = None,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Harvest one configured source into the catalog; return the finished run."""
+    options = options or HarvestOptions()
+    source: Source = configured.create()
+    state = load_state(catalog, configured.instance)
+    if options.restart:
+        state = SourceState()
+    state.since = options.since
+    settings: dict[str, Any] = {
+        "settings": source.describe_settings(),
+        "limit": options.limit,
+        "since": options.since,
+        "restart": options.restart,
+        "resumed_from": state.checkpoint,
+        "bookmark": state.bookmark,
+    }
+    tracker = RunTracker(
+        catalog, "harvest", configured.info.name, configured.instance, settings, hooks
+    ).start()
+    store = RecordStore(configured.instance, tracker, hooks)
+    progress = progress or Progress(f"harvest {configured.instance}", unit="records", enabled=False)
+    prepare = None
+    if hooks is not None:
+
+        def prepare(record: Record) -> None:
+            hooks.prepare_record(record=record, source=source)
+
+    limited = False
+    greatest: Any = None
+    try:
+        source.open()
+        try:
+            progress.set_total(source.estimate_total(state))
+            batch: list[ItemOutcome] = []
+            batch_records = 0
+            checkpoint = state.checkpoint
+            taken = 0
+            for outcome in source.harvest(state, prepare):
+                batch.append(outcome)
+                size = len(outcome.records) or 1
+                batch_records += size
+                taken += size
+                if source.replication_key:
+                    for record in outcome.records:
+                        value = getattr(record, source.replication_key, None)
+                        if value is not None and (greatest is None or value > greatest):
+                            greatest = value
+                if batch_records >= source.batch_size:
+                    checkpoint = store.commit(catalog, batch, configured.info.name)
+                    progress.advance(batch_records)
+                    batch, batch_records = [], 0
+                if options.limit is not None and taken >= options.limit:
+                    limited = True
+                    break
+            if batch:
+                checkpoint = store.commit(catalog, batch, configured.info.name)
+                progress.advance(batch_records)
+        finally:
+            source.close()
+        # A complete run clears the checkpoint, so the next run reads the source again (to find
+        # changes); a run stopped by --limit keeps it, so the next run goes on from there.
+        with catalog.session() as session:
+            row = _state_row(session, configured.instance, configured.info.name)
+            if not limited:
+                row.checkpoint = None
+                if source.replication_key and greatest is not None:
+                    row.bookmark = greatest
+            else:
+                row.checkpoint = checkpoint
+            row.updated_at = utcnow()
+            row.last_run_id = tracker.id
+    except BaseException as exc:
+        message = str(exc) or type(exc).__name__
+        if hasattr(exc, "format_message"):
+            message = exc.format_message()
+        tracker.finish(status_for_exception(exc), message)
+        raise
+    finally:
+        progress.close()
+    message = (
+        f"stopped at --limit {options.limit}; the next run goes on from there" if limited else None
+    )
+    return tracker.finish(DONE, message)
+
+
+def _state_row(session: Session, instance: str, plugin: str) -> SourceStateRow:
+    row = session.get(SourceStateRow, instance)
+    if row is None:
+        row = SourceStateRow(source=instance, plugin=plugin, updated_at=utcnow())
+        session.add(row)
+    return row
+
+
+class RecordStore:
+    """Writes batches of harvested records of one source instance into the catalog."""
+
+    def __init__(self, source: str, tracker: RunTracker, hooks=None):
+        self.source = source
+        self.tracker = tracker
+        self.hooks = hooks
+
+    def commit(self, catalog: Catalog, batch: list[ItemOutcome], plugin: str) -> Any:
+        """Store a batch with the checkpoint of its last item in one transaction; return it."""
+        checkpoint = batch[-1].item.checkpoint
+        changes: list[tuple[Record, str]] = []
+        with catalog.session() as session:
+            now = utcnow()
+            records: dict[str, Record] = {}
+            for outcome in batch:
+                self.tracker.add(seen=len(outcome.records) or 1)
+                if outcome.error is not None:
+                    self.tracker.fail_item(outcome.item.key, outcome.error)
+                    continue
+                for record in outcome.records:
+                    if record.source_id in records:
+                        # the same record twice in one batch: store what came last
+                        self.tracker.add(seen=-1)
+                    records[record.source_id] = record
+            changes = self._write(session, list(records.values()), now)
+            row = _state_row(session, self.source, plugin)
+            row.checkpoint = checkpoint
+            row.updated_at = now
+            row.last_run_id = self.tracker.id
+            self.tracker.flush(session)
+        if self.hooks is not None:
+            for record, change in changes:
+                self.hooks.record_harvested(record=record, change=change, run=self.tracker.info)
+        return checkpoint
+
+    def _write(
+        self, session: Session, records: list[Record], now: datetime
+    ) -> list[tuple[Record, str]]:
+        if not records:
+            return []
+        existing = {
+            source_id: (row_id, content_hash)
+            for row_id, source_id, content_hash in session.execute(
+                select(RecordRow.id, RecordRow.source_id, RecordRow.content_hash).where(
+                    RecordRow.source == self.source,
+                    RecordRow.source_id.in_([r.source_id for r in records]),
+                )
+            )
+        }
+        records = self._reject_iri_clashes(session, records)
+        changes: list[tuple[Record, str]] = []
+        unchanged_ids: list[int] = []
+        changed: dict[int, tuple[Record, str]] = {}
+        for record in records:
+            content_hash = record.content_hash()
+            known = existing.get(record.source_id)
+            if known is None:
+                row = RecordRow(source=self.source, first_seen=now, first_run_id=self.tracker.id)
+                _fill(row, record, content_hash, now, self.tracker.id)
+                row.subjects = _subject_rows(record)
+                row.images = _image_rows(record, {})
+                session.add(row)
+                changes.append((record, NEW))
+            elif known[1] == content_hash:
+                unchanged_ids.append(known[0])
+                changes.append((record, UNCHANGED))
+            else:
+                changed[known[0]] = (record, content_hash)
+                changes.append((record, CHANGED))
+        if changed:
+            rows = session.scalars(
+                select(RecordRow)
+                .where(RecordRow.id.in_(list(changed)))
+                .options(selectinload(RecordRow.subjects), selectinload(RecordRow.images))
+            )
+            for row in rows:
+                record, content_hash = changed[row.id]
+                _fill(row, record, content_hash, now, self.tracker.id)
+                row.subjects = _subject_rows(record)
+                row.images = _image_rows(record, {image.url: image for image in row.images})
+        if unchanged_ids:
+            session.execute(
+                update(RecordRow)
+                .where(RecordRow.id.in_(unchanged_ids))
+                .values(last_seen=now, last_run_id=self.tracker.id)
+            )
+        session.flush()
+        for _, change in changes:
+            self.tracker.add(**{change: 1})
+        return changes
+
+    def _reject_iri_clashes(self, session: Session, records: list[Record]) -> list[Record]:
+        """Leave out (and report) records whose IRI another record already has."""
+        owners = {
+            iri: (source, source_id)
+            for iri, source, source_id in session.execute(
+                select(RecordRow.iri, RecordRow.source, RecordRow.source_id).where(
+                    RecordRow.iri.in_([r.iri for r in records])
+                )
+            )
+        }
+        kept: list[Record] = []
+        for record in records:
+            owner = owners.get(record.iri)
+            if owner is not None and owner != (self.source, record.source_id):
+                self.tracker.fail_item(
+                    record.source_id,
+                    str(
+                        RecordError(
+                            f"IRI {record.iri} already belongs to record {owner[1]} of "
+                            f"source {owner[0]}"
+                        )
+                    ),
+                )
+                continue
+            owners[record.iri] = (self.source, record.source_id)
+            kept.append(record)
+        return kept
+
+
+def _fill(row: RecordRow, record: Record, content_hash: str, now: datetime, run_id: int) -> None:
+    row.source_id = record.source_id
+    row.iri = record.iri
+    row.title = record.title
+    row.creators = list(record.creators)
+    row.date = record.date
+    row.date_start = record.date_start
+    row.date_end = record.date_end
+    row.institution = record.institution
+    row.rights = record.rights
+    row.landing_page = record.landing_page
+    row.modified = record.modified
+    row.raw = record.raw
+    row.content_hash = content_hash
+    row.last_seen = now
+    row.last_run_id = run_id
+
+
+def _subject_rows(record: Record) -> list[SubjectRow]:
+    return [
+        SubjectRow(position=i, uri=s.uri, label=s.label, lang=s.lang, field=s.field)
+        for i, s in enumerate(record.subjects)
+    ]
+
+
+def _image_rows(record: Record, known: dict[str, ImageRow]) -> list[ImageRow]:
+    """Image rows for the record, keeping what was already fetched for URLs it still has."""
+    rows: list[ImageRow] = []
+    seen: set[str] = set()
+    for position, image in enumerate(record.images):
+        if image.url in seen:
+            continue
+        seen.add(image.url)
+        row = known.get(image.url) or ImageRow(url=image.url, status="pending")
+        row.position = position
+        row.iiif_service = image.iiif_service
+        row.is_main = image.is_main
+        rows.append(row)
+    return rows

@@ -1,0 +1,74 @@
+"""Base class of sink plugins: where monalia's RDF output goes (files, triple stores, databases).
+
+The framework hands a sink one named graph at a time as a stream of triples and owns the
+chunking; a sink writes chunks and says what "replace this graph" means for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import ClassVar
+
+from monalia.plugin import Plugin
+from monalia.rdf import Triple
+
+
+class Sink(Plugin):
+    """Base of every sink plugin. Subclasses implement `write_chunk`, and usually `begin`/`end`."""
+
+    kind: ClassVar[str] = "sink"
+    chunk_size: ClassVar[int] = 10_000
+
+    # -- what a plugin writes ---------------------------------------------------------------
+
+    def open(self) -> None:
+        """Prepare for a publishing session (open a file, a connection)."""
+
+    def begin_graph(self, graph: str) -> None:
+        """A named graph starts; its earlier content is to be replaced by what follows."""
+
+    def write_chunk(self, graph: str, triples: list[Triple]) -> None:
+        """Write one chunk of triples of `graph`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement write_chunk()")
+
+    def end_graph(self, graph: str) -> None:
+        """The graph is complete."""
+
+    def close(self, ok: bool) -> None:
+        """End the session; `ok` is False when publishing failed and partial output should go."""
+
+    def location(self) -> str:
+        """Where the output goes, for messages (a path, an endpoint without credentials)."""
+        return self.context.instance
+
+    # -- what the framework calls -----------------------------------------------------------
+
+    def publish(
+        self, graphs: Iterable[tuple[str, Iterable[Triple]]], progress=None
+    ) -> dict[str, int]:
+        """Write each (graph IRI, triples) pair, replacing the graph; return triples per graph."""
+        written: dict[str, int] = {}
+        self.open()
+        ok = False
+        try:
+            for graph, triples in graphs:
+                self.begin_graph(graph)
+                count = 0
+                for chunk in _chunks(triples, self.chunk_size):
+                    self.write_chunk(graph, chunk)
+                    count += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+                self.end_graph(graph)
+                written[graph] = count
+            ok = True
+        finally:
+            self.close(ok)
+        return written
+
+
+def _chunks(triples: Iterable[Triple], size: int) -> Iterator[list[Triple]]:
+    iterator = iter(triples)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

@@ -1,0 +1,298 @@
+"""Source: records from a local RDF file (Turtle, N-Triples, RDF/XML, JSON-LD, TriG, N-Quads).
+
+Every resource of one of the configured types is a record, named by its own IRI. Which
+predicates give the title, creators, date, images and subjects is configurable; the defaults
+read Dublin Core, schema.org, Europeana EDM and the JocondeLab vocabulary. The file is parsed
+whole with rdflib, so this source suits files of up to a few hundred thousand triples; larger
+collections belong in a SPARQL store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from monalia import hookimpl, mapping
+from monalia.errors import RecordError, SourceUnavailable
+from monalia.plugin import PluginSettings
+from monalia.rdf import DCTERMS, EDM, FOAF, JCL, SCHEMA
+from monalia.records import ImageRef, Record, Subject
+from monalia.source import RawItem, Source, SourceState
+
+DC = "http://purl.org/dc/elements/1.1/"
+CRM = "http://www.cidoc-crm.org/cidoc-crm/"
+
+FORMATS = {
+    ".ttl": "turtle",
+    ".turtle": "turtle",
+    ".nt": "nt",
+    ".ntriples": "nt",
+    ".n3": "n3",
+    ".rdf": "xml",
+    ".xml": "xml",
+    ".owl": "xml",
+    ".jsonld": "json-ld",
+    ".json": "json-ld",
+    ".trig": "trig",
+    ".nq": "nquads",
+}
+
+
+class RdfFileSettings(PluginSettings):
+    path: str
+    format: str | None = None  # rdflib format name; guessed from the file name when unset
+    types: list[str] = Field(
+        default_factory=lambda: [
+            JCL + "Notice",
+            SCHEMA + "VisualArtwork",
+            EDM + "ProvidedCHO",
+            CRM + "E22_Man-Made_Object",
+        ]
+    )
+    identifier: list[str] = Field(
+        default_factory=lambda: [
+            JCL + "noticeRef",
+            DCTERMS + "identifier",
+            DC + "identifier",
+            SCHEMA + "identifier",
+        ]
+    )
+    title: list[str] = Field(
+        default_factory=lambda: [
+            JCL + "noticeTitr",
+            DCTERMS + "title",
+            DC + "title",
+            SCHEMA + "name",
+        ]
+    )
+    creator: list[str] = Field(
+        default_factory=lambda: [
+            JCL + "noticeAutr",
+            DCTERMS + "creator",
+            DC + "creator",
+            SCHEMA + "creator",
+        ]
+    )
+    date: list[str] = Field(
+        default_factory=lambda: [
+            JCL + "noticeMillcrea",
+            DCTERMS + "date",
+            DC + "date",
+            DCTERMS + "created",
+            SCHEMA + "dateCreated",
+        ]
+    )
+    institution: list[str] = Field(
+        default_factory=lambda: [
+            JCL + "noticeLoca",
+            EDM + "dataProvider",
+            SCHEMA + "holdingArchive",
+        ]
+    )
+    rights: list[str] = Field(
+        default_factory=lambda: [
+            DCTERMS + "rights",
+            DC + "rights",
+            EDM + "rights",
+            SCHEMA + "license",
+        ]
+    )
+    landing_page: list[str] = Field(
+        default_factory=lambda: [FOAF + "page", EDM + "isShownAt", SCHEMA + "url"]
+    )
+    image: list[str] = Field(
+        default_factory=lambda: [SCHEMA + "image", EDM + "isShownBy", FOAF + "depiction"]
+    )
+    subject: list[str] = Field(
+        default_factory=lambda: [
+            JCL + "noticeReprTerm",
+            DCTERMS + "subject",
+            DC + "subject",
+            SCHEMA + "about",
+        ]
+    )
+    subject_text: list[str] = Field(default_factory=lambda: [JCL + "noticeRepr"])
+    language: str | None = None  # preferred language of titles; others are used when it is missing
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+class RdfFileSource(Source):
+    """Records from a local RDF file (Turtle, N-Triples, RDF/XML, JSON-LD, ...)."""
+
+    name = "rdf-file"
+    Settings = RdfFileSettings
+
+    def open(self) -> None:
+        import rdflib
+
+        path = self.context.path(self.settings.path)
+        if not path.is_file():
+            raise SourceUnavailable(f"{self.context.instance}: no such file {path}")
+        fmt = self.settings.format or FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise SourceUnavailable(
+                f"{self.context.instance}: cannot tell the RDF format of {path.name}; set format"
+            )
+        graph = rdflib.Dataset(default_union=True) if fmt in ("trig", "nquads") else rdflib.Graph()
+        try:
+            graph.parse(path, format=fmt)
+        except Exception as exc:  # rdflib raises many parser-specific types
+            raise SourceUnavailable(
+                f"{self.context.instance}: {path} is not valid {fmt}: {exc}"
+            ) from None
+        self.graph = graph
+        self.fingerprint = _fingerprint(path)
+        rdf_type = rdflib.RDF.type
+        found = set()
+        for type_iri in self.settings.types:
+            found.update(
+                s
+                for s in graph.subjects(rdf_type, rdflib.URIRef(type_iri))
+                if isinstance(s, rdflib.URIRef)
+            )
+        self.subjects_in_order = sorted(str(s) for s in found)  # a stable order to resume in
+
+    def _first_index(self, state: SourceState) -> int:
+        checkpoint = state.checkpoint or {}
+        if checkpoint.get("file") == self.fingerprint:
+            return checkpoint["index"]
+        return 0
+
+    def estimate_total(self, state: SourceState) -> int | None:
+        return len(self.subjects_in_order) - self._first_index(state)
+
+    def items(self, state: SourceState) -> Iterator[RawItem]:
+        start = self._first_index(state)
+        for index in range(start, len(self.subjects_in_order)):
+            iri = self.subjects_in_order[index]
+            yield RawItem(
+                key=iri, payload=iri, checkpoint={"file": self.fingerprint, "index": index + 1}
+            )
+
+    def close(self) -> None:
+        self.graph = None
+
+    # -- parsing ----------------------------------------------------------------------------
+
+    def _values(self, node: Any, predicates: list[str]) -> list[Any]:
+        import rdflib
+
+        out: list[Any] = []
+        for predicate in predicates:
+            out.extend(self.graph.objects(node, rdflib.URIRef(predicate)))
+        return out
+
+    def _literal_texts(self, node: Any, predicates: list[str]) -> list[str]:
+        import rdflib
+
+        values = [v for v in self._values(node, predicates) if isinstance(v, rdflib.Literal)]
+        preferred = [v for v in values if v.language == self.settings.language]
+        ordered = preferred + [v for v in values if v not in preferred]
+        return [str(v).strip() for v in ordered if str(v).strip()]
+
+    def _first_text(self, node: Any, predicates: list[str]) -> str | None:
+        found = self._literal_texts(node, predicates)
+        return found[0] if found else None
+
+    def parse(self, item: RawItem) -> Record:
+        import rdflib
+
+        node = rdflib.URIRef(item.payload)
+        identifier = self._first_text(node, self.settings.identifier) or item.payload
+        date = self._first_text(node, self.settings.date)
+        start, end = mapping.years_of(date)
+        rights_values = self._values(node, self.settings.rights)
+        landing = [
+            str(v)
+            for v in self._values(node, self.settings.landing_page)
+            if isinstance(v, rdflib.URIRef)
+        ]
+        return Record(
+            source_id=identifier,
+            iri=item.payload,
+            title=self._first_text(node, self.settings.title),
+            creators=self._literal_texts(node, self.settings.creator),
+            date=date,
+            date_start=start,
+            date_end=end,
+            institution=self._first_text(node, self.settings.institution),
+            rights=str(rights_values[0]).strip() if rights_values else None,
+            landing_page=landing[0] if landing else None,
+            images=self._images(node),
+            subjects=self._subjects(node),
+            raw=self._raw(node),
+        )
+
+    def _images(self, node: Any) -> list[ImageRef]:
+        import rdflib
+
+        images: list[ImageRef] = []
+        for value in self._values(node, self.settings.image):
+            if isinstance(value, rdflib.URIRef):
+                images.append(ImageRef(url=str(value)))
+        # JocondeLab: jcl:noticeImage -> a node with the URL and whether it is the main image
+        for image_node in self._values(node, [JCL + "noticeImage"]):
+            urls = self._values(image_node, [JCL + "noticeImageUrl"])
+            if not urls:
+                continue
+            main = [str(v).lower() for v in self._values(image_node, [JCL + "noticeImageIsMain"])]
+            images.append(ImageRef(url=str(urls[0]).strip(), is_main="true" in main or "1" in main))
+        images.sort(key=lambda image: (not image.is_main, image.url))
+        if images and not any(image.is_main for image in images):
+            images[0].is_main = True
+        return images
+
+    def _subjects(self, node: Any) -> list[Subject]:
+        import rdflib
+
+        subjects: list[Subject] = []
+        for value in self._values(node, self.settings.subject):
+            if isinstance(value, rdflib.URIRef):
+                subjects.append(Subject(uri=str(value), field="subject"))
+            elif isinstance(value, rdflib.Literal) and str(value).strip():
+                subjects.append(
+                    Subject(label=str(value).strip(), lang=value.language, field="subject")
+                )
+        for value in self._values(node, self.settings.subject_text):
+            if isinstance(value, rdflib.Literal) and str(value).strip():
+                subjects.append(
+                    Subject(label=str(value).strip(), lang=value.language, field="subject_text")
+                )
+        subjects.sort(key=lambda s: (s.field or "", s.uri or "", s.label or ""))
+        return subjects
+
+    def _raw(self, node: Any) -> list[str]:
+        """The resource's own triples as sorted N-Triples-like lines; blank nodes are written
+        inline as ``[ p o ; ... ]`` so that the payload (and its hash) is the same every parse."""
+        lines = sorted(
+            f"{node.n3()} {p.n3()} {self._object_text(o, 0)} ."
+            for _, p, o in self.graph.triples((node, None, None))
+        )
+        if not lines:
+            raise RecordError("the resource has no triples")
+        return lines
+
+    def _object_text(self, value: Any, depth: int) -> str:
+        import rdflib
+
+        if not isinstance(value, rdflib.BNode):
+            return value.n3()
+        if depth >= 4:  # blank-node cycles are legal RDF; stop somewhere
+            return "[]"
+        inner = sorted(
+            f"{p.n3()} {self._object_text(o, depth + 1)}"
+            for _, p, o in self.graph.triples((value, None, None))
+        )
+        return "[ " + " ; ".join(inner) + " ]"
+
+
+@hookimpl
+def register_sources():
+    return [RdfFileSource]

@@ -32,13 +32,13 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from monalia.errors import RecordError
-    from monalia.labeler import Labeler
-    from monalia.plugin import Plugin
-    from monalia.records import ImageRef, Record, Subject
-    from monalia.sink import Sink
-    from monalia.source import RawItem, Source, SourceState
-    from monalia.trainer import Trainer
+    from monalia.errors import RecordError  # noqa: F401
+    from monalia.labeler import Labeler  # noqa: F401
+    from monalia.plugin import Plugin  # noqa: F401
+    from monalia.records import ImageRef, Record, Subject  # noqa: F401
+    from monalia.sink import Sink  # noqa: F401
+    from monalia.source import RawItem, Source, SourceState  # noqa: F401
+    from monalia.trainer import Trainer  # noqa: F401
 
 __all__ = ["__version__", "hookimpl", *_LAZY]
 

@@ -19,7 +19,7 @@ def text(value: Any, what: str) -> str | None:
     if isinstance(value, list):
         values = [v for v in value if v not in (None, "")]
         return text(values[0], what) if values else None
-    if isinstance(value, bool) or isinstance(value, dict):
+    if isinstance(value, bool | dict):
         raise RecordError(f"{what} must be text, not {type(value).__name__}")
     value = str(value).strip()
     return value or None

@@ -63,7 +63,7 @@ class TurtleSink(Sink):
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{target.name}.partial")
             if target.suffix == ".gz":
-                handle: IO[str] = gzip.open(partial, "wt", encoding="utf-8")
+                handle: IO[str] = gzip.open(partial, "wt", encoding="utf-8")  # noqa: SIM115
             else:
                 handle = open(partial, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
             writer = (

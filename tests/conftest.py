@@ -1,0 +1,141 @@
+"""Fixtures shared by the tests: catalogs on SQLite and PostgreSQL, project folders, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+POSTGRES_URL = os.environ.get(
+    "MONALIA_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_unreachable() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it can."""
+    try:
+        import psycopg  # noqa: F401
+        from sqlalchemy import create_engine, text
+    except ImportError as exc:
+        return f"no PostgreSQL driver: {exc}"
+    try:
+        engine = create_engine(POSTGRES_URL)
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable: {str(exc).splitlines()[0]}"
+    return None
+
+
+_PG_REASON: list[str | None] = []
+
+
+def postgres_reason() -> str | None:
+    if not _PG_REASON:
+        _PG_REASON.append(_postgres_unreachable())
+    return _PG_REASON[0]
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL URL whose tables live in a fresh schema, dropped afterwards."""
+    reason = postgres_reason()
+    if reason:
+        pytest.skip(reason)
+    from sqlalchemy import create_engine, text
+
+    schema = f"monalia_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def catalog_url(request, tmp_path):
+    """A catalog URL for a new, empty catalog: on SQLite, and on PostgreSQL where reachable."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip(f"the shared fixtures are not beside the project ({SHARED_FIXTURES} is absent)")
+    return SHARED_FIXTURES
+
+
+def write_jsonl(path: Path, records: list[dict | str]) -> Path:
+    """Write records (dicts, or raw lines for malformed input) as JSON Lines."""
+    with path.open("w", encoding="utf-8") as out:
+        for record in records:
+            out.write(record if isinstance(record, str) else json.dumps(record, ensure_ascii=False))
+            out.write("\n")
+    return path
+
+
+def sample_records(count: int, start: int = 0) -> list[dict]:
+    return [
+        {
+            "id": f"obj-{i:06d}",
+            "title": f"Objet {i}",
+            "creators": [f"Artiste {i % 7}"],
+            "date": f"vers {1500 + i % 400}",
+            "institution": "Musée d'essai",
+            "images": [f"https://images.example.org/{i}.jpg"],
+            "subjects": ["cheval", "http://data.culture.fr/thesaurus/resource/ark:/67717/T523-2037"]
+            if i % 2
+            else ["arbre"],
+        }
+        for i in range(start, start + count)
+    ]
+
+
+@pytest.fixture
+def project(tmp_path, catalog_url):
+    """A project folder with a JSON Lines source and a Turtle sink; returns its folder."""
+    write_jsonl(tmp_path / "records.jsonl", sample_records(20))
+    (tmp_path / "monalia.toml").write_text(
+        f"""
+[project]
+name = "test"
+catalog = "{catalog_url}"
+base_iri = "https://data.example.org/t/"
+
+[sources.local]
+plugin = "jsonl"
+path = "records.jsonl"
+
+[sinks.files]
+plugin = "turtle"
+path = "out/{{graph}}.ttl"
+""",
+        encoding="utf-8",
+    )
+    return tmp_path
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """Run the CLI in-process: cli("harvest", project=folder) -> click Result."""
+    from monalia.cli import cli as command
+
+    monkeypatch.delenv("MONALIA_CATALOG", raising=False)
+    monkeypatch.delenv("MONALIA_PROJECT", raising=False)
+
+    def run(*args: str, project: Path | None = None):
+        prefix = ["--project", str(project), "-q"] if project else ["-q"]
+        return CliRunner().invoke(command, [*prefix, *args], catch_exceptions=False)
+
+    return run

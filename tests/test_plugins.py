@@ -1,0 +1,203 @@
+"""Plugins: discovery through entry points, a third-party package built and installed, hooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from monalia import hookimpl, hookspecs
+from monalia.errors import PluginError
+from monalia.plugins import PluginRegistry, get_plugin_manager
+from monalia.source import Source
+
+REPO = Path(__file__).resolve().parent.parent
+
+THIRD_PARTY_PLUGIN = '''
+"""A museum's own source, shipped in its own package."""
+
+from monalia import Record, RawItem, Source, hookimpl
+from monalia.plugin import PluginSettings
+
+
+class Settings(PluginSettings):
+    count: int = 3
+
+
+class TinyMuseumSource(Source):
+    """Objects of the Tiny Museum."""
+
+    name = "tiny-museum"
+    Settings = Settings
+
+    def items(self, state):
+        for i in range(self.settings.count):
+            yield RawItem(key=str(i), payload={"n": i}, checkpoint=i)
+
+    def parse(self, item):
+        n = item.payload["n"]
+        return Record(source_id=f"tiny-{n}", title=f"Tiny object {n}", raw=item.payload)
+
+
+@hookimpl
+def register_sources():
+    return [TinyMuseumSource]
+'''
+
+
+@pytest.fixture(scope="module")
+def third_party_site(tmp_path_factory):
+    """A real distribution with an entry point, built in a temp dir and installed into a folder."""
+    root = tmp_path_factory.mktemp("tiny")
+    package = root / "src"
+    (package / "tiny_museum_monalia").mkdir(parents=True)
+    (package / "tiny_museum_monalia" / "__init__.py").write_text(THIRD_PARTY_PLUGIN)
+    (package / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """
+            [build-system]
+            requires = ["setuptools>=64"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "tiny-museum-monalia"
+            version = "1.2.3"
+
+            [project.entry-points.monalia]
+            tiny-museum = "tiny_museum_monalia"
+            """
+        )
+    )
+    site = root / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(package),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return site
+
+
+def run_monalia(*args: str, cwd: Path, site: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    return subprocess.run(
+        [sys.executable, "-m", "monalia.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_built_ins_come_from_monalias_own_entry_points():
+    registry = PluginRegistry(get_plugin_manager())
+    names = {(p.kind, p.name): p.origin.package for p in registry.all()}
+    assert names[("source", "jsonl")] == "monalia"
+    assert names[("source", "rdf-file")] == "monalia"
+    assert names[("sink", "turtle")] == "monalia"
+
+
+def test_third_party_plugin_is_listed_and_usable_by_name(third_party_site, tmp_path):
+    listed = run_monalia("plugins", "--json", cwd=tmp_path, site=third_party_site)
+    assert listed.returncode == 0, listed.stderr
+    plugins = {p["name"]: p for p in json.loads(listed.stdout)}
+    assert plugins["tiny-museum"]["package"] == "tiny-museum-monalia"
+    assert plugins["tiny-museum"]["version"] == "1.2.3"
+    assert plugins["tiny-museum"]["kind"] == "source"
+
+    (tmp_path / "monalia.toml").write_text(
+        '[project]\ncatalog = "sqlite:///c.sqlite"\n[sources.tiny]\nplugin = "tiny-museum"\ncount = 4\n'
+    )
+    harvested = run_monalia("-q", "harvest", cwd=tmp_path, site=third_party_site)
+    assert harvested.returncode == 0, harvested.stderr
+    assert re.search(r"tiny\s*│\s*tiny-museum\s*│\s*done\s*│\s*4\s*│\s*4", harvested.stdout), (
+        harvested.stdout
+    )
+
+    # without the package installed, the same project file names an unknown plugin
+    missing = run_monalia("-q", "harvest", cwd=tmp_path)
+    assert missing.returncode != 0
+    assert "unknown source plugin 'tiny-museum'" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+
+
+def test_broken_plugin_is_reported_without_hiding_the_others(tmp_path):
+    dist = tmp_path / "broken_monalia-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-monalia\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[monalia]\nbroken = broken_monalia_module_missing\n")
+    listed = run_monalia("plugins", "--json", cwd=tmp_path, site=tmp_path)
+    plugins = {p["name"]: p for p in json.loads(listed.stdout)}
+    assert (
+        plugins["broken"]["kind"] == "broken"
+        and "ModuleNotFoundError" in plugins["broken"]["error"]
+    )
+    assert plugins["jsonl"]["kind"] == "source"
+
+
+def test_two_plugins_with_one_name_are_an_error():
+    class One(Source):
+        name = "twin"
+
+    class Two(Source):
+        name = "twin"
+
+    class First:
+        @hookimpl
+        def register_sources(self):
+            return [One]
+
+    class Second:
+        @hookimpl
+        def register_sources(self):
+            return [Two]
+
+    pm = get_plugin_manager(load_entry_points=False)
+    pm.register(First())
+    pm.register(Second())
+    with pytest.raises(PluginError, match="two source plugins are named 'twin'"):
+        PluginRegistry(pm)
+
+
+def test_registering_a_class_of_the_wrong_kind_is_an_error():
+    class NotASink:
+        name = "nope"
+
+    class Plugin:
+        @hookimpl
+        def register_sinks(self):
+            return [NotASink]
+
+    pm = get_plugin_manager(load_entry_points=False)
+    pm.register(Plugin())
+    with pytest.raises(PluginError, match=r"not a subclass of monalia\.Sink"):
+        PluginRegistry(pm)
+
+
+def test_every_hookspec_is_documented_and_called_by_a_test():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    tests = "".join(p.read_text(encoding="utf-8") for p in (REPO / "tests").glob("test_*.py"))
+    for name in hookspecs.all_hookspec_names():
+        assert f"`{name}`" in readme, f"hook {name} has no line in the README"
+        assert re.search(rf"\b(def\s+|hook\.){name}\b", tests), (
+            f"no test implements or calls {name}"
+        )

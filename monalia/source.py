@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from monalia.errors import RecordError
@@ -131,3 +132,10 @@ class Source(Plugin):
             record.iri = mint_iri(self.context.base_iri, self.context.instance, record.source_id)
         record.validate()
         return record
+
+
+def file_fingerprint(path: Path) -> str:
+    """Size and modification time of a file: a checkpoint taken in another version of the file
+    does not apply, and the source must start again from the top."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -139,3 +141,18 @@ def cli(monkeypatch):
         return CliRunner().invoke(command, [*prefix, *args], catch_exceptions=False)
 
     return run
+
+
+def run_monalia(*args: str, cwd: Path, site: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the monalia CLI in a fresh process, with no MONALIA_* variables from the caller;
+    `site` is put on PYTHONPATH (a folder packages were installed into)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    return subprocess.run(
+        [sys.executable, "-m", "monalia.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from conftest import run_monalia
 from sqlalchemy import text
 
 from monalia.catalog import Catalog
 
 
 def monalia(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
-    return subprocess.run(
-        [sys.executable, "-m", "monalia.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    return run_monalia(*args, cwd=cwd)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, expected: str) -> None:

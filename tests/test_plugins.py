@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_monalia
 
 from monalia import hookimpl, hookspecs
 from monalia.errors import PluginError
@@ -93,19 +93,6 @@ def third_party_site(tmp_path_factory):
         text=True,
     )
     return site
-
-
-def run_monalia(*args: str, cwd: Path, site: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
-    if site is not None:
-        env["PYTHONPATH"] = str(site)
-    return subprocess.run(
-        [sys.executable, "-m", "monalia.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
 
 
 def test_built_ins_come_from_monalias_own_entry_points():

@@ -20,7 +20,7 @@ from monalia import hookimpl, mapping
 from monalia.errors import RecordError, SourceUnavailable
 from monalia.plugin import PluginSettings
 from monalia.records import Record
-from monalia.source import RawItem, Source, SourceState
+from monalia.source import RawItem, Source, SourceState, file_fingerprint
 
 FIELDS = (
     "id",
@@ -46,11 +46,6 @@ class JsonLinesSettings(PluginSettings):
     keys: dict[str, str] = Field(default_factory=dict)  # record field -> key in the objects
 
 
-def _fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
 class JsonLinesSource(Source):
     """Records from a local JSON Lines file."""
 
@@ -74,7 +69,7 @@ class JsonLinesSource(Source):
     def _start(self, state: SourceState) -> tuple[int, int]:
         """Byte offset and line number to start from: after the checkpoint, when it still fits."""
         checkpoint = state.checkpoint or {}
-        if checkpoint.get("file") == _fingerprint(self.path):
+        if checkpoint.get("file") == file_fingerprint(self.path):
             return checkpoint["offset"], checkpoint["line"]
         return 0, 0
 
@@ -94,7 +89,7 @@ class JsonLinesSource(Source):
 
     def items(self, state: SourceState) -> Iterator[RawItem]:
         offset, number = self._start(state)
-        fingerprint = _fingerprint(self.path)
+        fingerprint = file_fingerprint(self.path)
         with self.path.open("rb") as handle:
             handle.seek(offset)
             for raw in handle:

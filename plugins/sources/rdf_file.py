@@ -10,7 +10,6 @@ collections belong in a SPARQL store.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -20,7 +19,7 @@ from monalia.errors import RecordError, SourceUnavailable
 from monalia.plugin import PluginSettings
 from monalia.rdf import DCTERMS, EDM, FOAF, JCL, SCHEMA
 from monalia.records import ImageRef, Record, Subject
-from monalia.source import RawItem, Source, SourceState
+from monalia.source import RawItem, Source, SourceState, file_fingerprint
 
 DC = "http://purl.org/dc/elements/1.1/"
 CRM = "http://www.cidoc-crm.org/cidoc-crm/"
@@ -118,11 +117,6 @@ class RdfFileSettings(PluginSettings):
     language: str | None = None  # preferred language of titles; others are used when it is missing
 
 
-def _fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
 class RdfFileSource(Source):
     """Records from a local RDF file (Turtle, N-Triples, RDF/XML, JSON-LD, ...)."""
 
@@ -148,7 +142,7 @@ class RdfFileSource(Source):
                 f"{self.context.instance}: {path} is not valid {fmt}: {exc}"
             ) from None
         self.graph = graph
-        self.fingerprint = _fingerprint(path)
+        self.fingerprint = file_fingerprint(path)
         rdf_type = rdflib.RDF.type
         found = set()
         for type_iri in self.settings.types:

@@ -40,80 +40,41 @@ FORMATS = {
 }
 
 
+def iris(*values: str):
+    """A settings field holding a list of IRIs, with these as its default."""
+    return Field(default_factory=lambda: list(values))
+
+
 class RdfFileSettings(PluginSettings):
     path: str
     format: str | None = None  # rdflib format name; guessed from the file name when unset
-    types: list[str] = Field(
-        default_factory=lambda: [
-            JCL + "Notice",
-            SCHEMA + "VisualArtwork",
-            EDM + "ProvidedCHO",
-            CRM + "E22_Man-Made_Object",
-        ]
+    types: list[str] = iris(
+        JCL + "Notice", SCHEMA + "VisualArtwork", EDM + "ProvidedCHO", CRM + "E22_Man-Made_Object"
     )
-    identifier: list[str] = Field(
-        default_factory=lambda: [
-            JCL + "noticeRef",
-            DCTERMS + "identifier",
-            DC + "identifier",
-            SCHEMA + "identifier",
-        ]
+    identifier: list[str] = iris(
+        JCL + "noticeRef", DCTERMS + "identifier", DC + "identifier", SCHEMA + "identifier"
     )
-    title: list[str] = Field(
-        default_factory=lambda: [
-            JCL + "noticeTitr",
-            DCTERMS + "title",
-            DC + "title",
-            SCHEMA + "name",
-        ]
+    title: list[str] = iris(JCL + "noticeTitr", DCTERMS + "title", DC + "title", SCHEMA + "name")
+    creator: list[str] = iris(
+        JCL + "noticeAutr", DCTERMS + "creator", DC + "creator", SCHEMA + "creator"
     )
-    creator: list[str] = Field(
-        default_factory=lambda: [
-            JCL + "noticeAutr",
-            DCTERMS + "creator",
-            DC + "creator",
-            SCHEMA + "creator",
-        ]
+    date: list[str] = iris(
+        JCL + "noticeMillcrea",
+        DCTERMS + "date",
+        DC + "date",
+        DCTERMS + "created",
+        SCHEMA + "dateCreated",
     )
-    date: list[str] = Field(
-        default_factory=lambda: [
-            JCL + "noticeMillcrea",
-            DCTERMS + "date",
-            DC + "date",
-            DCTERMS + "created",
-            SCHEMA + "dateCreated",
-        ]
+    institution: list[str] = iris(
+        JCL + "noticeLoca", EDM + "dataProvider", SCHEMA + "holdingArchive"
     )
-    institution: list[str] = Field(
-        default_factory=lambda: [
-            JCL + "noticeLoca",
-            EDM + "dataProvider",
-            SCHEMA + "holdingArchive",
-        ]
+    rights: list[str] = iris(DCTERMS + "rights", DC + "rights", EDM + "rights", SCHEMA + "license")
+    landing_page: list[str] = iris(FOAF + "page", EDM + "isShownAt", SCHEMA + "url")
+    image: list[str] = iris(SCHEMA + "image", EDM + "isShownBy", FOAF + "depiction")
+    subject: list[str] = iris(
+        JCL + "noticeReprTerm", DCTERMS + "subject", DC + "subject", SCHEMA + "about"
     )
-    rights: list[str] = Field(
-        default_factory=lambda: [
-            DCTERMS + "rights",
-            DC + "rights",
-            EDM + "rights",
-            SCHEMA + "license",
-        ]
-    )
-    landing_page: list[str] = Field(
-        default_factory=lambda: [FOAF + "page", EDM + "isShownAt", SCHEMA + "url"]
-    )
-    image: list[str] = Field(
-        default_factory=lambda: [SCHEMA + "image", EDM + "isShownBy", FOAF + "depiction"]
-    )
-    subject: list[str] = Field(
-        default_factory=lambda: [
-            JCL + "noticeReprTerm",
-            DCTERMS + "subject",
-            DC + "subject",
-            SCHEMA + "about",
-        ]
-    )
-    subject_text: list[str] = Field(default_factory=lambda: [JCL + "noticeRepr"])
+    subject_text: list[str] = iris(JCL + "noticeRepr")
     language: str | None = None  # preferred language of titles; others are used when it is missing
 
 

@@ -40,6 +40,7 @@ class Record:
 
     source_id: str
     title: str | None = None
+    description: str | None = None  # plain text; markup stays in `raw`
     creators: list[str] = field(default_factory=list)
     date: str | None = None  # as the source writes it
     date_start: int | None = None  # years, when the date could be read as such
@@ -87,6 +88,9 @@ class Record:
         """SHA-256 of everything the record says, so that an unchanged record is recognised."""
         payload = asdict(self)
         payload.pop("iri", None)  # derived from the identifier; changing the base is not a change
+        if payload.get("description") is None:
+            # absent descriptions leave the hash as it was before records had the field
+            payload.pop("description", None)
         data = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(data.encode("utf-8")).hexdigest()
 

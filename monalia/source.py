@@ -111,6 +111,7 @@ class Source(Plugin):
         An item's records are all valid or the item is rejected whole, so that a resume
         checkpoint never falls in the middle of an item.
         """
+        self.state = state  # parse() may consult it, e.g. to apply --since
         for item in self.items(state):
             try:
                 parsed = self.parse(item)

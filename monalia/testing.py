@@ -5,8 +5,14 @@
     def test_my_source(tmp_path):
         check_source_contract(MySource, {"path": "..."}, tmp_path)
 
-It harvests twice into a fresh SQLite catalog and checks that the first run stores valid records,
-that the second finds them all unchanged and adds nothing, and that the runs are recorded.
+It harvests into a fresh SQLite catalog and checks what every source must do:
+
+- the first run stores valid records (unique IRIs, identifiers, hashes) and reports each
+  malformed item with its key (`expect_failed` says how many the input holds);
+- a second run finds every record unchanged and adds nothing;
+- a run killed in the middle (after some batches were committed) and then run again leaves
+  exactly the records of the uninterrupted run: no gap, no duplicate, and the second part
+  resumes from the checkpoint instead of starting over.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from monalia.catalog import Catalog
-from monalia.catalog.models import RecordRow
+from monalia.catalog.models import RecordRow, RunEventRow
 from monalia.config import PluginInstance
 from monalia.pipeline.harvest import harvest
 from monalia.pipeline.runs import DONE, RunInfo
@@ -33,6 +39,8 @@ class ContractResult:
     second: RunInfo
     catalog: Catalog
     records: int
+    interrupted: RunInfo | None = None
+    resumed: RunInfo | None = None
 
 
 def configure(
@@ -57,6 +65,8 @@ def check_source_contract(
     workdir: Path,
     min_records: int = 1,
     project_dir: Path | None = None,
+    expect_failed: int | None = None,
+    check_resume: bool = True,
 ) -> ContractResult:
     """Harvest twice and assert the behaviour every source must have; return what was seen."""
     assert issubclass(source_class, Source), f"{source_class!r} is not a monalia.Source"
@@ -77,6 +87,17 @@ def check_source_contract(
     iris = [row.iri for row in rows]
     assert len(set(iris)) == len(iris), "two records share an IRI"
     assert all(row.content_hash and row.source_id for row in rows), "a record lacks id or hash"
+    if expect_failed is not None:
+        assert first.counts["failed"] == expect_failed, (
+            f"{first.counts['failed']} items reported failed, expected {expect_failed}"
+        )
+    with catalog.session() as session:
+        reported = session.scalars(
+            select(RunEventRow).where(RunEventRow.run_id == first.id, RunEventRow.level == "error")
+        ).all()
+    assert len(reported) == first.counts["failed"], "a failed item was counted but not reported"
+    assert all(event.item and event.message for event in reported), "a failure lacks its reason"
+    reference = {(row.source_id, row.content_hash) for row in rows}
 
     second = harvest(catalog, configured)
     assert second.status == DONE, f"second harvest ended {second.status}: {second.message}"
@@ -91,4 +112,67 @@ def check_source_contract(
     with catalog.session() as session:
         after = session.scalar(select(func.count()).select_from(RecordRow))
     assert after == stored, f"the catalog grew from {stored} to {after} records on a re-run"
-    return ContractResult(first, second, catalog, stored)
+    result = ContractResult(first, second, catalog, stored)
+    if check_resume and first.counts["seen"] >= 4:
+        check_resume_after_kill(source_class, settings, workdir, project_dir, reference, result)
+    return result
+
+
+class Killed(BaseException):
+    """Stands for a kill: not an Exception, so nothing on the way can swallow it."""
+
+
+def check_resume_after_kill(
+    source_class: type[Source],
+    settings: dict[str, Any],
+    workdir: Path,
+    project_dir: Path | None,
+    reference: set[tuple[str, str]],
+    result: ContractResult,
+) -> None:
+    """Kill a harvest half way (after some committed batches), run it again, compare."""
+    seen = result.first.counts["seen"]
+    batch = max(1, seen // 4)
+    stop_after = seen // 2 + 1
+
+    class Interrupted(source_class):  # type: ignore[misc, valid-type]
+        batch_size = batch
+
+        def harvest(self, state, prepare=None):
+            for count, outcome in enumerate(super().harvest(state, prepare), start=1):
+                if count > stop_after:
+                    raise Killed(f"killed after {stop_after} items")
+                yield outcome
+
+    Interrupted.__name__ = source_class.__name__
+    catalog = Catalog.open(f"sqlite:///{workdir / 'contract-resume.sqlite'}")
+    directory = project_dir or workdir
+    try:
+        harvest(catalog, configure(Interrupted, settings, directory))
+    except Killed:
+        pass
+    else:
+        raise AssertionError("the interrupted harvest was not interrupted")
+    with catalog.session() as session:
+        interrupted = session.scalar(select(func.count()).select_from(RecordRow))
+    assert 0 < interrupted < len(reference), (
+        f"{interrupted} of {len(reference)} records committed before the kill; "
+        "expected some but not all"
+    )
+    resumed = harvest(catalog, configure(source_class, settings, directory))
+    assert resumed.status == DONE, f"the resumed harvest ended {resumed.status}"
+    assert resumed.settings.get("resumed_from") is not None, "the re-run did not resume"
+    assert resumed.counts["seen"] < seen, (
+        f"the resumed run read {resumed.counts['seen']} items of {seen}: it started over"
+    )
+    with catalog.session() as session:
+        rows = session.scalars(select(RecordRow)).all()
+    found = [(row.source_id, row.content_hash) for row in rows]
+    assert len(found) == len(set(found)), "the resumed harvest stored a record twice"
+    missing = reference - set(found)
+    extra = set(found) - reference
+    assert not missing, (
+        f"after the resume {len(missing)} records are missing, e.g. {sorted(missing)[:3]}"
+    )
+    assert not extra, f"after the resume {len(extra)} records differ, e.g. {sorted(extra)[:3]}"
+    result.resumed = resumed

@@ -156,3 +156,22 @@ def run_monalia(*args: str, cwd: Path, site: Path | None = None) -> subprocess.C
         capture_output=True,
         text=True,
     )
+
+
+@pytest.fixture(scope="session")
+def oxigraph_server():
+    """One Oxigraph SPARQL server for the session; tests clear it before loading their data."""
+    from servers import OxigraphServer, oxigraph_binary
+
+    binary = oxigraph_binary()
+    if binary is None:
+        pytest.skip("the oxigraph server is not installed (pip install oxigraph)")
+    server = OxigraphServer(binary)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def oxigraph(oxigraph_server):
+    oxigraph_server.clear()
+    return oxigraph_server

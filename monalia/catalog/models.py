@@ -73,6 +73,7 @@ class RecordRow(Base):
     source_id: Mapped[str] = mapped_column(String(500))
     iri: Mapped[str] = mapped_column(String(1000), unique=True)
     title: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
     creators: Mapped[list[Any]] = mapped_column(JSON, default=list)
     date: Mapped[str | None] = mapped_column(String(200))
     date_start: Mapped[int | None] = mapped_column(Integer)

@@ -267,6 +267,7 @@ def _fill(row: RecordRow, record: Record, content_hash: str, now: datetime, run_
     row.source_id = record.source_id
     row.iri = record.iri
     row.title = record.title
+    row.description = record.description
     row.creators = list(record.creators)
     row.date = record.date
     row.date_start = record.date_start

@@ -148,7 +148,7 @@ class OxigraphServer:
                 return
             except requests.ConnectionError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"oxigraph exited: {self.process.stderr.read()!r}")
+                    raise RuntimeError(f"oxigraph exited: {self.process.stderr.read()!r}") from None
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("oxigraph did not start within 30 s")
@@ -161,7 +161,8 @@ class OxigraphServer:
             headers={"Content-Type": content_type},
             timeout=60,
         )
-        response.raise_for_status()
+        if response.status_code >= 400:
+            raise RuntimeError(f"oxigraph refused the data: {response.text[:500]}")
 
     def clear(self) -> None:
         requests.post(

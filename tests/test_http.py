@@ -44,7 +44,8 @@ def test_the_last_error_names_the_url_and_status_and_masks_the_key(caplog):
     with (
         ApiServer(lambda p, q: Reply(503, b"down")) as server,
         HttpClient(FAST, secrets=["s3cret-key"]) as client,
-        caplog.at_level(logging.WARNING),pytest.raises(HttpError) as failed
+        caplog.at_level(logging.WARNING),
+        pytest.raises(HttpError) as failed,
     ):
         client.get_json(server.url + "/search", {"wskey": "s3cret-key", "query": "cat"})
     message = str(failed.value)
@@ -67,7 +68,8 @@ def test_a_retry_after_longer_than_allowed_fails_at_once():
     settings = HttpSettings(retries=3, backoff=0.01, max_retry_after=5)
     with (
         ApiServer(lambda p, q: Reply(429, b"", {"Retry-After": "3600"})) as server,
-        HttpClient(settings) as client,pytest.raises(HttpError, match="wait 3600 s")
+        HttpClient(settings) as client,
+        pytest.raises(HttpError, match="wait 3600 s"),
     ):
         client.get(server.url + "/x")
     assert len(server.seen) == 1

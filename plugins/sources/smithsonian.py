@@ -139,7 +139,8 @@ class _TextOnly(HTMLParser):
         if tag in self.BLOCKS:
             self.parts.append("\n")
 
-    handle_endtag = handle_starttag
+    def handle_endtag(self, tag: str) -> None:
+        self.handle_starttag(tag, [])
 
 
 def html_to_text(markup: str) -> str:

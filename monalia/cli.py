@@ -345,14 +345,46 @@ def _run_harvest(
 @click.option(
     "--restart", is_flag=True, help="Forget where the last run stopped and read everything."
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read and check everything, count new/changed/unchanged/failed, write nothing.",
+)
 @pass_app
 def harvest(
-    app: App, sources: tuple[str, ...], limit: int | None, since: str | None, restart: bool
+    app: App,
+    sources: tuple[str, ...],
+    limit: int | None,
+    since: str | None,
+    restart: bool,
+    dry_run: bool,
 ) -> None:
     """Harvest records from the project's sources (all of them, or those named)."""
     _terminate_gracefully()
+    if dry_run:
+        _dry_run_harvest(app, sources, limit, since, restart)
+        return
     runs = _run_harvest(app, sources, limit, since, restart)
     _print_runs_summary("harvest", runs, app)
+
+
+def _dry_run_harvest(
+    app: App, names: tuple[str, ...], limit: int | None, since: str | None, restart: bool
+) -> None:
+    from monalia.pipeline.harvest import HarvestOptions, dry_run
+
+    options = HarvestOptions(limit=limit, since=since, restart=restart)
+    for configured in _selected("source", app.project.sources, names):
+        with app.progress(f"dry run {configured.instance}", "records") as progress:
+            result = dry_run(app.catalog, configured, options, progress)
+        counts = result["counts"]
+        for item, message in result["failures"]:
+            click.echo(f"{configured.instance}: would skip {item}: {message}")
+        click.echo(
+            f"{configured.instance} (dry run, nothing written): {counts['seen']} read, "
+            f"{counts['new']} new, {counts['changed']} changed, "
+            f"{counts['unchanged']} unchanged, {counts['failed']} failed"
+        )
 
 
 def _run_publish(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]) -> list:

@@ -342,3 +342,24 @@ def test_jocondelab_domain_filter_is_bound_not_formatted(tmp_path, shared_fixtur
     assert refs_for("Dessin") == {r for r, w in expected.items() if "dessin" in w["domain"]}
     assert refs_for('dessin" } UNION { ?item ?p ?o } #') == set()
     assert refs_for("l'{ouvrage}\\ \n") == set()
+
+
+def test_dry_run_counts_without_writing(tmp_path, cli):
+    write_notices(tmp_path / "notices.txt", 12)
+    (tmp_path / "monalia.toml").write_text(
+        '[project]\ncatalog = "sqlite:///c.sqlite"\n\n'
+        '[sources.joconde]\nplugin = "joconde-text"\npath = "notices.txt"\n'
+    )
+    dry = cli("harvest", "--dry-run", project=tmp_path)
+    assert dry.exit_code == 0, dry.output
+    assert "12 new, 0 changed, 0 unchanged, 3 failed" in dry.output
+    assert "would skip line" in dry.output and "the notice has no REF" in dry.output
+    from monalia.catalog import Catalog
+
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    assert records_of(catalog) == {}
+    with catalog.engine.connect() as connection:
+        assert connection.exec_driver_sql("select count(*) from runs").scalar() == 0
+    assert cli("harvest", project=tmp_path).exit_code == 0
+    again = cli("harvest", "--dry-run", project=tmp_path)
+    assert "0 new, 0 changed, 12 unchanged, 3 failed" in again.output

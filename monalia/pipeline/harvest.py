@@ -303,3 +303,62 @@ def _image_rows(record: Record, known: dict[str, ImageRow]) -> list[ImageRow]:
         row.is_main = image.is_main
         rows.append(row)
     return rows
+
+
+def dry_run(
+    catalog: Catalog,
+    configured: PluginInstance,
+    options: HarvestOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Read and check what a harvest would, write nothing; count new, changed, unchanged and
+    failed records against the catalog as it is, and keep the first failures to show."""
+    options = options or HarvestOptions()
+    source: Source = configured.create()
+    state = SourceState() if options.restart else load_state(catalog, configured.instance)
+    state.since = options.since
+    counts = {"seen": 0, NEW: 0, CHANGED: 0, UNCHANGED: 0, "failed": 0}
+    failures: list[tuple[str, str]] = []
+    progress = progress or Progress(f"dry run {configured.instance}", unit="records", enabled=False)
+
+    def classify(records: list[Record]) -> None:
+        if not records:
+            return
+        with catalog.session() as session:
+            known = dict(
+                session.execute(
+                    select(RecordRow.source_id, RecordRow.content_hash).where(
+                        RecordRow.source == configured.instance,
+                        RecordRow.source_id.in_([r.source_id for r in records]),
+                    )
+                ).all()
+            )
+        for record in records:
+            stored = known.get(record.source_id)
+            change = (
+                NEW if stored is None else UNCHANGED if stored == record.content_hash() else CHANGED
+            )
+            counts[change] += 1
+
+    source.open()
+    try:
+        progress.set_total(source.estimate_total(state))
+        pending: list[Record] = []
+        for outcome in source.harvest(state):
+            counts["seen"] += len(outcome.records) or 1
+            progress.advance(len(outcome.records) or 1)
+            if outcome.error is not None:
+                counts["failed"] += 1
+                if len(failures) < 20:
+                    failures.append((outcome.item.key, outcome.error))
+            pending.extend(outcome.records)
+            if len(pending) >= 1000:
+                classify(pending)
+                pending = []
+            if options.limit is not None and counts["seen"] >= options.limit:
+                break
+        classify(pending)
+    finally:
+        source.close()
+        progress.close()
+    return {"source": configured.instance, "counts": counts, "failures": failures}

@@ -315,7 +315,9 @@ def test_smithsonian_cidoc_crm_over_sparql(tmp_path, shared_fixtures, oxigraph):
     assert row.creators == ["John Rogers"]
     assert row.description.startswith("Taking the Oath and Drawing Rations exemplifies")
     assert "<" not in row.description
-    assert next(i.url for i in row.images) == "http://2.americanart.si.edu/images/1882/1882.1.1_1a.jpg"
+    assert (
+        next(i.url for i in row.images) == "http://2.americanart.si.edu/images/1882/1882.1.1_1a.jpg"
+    )
     assert len(row.images) == 3
     raw_html = row.raw["http://data.americanart.si.edu/object/id/1882.1.1/description"]
     assert "<EM>" in json.dumps(raw_html)  # the HTML itself is kept in the raw payload

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -79,20 +79,34 @@ class Record:
                 raise RecordError("a subject term has neither a URI nor a label")
             if subject.uri:
                 check_iri(subject.uri, "subject URI")
-        try:
-            json.dumps(self.raw, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise RecordError(f"raw payload cannot be stored as JSON: {exc}") from None
+        self.__dict__.pop("_hash", None)
+        self.content_hash()  # also proves that the raw payload can be stored as JSON
 
     def content_hash(self) -> str:
-        """SHA-256 of everything the record says, so that an unchanged record is recognised."""
-        payload = asdict(self)
-        payload.pop("iri", None)  # derived from the identifier; changing the base is not a change
-        if payload.get("description") is None:
+        """SHA-256 of everything the record says, so that an unchanged record is recognised.
+
+        Computed once and kept: the framework hashes a record after its last change.
+        """
+        cached = self.__dict__.get("_hash")
+        if cached is not None:
+            return cached
+        payload: dict[str, Any] = {
+            name: getattr(self, name) for name in _HASHED_FIELDS if name != "description"
+        }
+        if self.description is not None:
             # absent descriptions leave the hash as it was before records had the field
-            payload.pop("description", None)
-        data = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(data.encode("utf-8")).hexdigest()
+            payload["description"] = self.description
+        payload["images"] = [vars(image) for image in self.images]
+        payload["subjects"] = [vars(subject) for subject in self.subjects]
+        try:
+            data = json.dumps(
+                payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            )
+        except (TypeError, ValueError) as exc:
+            raise RecordError(f"the record cannot be stored as JSON: {exc}") from None
+        digest = hashlib.sha256(data.encode("utf-8")).hexdigest()
+        self.__dict__["_hash"] = digest
+        return digest
 
     @property
     def main_image(self) -> ImageRef | None:
@@ -100,6 +114,12 @@ class Record:
             if image.is_main:
                 return image
         return self.images[0] if self.images else None
+
+
+# Every field but the IRI, which derives from the identifier (a new base is not a change).
+_HASHED_FIELDS = tuple(
+    f.name for f in fields(Record) if f.name not in ("iri", "images", "subjects")
+)
 
 
 def check_iri(value: Any, what: str) -> None:

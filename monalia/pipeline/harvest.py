@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from monalia.catalog import Catalog
@@ -196,15 +196,12 @@ class RecordStore:
         changes: list[tuple[Record, str]] = []
         unchanged_ids: list[int] = []
         changed: dict[int, tuple[Record, str]] = {}
+        new: list[Record] = []
         for record in records:
             content_hash = record.content_hash()
             known = existing.get(record.source_id)
             if known is None:
-                row = RecordRow(source=self.source, first_seen=now, first_run_id=self.tracker.id)
-                _fill(row, record, content_hash, now, self.tracker.id)
-                row.subjects = _subject_rows(record)
-                row.images = _image_rows(record, {})
-                session.add(row)
+                new.append(record)
                 changes.append((record, NEW))
             elif known[1] == content_hash:
                 unchanged_ids.append(known[0])
@@ -212,6 +209,8 @@ class RecordStore:
             else:
                 changed[known[0]] = (record, content_hash)
                 changes.append((record, CHANGED))
+        if new:
+            self._insert_new(session, new, now)
         if changed:
             rows = session.scalars(
                 select(RecordRow)
@@ -233,6 +232,71 @@ class RecordStore:
         for _, change in changes:
             self.tracker.add(**{change: 1})
         return changes
+
+    def _insert_new(self, session: Session, records: list[Record], now: datetime) -> None:
+        """Bulk INSERTs of new records, then of their subjects and images (the common case,
+        kept off the ORM's unit of work so that large first harvests run at full speed)."""
+        run_id = self.tracker.id
+        ids = session.scalars(
+            insert(RecordRow).returning(RecordRow.id, sort_by_parameter_order=True),
+            [
+                {
+                    "source": self.source,
+                    "source_id": r.source_id,
+                    "iri": r.iri,
+                    "title": r.title,
+                    "description": r.description,
+                    "creators": list(r.creators),
+                    "date": r.date,
+                    "date_start": r.date_start,
+                    "date_end": r.date_end,
+                    "institution": r.institution,
+                    "rights": r.rights,
+                    "landing_page": r.landing_page,
+                    "modified": r.modified,
+                    "raw": r.raw,
+                    "content_hash": r.content_hash(),
+                    "first_seen": now,
+                    "last_seen": now,
+                    "first_run_id": run_id,
+                    "last_run_id": run_id,
+                }
+                for r in records
+            ],
+        ).all()
+        subjects = [
+            {
+                "record_id": record_id,
+                "position": i,
+                "uri": s.uri,
+                "label": s.label,
+                "lang": s.lang,
+                "field": s.field,
+            }
+            for record_id, r in zip(ids, records, strict=True)
+            for i, s in enumerate(r.subjects)
+        ]
+        images = []
+        for record_id, r in zip(ids, records, strict=True):
+            seen: set[str] = set()
+            for position, image in enumerate(r.images):
+                if image.url in seen:
+                    continue
+                seen.add(image.url)
+                images.append(
+                    {
+                        "record_id": record_id,
+                        "position": position,
+                        "url": image.url,
+                        "iiif_service": image.iiif_service,
+                        "is_main": image.is_main,
+                        "status": "pending",
+                    }
+                )
+        if subjects:
+            session.execute(insert(SubjectRow), subjects)
+        if images:
+            session.execute(insert(ImageRow), images)
 
     def _reject_iri_clashes(self, session: Session, records: list[Record]) -> list[Record]:
         """Leave out (and report) records whose IRI another record already has."""

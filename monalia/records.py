@@ -7,12 +7,16 @@ import json
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from monalia.errors import RecordError
 
 # Characters RFC 3987 forbids in an IRI; a record carrying one would break every RDF sink.
 _BAD_IRI_CHARS = re.compile(r'[\x00-\x20<>"{}|^`\\]')
+_HASH_ENCODER = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 @dataclass
@@ -99,9 +103,7 @@ class Record:
         payload["images"] = [vars(image) for image in self.images]
         payload["subjects"] = [vars(subject) for subject in self.subjects]
         try:
-            data = json.dumps(
-                payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-            )
+            data = _HASH_ENCODER.encode(payload)
         except (TypeError, ValueError) as exc:
             raise RecordError(f"the record cannot be stored as JSON: {exc}") from None
         digest = hashlib.sha256(data.encode("utf-8")).hexdigest()
@@ -128,7 +130,7 @@ def check_iri(value: Any, what: str) -> None:
         raise RecordError(f"{what} is not a string: {value!r}")
     if _BAD_IRI_CHARS.search(value):
         raise RecordError(f"{what} {value!r} contains characters not allowed in an IRI")
-    if not urlsplit(value).scheme:
+    if not _SCHEME.match(value):
         raise RecordError(f"{what} {value!r} is not an absolute IRI (no scheme)")
 
 

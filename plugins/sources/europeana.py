@@ -10,7 +10,6 @@ keeps the language of each subject label. A complete run bookmarks the newest
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -224,13 +223,21 @@ def pick(value: Any, preferred: str) -> str | None:
 
 
 def scrub(data: dict[str, Any], secret: str | None) -> dict[str, Any]:
-    """The item with the API key removed wherever Europeana echoes it (link, guid)."""
+    """The item with the API key removed where Europeana echoes it: top-level text values
+    (``link``, ``guid``) and lists of text. Items run to kilobytes of nested language maps that
+    never hold the key, so they are not walked (that walk would cost more than the harvest)."""
     if not secret:
         return data
-    text = json.dumps(data, ensure_ascii=False)
-    if secret not in text:
-        return data
-    return json.loads(text.replace(json.dumps(secret)[1:-1], "***"))
+    scrubbed: dict[str, Any] | None = None
+    for key, value in data.items():
+        if isinstance(value, str):
+            if secret in value:
+                scrubbed = scrubbed or dict(data)
+                scrubbed[key] = value.replace(secret, "***")
+        elif isinstance(value, list) and any(isinstance(v, str) and secret in v for v in value):
+            scrubbed = scrubbed or dict(data)
+            scrubbed[key] = [v.replace(secret, "***") if isinstance(v, str) else v for v in value]
+    return data if scrubbed is None else scrubbed
 
 
 @hookimpl

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from monalia.errors import RecordError
+from monalia.errors import RecordError, SourceUnavailable
 from monalia.plugin import Plugin
 from monalia.records import Record, mint_iri
 
@@ -101,6 +101,13 @@ class Source(Plugin):
 
     def close(self) -> None:
         """Release what `open` acquired. Called once, however the run ended."""
+
+    def input_file(self) -> Path:
+        """The file the `path` setting names, from the project's folder; an error if absent."""
+        path = self.context.path(self.settings.path)
+        if not path.is_file():
+            raise SourceUnavailable(f"{self.context.instance}: no such file {path}")
+        return path
 
     # -- what the framework calls -----------------------------------------------------------
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 
 from pydantic import Field
 
@@ -48,13 +47,8 @@ class BehanceSource(Source):
     Settings = BehanceSettings
     batch_size = 2000
 
-    @property
-    def path(self) -> Path:
-        return self.context.path(self.settings.path)
-
     def open(self) -> None:
-        if not self.path.is_file():
-            raise SourceUnavailable(f"{self.context.instance}: no such file {self.path}")
+        self.path = self.input_file()
         try:
             # read-only: the dataset file is never modified, even by accident
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -143,10 +142,6 @@ class ClevelandCsvSource(Source):
     Settings = ClevelandCsvSettings
     batch_size = 5000
 
-    @property
-    def path(self) -> Path:
-        return self.context.path(self.settings.path)
-
     def open(self) -> None:
         unknown = set(self.settings.columns) - set(CSV_COLUMNS)
         if unknown:
@@ -154,8 +149,7 @@ class ClevelandCsvSource(Source):
                 f"{self.context.instance}: columns names unknown fields {sorted(unknown)} "
                 f"(known: {', '.join(CSV_COLUMNS)})"
             )
-        if not self.path.is_file():
-            raise SourceUnavailable(f"{self.context.instance}: no such file {self.path}")
+        self.path = self.input_file()
         self.reader = CsvFile(self.path, self.settings.encoding, self.settings.delimiter)
         header = {name.strip(): i for i, name in enumerate(self.reader.header)}
         self.columns: list[tuple[str, int]] = []

@@ -18,7 +18,6 @@ import codecs
 import re
 import unicodedata
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin
 
@@ -338,13 +337,8 @@ class JocondeTextSource(Source):
     Settings = JocondeTextSettings
     batch_size = 2000
 
-    @property
-    def path(self) -> Path:
-        return self.context.path(self.settings.path)
-
     def open(self) -> None:
-        if not self.path.is_file():
-            raise SourceUnavailable(f"{self.context.instance}: no such file {self.path}")
+        self.path = self.input_file()
         try:
             codecs.lookup(self.settings.encoding)
         except LookupError:
@@ -472,13 +466,8 @@ class JocondeCsvSource(Source):
     Settings = JocondeCsvSettings
     batch_size = 2000
 
-    @property
-    def path(self) -> Path:
-        return self.context.path(self.settings.path)
-
     def open(self) -> None:
-        if not self.path.is_file():
-            raise SourceUnavailable(f"{self.context.instance}: no such file {self.path}")
+        self.path = self.input_file()
         self.reader = CsvFile(self.path, self.settings.encoding, self.settings.delimiter)
         self.columns = self._column_map(self.reader.header)
 

@@ -175,3 +175,20 @@ def oxigraph_server():
 def oxigraph(oxigraph_server):
     oxigraph_server.clear()
     return oxigraph_server
+
+
+def records_of(catalog) -> dict:
+    """The catalog's records by source id, with their subjects and images loaded."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from monalia.catalog.models import RecordRow
+
+    with catalog.session() as session:
+        rows = session.scalars(
+            select(RecordRow).options(
+                selectinload(RecordRow.subjects), selectinload(RecordRow.images)
+            )
+        ).all()
+        session.expunge_all()
+    return {row.source_id: row for row in rows}

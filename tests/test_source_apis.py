@@ -8,33 +8,22 @@ import json
 import sqlite3
 
 import pytest
+from conftest import records_of
 from servers import ApiServer, Reply
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from monalia.builtins.sources.behance import BehanceSource
 from monalia.builtins.sources.cleveland import ClevelandApiSource, ClevelandCsvSource
 from monalia.builtins.sources.europeana import EuropeanaSource
 from monalia.builtins.sources.smithsonian import SmithsonianSource, html_to_text
 from monalia.catalog import Catalog
-from monalia.catalog.models import RecordRow, RunEventRow
+from monalia.catalog.models import RunEventRow
 from monalia.errors import SourceUnavailable
 from monalia.pipeline.harvest import harvest
 from monalia.testing import check_source_contract, configure
 
 FAST = {"timeout": 1.0, "retries": 6, "backoff": 0.02, "max_backoff": 0.1}
 KEY = "k3y-not-to-leak"
-
-
-def records_of(catalog) -> dict[str, RecordRow]:
-    with catalog.session() as session:
-        rows = session.scalars(
-            select(RecordRow).options(
-                selectinload(RecordRow.subjects), selectinload(RecordRow.images)
-            )
-        ).all()
-        session.expunge_all()
-    return {row.source_id: row for row in rows}
 
 
 # -- Europeana --------------------------------------------------------------------------------------

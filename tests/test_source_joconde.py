@@ -6,8 +6,8 @@ import csv
 import io
 
 import pytest
+from conftest import records_of
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from monalia.builtins.sources.joconde import (
     JOCONDE_IMAGES,
@@ -17,21 +17,10 @@ from monalia.builtins.sources.joconde import (
     parse_notice_text,
     repr_terms,
 )
-from monalia.catalog.models import RecordRow, RunEventRow
+from monalia.catalog.models import RunEventRow
 from monalia.errors import RecordError
 from monalia.pipeline.harvest import HarvestOptions, harvest
 from monalia.testing import check_source_contract, configure
-
-
-def records_of(catalog) -> dict[str, RecordRow]:
-    with catalog.session() as session:
-        rows = session.scalars(
-            select(RecordRow).options(
-                selectinload(RecordRow.subjects), selectinload(RecordRow.images)
-            )
-        ).all()
-        session.expunge_all()
-    return {row.source_id: row for row in rows}
 
 
 def failures_of(catalog, run_id: int) -> list[tuple[str, str]]:

@@ -425,6 +425,7 @@ def run_pipeline(app: App) -> None:
     _terminate_gracefully()
     available = {
         "harvest": lambda: _run_harvest(app, (), None, None, False),
+        "label": lambda: _run_label(app),
         "publish": lambda: _run_publish(app, (), ()),
     }
     stages = app.project.model.pipeline.stages
@@ -553,10 +554,21 @@ def runs_show(app: App, run_id: int, max_events: int) -> None:
                 click.echo(f"  ... {total - len(events)} more (--events N)")
 
 
+def _run_label(app: App) -> list:
+    from monalia.pipeline.label import label_records
+
+    with app.progress("label", "records") as progress:
+        outcome = label_records(app.catalog, app.project, app.hooks, progress)
+    return [outcome.run]
+
+
 def main() -> None:
     """Entry point of the ``monalia`` console script."""
     cli(prog_name="monalia")
 
+
+# The label stage's commands register themselves on `cli`.
+from monalia import cli_label  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from monalia.errors import ConfigError
 from monalia.plugin import Plugin, PluginContext, PluginSettings
@@ -55,8 +55,33 @@ class ThesaurusSection(_Section):
 
 
 class ClassesSection(_Section):
+    """The classes to learn: concept IRIs or labels, and/or a shipped preset."""
+
     targets: list[str] = Field(default_factory=list)
-    language: str = "fr"
+    preset: str | None = None  # e.g. "monalia-40": MonaLIA's 40 Joconde classes
+    language: str = "fr"  # the language class labels (and untagged subjects) are read in
+    schemes: list[str] = Field(default_factory=list)  # only look labels up in these schemes
+
+
+class DatasetSection(_Section):
+    """How labelled images become a training set."""
+
+    name: str = "default"
+    sources: list[str] = Field(default_factory=list)  # empty: every source in the catalog
+    images: Literal["fetched", "any"] = "fetched"  # "any": also images not fetched yet
+    min_per_class: int = Field(default=20, ge=1)
+    max_per_class: int | None = Field(default=None, ge=1)
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, validation, test
+    seed: int = 0
+    negatives: float = Field(default=0.0, ge=0.0)  # negatives per positive image
+    export: list[Literal["csv", "jsonl"]] = Field(default_factory=lambda: ["csv", "jsonl"])
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(part < 0 for part in value) or abs(sum(value) - 1.0) > 1e-6 or value[0] <= 0:
+            raise ValueError("train, validation and test fractions must be >= 0 and sum to 1")
+        return value
 
 
 class PipelineSection(_Section):
@@ -71,6 +96,7 @@ class ProjectModel(_Section):
     thesaurus: ThesaurusSection = Field(default_factory=ThesaurusSection)
     classes: ClassesSection = Field(default_factory=ClassesSection)
     labeler: PluginSection | None = None
+    dataset: DatasetSection = Field(default_factory=DatasetSection)
     trainer: PluginSection | None = None
     sinks: dict[str, PluginSection] = Field(default_factory=dict)
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
@@ -247,6 +273,9 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
         project.sinks[key] = instance("sink", key, ("sinks", key), section)
     if model.labeler is not None:
         project.labeler = instance("labeler", "labeler", ("labeler",), model.labeler)
+    elif model.classes.targets or model.classes.preset:
+        # Classes without a [labeler] table use the SKOS labeler with its defaults.
+        project.labeler = instance("labeler", "labeler", ("labeler",), PluginSection(plugin="skos"))
     if model.trainer is not None:
         project.trainer = instance("trainer", "trainer", ("trainer",), model.trainer)
     return project

@@ -10,18 +10,41 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from monalia.plugin import Plugin
 from monalia.records import Subject
 
+if TYPE_CHECKING:  # pragma: no cover
+    from monalia.thesaurus import Thesaurus
+
 
 @dataclass(frozen=True)
 class TargetClass:
-    """One class the model will learn: a concept URI and its label."""
+    """One class the model will learn: a concept URI, its label, how many concepts it covers."""
 
     uri: str
     label: str
+    concepts: int = 1
+
+
+@dataclass(frozen=True)
+class ClassRequest:
+    """The classes a project asks for: URIs or labels, the labels' language, optional schemes."""
+
+    targets: tuple[str, ...]
+    language: str = "fr"
+    schemes: tuple[str, ...] = ()
+
+
+@dataclass
+class SubjectMatch:
+    """What one record's subjects gave: its classes, and the subjects that matched nothing."""
+
+    classes: set[str] = field(default_factory=set)
+    unmatched: list[Subject] = field(default_factory=list)
+    ambiguous: list[Subject] = field(default_factory=list)  # a label naming several concepts
+    known: int = 0  # subjects that name a known concept (a class or not)
 
 
 @dataclass
@@ -30,8 +53,12 @@ class Labeling:
 
     classes: list[TargetClass]
     assignments: dict[int, set[str]] = field(default_factory=dict)  # record id -> class URIs
-    unmatched: Counter[str] = field(default_factory=Counter)  # subject text -> records
+    # (field, subject text) -> how many records carry it without it matching any concept
+    unmatched: Counter[tuple[str | None, str]] = field(default_factory=Counter)
+    ambiguous: Counter[tuple[str | None, str]] = field(default_factory=Counter)
     records_seen: int = 0
+    records_with_subjects: int = 0
+    records_without_class: set[int] = field(default_factory=set)  # had subjects, got no class
 
     def per_class(self) -> Counter[str]:
         """How many records each class received."""
@@ -42,36 +69,45 @@ class Labeling:
 
 
 class Labeler(Plugin):
-    """Base of every labeler plugin. Subclasses implement `target_classes` and `classes_for`."""
+    """Base of every labeler plugin. Subclasses implement `prepare` and `classes_for`."""
 
     kind: ClassVar[str] = "labeler"
 
-    def prepare(self, targets: list[str], language: str, thesaurus_files: list[str]) -> None:
-        """Load what matching needs (thesauri, mappings). Called once before anything else."""
+    def prepare(self, thesaurus: Thesaurus, request: ClassRequest) -> list[TargetClass]:
+        """Resolve the requested classes against the thesaurus and load what matching needs.
 
-    def target_classes(self) -> list[TargetClass]:
-        """The classes resolved from the project's targets (URIs or labels)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement target_classes()")
+        Called once before anything else; returns the target classes, in the requested order.
+        Raise `monalia.ConfigError` for a class that cannot be resolved.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement prepare()")
 
-    def classes_for(self, subjects: list[Subject]) -> tuple[set[str], list[Subject]]:
+    def classes_for(self, subjects: list[Subject]) -> SubjectMatch:
         """The class URIs a record with these subjects belongs to, and the subjects that matched
         nothing (so that curators see where a mapping is missing)."""
         raise NotImplementedError(f"{type(self).__name__} must implement classes_for()")
 
-    def label(self, records: Iterable[tuple[int, list[Subject]]]) -> Labeling:
+    def label(
+        self, classes: list[TargetClass], records: Iterable[tuple[int, list[Subject]]]
+    ) -> Labeling:
         """Label every (record id, subjects) pair; records with no class are left out."""
-        result = Labeling(classes=self.target_classes())
-        known = {target.uri for target in result.classes}
+        result = Labeling(classes=classes)
+        known = {target.uri for target in classes}
         for record_id, subjects in records:
             result.records_seen += 1
-            matched, unmatched = self.classes_for(subjects)
-            unknown = matched - known
+            match = self.classes_for(subjects)
+            unknown = match.classes - known
             if unknown:
                 raise ValueError(
                     f"{self.name} returned classes that are not targets: {sorted(unknown)}"
                 )
-            if matched:
-                result.assignments[record_id] = matched
-            for subject in unmatched:
-                result.unmatched[subject.label or subject.uri or ""] += 1
+            if subjects:
+                result.records_with_subjects += 1
+            if match.classes:
+                result.assignments[record_id] = match.classes
+            elif subjects:
+                result.records_without_class.add(record_id)
+            for subject in match.unmatched:
+                result.unmatched[subject.field, subject.label or subject.uri or ""] += 1
+            for subject in match.ambiguous:
+                result.ambiguous[subject.field, subject.label or subject.uri or ""] += 1
         return result

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from monalia import Labeler, Subject, Trainer, hookimpl
-from monalia.labeler import TargetClass
+from monalia.labeler import ClassRequest, SubjectMatch, TargetClass
 from monalia.plugins import PluginRegistry, get_plugin_manager
 from monalia.trainer import DatasetSpec, TrainedModel
 
@@ -20,19 +20,19 @@ class KeywordLabeler(Labeler):
 
     name = "keywords"
 
-    def target_classes(self):
+    def prepare(self, thesaurus, request):
         return [TargetClass(HORSE, "cheval"), TargetClass(TREE, "arbre")]
 
     def classes_for(self, subjects):
         by_label = {"cheval": HORSE, "arbre": TREE}
-        matched, unmatched = set(), []
+        match = SubjectMatch()
         for subject in subjects:
             uri = subject.uri if subject.uri in (HORSE, TREE) else by_label.get(subject.label or "")
             if uri:
-                matched.add(uri)
+                match.classes.add(uri)
             else:
-                unmatched.append(subject)
-        return matched, unmatched
+                match.unmatched.append(subject)
+        return match
 
 
 class MajorityTrainer(Trainer):
@@ -77,9 +77,11 @@ def test_labeler_assigns_classes_and_counts_unmatched_labels(registry):
         (2, [Subject(uri=HORSE), Subject(label="arbre")]),
         (3, [Subject(label="écurie")]),
     ]
-    result = labeler.label(records)
+    classes = labeler.prepare(None, ClassRequest(("cheval", "arbre")))
+    result = labeler.label(classes, records)
     assert result.assignments == {1: {HORSE}, 2: {HORSE, TREE}}
-    assert result.unmatched == {"écurie": 2}
+    assert result.unmatched == {(None, "écurie"): 2}
+    assert result.records_without_class == {3}
     assert result.per_class() == {HORSE: 2, TREE: 1}
     assert result.records_seen == 3
 
@@ -87,10 +89,11 @@ def test_labeler_assigns_classes_and_counts_unmatched_labels(registry):
 def test_labeler_returning_an_unknown_class_is_an_error():
     class Sloppy(KeywordLabeler):
         def classes_for(self, subjects):
-            return {"urn:not-a-target"}, []
+            return SubjectMatch(classes={"urn:not-a-target"})
 
+    sloppy = Sloppy()
     with pytest.raises(ValueError, match="not targets"):
-        Sloppy().label([(1, [Subject(label="x")])])
+        sloppy.label(sloppy.prepare(None, ClassRequest(())), [(1, [Subject(label="x")])])
 
 
 def test_trainer_writes_weights_config_and_model_card(registry, tmp_path):

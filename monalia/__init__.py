@@ -23,6 +23,10 @@ _LAZY = {
     "SourceState": "monalia.source",
     "Sink": "monalia.sink",
     "Labeler": "monalia.labeler",
+    "TargetClass": "monalia.labeler",
+    "ClassRequest": "monalia.labeler",
+    "SubjectMatch": "monalia.labeler",
+    "Thesaurus": "monalia.thesaurus",
     "Trainer": "monalia.trainer",
     "Plugin": "monalia.plugin",
     "Record": "monalia.records",
@@ -33,11 +37,12 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from monalia.errors import RecordError  # noqa: F401
-    from monalia.labeler import Labeler  # noqa: F401
+    from monalia.labeler import ClassRequest, Labeler, SubjectMatch, TargetClass  # noqa: F401
     from monalia.plugin import Plugin  # noqa: F401
     from monalia.records import ImageRef, Record, Subject  # noqa: F401
     from monalia.sink import Sink  # noqa: F401
     from monalia.source import RawItem, Source, SourceState  # noqa: F401
+    from monalia.thesaurus import Thesaurus  # noqa: F401
     from monalia.trainer import Trainer  # noqa: F401
 
 __all__ = ["__version__", "hookimpl", *_LAZY]

@@ -167,3 +167,26 @@ def test_a_homonym_in_subjects_is_counted_as_ambiguous(store, tmp_path):
     result = skos.label(classes, [(1, [Subject(label="croix", field="REPR")])])
     assert result.assignments == {1: {CROSS_OBJECT}}
     assert result.ambiguous == {("REPR", "croix"): 1}
+
+
+def test_a_mapping_file_brings_another_vocabulary_onto_the_same_classes(store, tmp_path):
+    behance_dog = "http://ns.inria.fr/monalia/bam/content_dog"
+    (tmp_path / "behance.csv").write_text(
+        f"subject,property,object\n{behance_dog},exactMatch,chien\n", encoding="utf-8"
+    )
+    (tmp_path / "aat.ttl").write_text(
+        "<http://vocab.getty.edu/aat/300250148> "
+        f"<http://www.w3.org/2004/02/skos/core#closeMatch> <{HORSE}> .\n",
+        encoding="utf-8",
+    )
+    skos = labeler(tmp_path, links=["behance.csv", "aat.ttl"])
+    classes = skos.prepare(store, request("chien", "cheval"))
+    result = skos.label(
+        classes,
+        [
+            (1, [Subject(uri=behance_dog, field="automatic")]),
+            (2, [Subject(uri="http://vocab.getty.edu/aat/300250148")]),
+        ],
+    )
+    assert result.assignments == {1: {DOG}, 2: {HORSE}}
+    assert not result.unmatched

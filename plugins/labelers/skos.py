@@ -27,7 +27,6 @@ from monalia.records import Subject
 from monalia.thesaurus import (
     KIND_RANK,
     SKOS,
-    LabelEntry,
     Thesaurus,
     is_iri,
     language_matches,
@@ -104,7 +103,8 @@ class SkosLabeler(Labeler):
         self.known = set(thesaurus.iter_concepts()) | set(self.concept_classes) | excluded
         self.kinds = set(settings.label_kinds)
         self.fields = set(settings.fields)
-        self._by_label: dict[tuple[str, str | None], list[LabelEntry]] = {}
+        self.match_labels = settings.match_labels
+        self._by_label: dict[tuple[str, str | None], tuple[bool, frozenset[str], bool]] = {}
         return classes
 
     # -- resolving names ------------------------------------------------------------------------
@@ -210,22 +210,26 @@ class SkosLabeler(Labeler):
 
     # -- matching -------------------------------------------------------------------------------
 
-    def _concepts_by_label(self, label: str, lang: str | None) -> list[LabelEntry]:
-        norm = normalize_label(label)
-        key = (norm, lang)
+    def _label_classes(self, label: str, lang: str | None) -> tuple[bool, frozenset[str], bool]:
+        """(known, classes, ambiguous) for a subject label, cached: labels repeat a lot."""
+        key = (label, lang)
         cached = self._by_label.get(key)
         if cached is not None:
             return cached
         entries = [
-            entry for entry in self.thesaurus.labels().get(norm, ()) if entry.kind in self.kinds
+            entry
+            for entry in self.thesaurus.labels().get(normalize_label(label), ())
+            if entry.kind in self.kinds
         ]
         language = lang or self.request.language
         entries = [entry for entry in entries if language_matches(entry.lang, language)] or entries
         if entries:
             best = min(KIND_RANK[entry.kind] for entry in entries)
             entries = [entry for entry in entries if KIND_RANK[entry.kind] == best]
-        self._by_label[key] = entries
-        return entries
+        found = {frozenset(self.concept_classes.get(entry.concept, ())) for entry in entries}
+        result = (bool(entries), frozenset().union(*found), len(found) > 1)
+        self._by_label[key] = result
+        return result
 
     def classes_for(self, subjects: list[Subject]) -> SubjectMatch:
         match = SubjectMatch()
@@ -234,17 +238,15 @@ class SkosLabeler(Labeler):
                 continue
             if subject.uri and subject.uri in self.known:
                 match.known += 1
-                match.classes |= self.concept_classes.get(subject.uri, set())
+                match.classes.update(self.concept_classes.get(subject.uri, ()))
                 continue
-            if subject.label and self.settings.match_labels:
-                entries = self._concepts_by_label(subject.label, subject.lang)
-                if entries:
+            if subject.label and self.match_labels:
+                known, classes, ambiguous = self._label_classes(subject.label, subject.lang)
+                if known:
                     match.known += 1
-                    found = [self.concept_classes.get(entry.concept, set()) for entry in entries]
-                    if len({frozenset(classes) for classes in found}) > 1:
+                    match.classes.update(classes)
+                    if ambiguous:
                         match.ambiguous.append(subject)
-                    for classes in found:
-                        match.classes |= classes
                     continue
             match.unmatched.append(subject)
         return match

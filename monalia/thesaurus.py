@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import json
 import re
-import shutil
 import time
 import unicodedata
 from collections import defaultdict
@@ -133,10 +132,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _value(term: Any) -> str | None:
-    return None if term is None else term.value
 
 
 @dataclass(frozen=True)
@@ -262,7 +257,8 @@ class Thesaurus:
             return LoadResult(key, graph, known["triples"], known["concepts"], 0.0, skipped=True)
         started = time.monotonic()
         target = _graph(graph)
-        self.store.remove_graph(target) if self.store.contains_named_graph(target) else None
+        if self.store.contains_named_graph(target):
+            self.store.remove_graph(target)
         opener = gzip.open if path.suffix.lower() == ".gz" else open
         try:
             with opener(path, "rb") as handle:
@@ -538,8 +534,3 @@ def resolve_data_file(base: Path, name: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"{name}: no such file ({path})")
     return path
-
-
-def remove_store(directory: Path) -> None:
-    """Delete a thesaurus store (``monalia thesaurus load --fresh``)."""
-    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Training library of the CNN trainer: networks, checkpoints, metrics (torch imported lazily)."""

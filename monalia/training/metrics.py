@@ -1,0 +1,120 @@
+"""Multi-label evaluation: per-class AP, mAP, ROC-AUC, precision/recall/F-beta, thresholds.
+
+Scores are probabilities (after the sigmoid), one column per class. A class with no positive
+example in the evaluated split has no AP or ROC-AUC (NaN), and mAP is the mean over the classes
+that have one, as in MonaLIA and the usual multi-label benchmarks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class ClassMetrics:
+    """How one class did at its threshold."""
+
+    ap: float
+    roc_auc: float
+    precision: float
+    recall: float
+    f1: float
+    f2: float
+    threshold: float
+    positives: int
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            key: (None if isinstance(value, float) and math.isnan(value) else value)
+            for key, value in self.__dict__.items()
+        }
+
+
+def f_beta(precision: float, recall: float, beta: float) -> float:
+    if precision <= 0 and recall <= 0:
+        return 0.0
+    b2 = beta * beta
+    return (1 + b2) * precision * recall / (b2 * precision + recall)
+
+
+def pick_thresholds(targets: np.ndarray, scores: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """Per class, the score threshold that maximises F-beta on these (validation) scores.
+
+    A class with no positive example keeps the default 0.5.
+    """
+    thresholds = np.full(targets.shape[1], DEFAULT_THRESHOLD)
+    for column in range(targets.shape[1]):
+        truth = targets[:, column]
+        if truth.sum() == 0:
+            continue
+        precision, recall, cuts = precision_recall_curve(truth, scores[:, column])
+        # the last point (recall 0, precision 1) has no threshold
+        precision, recall = precision[:-1], recall[:-1]
+        b2 = beta * beta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scores_f = np.where(
+                precision + recall > 0,
+                (1 + b2) * precision * recall / (b2 * precision + recall),
+                0.0,
+            )
+        thresholds[column] = float(cuts[int(np.nanargmax(scores_f))])
+    return thresholds
+
+
+def evaluate_scores(
+    targets: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | None = None
+) -> tuple[list[ClassMetrics], dict[str, float]]:
+    """Per-class metrics and their summary (mAP, macro ROC-AUC, macro and micro F1/F2)."""
+    targets = np.asarray(targets).astype(int)
+    scores = np.asarray(scores, dtype=float)
+    if thresholds is None:
+        thresholds = np.full(targets.shape[1], DEFAULT_THRESHOLD)
+    predicted = scores >= thresholds[None, :]
+    per_class = []
+    for column in range(targets.shape[1]):
+        truth = targets[:, column]
+        guess = predicted[:, column]
+        positives = int(truth.sum())
+        has_both = 0 < positives < len(truth)
+        ap = float(average_precision_score(truth, scores[:, column])) if positives else math.nan
+        auc = float(roc_auc_score(truth, scores[:, column])) if has_both else math.nan
+        hits = int((truth & guess).sum())
+        precision = hits / int(guess.sum()) if guess.sum() else 0.0
+        recall = hits / positives if positives else 0.0
+        per_class.append(
+            ClassMetrics(
+                ap=ap,
+                roc_auc=auc,
+                precision=precision,
+                recall=recall,
+                f1=f_beta(precision, recall, 1.0),
+                f2=f_beta(precision, recall, 2.0),
+                threshold=float(thresholds[column]),
+                positives=positives,
+            )
+        )
+    hits = int((targets.astype(bool) & predicted).sum())
+    micro_precision = hits / int(predicted.sum()) if predicted.sum() else 0.0
+    micro_recall = hits / int(targets.sum()) if targets.sum() else 0.0
+    scored = [m for m in per_class if m.positives]
+    summary = {
+        "map": _mean([m.ap for m in scored]),
+        "roc_auc": _mean([m.roc_auc for m in scored]),
+        "macro_f1": _mean([m.f1 for m in scored]),
+        "macro_f2": _mean([m.f2 for m in scored]),
+        "micro_f1": f_beta(micro_precision, micro_recall, 1.0),
+        "micro_f2": f_beta(micro_precision, micro_recall, 2.0),
+        "samples": int(targets.shape[0]),
+    }
+    return per_class, summary
+
+
+def _mean(values: list[float]) -> float:
+    kept = [value for value in values if not math.isnan(value)]
+    return float(np.mean(kept)) if kept else math.nan

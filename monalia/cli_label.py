@@ -69,20 +69,12 @@ def thesaurus(ctx: click.Context) -> None:
 @pass_app
 def thesaurus_load(app: App, force: bool) -> None:
     """Load the files under [thesaurus] files into the project's store (only what changed)."""
-    from monalia.thesaurus import Thesaurus, resolve_data_file
+    from monalia.thesaurus import open_project_thesaurus
 
     project = app.project
-    section = project.model.thesaurus
-    if not section.files:
+    if not project.model.thesaurus.files:
         raise MonaliaError("[thesaurus] files is empty: list the SKOS files to load")
-    paths = [resolve_data_file(project.dir, name) for name in section.files]
-    report = _say_loaded(app)
-    with Thesaurus(project.data_dir / "thesaurus") as store:
-        if force:
-            for key in list(store.files):
-                store.unload(key)
-        for result in store.sync(paths, section.format):
-            report(result)
+    with open_project_thesaurus(project, force=force, progress=_say_loaded(app)) as store:
         click.echo(f"thesaurus: {store.concept_count():,} concepts in {len(store.files)} file(s)")
 
 

@@ -284,13 +284,16 @@ class Thesaurus:
         self._label_cache = None
         return LoadResult(key, graph, triples, concepts, time.monotonic() - started)
 
-    def sync(self, paths: Iterable[Path], format: str | None = None) -> list[LoadResult]:
-        """Make the store hold exactly these files: load new or changed ones, drop the others."""
+    def sync(
+        self, paths: Iterable[Path], format: str | None = None, force: bool = False
+    ) -> list[LoadResult]:
+        """Make the store hold exactly these files: load new or changed ones (all of them when
+        `force`), drop the others."""
         wanted = {str(path.resolve()): path for path in paths}
         for key in list(self._manifest):
             if key not in wanted:
                 self.unload(key)
-        return [self.load(path, format) for path in wanted.values()]
+        return [self.load(path, format, force) for path in wanted.values()]
 
     def unload(self, key: str) -> None:
         """Forget one loaded file."""
@@ -496,21 +499,19 @@ def _graph(iri: str) -> ox.NamedNode:
     return ox.NamedNode(iri)
 
 
-def open_project_thesaurus(project, load: bool = True, progress=None) -> Thesaurus:
-    """The project's thesaurus store, in sync with ``[thesaurus] files`` when `load` is set."""
+def open_project_thesaurus(project, force: bool = False, progress=None) -> Thesaurus:
+    """The project's thesaurus store, in sync with ``[thesaurus] files`` (all reloaded if `force`)."""
     section = project.model.thesaurus
     thesaurus = Thesaurus(project.data_dir / "thesaurus")
-    if load:
-        try:
-            results = thesaurus.sync(
-                [resolve_data_file(project.dir, name) for name in section.files], section.format
-            )
-        except BaseException:
-            thesaurus.close()
-            raise
-        if progress is not None:
-            for result in results:
-                progress(result)
+    try:
+        paths = [resolve_data_file(project.dir, name) for name in section.files]
+        results = thesaurus.sync(paths, section.format, force=force)
+    except BaseException:
+        thesaurus.close()
+        raise
+    if progress is not None:
+        for result in results:
+            progress(result)
     return thesaurus
 
 

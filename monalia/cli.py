@@ -426,6 +426,7 @@ def run_pipeline(app: App) -> None:
     available = {
         "harvest": lambda: _run_harvest(app, (), None, None, False),
         "label": lambda: _run_label(app),
+        "train": lambda: cli_train.run_train_stage(app),
         "publish": lambda: _run_publish(app, (), ()),
     }
     stages = app.project.model.pipeline.stages
@@ -567,8 +568,11 @@ def main() -> None:
     cli(prog_name="monalia")
 
 
-# The label stage's commands register themselves on `cli`.
-from monalia import cli_label  # noqa: E402, F401
+# The label and train stages' commands register themselves on `cli`.
+from monalia import cli_label, cli_train  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # run as `python -m monalia.cli`: commands are registered on the imported module's group
+    from monalia.cli import main as imported_main
+
+    sys.exit(imported_main())

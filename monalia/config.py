@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 PROJECT_FILE = "monalia.toml"
 CATALOG_ENV = "MONALIA_CATALOG"
 PROJECT_ENV = "MONALIA_PROJECT"
+DEFAULT_TRAINER = "cnn"  # used when the project file has no [trainer] table
 STAGES = ("harvest", "images", "label", "train", "enrich", "publish")
 
 # Setting names that would hold a secret in the clear.
@@ -278,6 +279,10 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
         project.labeler = instance("labeler", "labeler", ("labeler",), PluginSection(plugin="skos"))
     if model.trainer is not None:
         project.trainer = instance("trainer", "trainer", ("trainer",), model.trainer)
+    elif any(info.name == DEFAULT_TRAINER for info in registry.all("trainer")):
+        project.trainer = instance(
+            "trainer", "trainer", ("trainer",), PluginSection(plugin=DEFAULT_TRAINER)
+        )
     return project
 
 

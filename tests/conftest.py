@@ -150,7 +150,7 @@ def run_monalia(*args: str, cwd: Path, site: Path | None = None) -> subprocess.C
     if site is not None:
         env["PYTHONPATH"] = str(site)
     return subprocess.run(
-        [sys.executable, "-m", "monalia.cli", *args],
+        [sys.executable, "-m", "monalia", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

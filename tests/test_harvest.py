@@ -145,7 +145,7 @@ def test_killed_harvest_is_shown_interrupted_and_the_next_run_completes_it(tmp_p
         '[sources.local]\nplugin = "jsonl"\npath = "records.jsonl"\n',
         encoding="utf-8",
     )
-    command = [sys.executable, "-m", "monalia.cli", "--project", str(tmp_path), "-q", "harvest"]
+    command = [sys.executable, "-m", "monalia", "--project", str(tmp_path), "-q", "harvest"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     engine = create_engine(f"sqlite:///{catalog_path}")
@@ -168,7 +168,7 @@ def test_killed_harvest_is_shown_interrupted_and_the_next_run_completes_it(tmp_p
     engine.dispose()
 
     listing = subprocess.run(
-        [sys.executable, "-m", "monalia.cli", "--project", str(tmp_path), "runs"],
+        [sys.executable, "-m", "monalia", "--project", str(tmp_path), "runs"],
         capture_output=True,
         text=True,
         check=True,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from monalia import Labeler, Subject, Trainer, hookimpl
 from monalia.labeler import ClassRequest, SubjectMatch, TargetClass
 from monalia.plugins import PluginRegistry, get_plugin_manager
-from monalia.trainer import DatasetSpec, TrainedModel
+from monalia.trainer import DatasetSpec, Sample, TrainedModel
 
 HORSE = "http://data.culture.fr/thesaurus/resource/ark:/67717/T523-2037"
 TREE = "urn:example:tree"
@@ -40,10 +41,10 @@ class MajorityTrainer(Trainer):
 
     name = "majority"
 
-    def fit(self, dataset, output_dir, progress=None):
+    def fit(self, dataset, output_dir, options):
         train = dataset.splits["train"]
         frequency = {
-            c["uri"]: sum(c["uri"] in labels for _, labels in train) / len(train)
+            c["uri"]: sum(c["uri"] in sample.labels for sample in train) / len(train)
             for c in dataset.classes
         }
         weights = output_dir / "weights.json"
@@ -99,9 +100,10 @@ def test_labeler_returning_an_unknown_class_is_an_error():
 def test_trainer_writes_weights_config_and_model_card(registry, tmp_path):
     trainer = registry.get("trainer", "majority").cls()
     dataset = DatasetSpec(
+        name="test",
         hash="abc123",
         classes=[{"uri": HORSE, "label": "cheval"}, {"uri": TREE, "label": "arbre"}],
-        splits={"train": [("a.jpg", [HORSE]), ("b.jpg", [HORSE, TREE])]},
+        splits={"train": [Sample(Path("a.jpg"), (HORSE,)), Sample(Path("b.jpg"), (HORSE, TREE))]},
     )
     card = trainer.train(dataset, tmp_path / "model")
     written = json.loads((tmp_path / "model" / "model_card.json").read_text())

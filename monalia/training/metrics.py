@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
@@ -118,3 +119,14 @@ def evaluate_scores(
 def _mean(values: list[float]) -> float:
     kept = [value for value in values if not math.isnan(value)]
     return float(np.mean(kept)) if kept else math.nan
+
+
+def json_safe(value: Any) -> Any:
+    """NaN (a class without positives) becomes null: the card is strict JSON."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value

@@ -184,3 +184,61 @@ def load_by_position(model: Any, state: dict[str, Any]) -> None:
             )
         mapped[key] = value
     model.load_state_dict(mapped, strict=False)
+
+
+def classifier_head(model: Any, backbone: str) -> Any:
+    """The module `build_model` put on top of the backbone (what frozen mode trains)."""
+    if backbone in ("resnet50", "inception_v3"):
+        return model.fc
+    if backbone in (OFFLINE_BACKBONE, "efficientnet_b0"):
+        return model.classifier
+    return model.classifier[-1]
+
+
+def freeze_backbone(model: Any, backbone: str) -> list[Any]:
+    """Train only the head; return the frozen modules that hold batch-norm statistics.
+
+    Those must stay in eval mode while training, or their running statistics would drift
+    although their weights are fixed.
+    """
+    from torch import nn
+
+    head = classifier_head(model, backbone)
+    trainable = {id(parameter) for parameter in head.parameters()}
+    for parameter in model.parameters():
+        parameter.requires_grad = id(parameter) in trainable
+    head_modules = {id(module) for module in head.modules()}
+    return [
+        module
+        for module in model.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and id(module) not in head_modules
+    ]
+
+
+def load_trained_model(model_dir: Path, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:
+    """A trained model and its card, from the folder `monalia train` wrote (weights only)."""
+    import json
+
+    import torch
+
+    card_path = model_dir / "model_card.json"
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MonaliaError(
+            f"no model card at {card_path}: is it a trained model's folder?"
+        ) from None
+    settings = card.get("settings", {})
+    model = build_model(
+        card["backbone"], len(card["classes"]), settings.get("dropout", 0.5), weights=None
+    )
+    weights = model_dir / card["weights"]
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise MonaliaError(
+            f"the weights of model {card.get('name')} are missing: {weights}"
+        ) from None
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return model, card

@@ -1,0 +1,187 @@
+"""The CNN trainer on drawn pictures: it learns, resumes exactly, stops early, survives bad files.
+
+Tiny pictures (64 px) and few epochs keep this fast on a CPU; the backbone is the offline
+EfficientNet-Lite0 with its ImageNet weights, as in a real project.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from drawn_images import SHAPES, draw_set
+
+from monalia.trainer import DatasetSpec, Sample, TrainOptions
+from monalia.training.checkpoint import load_checkpoint
+from monalia.training.fit import LAST, Training, _pos_weight
+from monalia.training.model import load_trained_model
+from monalia.training.settings import CnnSettings
+
+CLASSES = [{"uri": f"urn:test:{shape}", "label": shape} for shape in SHAPES]
+
+
+def spec_from(drawn, splits=(0.6, 0.2, 0.2)) -> DatasetSpec:
+    cut_train = int(len(drawn) * splits[0])
+    cut_val = cut_train + int(len(drawn) * splits[1])
+    parts = {"train": drawn[:cut_train], "val": drawn[cut_train:cut_val], "test": drawn[cut_val:]}
+    return DatasetSpec(
+        name="drawn",
+        hash="d" * 64,
+        classes=CLASSES,
+        splits={
+            split: [
+                Sample(path, tuple(f"urn:test:{shape}" for shape in sorted(shapes)), path.stem)
+                for path, shapes in items
+            ]
+            for split, items in parts.items()
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    return draw_set(tmp_path_factory.mktemp("drawn"), 150, seed=3)
+
+
+def settings(**overrides) -> CnnSettings:
+    values = {"input_size": 64, "epochs": 3, "batch_size": 16, "workers": 0, "patience": None}
+    return CnnSettings(**{**values, **overrides})
+
+
+def options(tmp_path, **overrides) -> TrainOptions:
+    return TrainOptions(**{"cache_dir": tmp_path / "cache", "device": "cpu", **overrides})
+
+
+def test_fine_tuning_the_offline_backbone_beats_chance_by_far(drawn, tmp_path):
+    spec = spec_from(drawn)
+    result = Training(spec, tmp_path / "model", settings(), options(tmp_path)).run()
+
+    test = result.metrics["test"]
+    positives = np.mean(
+        [[f"urn:test:{s}" in sample.labels for s in SHAPES] for sample in spec.splits["test"]]
+    )
+    assert test["map"] > 0.85, f"test mAP {test['map']:.3f}; chance is about {positives:.2f}"
+    assert test["roc_auc"] > 0.9
+    assert result.metrics["evaluated_on"] == "test"
+    assert set(result.thresholds) == {c["uri"] for c in CLASSES}
+    assert all(0 < value < 1 for value in result.thresholds.values())
+    history = result.metrics["history"]
+    assert [entry["epoch"] for entry in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    # the lr decays ×0.1 every lr_step epochs (MonaLIA's schedule)
+    decayed = Training(spec, tmp_path / "m2", settings(epochs=2, lr_step=1), options(tmp_path))
+    lrs = [entry["lr"] for entry in decayed.run().metrics["history"]]
+    assert lrs == pytest.approx([0.001, 0.0001])
+
+    # the saved weights rebuild the model, which scores like the trained one
+    card = {
+        "backbone": result.backbone,
+        "classes": CLASSES,
+        "settings": settings().model_dump(),
+        "weights": result.weights.name,
+    }
+    (tmp_path / "model" / "model_card.json").write_text(__import__("json").dumps(card))
+    model, _ = load_trained_model(tmp_path / "model")
+    assert not any(isinstance(m, torch.nn.Dropout) and m.training for m in model.modules())
+    # the resized cache holds one small copy per image, named by its key
+    cached = list((tmp_path / "cache").rglob("*.jpg"))
+    assert len(cached) == len(drawn)
+    assert {path.stem for path in cached} == {path.stem for path, _ in drawn}
+
+
+def test_a_resumed_training_ends_exactly_like_an_uninterrupted_one(drawn, tmp_path):
+    spec = spec_from(drawn[:90])
+    whole = Training(spec, tmp_path / "whole", settings(), options(tmp_path)).run()
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first_epoch(message: str) -> None:
+        if message.startswith("epoch 1/3"):
+            raise Killed
+
+    with pytest.raises(Killed):
+        Training(
+            spec, tmp_path / "cut", settings(), options(tmp_path, say=kill_after_first_epoch)
+        ).run()
+    assert load_checkpoint(tmp_path / "cut" / LAST)["epoch"] == 1
+    said = []
+    # resumed with loader worker processes: augmentations do not depend on who decodes
+    resumed = Training(
+        spec, tmp_path / "cut", settings(workers=2), options(tmp_path, say=said.append)
+    ).run()
+
+    assert any(line.startswith("resuming from") for line in said), said
+    assert resumed.metrics["test"] == whole.metrics["test"]
+    assert resumed.thresholds == whole.thresholds
+    for (name, a), (_, b) in zip(
+        torch.load(whole.weights, weights_only=True).items(),
+        torch.load(resumed.weights, weights_only=True).items(),
+        strict=True,
+    ):
+        assert torch.equal(a, b), f"{name} differs after resuming"
+    other_seed = Training(spec, tmp_path / "seed1", settings(seed=1), options(tmp_path)).run()
+    assert other_seed.metrics["test"] != whole.metrics["test"]
+
+
+def test_early_stopping_keeps_the_best_epoch(drawn, tmp_path):
+    said = []
+    # no epoch can beat the first by a whole unit of mAP: training stops after `patience`
+    result = Training(
+        spec_from(drawn[:60]),
+        tmp_path / "model",
+        settings(epochs=6, patience=2, min_delta=1.0),
+        options(tmp_path, say=said.append),
+    ).run()
+    assert result.extra["epochs_run"] == 3
+    assert result.metrics["best_epoch"] == 1
+    assert any("early stop after epoch 3" in line for line in said), said
+
+
+def test_frozen_backbone_trains_only_the_head(drawn, tmp_path):
+    from monalia.training.model import build_model
+
+    result = Training(
+        spec_from(drawn[:60]),
+        tmp_path / "model",
+        settings(epochs=1, freeze_backbone=True),
+        options(tmp_path),
+    ).run()
+    trained = torch.load(result.weights, weights_only=True)
+    torch.manual_seed(0)
+    start = build_model("efficientnet_lite0", len(CLASSES)).state_dict()
+    changed = {name for name, value in trained.items() if not torch.equal(value, start[name])}
+    assert changed == {"classifier.1.weight", "classifier.1.bias"}, sorted(changed)[:5]
+
+
+def test_focal_loss_and_positive_weights(drawn, tmp_path):
+    result = Training(
+        spec_from(drawn[:60]),
+        tmp_path / "model",
+        settings(epochs=1, loss="focal", focal_alpha=0.25),
+        options(tmp_path),
+    ).run()
+    assert math.isfinite(result.metrics["history"][0]["train_loss"])
+    targets = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]], dtype=np.float32)
+    uris = [c["uri"] for c in CLASSES]
+    auto = _pos_weight(CnnSettings(pos_weight="auto", pos_weight_max=3), targets, uris)
+    # 2 positives / 3 negatives; no positive at all -> 1; capped at pos_weight_max
+    assert auto.tolist() == pytest.approx([1.5, 1.0, 1.0])
+    given = _pos_weight(CnnSettings(pos_weight={uris[1]: 4.0}), targets, uris)
+    assert given.tolist() == [1.0, 4.0, 1.0]
+
+
+def test_an_unreadable_image_is_left_out_and_named(drawn, tmp_path):
+    spec = spec_from(drawn[:60])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(drawn[0][0].read_bytes()[:300])  # a truncated JPEG
+    html = tmp_path / "error.jpg"
+    html.write_text("<html><body>Service unavailable</body></html>")
+    spec.splits["train"].append(Sample(broken, ("urn:test:disc",), "broken"))
+    spec.splits["val"].append(Sample(html, ("urn:test:bars",), "html"))
+    result = Training(spec, tmp_path / "model", settings(epochs=1), options(tmp_path)).run()
+    assert sorted(result.extra["unreadable"]) == sorted([str(broken), str(html)])
+    assert result.extra["images"]["train"] == len(spec.splits["train"])
+    assert result.metrics["val"]["samples"] == len(spec.splits["val"]) - 1

@@ -46,7 +46,7 @@ def drawn(tmp_path_factory):
 
 
 def settings(**overrides) -> CnnSettings:
-    values = {"input_size": 64, "epochs": 3, "batch_size": 16, "workers": 0, "patience": None}
+    values = {"input_size": 64, "epochs": 3, "batch_size": 16, "workers": 0, "patience": 0}
     return CnnSettings(**{**values, **overrides})
 
 

@@ -51,7 +51,7 @@ def score_samples(
     loader = data_module.make_loader(
         dataset, batch_size, False, workers, pin_memory=device.type == "cuda", seed=0
     )
-    channels_last = device.type == "cuda"
+    channels_last = card.get("settings", {}).get("channels_last", True)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     normalize = data_module.Normalizer(

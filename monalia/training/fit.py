@@ -196,7 +196,8 @@ class Training:
             freeze_backbone(model, self.settings.backbone) if self.settings.freeze_backbone else []
         )
         model.to(self.device)
-        self.channels_last = self.device.type == "cuda" and self.settings.channels_last
+        # channels-last is faster for these networks on CUDA and on the CPU alike
+        self.channels_last = self.settings.channels_last
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         return model, frozen

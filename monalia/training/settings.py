@@ -35,14 +35,14 @@ class CnnSettings(PluginSettings):
     pos_weight: Literal["none", "auto"] | dict[str, float] = "none"
     pos_weight_max: float = Field(default=10.0, gt=0)
     freeze_backbone: bool = False  # train the head only
-    patience: int | None = Field(default=5, ge=1)  # epochs without a better val mAP; None: off
+    patience: int = Field(default=5, ge=0)  # epochs without a better val mAP; 0: never stop early
     min_delta: float = Field(default=0.001, ge=0)
     beta: float = Field(default=1.0, gt=0)  # thresholds maximise F-beta on validation
     seed: int = 0
     device: str = "auto"  # auto: CUDA when there is one
     workers: int | None = Field(default=None, ge=0)  # loader processes; default by device
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # CUDA only
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # NHWC memory layout (faster on CUDA and on the CPU)
     augment: bool = True
     crop_scale: tuple[float, float] = (0.5, 1.0)
     flip: bool = True

@@ -25,6 +25,7 @@ from typing import Any
 import pyoxigraph as ox
 
 from monalia.errors import ConfigError, MonaliaError
+from monalia.hashing import file_sha256
 
 SKOS = "http://www.w3.org/2004/02/skos/core#"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
@@ -124,14 +125,6 @@ def rdf_format(path: Path, name: str | None = None) -> ox.RdfFormat:
         f"cannot tell the RDF format of {path} from its name: use one of "
         f"{', '.join(sorted(FORMATS))} (optionally .gz), or set [thesaurus] format"
     )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ registers the model in the catalog.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from monalia.hashing import file_sha256
 from monalia.plugin import Plugin
 
 
@@ -99,7 +99,7 @@ class Trainer(Plugin):
             "metrics": model.metrics,
             "settings": self.describe_settings(),
             "weights": model.weights.name,
-            "weights_sha256": _file_sha256(model.weights),
+            "weights_sha256": file_sha256(model.weights),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": {"monalia": __version__, **self.library_versions()},
             **model.extra,
@@ -108,11 +108,3 @@ class Trainer(Plugin):
             json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
         )
         return card
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

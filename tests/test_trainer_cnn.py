@@ -7,14 +7,18 @@ EfficientNet-Lite0 with its ImageNet weights, as in a real project.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 from drawn_images import SHAPES, draw_set
+from PIL import Image
 
+from monalia.errors import MonaliaError
 from monalia.trainer import DatasetSpec, Sample, TrainOptions
 from monalia.training.checkpoint import load_checkpoint
+from monalia.training.data import cache_side
 from monalia.training.fit import LAST, Training, _pos_weight
 from monalia.training.model import load_trained_model
 from monalia.training.settings import CnnSettings
@@ -50,8 +54,12 @@ def settings(**overrides) -> CnnSettings:
     return CnnSettings(**{**values, **overrides})
 
 
+# MONALIA_TEST_DEVICE=cuda runs these tests on a GPU machine.
+DEVICE = os.environ.get("MONALIA_TEST_DEVICE", "cpu")
+
+
 def options(tmp_path, **overrides) -> TrainOptions:
-    return TrainOptions(**{"cache_dir": tmp_path / "cache", "device": "cpu", **overrides})
+    return TrainOptions(**{"cache_dir": tmp_path / "cache", "device": DEVICE, **overrides})
 
 
 def test_fine_tuning_the_offline_backbone_beats_chance_by_far(drawn, tmp_path):
@@ -71,24 +79,46 @@ def test_fine_tuning_the_offline_backbone_beats_chance_by_far(drawn, tmp_path):
     assert [entry["epoch"] for entry in history] == [1, 2, 3]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     # the lr decays ×0.1 every lr_step epochs (MonaLIA's schedule)
-    decayed = Training(spec, tmp_path / "m2", settings(epochs=2, lr_step=1), options(tmp_path))
+    decayed = Training(
+        spec_from(drawn[:40]), tmp_path / "m2", settings(epochs=2, lr_step=1), options(tmp_path)
+    )
     lrs = [entry["lr"] for entry in decayed.run().metrics["history"]]
     assert lrs == pytest.approx([0.001, 0.0001])
 
-    # the saved weights rebuild the model, which scores like the trained one
-    card = {
-        "backbone": result.backbone,
-        "classes": CLASSES,
-        "settings": settings().model_dump(),
-        "weights": result.weights.name,
-    }
-    (tmp_path / "model" / "model_card.json").write_text(__import__("json").dumps(card))
-    model, _ = load_trained_model(tmp_path / "model")
-    assert not any(isinstance(m, torch.nn.Dropout) and m.training for m in model.modules())
-    # the resized cache holds one small copy per image, named by its key
+    # the cache holds one small copy per image, named by its key
     cached = list((tmp_path / "cache").rglob("*.jpg"))
     assert len(cached) == len(drawn)
     assert {path.stem for path in cached} == {path.stem for path, _ in drawn}
+    with Image.open(cached[0]) as small:
+        assert min(small.size) == cache_side(64) < 96
+
+
+def test_the_plugin_writes_a_card_that_rebuilds_the_model(drawn, tmp_path):
+    from monalia.builtins.trainers.cnn import CnnTrainer
+    from monalia.training.evaluation import evaluate_model, score_samples
+
+    spec = spec_from(drawn[:60])
+    trainer = CnnTrainer(settings=settings(epochs=1))
+    card = trainer.train(spec, tmp_path / "model", options(tmp_path))
+    assert [(c["uri"], c["label"]) for c in card["classes"]] == [
+        (c["uri"], c["label"]) for c in CLASSES
+    ]
+    assert all(c["threshold"] == card["thresholds"][c["uri"]] for c in card["classes"])
+
+    model, loaded = load_trained_model(tmp_path / "model", DEVICE)
+    assert loaded == card
+    assert not any(m.training for m in model.modules()), "a loaded model is in eval mode"
+    # in float32 on the CPU the batch size changes nothing; under autocast on a GPU, kernels
+    # differ by batch size, so the GPU run uses the training's own
+    batch = 7 if DEVICE == "cpu" else card["settings"]["batch_size"]
+    scores = score_samples(model, card, spec.splits["test"], torch.device(DEVICE), batch)
+    again = evaluate_model(card, scores, "test")
+    assert again.summary["map"] == pytest.approx(card["metrics"]["test"]["map"], abs=1e-6)
+
+    weights = tmp_path / "model" / card["weights"]
+    weights.write_bytes(weights.read_bytes()[:-1] + b"x")
+    with pytest.raises(MonaliaError, match="not the file its model card describes"):
+        load_trained_model(tmp_path / "model")
 
 
 def test_a_resumed_training_ends_exactly_like_an_uninterrupted_one(drawn, tmp_path):
@@ -185,3 +215,27 @@ def test_an_unreadable_image_is_left_out_and_named(drawn, tmp_path):
     assert sorted(result.extra["unreadable"]) == sorted([str(broken), str(html)])
     assert result.extra["images"]["train"] == len(spec.splits["train"])
     assert result.metrics["val"]["samples"] == len(spec.splits["val"]) - 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+def test_on_cuda_training_uses_mixed_precision_and_its_model_scores_alike_on_the_cpu(
+    drawn, tmp_path
+):
+    from monalia.builtins.trainers.cnn import CnnTrainer
+    from monalia.training.evaluation import score_samples
+
+    spec = spec_from(drawn)
+    trainer = CnnTrainer(settings=settings(epochs=3, workers=2))
+    card = trainer.train(spec, tmp_path / "model", options(tmp_path, device="cuda"))
+    assert card["device"].startswith("cuda")
+    assert card["precision"] in {"bfloat16", "float16"}
+    assert card["metrics"]["test"]["map"] > 0.8
+
+    test = spec.splits["test"]
+    on_gpu = score_samples(
+        *load_trained_model(tmp_path / "model", "cuda"), test, torch.device("cuda")
+    )
+    on_cpu = score_samples(*load_trained_model(tmp_path / "model"), test, torch.device("cpu"))
+    # autocast on the GPU, float32 on the CPU: the same model within half-precision rounding
+    difference = np.abs(on_gpu.scores - on_cpu.scores)
+    assert difference.mean() < 0.04 and difference.max() < 0.1

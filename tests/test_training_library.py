@@ -138,3 +138,24 @@ def test_metrics_per_class_and_thresholds_maximise_f_beta():
     assert tuned[0].f1 == pytest.approx(1.0) and tuned[0].f1 > per_class[0].f1
     recall_first = pick_thresholds(targets, scores, beta=4.0)
     assert recall_first[1] <= thresholds[1], "a larger beta never raises the threshold"
+
+
+def test_resized_images_are_the_same_pixels_with_or_without_the_cache(tmp_path):
+    from PIL import Image
+
+    from monalia.training.data import load_resized
+
+    photo = sample_photo()
+    plain = np.asarray(load_resized(photo, "k1", 80, None))
+    cold = np.asarray(load_resized(photo, "k1", 80, tmp_path))
+    warm = np.asarray(load_resized(photo, "k1", 80, tmp_path))
+    assert min(plain.shape[:2]) == 80
+    assert np.array_equal(plain, cold) and np.array_equal(cold, warm)
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["k1.jpg"]
+
+    # a decompression bomb is refused before it is decoded
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20_000, 10_000)).save(bomb)
+    with pytest.raises(Image.DecompressionBombError):
+        load_resized(bomb, "k2", 80, tmp_path)
+    assert not list(tmp_path.rglob("k2*"))

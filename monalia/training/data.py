@@ -106,18 +106,24 @@ def load_resized(path: Path, key: str | None, side: int, cache_dir: Path | None)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     with Image.open(path) as image:
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse before decoding.
+        if image.width * image.height > MAX_PIXELS:
+            raise Image.DecompressionBombError(
+                f"{path}: {image.width}x{image.height} pixels is over the limit of {MAX_PIXELS}"
+            )
         if image.format == "JPEG":
             image.draft("RGB", (side, side))
         resized = _shrink(image.convert("RGB"), side)
-    if cached is None:
-        return resized
+    # The small copy is always JPEG-encoded, cache or not, so that a model sees the same pixels
+    # whether or not a run keeps a cache (scores then do not depend on it).
     buffer = io.BytesIO()
     resized.save(buffer, "JPEG", quality=CACHE_QUALITY)
     data = buffer.getvalue()
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, cached)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, cached)
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB")
 

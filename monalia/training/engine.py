@@ -129,14 +129,16 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
-        total_loss += float(loss.detach()) * len(targets)
+        # summed on the device: reading the loss each batch would stall the GPU's queue
+        total_loss = total_loss + loss.detach().float() * len(targets)
         seen += len(targets)
         if progress is not None:
             progress.advance(len(indices))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
-    return EpochResult(total_loss / seen if seen else float("nan"), seen, seconds, unreadable)
+    mean_loss = float(total_loss) / seen if seen else float("nan")
+    return EpochResult(mean_loss, seen, seconds, unreadable)
 
 
 @dataclass

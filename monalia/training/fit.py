@@ -90,7 +90,9 @@ class SeededImages(data_module.ImageListDataset):
 
     def __getitem__(self, index: int):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed * 1_000_003 + index)
+            # the CPU generator alone: torch.manual_seed would also reseed the GPU's, which
+            # drives dropout, and with no loader workers this runs in the training process
+            torch.random.default_generator.manual_seed(self.seed * 1_000_003 + index)
             return super().__getitem__(index)
 
 
@@ -421,6 +423,7 @@ class Training:
                 },
                 "identity": self.identity,
                 "device": str(self.device),
+                "precision": str(precision.dtype or torch.float32).removeprefix("torch."),
                 "epochs_run": state["epoch"],
                 "resumed_from_epoch": self.resumed_from,
                 "beta": beta,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from monalia.errors import MonaliaError
+from monalia.hashing import file_sha256
 
 OFFLINE_BACKBONE = "efficientnet_lite0"
 
@@ -233,12 +234,15 @@ def load_trained_model(model_dir: Path, device: Any = "cpu") -> tuple[Any, dict[
         card["backbone"], len(card["classes"]), settings.get("dropout", 0.5), weights=None
     )
     weights = model_dir / card["weights"]
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
+    if not weights.is_file():
+        raise MonaliaError(f"the weights of model {card.get('name')} are missing: {weights}")
+    expected = card.get("weights_sha256")
+    if expected and file_sha256(weights) != expected:
         raise MonaliaError(
-            f"the weights of model {card.get('name')} are missing: {weights}"
-        ) from None
+            f"{weights} is not the file its model card describes (SHA-256 differs): "
+            "retrain the model or restore its weights"
+        )
+    state = torch.load(weights, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     model.to(device).eval()
     return model, card

@@ -35,9 +35,6 @@ class CnnTrainer(Trainer):
 
         return library_versions()
 
-    def describe_settings(self) -> dict:
-        return self.settings.model_dump(mode="json")
-
 
 @hookimpl
 def register_trainers():

@@ -427,6 +427,7 @@ def run_pipeline(app: App) -> None:
         "harvest": lambda: _run_harvest(app, (), None, None, False),
         "label": lambda: _run_label(app),
         "train": lambda: cli_train.run_train_stage(app),
+        "enrich": lambda: cli_enrich.run_enrich_stage(app),
         "publish": lambda: _run_publish(app, (), ()),
     }
     stages = app.project.model.pipeline.stages
@@ -568,8 +569,7 @@ def main() -> None:
     cli(prog_name="monalia")
 
 
-# The label and train stages' commands register themselves on `cli`.
-from monalia import cli_label, cli_train  # noqa: E402, F401
+from monalia import cli_enrich, cli_label, cli_train  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     # run as `python -m monalia.cli`: commands are registered on the imported module's group

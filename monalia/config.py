@@ -85,6 +85,19 @@ class DatasetSection(_Section):
         return value
 
 
+class EnrichSection(_Section):
+    """How `monalia enrich` scores the catalog's images and what it publishes."""
+
+    model: str | None = None  # model name or its start; None: the newest registered
+    device: str = "auto"
+    batch_size: int = Field(default=64, ge=1)
+    workers: int | None = Field(default=None, ge=0)  # loader processes; None: by device
+    chunk_size: int = Field(default=2048, ge=1)  # images scored and committed together
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # lower scores stay out of the RDF
+    sinks: list[str] | None = None  # sink instances to publish to; None: every configured sink
+    records: bool = False  # also publish the harvested records to the sinks
+
+
 class PipelineSection(_Section):
     stages: list[Literal["harvest", "images", "label", "train", "enrich", "publish"]] = Field(
         default_factory=lambda: ["harvest", "publish"]
@@ -100,6 +113,7 @@ class ProjectModel(_Section):
     dataset: DatasetSection = Field(default_factory=DatasetSection)
     trainer: PluginSection | None = None
     sinks: dict[str, PluginSection] = Field(default_factory=dict)
+    enrich: EnrichSection = Field(default_factory=EnrichSection)
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
 
 

@@ -223,11 +223,16 @@ class HttpClient:
         *,
         params: dict[str, Any] | list[tuple[str, Any]] | None = None,
         parse: Callable[[requests.Response], T] | None = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> T | requests.Response:
         """One request with retries; `parse` turns the answer into a value and may raise
-        `ValueError` for a malformed body, which is retried like a truncated one."""
-        prepared = self.session.prepare_request(requests.Request(method, url, params=params))
+        `ValueError` for a malformed body, which is retried like a truncated one. A `data`
+        body is sent again on each try, so it must be bytes or a dict, not a stream."""
+        prepared = self.session.prepare_request(
+            requests.Request(method, url, params=params, data=data, headers=headers)
+        )
         full_url = prepared.url or url
 
         def attempt() -> Any:

@@ -7,9 +7,10 @@ chunking; a sink writes chunks and says what "replace this graph" means for it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import chain, islice
 from typing import ClassVar
 
+from monalia.enrichment import ImageScores, ModelInfo, score_triples
 from monalia.plugin import Plugin
 from monalia.rdf import Triple
 
@@ -19,6 +20,7 @@ class Sink(Plugin):
 
     kind: ClassVar[str] = "sink"
     chunk_size: ClassVar[int] = 10_000
+    unit: ClassVar[str] = "triples"  # what `publish_model` counts, for messages
 
     # -- what a plugin writes ---------------------------------------------------------------
 
@@ -66,6 +68,23 @@ class Sink(Plugin):
         finally:
             self.close(ok)
         return written
+
+    def publish_model(
+        self,
+        graph: str,
+        model: ModelInfo,
+        header: Iterable[Triple],
+        images: Iterable[ImageScores],
+        base_iri: str,
+        min_score: float = 0.0,
+    ) -> int:
+        """Replace a model's output with these images' scores; return how much was written.
+
+        The default writes the RDF of `monalia.enrichment` into the model's named graph; a sink
+        that stores scores another way (rows in a database) overrides this.
+        """
+        triples = chain(header, score_triples(model, images, base_iri, min_score))
+        return self.publish([(graph, triples)])[graph]
 
 
 def _chunks(triples: Iterable[Triple], size: int) -> Iterator[list[Triple]]:

@@ -1,0 +1,403 @@
+"""The enrich stage: score the catalog's images with a registered model, then publish the scores.
+
+Scoring goes a chunk of images at a time: a chunk's predictions are written in one transaction
+with the run's counts, so a killed run loses at most the chunk in hand and a re-run picks up
+where it stopped (an image whose predictions for this model exist for its current content is
+skipped). Publishing reads the model's predictions back from the catalog and replaces the
+model's named graph in each sink, so a sink is repaired by publishing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, insert, select
+
+from monalia.catalog import Catalog
+from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow, utcnow
+from monalia.config import PluginInstance, Project
+from monalia.enrichment import ImageScores, ModelClass, ModelInfo, model_graph_iri, model_triples
+from monalia.errors import ConfigError
+from monalia.pipeline.runs import DONE, RunInfo, RunTracker, status_for_exception
+from monalia.pipeline.train import find_model, image_file, model_folder
+from monalia.progress import Progress
+
+PUBLISH_PAGE = 500  # images read back per query when publishing
+
+
+@dataclass
+class EnrichOptions:
+    model: str | None = None
+    device: str | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    limit: int | None = None
+    rescore: bool = False
+    score: bool = True  # False: only publish what the catalog holds
+    sinks: list[str] | None = None
+    say: Callable[[str], None] = lambda message: None
+    progress: Callable[[str, int | None, str], Progress] = lambda label, total, unit: Progress(
+        label, total=total, unit=unit, enabled=False
+    )
+
+
+@dataclass
+class EnrichOutcome:
+    model: str
+    run: RunInfo | None
+    publish_runs: list[RunInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PendingImage:
+    image_id: int
+    record_id: int
+    path: Path
+    sha256: str | None
+    url: str
+
+
+def model_info(row: ModelRow) -> ModelInfo:
+    metrics = row.metrics or {}
+    per_class = metrics.get("per_class") or {}
+    thresholds = row.thresholds or {}
+    evaluated = metrics.get("evaluated_on")
+    return ModelInfo(
+        name=row.name,
+        classes=tuple(
+            ModelClass(
+                entry["uri"],
+                entry.get("label") or entry["uri"],
+                thresholds.get(entry["uri"]),
+                (per_class.get(entry["uri"]) or {}).get("ap"),
+            )
+            for entry in row.classes
+        ),
+        backbone=row.backbone,
+        trainer=row.trainer,
+        dataset_hash=(row.card or {}).get("dataset_hash"),
+        created_at=row.created_at,
+        test_map=(metrics.get(evaluated) or {}).get("map") if evaluated else None,
+    )
+
+
+def _unscored(model_id: int):
+    """Images with no prediction of this model for their current content."""
+    return ~exists().where(
+        and_(
+            PredictionRow.model_id == model_id,
+            PredictionRow.image_id == ImageRow.id,
+            PredictionRow.image_sha256 == ImageRow.sha256,
+        )
+    )
+
+
+def _scorable():
+    return and_(ImageRow.status == "fetched", ImageRow.path.is_not(None))
+
+
+def count_images(catalog: Catalog, model_id: int, rescore: bool) -> tuple[int, int]:
+    """(images to score now, images already scored and unchanged)."""
+    with catalog.session() as session:
+        total = session.scalar(select(func.count()).select_from(ImageRow).where(_scorable()))
+        if rescore:
+            return total or 0, 0
+        pending = session.scalar(
+            select(func.count()).select_from(ImageRow).where(_scorable(), _unscored(model_id))
+        )
+    return pending or 0, (total or 0) - (pending or 0)
+
+
+def pending_chunks(
+    catalog: Catalog,
+    model_id: int,
+    data_dir: Path,
+    chunk_size: int,
+    rescore: bool,
+    limit: int | None,
+    tracker: RunTracker,
+) -> Iterator[tuple[list[PendingImage], list[Path], list[str | None]]]:
+    """Chunks of images to score, read by id so that memory stays flat however large."""
+    after, left = 0, limit if limit is not None else float("inf")
+    while left > 0:
+        query = select(
+            ImageRow.id, ImageRow.record_id, ImageRow.path, ImageRow.sha256, ImageRow.url
+        ).where(_scorable(), ImageRow.id > after)
+        if not rescore:
+            query = query.where(_unscored(model_id))
+        size = int(min(chunk_size, left))
+        with catalog.session() as session:
+            rows = session.execute(query.order_by(ImageRow.id).limit(size)).all()
+        if not rows:
+            return
+        after = rows[-1].id
+        items = []
+        for row in rows:
+            path = image_file(data_dir, row.path)
+            if path is None or not path.is_file():
+                tracker.add(seen=1)
+                tracker.fail_item(row.url, f"image file is missing: {path}")
+                continue
+            items.append(PendingImage(row.id, row.record_id, path, row.sha256, row.url))
+        left -= len(rows)
+        if items:
+            yield items, [item.path for item in items], [item.sha256 for item in items]
+
+
+def write_predictions(
+    catalog: Catalog,
+    model: ModelRow,
+    chunk,
+    tracker: RunTracker,
+) -> int:
+    """Replace the chunk's predictions for this model, with the run's counts, in one commit."""
+    uris = [entry["uri"] for entry in model.classes]
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for scores, index in zip(chunk.scores, chunk.indices, strict=True):
+        item = chunk.items[int(index)]
+        rows.extend(
+            {
+                "model_id": model.id,
+                "image_id": item.image_id,
+                "record_id": item.record_id,
+                "class_uri": uri,
+                "score": float(score),
+                "image_sha256": item.sha256,
+                "run_id": tracker.id,
+                "scored_at": now,
+            }
+            for uri, score in zip(uris, scores, strict=True)
+        )
+    for index in chunk.unreadable:
+        item = chunk.items[index]
+        tracker.fail_item(item.url, f"{item.path}: the image could not be decoded")
+    image_ids = [chunk.items[int(index)].image_id for index in chunk.indices]
+    with catalog.session() as session:
+        if image_ids:
+            session.execute(
+                delete(PredictionRow).where(
+                    PredictionRow.model_id == model.id, PredictionRow.image_id.in_(image_ids)
+                )
+            )
+            session.execute(insert(PredictionRow), rows)
+        tracker.add(seen=len(chunk.items), new=len(image_ids))
+        tracker.flush(session)
+    return len(image_ids)
+
+
+def score_images(
+    catalog: Catalog, project: Project, model: ModelRow, options: EnrichOptions, hooks=None
+) -> RunInfo:
+    """Score every fetched image not yet scored by `model` (all with `rescore`)."""
+    from monalia.training.fit import resolve_device
+    from monalia.training.model import load_trained_model
+    from monalia.training.scoring import Scorer
+
+    settings = project.model.enrich
+    device = resolve_device(options.device or settings.device)
+    batch_size = options.batch_size or settings.batch_size
+    workers = options.workers if options.workers is not None else settings.workers
+    pending, unchanged = count_images(catalog, model.id, options.rescore)
+    if options.limit is not None:
+        pending = min(pending, options.limit)
+    run_settings = {
+        "model": model.name,
+        "device": str(device),
+        "batch_size": batch_size,
+        "rescore": options.rescore,
+        "limit": options.limit,
+    }
+    tracker = RunTracker(catalog, "enrich", model.trainer, model.name, run_settings, hooks)
+    tracker.start()
+    tracker.add(unchanged=unchanged)
+    try:
+        network, card = load_trained_model(model_folder(project, model), device)
+        scorer = Scorer(
+            network,
+            card,
+            device,
+            batch_size,
+            workers,
+            cache_dir=None,  # images are scored once: a resized copy would only fill the disk
+        )
+        options.say(
+            f"scoring {pending:,} images with {model.name} on {device}"
+            + (f" ({unchanged:,} already scored and unchanged)" if unchanged else "")
+        )
+        chunks = pending_chunks(
+            catalog,
+            model.id,
+            project.data_dir,
+            settings.chunk_size,
+            options.rescore,
+            options.limit,
+            tracker,
+        )
+        scored = 0
+        with options.progress(f"enrich {model.name}", pending, "images") as progress:
+            for chunk in scorer.score_chunks(chunks, progress):
+                scored += write_predictions(catalog, model, chunk, tracker)
+    except BaseException as exc:
+        tracker.finish(status_for_exception(exc), _message(exc))
+        raise
+    failed = tracker.counts["failed"]
+    return tracker.finish(
+        DONE,
+        f"{scored:,} images scored with {model.name}"
+        + (f", {unchanged:,} unchanged" if unchanged else "")
+        + (f", {failed:,} failed" if failed else ""),
+    )
+
+
+def _message(exc: BaseException) -> str:
+    if hasattr(exc, "format_message"):
+        return exc.format_message()
+    return str(exc) or type(exc).__name__
+
+
+def iter_image_scores(catalog: Catalog, model_id: int) -> Iterator[ImageScores]:
+    """Every image's scores under the model, a page of images at a time, by image id."""
+    after = 0
+    while True:
+        with catalog.session() as session:
+            ids = session.scalars(
+                select(PredictionRow.image_id)
+                .where(PredictionRow.model_id == model_id, PredictionRow.image_id > after)
+                .group_by(PredictionRow.image_id)
+                .order_by(PredictionRow.image_id)
+                .limit(PUBLISH_PAGE)
+            ).all()
+            if not ids:
+                return
+            rows = session.execute(
+                select(
+                    PredictionRow.image_id,
+                    PredictionRow.record_id,
+                    PredictionRow.class_uri,
+                    PredictionRow.score,
+                    PredictionRow.image_sha256,
+                    PredictionRow.run_id,
+                    PredictionRow.scored_at,
+                    RecordRow.iri,
+                    ImageRow.url,
+                )
+                .join(RecordRow, RecordRow.id == PredictionRow.record_id)
+                .join(ImageRow, ImageRow.id == PredictionRow.image_id)
+                .where(
+                    PredictionRow.model_id == model_id,
+                    PredictionRow.image_id >= ids[0],
+                    PredictionRow.image_id <= ids[-1],
+                )
+                .order_by(PredictionRow.image_id)
+            ).all()
+        current: ImageScores | None = None
+        for row in rows:
+            if current is None or current.image_id != row.image_id:
+                if current is not None:
+                    yield current
+                current = ImageScores(
+                    row.record_id,
+                    row.iri,
+                    row.image_id,
+                    row.url,
+                    row.image_sha256,
+                    row.run_id,
+                    row.scored_at,
+                )
+            current.scores[row.class_uri] = row.score
+        if current is not None:
+            yield current
+        after = ids[-1]
+
+
+def count_scored_images(catalog: Catalog, model_id: int) -> int:
+    with catalog.session() as session:
+        return (
+            session.scalar(
+                select(func.count(func.distinct(PredictionRow.image_id))).where(
+                    PredictionRow.model_id == model_id
+                )
+            )
+            or 0
+        )
+
+
+def publish_model(
+    catalog: Catalog,
+    configured: PluginInstance,
+    model: ModelRow,
+    min_score: float = 0.0,
+    hooks=None,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Replace the model's named graph (or rows) in one sink with the catalog's predictions."""
+    sink = configured.create()
+    base_iri = configured.context.base_iri
+    info = model_info(model)
+    graph = model_graph_iri(base_iri, model.name)
+    settings = {"settings": sink.describe_settings(), "model": model.name}
+    tracker = RunTracker(catalog, "publish", configured.info.name, configured.instance, settings)
+    tracker.hooks = hooks
+    tracker.start()
+    progress = progress or Progress(f"publish to {configured.instance}", enabled=False)
+    try:
+
+        def images() -> Iterator[ImageScores]:
+            for image in iter_image_scores(catalog, model.id):
+                tracker.add(seen=1)
+                progress.advance(1)
+                yield image
+
+        header = model_triples(info, base_iri, tracker.id, utcnow())
+        written = sink.publish_model(graph, info, header, images(), base_iri, min_score)
+    except BaseException as exc:
+        tracker.finish(status_for_exception(exc), _message(exc))
+        raise
+    finally:
+        progress.close()
+    if hooks is not None:
+        hooks.graph_published(sink=sink, graph=graph, triples=written, run=tracker.info)
+    return tracker.finish(
+        DONE,
+        f"{tracker.counts['seen']:,} images of {model.name}: {written:,} "
+        f"{sink.unit} to {sink.location()}",
+    )
+
+
+def selected_sinks(project: Project, names: list[str] | None) -> list[PluginInstance]:
+    names = names if names is not None else project.model.enrich.sinks
+    if names is None:
+        return list(project.sinks.values())
+    unknown = [name for name in names if name not in project.sinks]
+    if unknown:
+        known = ", ".join(project.sinks) or "none"
+        raise ConfigError(f"no sink {', '.join(unknown)} in the project file (sinks: {known})")
+    return [project.sinks[name] for name in names]
+
+
+def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=None) -> EnrichOutcome:
+    """Score (unless `options.score` is False), then publish to the selected sinks."""
+    model = find_model(catalog, options.model or project.model.enrich.model)
+    sinks = selected_sinks(project, options.sinks)
+    run = score_images(catalog, project, model, options, hooks) if options.score else None
+    outcome = EnrichOutcome(model.name, run)
+    if not sinks:
+        options.say("no sink in the project file: the scores are in the catalog only")
+    with catalog.session() as session:
+        model = session.get(ModelRow, model.id)
+        session.expunge(model)
+    total = count_scored_images(catalog, model.id)
+    for configured in sinks:
+        with options.progress(
+            f"publish {model.name} to {configured.instance}", total, "images"
+        ) as progress:
+            outcome.publish_runs.append(
+                publish_model(
+                    catalog, configured, model, project.model.enrich.min_score, hooks, progress
+                )
+            )
+    return outcome

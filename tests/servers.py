@@ -129,18 +129,26 @@ def oxigraph_binary() -> str | None:
 
 
 class OxigraphServer:
-    """An `oxigraph serve` process on a free port with an in-memory store."""
+    """An `oxigraph serve` process on a free port: in memory, or persisted in `location`."""
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, location=None, union_default_graph: bool = False):
+        self.binary = binary
+        self.location = location
+        self.union_default_graph = union_default_graph
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.query_url = self.url + "/query"
         self.store_url = self.url + "/store"
-        self.process = subprocess.Popen(
-            [binary, "serve", "--bind", f"127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        self.update_url = self.url + "/update"
+        self.start()
+
+    def start(self) -> None:
+        command = [self.binary, "serve", "--bind", f"127.0.0.1:{self.port}"]
+        if self.location is not None:
+            command += ["--location", str(self.location)]
+        if self.union_default_graph:
+            command.append("--union-default-graph")
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -152,6 +160,26 @@ class OxigraphServer:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("oxigraph did not start within 30 s")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would end it."""
+        self.process.kill()
+        self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+
+    def select(self, query: str) -> list[dict[str, str]]:
+        response = requests.post(
+            self.query_url,
+            data={"query": query},
+            headers={"Accept": "application/sparql-results+json"},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return [
+            {name: value["value"] for name, value in binding.items()}
+            for binding in response.json()["results"]["bindings"]
+        ]
 
     def load(self, data: bytes | str, content_type: str = "application/n-triples") -> None:
         body = data.encode("utf-8") if isinstance(data, str) else data

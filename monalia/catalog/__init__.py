@@ -29,7 +29,7 @@ def safe_url(url: str) -> str:
         return "<unparseable catalog URL>"
 
 
-def _migrations_dir() -> str:
+def migrations_dir() -> str:
     # Installed, the migrations are monalia/migrations; in a source checkout (and an editable
     # install) they are the repository's alembic/ folder, which is not an import package so
     # that it never shadows the alembic library.
@@ -45,7 +45,7 @@ def alembic_config(connection=None):
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", _migrations_dir())
+    config.set_main_option("script_location", migrations_dir())
     if connection is not None:
         config.attributes["connection"] = connection
     return config

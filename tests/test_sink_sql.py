@@ -114,3 +114,28 @@ def test_a_password_in_the_url_is_refused(tmp_path, cli):
     assert result.exit_code == 2
     assert "s3cret" not in result.output
     assert "password_env" in result.output
+
+
+def test_enrich_can_publish_the_records_with_the_scores(tmp_path, cli):
+    sink_url = f"sqlite:///{tmp_path / 'sink.sqlite'}"
+    catalog = build_scored_catalog(
+        tmp_path,
+        own_catalog(tmp_path),
+        cli,
+        count=4,
+        extra=SINK.format(url=sink_url) + "\n[enrich]\nrecords = true\n",
+    )
+    result = cli("enrich", "--publish-only", project=tmp_path)
+    assert result.exit_code == 0, result.output
+    engine = create_engine(sink_url)
+    with engine.connect() as connection:
+        records = connection.execute(
+            text(
+                "SELECT COUNT(*) FROM monalia_triples WHERE predicate = "
+                "'<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>' "
+                "AND object = '<http://ns.inria.fr/monalia/Record>'"
+            )
+        ).scalar()
+    engine.dispose()
+    assert records == 4
+    assert rows_in(sink_url) == pytest.approx(planted_scores(catalog))

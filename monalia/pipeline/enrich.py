@@ -391,6 +391,16 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
         model = session.get(ModelRow, model.id)
         session.expunge(model)
     total = count_scored_images(catalog, model.id)
+    if project.model.enrich.records:
+        from monalia.pipeline.publish import publish_records
+
+        for configured in sinks:
+            with options.progress(
+                f"publish records to {configured.instance}", None, "triples"
+            ) as progress:
+                outcome.publish_runs.append(
+                    publish_records(catalog, configured, None, hooks, progress)
+                )
     for configured in sinks:
         with options.progress(
             f"publish {model.name} to {configured.instance}", total, "images"

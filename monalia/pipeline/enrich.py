@@ -21,7 +21,13 @@ from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow,
 from monalia.config import PluginInstance, Project
 from monalia.enrichment import ImageScores, ModelClass, ModelInfo, model_graph_iri, model_triples
 from monalia.errors import ConfigError
-from monalia.pipeline.runs import DONE, RunInfo, RunTracker, status_for_exception
+from monalia.pipeline.runs import (
+    DONE,
+    RunInfo,
+    RunTracker,
+    exception_message,
+    status_for_exception,
+)
 from monalia.pipeline.train import find_model, image_file, model_folder
 from monalia.progress import Progress
 
@@ -242,7 +248,7 @@ def score_images(
             for chunk in scorer.score_chunks(chunks, progress):
                 scored += write_predictions(catalog, model, chunk, tracker)
     except BaseException as exc:
-        tracker.finish(status_for_exception(exc), _message(exc))
+        tracker.finish(status_for_exception(exc), exception_message(exc))
         raise
     failed = tracker.counts["failed"]
     return tracker.finish(
@@ -251,12 +257,6 @@ def score_images(
         + (f", {unchanged:,} unchanged" if unchanged else "")
         + (f", {failed:,} failed" if failed else ""),
     )
-
-
-def _message(exc: BaseException) -> str:
-    if hasattr(exc, "format_message"):
-        return exc.format_message()
-    return str(exc) or type(exc).__name__
 
 
 def iter_image_scores(catalog: Catalog, model_id: int) -> Iterator[ImageScores]:
@@ -355,7 +355,7 @@ def publish_model(
         header = model_triples(info, base_iri, tracker.id, utcnow())
         written = sink.publish_model(graph, info, header, images(), base_iri, min_score)
     except BaseException as exc:
-        tracker.finish(status_for_exception(exc), _message(exc))
+        tracker.finish(status_for_exception(exc), exception_message(exc))
         raise
     finally:
         progress.close()

@@ -18,7 +18,7 @@ from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RecordRow, SourceStateRow, SubjectRow, utcnow
 from monalia.config import PluginInstance
 from monalia.errors import RecordError
-from monalia.pipeline.runs import DONE, RunInfo, RunTracker, status_for_exception
+from monalia.pipeline.runs import DONE, RunInfo, RunTracker, exception_message, status_for_exception
 from monalia.progress import Progress
 from monalia.records import Record
 from monalia.source import ItemOutcome, Source, SourceState
@@ -121,10 +121,7 @@ def harvest(
             row.updated_at = utcnow()
             row.last_run_id = tracker.id
     except BaseException as exc:
-        message = str(exc) or type(exc).__name__
-        if hasattr(exc, "format_message"):
-            message = exc.format_message()
-        tracker.finish(status_for_exception(exc), message)
+        tracker.finish(status_for_exception(exc), exception_message(exc))
         raise
     finally:
         progress.close()

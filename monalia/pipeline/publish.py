@@ -10,7 +10,13 @@ from sqlalchemy.orm import selectinload
 from monalia.catalog import Catalog
 from monalia.catalog.models import RecordRow
 from monalia.config import PluginInstance
-from monalia.pipeline.runs import DONE, RunInfo, RunTracker, status_for_exception
+from monalia.pipeline.runs import (
+    DONE,
+    RunInfo,
+    RunTracker,
+    exception_message,
+    status_for_exception,
+)
 from monalia.progress import Progress
 from monalia.rdf import Triple, record_triples, records_graph_iri
 
@@ -75,12 +81,7 @@ def publish_records(
         )
         written = sink.publish(graphs, progress=progress.advance)
     except BaseException as exc:
-        message = (
-            exc.format_message()
-            if hasattr(exc, "format_message")
-            else str(exc) or type(exc).__name__
-        )
-        tracker.finish(status_for_exception(exc), message)
+        tracker.finish(status_for_exception(exc), exception_message(exc))
         raise
     finally:
         progress.close()

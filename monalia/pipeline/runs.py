@@ -186,3 +186,10 @@ class RunTracker:
 def status_for_exception(exc: BaseException) -> str:
     """How a run ends when this exception stops it."""
     return INTERRUPTED if isinstance(exc, KeyboardInterrupt | SystemExit) else FAILED
+
+
+def exception_message(exc: BaseException) -> str:
+    """The one line a run records for the exception that stopped it."""
+    if hasattr(exc, "format_message"):
+        return exc.format_message()
+    return str(exc) or type(exc).__name__

@@ -83,7 +83,7 @@ class Scorer:
         return iter(loader)  # starts the worker processes now
 
     @torch.inference_mode()
-    def _score(self, batches, count: int, progress) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    def _score(self, batches, progress) -> tuple[np.ndarray, np.ndarray, list[int]]:
         scores, indices = [], []
         unreadable: list[int] = []
         for pixels, _targets, index, ok in batches:
@@ -122,5 +122,5 @@ class Scorer:
 
     def _finish(self, pending, progress) -> ChunkScores:
         items, batches = pending
-        scores, indices, unreadable = self._score(batches, len(items), progress)
+        scores, indices, unreadable = self._score(batches, progress)
         return ChunkScores(items, scores, indices, unreadable)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
-from monalia.rdf import DCTERMS, IRI, ML, PROV, RDF, RDFS, XSD, Literal, Triple
+from monalia.rdf import DCTERMS, IRI, ML, PROV, RDF, RDFS, XSD, Literal, Triple, nt_iri
 
 VOCAB_ID = "REPR"  # the Joconde field whose vocabulary the classifiers predict
 
@@ -178,3 +178,56 @@ def score_triples(
         for detection, uri, score in detections:
             yield detection, RDF + "type", IRI(uri)
             yield detection, ML + "score", _float(score)
+
+
+def score_ntriples(
+    model: ModelInfo, images: Iterable[ImageScores], base_iri: str, min_score: float = 0.0
+) -> Iterator[tuple[str, int]]:
+    """`score_triples` already written as N-Triples: (one image's lines, their count) per image.
+
+    The lines are those `nt_line` gives for `score_triples`, in the same order; everything
+    that is the same for every image (predicates, classes, each concept's detection suffix) is
+    formatted once, which makes this several times faster for sinks that send N-Triples text.
+    """
+    classifier = nt_iri(classifier_class_iri(model.name))
+    image_classifier = f" {nt_iri(ML + 'imageClassifier')} "
+    is_a = f" {nt_iri(RDF + 'type')} "
+    typed_node = f"{is_a}{classifier} .\n"
+    image_of = f" {nt_iri(ML + 'image')} "
+    generated_by = f" {nt_iri(PROV + 'wasGeneratedBy')} "
+    generated_at = f" {nt_iri(PROV + 'generatedAtTime')} "
+    detected = f" {nt_iri(ML + 'detected')} "
+    score_of = f" {nt_iri(ML + 'score')} "
+    date_time = f"^^{nt_iri(XSD + 'dateTime')} .\n"
+    float_type = f"^^{nt_iri(XSD + 'float')} .\n"
+    # per concept: the detection IRI's tail (a hex digest, never escaped) and its type line's tail
+    concepts = [
+        (entry.uri, f"-{_digest(entry.uri, length=12)}>", f"{is_a}{nt_iri(entry.uri)} .\n")
+        for entry in model.classes
+    ]
+    runs: dict[int | None, str] = {}
+    for image in images:
+        node = nt_iri(classification_iri(base_iri, model.name, image.record_iri, image.image_url))
+        node_open = node[:-1]  # "<...": the detection IRIs extend it
+        run = runs.get(image.run_id)
+        if run is None:
+            run = runs[image.run_id] = nt_iri(run_iri(base_iri, image.run_id))
+        time = _time(image.scored_at).value
+        lines = [
+            f"{nt_iri(image.record_iri)}{image_classifier}{node} .\n"
+            f"{node}{typed_node}"
+            f"{node}{image_of}{nt_iri(image.image_url)} .\n"
+            f"{node}{generated_by}{run} .\n"
+            f'{node}{generated_at}"{time}"{date_time}'
+        ]
+        scores = image.scores
+        found = [
+            (tail, type_line, score)
+            for uri, tail, type_line in concepts
+            if (score := scores.get(uri)) is not None and score >= min_score
+        ]
+        lines.extend(f"{node}{detected}{node_open}{tail} .\n" for tail, _, _ in found)
+        for tail, type_line, score in found:
+            lines.append(f"{node_open}{tail}{type_line}")
+            lines.append(f'{node_open}{tail}{score_of}"{score:.4f}"{float_type}')
+        yield "".join(lines), 5 + 3 * len(found)

@@ -77,7 +77,8 @@ def _escape_literal(value: str) -> str:
     return _NEEDS_ESCAPE.sub(lambda m: _ESCAPES[m.group()], value)
 
 
-def _iri(value: str) -> str:
+def nt_iri(value: str) -> str:
+    """An IRI in N-Triples syntax, characters IRIs may not hold escaped."""
     if _IRI_ESCAPE.search(value):
         value = _IRI_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04X}", value)
     return f"<{value}>"
@@ -90,9 +91,9 @@ def nt_term(term: Term) -> str:
         if term.lang:
             return f"{text}@{term.lang}"
         if term.datatype:
-            return f"{text}^^{_iri(term.datatype)}"
+            return f"{text}^^{nt_iri(term.datatype)}"
         return text
-    return _iri(term)
+    return nt_iri(term)
 
 
 def nt_line(triple: Triple) -> str:
@@ -128,7 +129,7 @@ class TurtleWriter:
                 if _LOCAL_NAME.match(local):
                     return f"{prefix}:{local}"
                 break
-        return _iri(term)
+        return nt_iri(term)
 
     def write(self, triples: Iterable[Triple]) -> None:
         out = self.out

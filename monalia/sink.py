@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator
 from itertools import chain, islice
 from typing import ClassVar
 
-from monalia.enrichment import ImageScores, ModelInfo, score_triples
+from monalia.enrichment import ImageScores, ModelInfo, score_ntriples, score_triples
 from monalia.plugin import Plugin
-from monalia.rdf import Triple
+from monalia.rdf import Triple, nt_line
 
 
 class Sink(Plugin):
@@ -21,6 +21,9 @@ class Sink(Plugin):
     kind: ClassVar[str] = "sink"
     chunk_size: ClassVar[int] = 10_000
     unit: ClassVar[str] = "triples"  # what `publish_model` counts, for messages
+    # True when the sink implements `write_ntriples`: scores then reach it already formatted,
+    # skipping the triple objects (what a store fed N-Triples text would do with them anyway)
+    takes_ntriples: ClassVar[bool] = False
 
     # -- what a plugin writes ---------------------------------------------------------------
 
@@ -33,6 +36,10 @@ class Sink(Plugin):
     def write_chunk(self, graph: str, triples: list[Triple]) -> None:
         """Write one chunk of triples of `graph`."""
         raise NotImplementedError(f"{type(self).__name__} must implement write_chunk()")
+
+    def write_ntriples(self, graph: str, text: str, count: int) -> None:
+        """Write `count` triples of `graph` given as N-Triples lines (with `takes_ntriples`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement write_ntriples()")
 
     def end_graph(self, graph: str) -> None:
         """The graph is complete."""
@@ -83,8 +90,40 @@ class Sink(Plugin):
         The default writes the RDF of `monalia.enrichment` into the model's named graph; a sink
         that stores scores another way (rows in a database) overrides this.
         """
+        if self.takes_ntriples:
+            header_lines = [nt_line(triple) for triple in header]
+            pieces = chain(
+                [("".join(header_lines), len(header_lines))],
+                score_ntriples(model, images, base_iri, min_score),
+            )
+            return self._publish_ntriples(graph, pieces)
         triples = chain(header, score_triples(model, images, base_iri, min_score))
         return self.publish([(graph, triples)])[graph]
+
+    def _publish_ntriples(self, graph: str, pieces: Iterable[tuple[str, int]]) -> int:
+        """Replace `graph` with N-Triples text given as (lines, count) pieces, chunk by chunk."""
+        written = 0
+        self.open()
+        ok = False
+        try:
+            self.begin_graph(graph)
+            chunk: list[str] = []
+            count = 0
+            for text, lines in pieces:
+                chunk.append(text)
+                count += lines
+                if count >= self.chunk_size:
+                    self.write_ntriples(graph, "".join(chunk), count)
+                    written += count
+                    chunk, count = [], 0
+            if chunk:
+                self.write_ntriples(graph, "".join(chunk), count)
+                written += count
+            self.end_graph(graph)
+            ok = True
+        finally:
+            self.close(ok)
+        return written
 
 
 def _chunks(triples: Iterable[Triple], size: int) -> Iterator[list[Triple]]:

@@ -55,6 +55,7 @@ class SparqlStoreSink(Sink):
 
     name = "sparql-store"
     Settings = SparqlStoreSettings
+    takes_ntriples = True
 
     @property
     def endpoints(self) -> tuple[str, str, str]:
@@ -107,8 +108,11 @@ class SparqlStoreSink(Sink):
         self._sender = _Sender(self._client, self._store, self._target(graph))
 
     def write_chunk(self, graph: str, triples: list[Triple]) -> None:
+        self.write_ntriples(graph, "".join(map(nt_line, triples)), len(triples))
+
+    def write_ntriples(self, graph: str, text: str, count: int) -> None:
         assert self._sender is not None
-        self._sender.send("".join(map(nt_line, triples)).encode("utf-8"))
+        self._sender.send(text.encode("utf-8"))
 
     def end_graph(self, graph: str) -> None:
         assert self._sender is not None

@@ -98,6 +98,24 @@ class EnrichSection(_Section):
     records: bool = False  # also publish the harvested records to the sinks
 
 
+class ClassThresholds(_Section):
+    noise_below: float | None = Field(default=None, ge=0.0, le=1.0)
+    silence_above: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class ReportSection(_Section):
+    """What `monalia search` and `monalia report` query, and their thresholds."""
+
+    # a sink instance (embedded-store, sparql-store, or a turtle file), a SPARQL endpoint URL,
+    # a store folder or an RDF file; None: the first embedded-store, sparql-store or turtle sink
+    store: str | None = None
+    model: str | None = None  # None: [enrich] model, else the newest registered
+    noise_below: float | None = Field(default=None, ge=0.0, le=1.0)  # every class
+    silence_above: float | None = Field(default=None, ge=0.0, le=1.0)  # every class
+    classes: dict[str, ClassThresholds] = Field(default_factory=dict)  # by class URI or label
+    search_limit: int = Field(default=24, ge=1)  # search results per class in the HTML report
+
+
 class PipelineSection(_Section):
     stages: list[Literal["harvest", "images", "label", "train", "enrich", "publish"]] = Field(
         default_factory=lambda: ["harvest", "publish"]
@@ -114,6 +132,7 @@ class ProjectModel(_Section):
     trainer: PluginSection | None = None
     sinks: dict[str, PluginSection] = Field(default_factory=dict)
     enrich: EnrichSection = Field(default_factory=EnrichSection)
+    report: ReportSection = Field(default_factory=ReportSection)
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
 
 

@@ -70,6 +70,13 @@ def values_block(variable: str, values: Iterable[Any]) -> str:
     return "VALUES ?" + variable + " { " + " ".join(term(v) for v in values) + " }"
 
 
+def values_rows(variables: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    """A ``VALUES (?a ?b) { (..) (..) }`` block of bound terms, one row per tuple."""
+    names = " ".join("?" + name for name in variables)
+    body = " ".join("(" + " ".join(term(v) for v in row) + ")" for row in rows)
+    return f"VALUES ({names}) {{ {body} }}"
+
+
 def bind(query: str, **values: Any) -> str:
     """The query with each ``?name`` replaced by `values[name]` written as a term."""
     used: set[str] = set()
@@ -111,13 +118,14 @@ from collections.abc import Iterator  # noqa: E402
 
 from pydantic import Field  # noqa: E402
 
-from monalia.http import HttpSettings, SparqlClient  # noqa: E402
+from monalia.http import HttpSettings  # noqa: E402
+from monalia.localstore import sparql_client  # noqa: E402
 from monalia.plugin import PluginSettings  # noqa: E402
 from monalia.source import RawItem, Source, SourceState  # noqa: E402
 
 
 class SparqlSourceSettings(PluginSettings):
-    endpoint: str  # the SPARQL 1.1 query endpoint
+    endpoint: str  # the SPARQL 1.1 query endpoint, or a local store folder or RDF file
     user: str | None = None
     password_env: str | None = None  # environment variable holding the password
     page_size: int = Field(500, ge=1, le=10_000)
@@ -144,8 +152,12 @@ class SparqlSource(Source):
 
     def open(self) -> None:
         password = self.context.secret(self.settings.password_env, "the SPARQL password")
-        self.client = SparqlClient(
-            self.settings.endpoint, self.settings.http, self.settings.user, password
+        self.client = sparql_client(
+            self.settings.endpoint,
+            self.context.project_dir,
+            self.settings.http,
+            self.settings.user,
+            password,
         )
 
     def list_page(self, after: str) -> list[str]:

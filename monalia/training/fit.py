@@ -30,7 +30,12 @@ from monalia.training.engine import (
     evaluate,
     train_one_epoch,
 )
-from monalia.training.metrics import evaluate_scores, json_safe, pick_thresholds
+from monalia.training.metrics import (
+    evaluate_scores,
+    json_safe,
+    pick_curation_thresholds,
+    pick_thresholds,
+)
 from monalia.training.model import (
     backbone_spec,
     build_model,
@@ -387,6 +392,14 @@ class Training:
             thresholds = pick_thresholds(val.targets, val.scores, beta)
             per_class, summary = evaluate_scores(val.targets, val.scores, thresholds)
             metrics["val"] = summary
+            # where `monalia report noise` and `report silence` start, per class
+            metrics["curation"] = dict(
+                zip(
+                    self.uris,
+                    pick_curation_thresholds(val.targets, val.scores, thresholds),
+                    strict=True,
+                )
+            )
         evaluated = "test" if "test" in self.splits else ("val" if "val" in self.splits else None)
         if evaluated:
             scores = self._score(model, evaluated, criterion, precision, normalize)

@@ -68,6 +68,42 @@ def pick_thresholds(targets: np.ndarray, scores: np.ndarray, beta: float = 1.0) 
     return thresholds
 
 
+def pick_curation_thresholds(
+    targets: np.ndarray,
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    keep_recall: float = 0.95,
+    min_precision: float = 0.95,
+) -> list[dict[str, float | None]]:
+    """Per class, where noise and silence start, from these (validation) scores.
+
+    ``noise_below``: the score under which only ``1 - keep_recall`` of the true annotations
+    fall, so an annotation scored lower is suspect. ``silence_above``: the lowest score from
+    which the model is right at least ``min_precision`` of the time, so an unannotated record
+    scored higher probably lacks the annotation. They bracket the F-beta threshold; None where
+    the class has no positive example, or never reaches that precision.
+    """
+    found: list[dict[str, float | None]] = []
+    for column in range(targets.shape[1]):
+        truth = targets[:, column].astype(bool)
+        if not truth.any():
+            found.append({"noise_below": None, "silence_above": None})
+            continue
+        column_scores = scores[:, column]
+        noise = float(np.quantile(column_scores[truth], 1.0 - keep_recall))
+        precision, _, cuts = precision_recall_curve(truth, column_scores)
+        precise = cuts[precision[:-1] >= min_precision]
+        silence = float(precise.min()) if precise.size else None
+        threshold = float(thresholds[column])
+        found.append(
+            {
+                "noise_below": min(noise, threshold),
+                "silence_above": None if silence is None else max(silence, threshold),
+            }
+        )
+    return found
+
+
 def evaluate_scores(
     targets: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | None = None
 ) -> tuple[list[ClassMetrics], dict[str, float]]:

@@ -1,0 +1,250 @@
+"""Search, noise and silence over the extended metadata, from the embedded store and from a
+SPARQL server: the planted cases are found, rows are ranked by score and each row is right."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import write_jsonl
+from skos_data import DOG, FOAL, HORSE, OAK, THESAURUS_TTL, TREE
+from sqlalchemy import insert, select, update
+
+from monalia.catalog import Catalog
+from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow, utcnow
+
+MODEL = "planted-curation"
+CLASSES = [
+    {"uri": HORSE, "label": "cheval"},
+    {"uri": TREE, "label": "arbre"},
+    {"uri": DOG, "label": "chien"},
+]
+
+PROJECT = """
+[project]
+catalog = "{catalog}"
+
+[sources.collection]
+plugin = "jsonl"
+path = "records.jsonl"
+
+[thesaurus]
+files = ["garnier.ttl"]
+
+[classes]
+targets = ["{horse}", "{tree}", "{dog}"]
+
+[sinks.store]
+plugin = "embedded-store"
+path = "store"
+
+[enrich]
+records = true
+"""
+
+# (subjects, {class: score per image}) per record; a class with no score is scored 0.3
+PLANTED = {
+    # annotated with cheval (URI), scored low: noise
+    "horse-uri-low": ([{"uri": HORSE}], {HORSE: [0.05]}),
+    # a narrower term (poulain) annotates cheval too: noise
+    "foal-low": ([{"uri": FOAL}], {HORSE: [0.12]}),
+    # a subject text that is a label of cheval ("chevaux", hidden label), scored low: noise
+    "horse-text-low": (["Chevaux"], {HORSE: [0.08]}),
+    # annotated and scored low on one image but high on the other: not noise
+    "horse-two-images": ([{"uri": HORSE}], {HORSE: [0.04, 0.97]}),
+    # annotated, scored fine
+    "horse-ok": ([{"uri": HORSE}], {HORSE: [0.93]}),
+    # not annotated with cheval, scored very high: silence (and the best search hit)
+    "horse-missing": (["paysage"], {HORSE: [0.99]}),
+    # not annotated with arbre; chêne (narrower) would count, this one has none: silence
+    "tree-missing": ([{"uri": DOG}], {TREE: [0.95], DOG: [0.9]}),
+    # annotated with chêne, scored high for arbre: neither noise nor silence
+    "oak-ok": ([{"uri": OAK}], {TREE: [0.96]}),
+    # annotated with chien, scored just under the default noise threshold (0.1): noise
+    "dog-low": ([{"uri": DOG}], {DOG: [0.09]}),
+}
+# cheval's thresholds come from the card; arbre and chien fall back to 0.1 / 0.9
+CURATION = {HORSE: {"noise_below": 0.2, "silence_above": 0.85}}
+
+
+def build(folder, catalog_url, cli, extra: str = "") -> Catalog:
+    records = []
+    for name, (subjects, scores) in PLANTED.items():
+        images = max(len(values) for values in scores.values())
+        records.append(
+            {
+                "id": name,
+                "title": f"Œuvre « {name} »",
+                "images": [f"https://img.example.org/{name}/{n}.jpg" for n in range(images)],
+                "subjects": subjects,
+            }
+        )
+    write_jsonl(folder / "records.jsonl", records)
+    (folder / "garnier.ttl").write_text(THESAURUS_TTL, encoding="utf-8")
+    (folder / "monalia.toml").write_text(
+        PROJECT.format(catalog=catalog_url, horse=HORSE, tree=TREE, dog=DOG) + extra,
+        encoding="utf-8",
+    )
+    assert cli("harvest", project=folder).exit_code == 0
+    catalog = Catalog.open(catalog_url)
+    now = utcnow()
+    with catalog.session() as session:
+        session.execute(update(ImageRow).values(status="fetched", sha256=ImageRow.url))
+        model = ModelRow(
+            name=MODEL,
+            trainer="cnn",
+            classes=CLASSES,
+            thresholds={entry["uri"]: 0.5 for entry in CLASSES},
+            metrics={"curation": CURATION},
+            path="models/planted",
+            created_at=now,
+        )
+        session.add(model)
+        session.flush()
+        rows = []
+        images = session.execute(
+            select(ImageRow.id, ImageRow.record_id, ImageRow.position, RecordRow.source_id).join(
+                RecordRow, RecordRow.id == ImageRow.record_id
+            )
+        ).all()
+        for image_id, record_id, position, name in images:
+            scores = PLANTED[name][1]
+            for entry in CLASSES:
+                values = scores.get(entry["uri"])
+                rows.append(
+                    {
+                        "model_id": model.id,
+                        "image_id": image_id,
+                        "record_id": record_id,
+                        "class_uri": entry["uri"],
+                        "score": values[position] if values else 0.3,
+                        "image_sha256": f"https://img.example.org/{name}/{position}.jpg",
+                        "scored_at": now,
+                    }
+                )
+        session.execute(insert(PredictionRow), rows)
+    result = cli("enrich", "--publish-only", project=folder)
+    assert result.exit_code == 0, result.output
+    return catalog
+
+
+def as_json(result) -> list[dict]:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def found(rows) -> list[tuple[str, str, float]]:
+    return [(row["identifier"], row["class_label"], row["score"]) for row in rows]
+
+
+def test_noise_and_silence_find_the_planted_cases(tmp_path, catalog_url, cli):
+    build(tmp_path, catalog_url, cli)
+    noise = as_json(cli("report", "noise", "--format", "json", project=tmp_path))
+    assert found(noise) == [
+        ("horse-uri-low", "cheval", 0.05),
+        ("horse-text-low", "cheval", 0.08),
+        ("dog-low", "chien", 0.09),
+        ("foal-low", "cheval", 0.12),
+    ]
+    assert all(row["annotated"] for row in noise)
+    assert noise[0]["title"] == "Œuvre « horse-uri-low »"
+    assert noise[1]["subjects"] == ["Chevaux"]
+
+    silence = as_json(cli("report", "silence", "--format", "json", project=tmp_path))
+    assert found(silence) == [
+        ("horse-missing", "cheval", 0.99),
+        ("tree-missing", "arbre", 0.95),
+    ]
+    assert not any(row["annotated"] for row in silence)
+
+    # one threshold for all classes, and one class only
+    lower = as_json(
+        cli(
+            "report",
+            "noise",
+            "--below",
+            "0.1",
+            "--class",
+            "cheval",
+            "--format",
+            "json",
+            project=tmp_path,
+        )
+    )
+    assert found(lower) == [("horse-uri-low", "cheval", 0.05), ("horse-text-low", "cheval", 0.08)]
+
+
+def test_search_ranks_by_score_and_says_what_the_metadata_mentions(tmp_path, catalog_url, cli):
+    build(tmp_path, catalog_url, cli)
+    rows = as_json(cli("search", "cheval", "--format", "json", project=tmp_path))
+    # at or above the class's threshold (0.5), each record once with its best image
+    assert [(row["identifier"], row["score"], row["annotated"]) for row in rows] == [
+        ("horse-missing", 0.99, False),
+        ("horse-two-images", 0.97, True),
+        ("horse-ok", 0.93, True),
+    ]
+    assert rows[1]["image"] == "https://img.example.org/horse-two-images/1.jpg"
+    # a narrower concept, or a label of one, finds its class
+    by_foal = as_json(
+        cli("search", FOAL, "--min-score", "0.9", "--format", "json", project=tmp_path)
+    )
+    assert [row["identifier"] for row in by_foal] == [
+        "horse-missing",
+        "horse-two-images",
+        "horse-ok",
+    ]
+    trees = as_json(cli("search", "chêne", "--format", "json", project=tmp_path))
+    assert [(r["identifier"], r["annotated"]) for r in trees] == [
+        ("oak-ok", True),
+        ("tree-missing", False),
+    ]
+
+    table = cli("search", "arbre", "--limit", "1", project=tmp_path)
+    assert table.exit_code == 0 and "oak-ok" in table.stdout and "tree-missing" not in table.stdout
+    unknown = cli("search", "licorne", project=tmp_path)
+    assert unknown.exit_code != 0
+    assert "no class 'licorne'" in unknown.output and "arbre, cheval, chien" in unknown.output
+
+    csv_rows = cli("search", "arbre", "--format", "csv", project=tmp_path).stdout.splitlines()
+    assert csv_rows[0].startswith("score,class,reference")
+    assert csv_rows[1].startswith("0.9600,arbre,oak-ok")
+
+
+def test_a_remote_sparql_store_answers_as_the_embedded_one(tmp_path, catalog_url, cli, oxigraph):
+    extra = f"""
+[sinks.remote]
+plugin = "sparql-store"
+preset = "oxigraph"
+url = "{oxigraph.url}"
+"""
+    build(tmp_path, catalog_url, cli, extra)
+    for command in (["report", "noise"], ["report", "silence"], ["search", "arbre"]):
+        local = as_json(cli(*command, "--format", "json", "--store", "store", project=tmp_path))
+        remote = as_json(cli(*command, "--format", "json", "--store", "remote", project=tmp_path))
+        assert remote == local and local
+    # an endpoint URL works too
+    by_url = as_json(
+        cli(
+            "report", "silence", "--format", "json", "--store", oxigraph.query_url, project=tmp_path
+        )
+    )
+    assert found(by_url) == [("horse-missing", "cheval", 0.99), ("tree-missing", "arbre", 0.95)]
+
+
+def test_no_store_to_query_is_one_clear_line(tmp_path, cli):
+    (tmp_path / "monalia.toml").write_text(
+        f'[project]\ncatalog = "sqlite:///{tmp_path}/c.sqlite"\n', encoding="utf-8"
+    )
+    catalog = Catalog.open(f"sqlite:///{tmp_path}/c.sqlite")
+    with catalog.session() as session:
+        session.add(ModelRow(name="m", trainer="cnn", classes=CLASSES, created_at=utcnow()))
+    result = cli("report", "noise", project=tmp_path)
+    assert result.exit_code != 0
+    assert "nothing to query" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["noise", "silence"])
+def test_report_help_explains_itself(cli, kind):
+    result = cli("report", kind, "--help")
+    assert result.exit_code == 0 and "Thresholds per class" in result.output

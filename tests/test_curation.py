@@ -248,3 +248,66 @@ def test_no_store_to_query_is_one_clear_line(tmp_path, cli):
 def test_report_help_explains_itself(cli, kind):
     result = cli("report", kind, "--help")
     assert result.exit_code == 0 and "Thresholds per class" in result.output
+
+
+def browser():
+    """Headless Chromium from Debian's packages, driven by Selenium; skips when absent."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("headless Chromium is not installed (apt-get install chromium chromium-driver)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1600"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_the_html_report_renders_with_its_images_in_a_real_browser(tmp_path, cli):
+    import hashlib
+
+    from drawn_images import draw
+
+    catalog = build(tmp_path, f"sqlite:///{tmp_path / 'catalog.sqlite'}", cli)
+    # local copies of the images, as the image stage leaves them
+    with catalog.session() as session:
+        for image_id, url in session.execute(select(ImageRow.id, ImageRow.url)).all():
+            path = tmp_path / "images" / f"{hashlib.sha256(url.encode()).hexdigest()}.jpg"
+            path.parent.mkdir(exist_ok=True)
+            draw({"disc"}, __import__("random").Random(url), size=96).save(path, "JPEG")
+            session.execute(update(ImageRow).where(ImageRow.id == image_id).values(path=str(path)))
+    out = tmp_path / "site"
+    result = cli("report", "html", str(out), project=tmp_path)
+    assert result.exit_code == 0, result.output
+    # a thumbnail per image shown: all but horse-two-images' low-scored one, in no result
+    assert (out / "index.html").is_file() and len(list((out / "thumbs").glob("*.jpg"))) == 9
+
+    driver = browser()
+    try:
+        driver.get((out / "noise.html").as_uri())
+        cards = driver.find_elements("css selector", ".card")
+        assert len(cards) == 4
+        assert "horse-uri-low" in cards[0].text and "0.0500" in cards[0].text
+        loaded = driver.execute_script(
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert loaded and all(loaded)
+        driver.get((out / "silence.html").as_uri())
+        assert "horse-missing" in driver.find_elements("css selector", ".card")[0].text
+        driver.get((out / "index.html").as_uri())
+        rows = driver.find_elements("css selector", "table.classes tr")
+        assert [r.find_elements("css selector", "td")[0].text for r in rows[1:]] == [
+            "cheval",
+            "arbre",
+            "chien",
+        ]
+        driver.get((out / "noise.html").as_uri())
+        shot = tmp_path / "report.png"
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    finally:
+        driver.quit()

@@ -569,7 +569,7 @@ def main() -> None:
     cli(prog_name="monalia")
 
 
-from monalia import cli_enrich, cli_label, cli_report, cli_train  # noqa: E402, F401
+from monalia import cli_demo, cli_enrich, cli_label, cli_report, cli_train  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     # run as `python -m monalia.cli`: commands are registered on the imported module's group

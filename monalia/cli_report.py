@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 
 import click
@@ -15,6 +16,7 @@ from monalia.cli import App, cli, pass_app
 
 FORMATS = click.Choice(["table", "csv", "json"])
 COLUMNS = ["score", "class", "reference", "title", "annotated", "image", "record"]
+TABLE_COLUMNS = COLUMNS[:-1]  # the reference names the record; the IRI is in csv and json
 
 
 def _store_option(function):
@@ -33,17 +35,22 @@ def _model_option(function):
     )(function)
 
 
-def _row(finding) -> list[str]:
+def _row(finding, short: bool = False) -> list[str]:
     annotated = {True: "yes", False: "no", None: ""}[finding.annotated]
-    return [
+    image = finding.image_path or finding.image
+    if short and finding.image_path:
+        relative = os.path.relpath(finding.image_path)
+        image = relative if len(relative) < len(image) else image
+    row = [
         f"{finding.score:.4f}",
         finding.class_label,
         finding.identifier or "",
         finding.title or "",
         annotated,
-        finding.image_path or finding.image,
+        image,
         finding.record,
     ]
+    return row[: len(TABLE_COLUMNS)] if short else row
 
 
 def print_findings(title: str, findings, output_format: str) -> None:
@@ -60,7 +67,7 @@ def print_findings(title: str, findings, output_format: str) -> None:
     if not findings:
         click.echo(f"{title}: nothing found")
         return
-    summary_table(title, COLUMNS, [_row(f) for f in findings])
+    summary_table(title, TABLE_COLUMNS, [_row(f, short=True) for f in findings])
 
 
 def _setup(app: App, model_ref, store, below=None, above=None):

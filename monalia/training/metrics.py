@@ -79,8 +79,9 @@ def pick_curation_thresholds(
 
     ``noise_below``: the score under which only ``1 - keep_recall`` of the true annotations
     fall, so an annotation scored lower is suspect. ``silence_above``: the lowest score from
-    which the model is right at least ``min_precision`` of the time, so an unannotated record
-    scored higher probably lacks the annotation. They bracket the F-beta threshold; None where
+    which the model is right at least ``min_precision`` of the time, and above the same share
+    of the images without the class, so an unannotated record scored higher probably lacks
+    the annotation. They bracket the F-beta threshold; None where
     the class has no positive example, or never reaches that precision.
     """
     found: list[dict[str, float | None]] = []
@@ -94,6 +95,10 @@ def pick_curation_thresholds(
         precision, _, cuts = precision_recall_curve(truth, column_scores)
         precise = cuts[precision[:-1] >= min_precision]
         silence = float(precise.min()) if precise.size else None
+        if silence is not None and (~truth).any():
+            # a small validation split reaches that precision early: also stay above nearly
+            # every image without the class
+            silence = max(silence, float(np.quantile(column_scores[~truth], min_precision)))
         threshold = float(thresholds[column])
         found.append(
             {

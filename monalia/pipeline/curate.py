@@ -53,9 +53,7 @@ def report_client(project: Project, store: str | None):
     if instance is None:
         return sparql_client(wanted, project.dir)
     settings = instance.settings
-    if instance.info.name == "embedded-store":
-        return LocalSparqlClient(instance.context.path(settings.path))
-    if instance.info.name == "turtle":
+    if instance.info.name in ("embedded-store", "turtle"):  # a store folder, an RDF file
         return LocalSparqlClient(instance.context.path(settings.path))
     if instance.info.name == "sparql-store":
         sink = instance.create()

@@ -6,7 +6,14 @@ Shape (documented in ontology/enrichment.md, checked by ontology/shapes.ttl)::
     <classification> a <classifier class> ; ml:image <image> ;
         prov:wasGeneratedBy <run> ; prov:generatedAtTime "..."^^xsd:dateTime ;
         ml:detected <detection> .
-    <detection> a <concept> ; ml:score "0.8102"^^xsd:float .
+    <detection> a <concept> ; ml:score "0.8102"^^xsd:float ;
+        ml:band <graph/band/{concept digest}/m8> .
+
+`ml:band` is an index for the curation reports: which tenth of [0, 1] the score falls in, and
+whether the record's metadata mentioned the concept when the graph was published ("m", "u").
+Every detection of a mentioned concept has one; an unmentioned one has one from 0.5 (or the
+class's lower decision threshold) up. Noise, silence and search then read the few detections in
+the bands they ask about, instead of every score of the collection.
 
 The classifier class is a subclass of ml:classifierRepresentedSubject, labelled with the model's
 name, as MonaLIA's "40_classes". Every IRI is minted from the record, image, model and concept, so
@@ -26,6 +33,9 @@ from urllib.parse import quote
 from monalia.rdf import DCTERMS, IRI, ML, PROV, RDF, RDFS, XSD, Literal, Triple, nt_iri
 
 VOCAB_ID = "REPR"  # the Joconde field whose vocabulary the classifiers predict
+# unmentioned detections are banded from this score up (or from the class's threshold if lower):
+# silence and search ask about high scores only, and the low ones are most of the collection
+UNMENTIONED_BANDS_FROM = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ class ModelInfo:
     dataset_hash: str | None = None
     created_at: datetime | None = None
     test_map: float | None = None
+    # write the curation bands (the publisher knows each image's `mentioned` classes)
+    bands: bool = False
 
 
 @dataclass
@@ -61,6 +73,8 @@ class ImageScores:
     run_id: int | None
     scored_at: datetime
     scores: dict[str, float] = field(default_factory=dict)
+    # the classes the record's metadata mentions (see monalia.curation.Mentions)
+    mentioned: frozenset[str] = frozenset()
 
 
 def _slug(text: str) -> str:
@@ -95,6 +109,23 @@ def classification_iri(base_iri: str, model: str, record_iri: str, image_url: st
 
 def detection_iri(classification: str, concept: str) -> str:
     return f"{classification}-{_digest(concept, length=12)}"
+
+
+def score_decile(score: float) -> int:
+    """The tenth of [0, 1] a score falls in (0 to 9), taken on the score as written (4 places)."""
+    return min(9, max(0, round(float(f"{score:.4f}") * 10_000) // 1000))
+
+
+def band_floor(threshold: float | None) -> int:
+    """The lowest decile an unmentioned detection of a class with this threshold is banded in."""
+    if threshold is None:
+        return score_decile(UNMENTIONED_BANDS_FROM)
+    return score_decile(min(UNMENTIONED_BANDS_FROM, threshold))
+
+
+def band_iri(graph: str, concept: str, mentioned: bool, decile: int) -> str:
+    """A curation band of a model's graph: one concept, mentioned or not, one decile."""
+    return f"{graph}/band/{_digest(concept, length=12)}/{'m' if mentioned else 'u'}{decile}"
 
 
 def _time(value: datetime) -> Literal:
@@ -155,7 +186,9 @@ def score_triples(
 ) -> Iterator[Triple]:
     """The classification triples of each image, streamed (nothing is held but one image)."""
     classifier = IRI(classifier_class_iri(model.name))
+    graph = model_graph_iri(base_iri, model.name)
     order = [entry.uri for entry in model.classes]
+    floors = {entry.uri: band_floor(entry.threshold) for entry in model.classes}
     runs: dict[int | None, IRI] = {}
     for image in images:
         node = IRI(classification_iri(base_iri, model.name, image.record_iri, image.image_url))
@@ -178,6 +211,10 @@ def score_triples(
         for detection, uri, score in detections:
             yield detection, RDF + "type", IRI(uri)
             yield detection, ML + "score", _float(score)
+            if model.bands:
+                decile, mentioned = score_decile(score), uri in image.mentioned
+                if mentioned or decile >= floors[uri]:
+                    yield detection, ML + "band", IRI(band_iri(graph, uri, mentioned, decile))
 
 
 def score_ntriples(
@@ -200,9 +237,25 @@ def score_ntriples(
     score_of = f" {nt_iri(ML + 'score')} "
     date_time = f"^^{nt_iri(XSD + 'dateTime')} .\n"
     float_type = f"^^{nt_iri(XSD + 'float')} .\n"
-    # per concept: the detection IRI's tail (a hex digest, never escaped) and its type line's tail
+    band_of = f" {nt_iri(ML + 'band')} "
+    graph = model_graph_iri(base_iri, model.name)
+    # per concept: the detection IRI's tail (a hex digest, never escaped), its type line's tail,
+    # its band lines' tails by (mentioned, decile) and its lowest unmentioned band
     concepts = [
-        (entry.uri, f"-{_digest(entry.uri, length=12)}>", f"{is_a}{nt_iri(entry.uri)} .\n")
+        (
+            entry.uri,
+            f"-{_digest(entry.uri, length=12)}>",
+            f"{is_a}{nt_iri(entry.uri)} .\n",
+            {
+                (
+                    mentioned,
+                    decile,
+                ): f"{band_of}{nt_iri(band_iri(graph, entry.uri, mentioned, decile))} .\n"
+                for mentioned in (True, False)
+                for decile in range(10)
+            },
+            band_floor(entry.threshold),
+        )
         for entry in model.classes
     ]
     runs: dict[int | None, str] = {}
@@ -222,12 +275,18 @@ def score_ntriples(
         ]
         scores = image.scores
         found = [
-            (tail, type_line, score)
-            for uri, tail, type_line in concepts
+            (uri, tail, type_line, bands, floor, score)
+            for uri, tail, type_line, bands, floor in concepts
             if (score := scores.get(uri)) is not None and score >= min_score
         ]
-        lines.extend(f"{node}{detected}{node_open}{tail} .\n" for tail, _, _ in found)
-        for tail, type_line, score in found:
+        lines.extend(f"{node}{detected}{node_open}{entry[1]} .\n" for entry in found)
+        banded = 0
+        for uri, tail, type_line, bands, floor, score in found:
             lines.append(f"{node_open}{tail}{type_line}")
             lines.append(f'{node_open}{tail}{score_of}"{score:.4f}"{float_type}')
-        yield "".join(lines), 5 + 3 * len(found)
+            if model.bands:
+                decile, mentioned = score_decile(score), uri in image.mentioned
+                if mentioned or decile >= floor:
+                    lines.append(f"{node_open}{tail}{bands[mentioned, decile]}")
+                    banded += 1
+        yield "".join(lines), 5 + 3 * len(found) + banded

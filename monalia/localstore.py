@@ -80,12 +80,14 @@ class LocalSparqlClient:
         names = [variable.value for variable in solutions.variables]
         rows = []
         for solution in solutions:
-            row = {}
-            for name in names:
-                value = solution[name]
-                if value is not None:
-                    row[name] = json_term(value)
-            rows.append(row)
+            # iterating a solution yields its terms in variable order: much cheaper than by name
+            rows.append(
+                {
+                    name: json_term(value)
+                    for name, value in zip(names, solution, strict=True)
+                    if value is not None
+                }
+            )
         return rows
 
 

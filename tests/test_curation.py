@@ -231,6 +231,67 @@ url = "{oxigraph.url}"
     assert found(by_url) == [("horse-missing", "cheval", 0.99), ("tree-missing", "arbre", 0.95)]
 
 
+def _summary(findings):
+    return [(f.record, f.class_uri, f.score, f.image, f.annotated) for f in findings]
+
+
+def test_the_curation_bands_answer_as_reading_every_score(tmp_path, catalog_url, cli):
+    """The bands `enrich` writes are an index: the answers are those of the full queries, and
+    the metadata as it is now decides, not as it was when the scores were published."""
+    import pyoxigraph as ox
+
+    from monalia.config import load_project
+    from monalia.curation import Curation
+    from monalia.pipeline.curate import open_curation
+
+    catalog = build(tmp_path, catalog_url, cli)
+    project = load_project(tmp_path / "monalia.toml")
+
+    def answers(setup, banded: bool):
+        curation = setup.curation
+        if not banded:
+            curation = Curation(curation.client, curation.graph, curation.classes)
+            curation._banded = False
+        by_class = {
+            (cls.label, minimum): _summary(curation.search(cls, minimum))
+            for cls in curation.classes
+            for minimum in (None, 0.2, 0.95)  # 0.2 is under the bands: read in full
+        }
+        return _summary(curation.noise()), _summary(curation.silence()), by_class
+
+    setup = open_curation(catalog, project)
+    assert setup.curation.banded
+    noise, silence, searches = answers(setup, banded=True)
+    assert (noise, silence, searches) == answers(setup, banded=False)
+    assert [f[0].rsplit("/", 1)[-1] for f in noise] == [
+        "horse-uri-low",
+        "horse-text-low",
+        "dog-low",
+        "foal-low",
+    ]
+    assert searches["cheval", 0.2][-1][2] == 0.3  # the low scores are there when asked for
+    del setup
+
+    # a curator fixes the metadata in the store: the noise loses its subject, the silence gains
+    # one; both drop out of the reports without publishing the scores again
+    store = ox.Store(str(tmp_path / "store"))
+    store.update(
+        f"""DELETE {{ GRAPH ?g {{ ?record <http://purl.org/dc/terms/subject> <{HORSE}> }} }}
+        WHERE {{ GRAPH ?g {{ ?record <http://purl.org/dc/terms/subject> <{HORSE}> ;
+            <http://purl.org/dc/terms/identifier> "horse-uri-low" }} }}"""
+    )
+    store.update(
+        """INSERT { GRAPH ?g { ?record <http://ns.inria.fr/monalia/subjectText> "Arbre"@fr } }
+        WHERE { GRAPH ?g { ?record <http://purl.org/dc/terms/identifier> "tree-missing" } }"""
+    )
+    store.flush()
+    del store
+    setup = open_curation(catalog, project)
+    noise, silence, _ = answers(setup, banded=True)
+    assert "horse-uri-low" not in str(noise) and "tree-missing" not in str(silence)
+    assert (noise, silence) == answers(setup, banded=False)[:2]
+
+
 def test_no_store_to_query_is_one_clear_line(tmp_path, cli):
     (tmp_path / "monalia.toml").write_text(
         f'[project]\ncatalog = "sqlite:///{tmp_path}/c.sqlite"\n', encoding="utf-8"

@@ -14,6 +14,7 @@ from monalia.curation import (
     Curation,
     CurationClass,
     Finding,
+    Mentions,
     ThresholdOverride,
     curation_classes,
 )
@@ -81,6 +82,17 @@ def class_expansions(project: Project) -> tuple[dict[str, set[str]] | None, obje
         labeler, _ = prepare_labeler(project, thesaurus)
         expansions = getattr(labeler, "expansions", None)
     return expansions, thesaurus
+
+
+def project_mentions(project: Project, model) -> Mentions:
+    """What counts as mentioning each of the model's classes, with the project's expansions."""
+    expansions, thesaurus = class_expansions(project)
+    try:
+        classes = curation_classes(model, expansions, thesaurus, project.model.classes.language)
+    finally:
+        if thesaurus is not None:
+            thesaurus.close()
+    return Mentions(classes)
 
 
 def open_curation(

@@ -10,14 +10,21 @@ model's named graph in each sink, so a sink is repaired by publishing again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, select
 
 from monalia.catalog import Catalog
-from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow, utcnow
+from monalia.catalog.models import (
+    ImageRow,
+    ModelRow,
+    PredictionRow,
+    RecordRow,
+    SubjectRow,
+    utcnow,
+)
 from monalia.config import PluginInstance, Project
 from monalia.enrichment import ImageScores, ModelClass, ModelInfo, model_graph_iri, model_triples
 from monalia.errors import ConfigError
@@ -259,8 +266,25 @@ def score_images(
     )
 
 
-def iter_image_scores(catalog: Catalog, model_id: int) -> Iterator[ImageScores]:
-    """Every image's scores under the model, a page of images at a time, by image id."""
+def _mentioned(catalog: Catalog, record_ids: set[int], mentions) -> dict[int, frozenset[str]]:
+    with catalog.session() as session:
+        rows = session.execute(
+            select(SubjectRow.record_id, SubjectRow.uri, SubjectRow.label).where(
+                SubjectRow.record_id.in_(record_ids)
+            )
+        ).all()
+    subjects: dict[int, list[tuple[str | None, str | None]]] = {}
+    for row in rows:
+        subjects.setdefault(row.record_id, []).append((row.uri, row.label))
+    return {record: mentions.of(pairs) for record, pairs in subjects.items()}
+
+
+def iter_image_scores(catalog: Catalog, model_id: int, mentions=None) -> Iterator[ImageScores]:
+    """Every image's scores under the model, a page of images at a time, by image id.
+
+    With `mentions` (a `monalia.curation.Mentions`), each image says which classes its record's
+    subjects mention.
+    """
     after = 0
     while True:
         with catalog.session() as session:
@@ -294,6 +318,9 @@ def iter_image_scores(catalog: Catalog, model_id: int) -> Iterator[ImageScores]:
                 )
                 .order_by(PredictionRow.image_id)
             ).all()
+        mentioned = (
+            _mentioned(catalog, {row.record_id for row in rows}, mentions) if mentions else {}
+        )
         current: ImageScores | None = None
         for row in rows:
             if current is None or current.image_id != row.image_id:
@@ -307,6 +334,7 @@ def iter_image_scores(catalog: Catalog, model_id: int) -> Iterator[ImageScores]:
                     row.image_sha256,
                     row.run_id,
                     row.scored_at,
+                    mentioned=mentioned.get(row.record_id, frozenset()),
                 )
             current.scores[row.class_uri] = row.score
         if current is not None:
@@ -333,11 +361,15 @@ def publish_model(
     min_score: float = 0.0,
     hooks=None,
     progress: Progress | None = None,
+    mentions=None,
 ) -> RunInfo:
-    """Replace the model's named graph (or rows) in one sink with the catalog's predictions."""
+    """Replace the model's named graph (or rows) in one sink with the catalog's predictions.
+
+    With `mentions` (a `monalia.curation.Mentions`) the graph gets the curation bands.
+    """
     sink = configured.create()
     base_iri = configured.context.base_iri
-    info = model_info(model)
+    info = replace(model_info(model), bands=mentions is not None)
     graph = model_graph_iri(base_iri, model.name)
     settings = {"settings": sink.describe_settings(), "model": model.name}
     tracker = RunTracker(catalog, "publish", configured.info.name, configured.instance, settings)
@@ -347,7 +379,7 @@ def publish_model(
     try:
 
         def images() -> Iterator[ImageScores]:
-            for image in iter_image_scores(catalog, model.id):
+            for image in iter_image_scores(catalog, model.id, mentions):
                 tracker.add(seen=1)
                 progress.advance(1)
                 yield image
@@ -401,13 +433,23 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
                 outcome.publish_runs.append(
                     publish_records(catalog, configured, None, hooks, progress)
                 )
+    if sinks:
+        from monalia.pipeline.curate import project_mentions
+
+        mentions = project_mentions(project, model)
     for configured in sinks:
         with options.progress(
             f"publish {model.name} to {configured.instance}", total, "images"
         ) as progress:
             outcome.publish_runs.append(
                 publish_model(
-                    catalog, configured, model, project.model.enrich.min_score, hooks, progress
+                    catalog,
+                    configured,
+                    model,
+                    project.model.enrich.min_score,
+                    hooks,
+                    progress,
+                    mentions,
                 )
             )
     return outcome

@@ -55,7 +55,9 @@ class EmbeddedStoreSink(Sink):
         self.write_ntriples(graph, "".join(map(nt_line, triples)), len(triples))
 
     def write_ntriples(self, graph: str, text: str, count: int) -> None:
-        self.store.load(
+        # bulk_load writes sorted files straight to disk: 3x faster than a transaction per
+        # chunk; a graph is emptied before it is written, so a half-written one is redone anyway
+        self.store.bulk_load(
             text.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(graph)
         )
 
@@ -63,6 +65,10 @@ class EmbeddedStoreSink(Sink):
         store = getattr(self, "store", None)
         if store is not None:
             store.flush()
+            if ok:
+                # bulk loads leave many small files; merging them makes the reports' lookups
+                # several times faster, for a few seconds per million triples here
+                store.optimize()
             del self.store
 
 

@@ -48,5 +48,7 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
 
     index = folder / "report" / "index.html"
     assert index.is_file()
-    pages = " ".join(path.read_text(encoding="utf-8") for path in (folder / "report").glob("*.html"))
+    pages = " ".join(
+        path.read_text(encoding="utf-8") for path in (folder / "report").glob("*.html")
+    )
     assert any(case.split()[0] in pages for case in planted["noise"] + planted["silence"])

@@ -425,6 +425,7 @@ def run_pipeline(app: App) -> None:
     _terminate_gracefully()
     available = {
         "harvest": lambda: _run_harvest(app, (), None, None, False),
+        "images": lambda: cli_images.run_images_stage(app),
         "label": lambda: _run_label(app),
         "train": lambda: cli_train.run_train_stage(app),
         "enrich": lambda: cli_enrich.run_enrich_stage(app),
@@ -569,7 +570,14 @@ def main() -> None:
     cli(prog_name="monalia")
 
 
-from monalia import cli_demo, cli_enrich, cli_label, cli_report, cli_train  # noqa: E402, F401
+from monalia import (  # noqa: E402, F401
+    cli_demo,
+    cli_enrich,
+    cli_images,
+    cli_label,
+    cli_report,
+    cli_train,
+)
 
 if __name__ == "__main__":  # pragma: no cover
     # run as `python -m monalia.cli`: commands are registered on the imported module's group

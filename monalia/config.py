@@ -85,6 +85,29 @@ class DatasetSection(_Section):
         return value
 
 
+class ImagesSection(_Section):
+    """The image stage: the ``[images]`` table."""
+
+    # the box every image is fetched at (IIIF `!W,H`) or scaled down into, keeping its shape
+    width: int = Field(default=512, ge=32)
+    height: int = Field(default=512, ge=32)
+    folder: str = "images"  # under data_dir; files are named by content hash
+    concurrency: int = Field(default=16, ge=1)  # requests in flight in all
+    per_host: int = Field(default=8, ge=1)  # requests in flight to one host
+    delay: float = Field(default=0.0, ge=0.0)  # least seconds between requests to one host
+    autothrottle: bool = True  # slow down for a host whose answers slow down
+    retries: int = Field(default=3, ge=0)  # further tries of a failed request
+    backoff: float = Field(default=1.0, ge=0)  # seconds before the first retry, doubled after
+    timeout: float = Field(default=60.0, gt=0)  # seconds for one request
+    max_retry_after: float = Field(default=600.0, ge=0)  # a longer Retry-After fails instead
+    max_bytes: int = Field(default=50_000_000, ge=1)  # a larger answer is refused
+    max_pixels: int = Field(default=100_000_000, ge=1)  # decompression-bomb guard
+    min_side: int = Field(default=16, ge=1)
+    max_aspect: float = Field(default=50.0, ge=1.0)
+    robots: bool = False  # obey robots.txt (image servers of collections rarely have one)
+    user_agent: str | None = None  # default: monalia's own
+
+
 class EnrichSection(_Section):
     """How `monalia enrich` scores the catalog's images and what it publishes."""
 
@@ -131,6 +154,7 @@ class ProjectModel(_Section):
     dataset: DatasetSection = Field(default_factory=DatasetSection)
     trainer: PluginSection | None = None
     sinks: dict[str, PluginSection] = Field(default_factory=dict)
+    images: ImagesSection = Field(default_factory=ImagesSection)
     enrich: EnrichSection = Field(default_factory=EnrichSection)
     report: ReportSection = Field(default_factory=ReportSection)
     pipeline: PipelineSection = Field(default_factory=PipelineSection)

@@ -120,16 +120,20 @@ class Source(Plugin):
         """
         self.state = state  # parse() may consult it, e.g. to apply --since
         for item in self.items(state):
-            try:
-                parsed = self.parse(item)
-                records = [] if parsed is None else parsed if isinstance(parsed, list) else [parsed]
-                records = [self._finish(record, prepare) for record in records]
-            except RecordError as exc:
-                yield ItemOutcome(item, [], str(exc))
-            except Exception as exc:  # a malformed item must not stop the run
-                yield ItemOutcome(item, [], f"{type(exc).__name__}: {exc}")
-            else:
-                yield ItemOutcome(item, records)
+            yield self.outcome(item, prepare)
+
+    def outcome(self, item: RawItem, prepare=None) -> ItemOutcome:
+        """Parse and check one item (for sources whose items arrive some other way, e.g. a
+        crawl): its valid records, or the reason it was rejected."""
+        try:
+            parsed = self.parse(item)
+            records = [] if parsed is None else parsed if isinstance(parsed, list) else [parsed]
+            records = [self._finish(record, prepare) for record in records]
+        except RecordError as exc:
+            return ItemOutcome(item, [], str(exc))
+        except Exception as exc:  # a malformed item must not stop the run
+            return ItemOutcome(item, [], f"{type(exc).__name__}: {exc}")
+        return ItemOutcome(item, records)
 
     def _finish(self, record: Record, prepare) -> Record:
         if not isinstance(record, Record):

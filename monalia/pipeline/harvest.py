@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RecordRow, SourceStateRow, SubjectRow, utcnow
 from monalia.config import PluginInstance
-from monalia.errors import RecordError
+from monalia.errors import ConfigError, RecordError
 from monalia.pipeline.runs import DONE, RunInfo, RunTracker, exception_message, status_for_exception
 from monalia.progress import Progress
 from monalia.records import Record
@@ -53,6 +53,8 @@ def harvest(
     """Harvest one configured source into the catalog; return the finished run."""
     options = options or HarvestOptions()
     source: Source = configured.create()
+    if getattr(source, "crawled", False):
+        return crawl_harvest(catalog, configured, source, options, progress)
     state = load_state(catalog, configured.instance)
     if options.restart:
         state = SourceState()
@@ -129,6 +131,44 @@ def harvest(
         f"stopped at --limit {options.limit}; the next run goes on from there" if limited else None
     )
     return tracker.finish(DONE, message)
+
+
+def crawl_harvest(
+    catalog: Catalog,
+    configured: PluginInstance,
+    source: Source,
+    options: HarvestOptions,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Harvest a crawled source (IIIF): the crawl runs in its own process and commits through
+    its item pipeline; a run that did not finish is resumed, skipping what it stored."""
+    from monalia.pipeline.crawl import run_crawl
+
+    state = SourceState() if options.restart else load_state(catalog, configured.instance)
+    checkpoint = state.checkpoint if isinstance(state.checkpoint, dict) else {}
+    job = {
+        "kind": "harvest",
+        "catalog": catalog.url,
+        "source": configured.instance,
+        "plugin": configured.info.name,
+        "plugin_settings": configured.settings.model_dump(mode="json"),
+        "context": {
+            "project_dir": str(configured.context.project_dir),
+            "data_dir": str(configured.context.data_dir),
+            "base_iri": configured.context.base_iri,
+        },
+        "start_url": source.settings.url,
+        "since_run": checkpoint.get("since_run"),
+        "limit": options.limit,
+        "crawl": source.crawl_settings(),
+        "settings": {
+            "settings": source.describe_settings(),
+            "limit": options.limit,
+            "restart": options.restart,
+            "resumed_from": checkpoint or None,
+        },
+    }
+    return run_crawl(catalog, job, progress)
 
 
 def _state_row(session: Session, instance: str, plugin: str) -> SourceStateRow:
@@ -389,6 +429,11 @@ def dry_run(
     failed records against the catalog as it is, and keep the first failures to show."""
     options = options or HarvestOptions()
     source: Source = configured.create()
+    if getattr(source, "crawled", False):
+        raise ConfigError(
+            f"{configured.instance}: a crawled source has no dry run; `monalia harvest "
+            f"{configured.instance} --limit N` harvests only N records"
+        )
     state = SourceState() if options.restart else load_state(catalog, configured.instance)
     state.since = options.since
     counts = {"seen": 0, NEW: 0, CHANGED: 0, UNCHANGED: 0, "failed": 0}

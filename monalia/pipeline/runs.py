@@ -193,3 +193,23 @@ def exception_message(exc: BaseException) -> str:
     if hasattr(exc, "format_message"):
         return exc.format_message()
     return str(exc) or type(exc).__name__
+
+
+def load_run(catalog: Catalog, run_id: int) -> RunInfo:
+    """A recorded run as a `RunInfo` (e.g. one another process ran)."""
+    with catalog.session() as session:
+        row = session.get(RunRow, run_id)
+        if row is None:
+            raise LookupError(f"no run {run_id} in the catalog")
+        return RunInfo(
+            id=row.id,
+            stage=row.stage,
+            plugin=row.plugin,
+            target=row.target,
+            settings=dict(row.settings or {}),
+            status=row.status,
+            counts={name: getattr(row, name) for name in COUNTS},
+            message=row.message,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+        )

@@ -1,0 +1,127 @@
+"""One crawl in its own process (Twisted's reactor starts once per process).
+
+``python -m monalia.harvesters.crawl`` reads its job as JSON on stdin, runs the spider with the
+catalog pipeline named in its settings, and writes progress as JSON lines on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from scrapy.crawler import CrawlerProcess
+from sqlalchemy import func, select
+
+from monalia.catalog import Catalog
+from monalia.catalog.models import ImageRow, RecordRow
+from monalia.harvesters.pipelines import emit
+from monalia.harvesters.settings import crawl_settings
+from monalia.harvesters.spiders.iiif import IiifSpider
+from monalia.harvesters.spiders.images import ImageSpider, ImageTask
+
+PAGE = 1000
+
+
+def image_statuses(job: dict[str, Any]) -> list[str]:
+    """What a run fetches: new images and transient failures; refused ones on request."""
+    return ["pending", "failed", "rejected"] if job["retry_failed"] else ["pending", "failed"]
+
+
+def image_filter(job: dict[str, Any]):
+    condition = ImageRow.status.in_(image_statuses(job))
+    if job.get("sources"):
+        condition = condition & ImageRow.record_id.in_(
+            select(RecordRow.id).where(RecordRow.source.in_(job["sources"]))
+        )
+    return condition
+
+
+def image_tasks(catalog: Catalog, job: dict[str, Any]) -> Iterator[ImageTask]:
+    """The images to fetch, read a page at a time in id order; rows of one page that share a URL
+    make one task (one request)."""
+    last, left = 0, job.get("limit")
+    while left is None or left > 0:
+        size = PAGE if left is None else min(PAGE, left)
+        with catalog.session() as session:
+            rows = session.execute(
+                select(ImageRow.id, ImageRow.url, ImageRow.iiif_service)
+                .where(image_filter(job), ImageRow.id > last)
+                .order_by(ImageRow.id)
+                .limit(size)
+            ).all()
+        if not rows:
+            return
+        last = rows[-1][0]
+        if left is not None:
+            left -= len(rows)
+        tasks: dict[str, ImageTask] = {}
+        for image_id, url, service in rows:
+            task = tasks.get(url)
+            if task is None:
+                tasks[url] = ImageTask([image_id], url, service)
+            else:
+                task.ids.append(image_id)
+        yield from tasks.values()
+
+
+def run_images(job: dict[str, Any]) -> None:
+    catalog = Catalog.open(job["catalog"])
+    with catalog.session() as session:
+        total = session.scalar(select(func.count(ImageRow.id)).where(image_filter(job)))
+    if job.get("limit") is not None:
+        total = min(total, job["limit"])
+    emit(total=total)
+    settings = crawl_settings(pipeline="monalia.harvesters.pipelines.ImagePipeline", **job["crawl"])
+    settings["MONALIA_JOB"] = job
+    process = CrawlerProcess(settings, install_root_handler=True)
+    process.crawl(
+        ImageSpider, tasks=image_tasks(catalog, job), width=job["width"], height=job["height"]
+    )
+    process.start()
+
+
+def run_harvest(job: dict[str, Any]) -> None:
+    catalog = Catalog.open(job["catalog"])
+    skip: set[str] = set()
+    if job.get("since_run"):
+        with catalog.session() as session:
+            skip = set(
+                session.scalars(
+                    select(RecordRow.source_id).where(
+                        RecordRow.source == job["source"], RecordRow.last_run_id >= job["since_run"]
+                    )
+                )
+            )
+    settings = crawl_settings(
+        pipeline="monalia.harvesters.pipelines.RecordPipeline", **job["crawl"]
+    )
+    settings["MONALIA_JOB"] = job
+    if job.get("limit"):
+        settings["CLOSESPIDER_ITEMCOUNT"] = job["limit"]
+    process = CrawlerProcess(settings, install_root_handler=True)
+    process.crawl(IiifSpider, start_url=job["start_url"], skip=skip)
+    process.start()
+
+
+def stop_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the monalia process that started this one dies, so a
+    crawl never outlives its command (elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main() -> None:
+    stop_with_parent()
+    job = json.load(sys.stdin)
+    {"harvest": run_harvest, "images": run_images}[job["kind"]](job)
+
+
+if __name__ == "__main__":
+    main()

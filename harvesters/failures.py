@@ -1,0 +1,53 @@
+"""One line for why a request failed, and whether trying again later can change it."""
+
+from __future__ import annotations
+
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadConnectionRefusedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
+from twisted.internet.defer import CancelledError
+from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
+from twisted.python.failure import Failure
+
+from monalia.http import mask_url
+
+
+def describe_failure(failure: Failure) -> tuple[str, bool]:
+    """(reason, transient) for a request that failed without an HTTP answer."""
+    error = failure.value
+    if isinstance(error, DownloadTimeoutError):
+        return f"timed out ({error})", True
+    if isinstance(error, ResponseDataLossError):
+        return "the answer was cut short (fewer bytes than announced)", True
+    if isinstance(error, CannotResolveHostError):
+        return "host not found", True
+    if isinstance(error, DownloadConnectionRefusedError):
+        return "connection refused", True
+    if isinstance(error, ConnectionDone | ConnectionLost | ConnectError):
+        return f"connection lost ({type(error).__name__})", True
+    if isinstance(error, CancelledError):
+        # Scrapy cancels a download whose size is over DOWNLOAD_MAXSIZE
+        return f"refused: {error or 'the answer is over the size limit'}", False
+    if isinstance(error, IgnoreRequest):
+        return f"not fetched: {error or 'forbidden by robots.txt'}", False
+    if isinstance(error, FileNotFoundError):
+        return f"no such file {error.filename}", False
+    if isinstance(error, OSError):
+        return f"{type(error).__name__}: {error}", True
+    return f"{type(error).__name__}: {error}", True
+
+
+def status_reason(status: int, url: str) -> tuple[str, bool]:
+    """(reason, transient) for an HTTP error answer that retries did not change."""
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    transient = status >= 500 or status in (408, 425, 429)
+    return f"HTTP {status} {phrase}".strip() + f" from {mask_url(url)}", transient

@@ -1,0 +1,51 @@
+"""Retries that are polite: a Retry-After header is obeyed, other retries back off."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.http import Request, Response
+from scrapy.utils.response import response_status_message
+
+from monalia.http import parse_retry_after
+
+
+class PoliteRetryMiddleware(RetryMiddleware):
+    """Scrapy's retries, waiting before each: as long as the server's ``Retry-After`` says, or
+    an exponential backoff with full jitter. A Retry-After longer than
+    ``MONALIA_MAX_RETRY_AFTER`` is not waited for: the request fails with that reason."""
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.backoff = settings.getfloat("MONALIA_BACKOFF", 1.0)
+        self.max_backoff = settings.getfloat("MONALIA_MAX_BACKOFF", 60.0)
+        self.max_retry_after = settings.getfloat("MONALIA_MAX_RETRY_AFTER", 600.0)
+
+    def _pause(self, request: Request) -> float:
+        tries = request.meta.get("retry_times", 1)
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (tries - 1)))
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        wait = parse_retry_after(response.headers.get("Retry-After", b"").decode("latin-1"))
+        if wait is not None and wait > self.max_retry_after:
+            response.meta["monalia_gave_up"] = f"the server asked to wait {wait:.0f} s"
+            return response
+        retry = self._retry(request, response_status_message(response.status))
+        if retry is None:
+            return response
+        await asyncio.sleep(wait if wait is not None else self._pause(retry))
+        return retry
+
+    async def process_exception(self, request: Request, exception: Exception):
+        if request.meta.get("dont_retry", False) or not isinstance(
+            exception, self.exceptions_to_retry
+        ):
+            return None
+        retry = self._retry(request, exception)
+        if retry is not None:
+            await asyncio.sleep(self._pause(retry))
+        return retry

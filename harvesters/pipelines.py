@@ -1,0 +1,232 @@
+"""The item pipelines: the only place a crawl touches the catalog.
+
+`RecordPipeline` turns manifest items into records through the source's own ``parse`` and
+commits them in batches with the harvest machinery (content hashes, counts, resume
+checkpoint). `ImagePipeline` checks each fetched image, stores it by hash and records the outcome
+on its catalog rows. Both find their job (project, catalog, options) in the ``MONALIA_JOB``
+setting and report progress to the parent process as JSON lines on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scrapy import signals
+from sqlalchemy import update
+
+from monalia.catalog import Catalog
+from monalia.catalog.models import ImageRow, utcnow
+from monalia.images import ImageLimits, ImageRejected, ImageStore, prepare
+from monalia.pipeline.runs import DONE, FAILED, INTERRUPTED, RunTracker
+from monalia.source import ItemOutcome, RawItem
+
+COMMIT_EVERY = 2.0  # seconds: progress and the resume point stay this fresh
+LIMIT_REASON = "closespider_itemcount"
+
+
+def emit(**message: Any) -> None:
+    """One progress line for the parent process."""
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+class _CatalogPipeline:
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.job: dict[str, Any] = dict(crawler.settings.getdict("MONALIA_JOB"))
+        self.tracker: RunTracker | None = None
+        self.last_commit = time.monotonic()
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def due(self, pending: int, size: int) -> bool:
+        return pending >= size or time.monotonic() - self.last_commit >= COMMIT_EVERY
+
+
+class RecordPipeline(_CatalogPipeline):
+    """Harvest: manifest items become records of the job's source instance."""
+
+    def open_spider(self) -> None:
+        from monalia.config import PluginInstance
+        from monalia.pipeline.harvest import RecordStore
+        from monalia.plugin import PluginContext
+        from monalia.plugins import default_registry
+        from monalia.source import SourceState
+
+        registry = default_registry()
+        self.hooks = registry.pm.hook
+        info = registry.get("source", self.job["plugin"])
+        context = self.job["context"]
+        configured = PluginInstance(
+            kind="source",
+            instance=self.job["source"],
+            info=info,
+            settings=info.cls.Settings.model_validate(self.job["plugin_settings"]),
+            context=PluginContext(
+                instance=self.job["source"],
+                project_dir=Path(context["project_dir"]),
+                data_dir=Path(context["data_dir"]),
+                base_iri=context["base_iri"],
+            ),
+        )
+        self.plugin = configured.info.name
+        self.instance = configured.instance
+        self.catalog = Catalog.open(self.job["catalog"])
+        self.source = configured.create()
+        self.source.state = SourceState()
+        self.tracker = RunTracker(
+            self.catalog, "harvest", self.plugin, self.instance, self.job["settings"], self.hooks
+        ).start()
+        emit(run=self.tracker.id)
+        self.store = RecordStore(self.instance, self.tracker, self.hooks)
+        # where a resumed crawl starts again: the first unfinished run's stored manifests
+        self.checkpoint = {"since_run": self.job.get("since_run") or self.tracker.id}
+        self.batch: list[ItemOutcome] = []
+        self.start_failure: str | None = None
+
+    def prepare(self, record) -> None:
+        self.hooks.prepare_record(record=record, source=self.source)
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        raw = RawItem(key=item["key"], payload=item.get("payload"), checkpoint=self.checkpoint)
+        if item["kind"] == "failed":
+            outcome = ItemOutcome(raw, [], item["message"])
+            if item["key"] == self.job["start_url"]:
+                self.start_failure = item["message"]
+        else:
+            outcome = self.source.outcome(raw, self.prepare)
+        self.batch.append(outcome)
+        if self.due(len(self.batch), self.source.batch_size):
+            self.commit()
+        return {"key": item["key"]}
+
+    def commit(self) -> None:
+        if self.batch:
+            self.store.commit(self.catalog, self.batch, self.plugin)
+            emit(advance=sum(len(o.records) or 1 for o in self.batch))
+            self.batch = []
+        self.last_commit = time.monotonic()
+
+    def close_spider(self) -> None:
+        self.commit()
+
+    def spider_closed(self, spider, reason: str) -> None:
+        from monalia.pipeline.harvest import _state_row
+
+        if self.tracker is None:
+            return
+        complete = reason == "finished"
+        with self.catalog.session() as session:
+            row = _state_row(session, self.instance, self.plugin)
+            # a complete crawl starts over next time (to see changes); any other keeps its
+            # checkpoint so the next run skips what this one stored
+            row.checkpoint = None if complete else self.checkpoint
+            row.updated_at = utcnow()
+            row.last_run_id = self.tracker.id
+        if self.start_failure is not None:
+            status, message = FAILED, f"cannot read {self.job['start_url']}: {self.start_failure}"
+        elif complete:
+            status, message = DONE, None
+            if spider.skipped:
+                message = f"{spider.skipped} manifest(s) stored by the interrupted run were skipped"
+        elif reason == LIMIT_REASON:
+            status = DONE
+            message = f"stopped at --limit {self.job['limit']}; the next run goes on from there"
+        else:
+            status, message = INTERRUPTED, f"the crawl stopped ({reason})"
+        info = self.tracker.finish(status, message)
+        emit(finished=info.status)
+
+
+class ImagePipeline(_CatalogPipeline):
+    """Images: check, store by hash, record the outcome on every catalog row of the URL."""
+
+    def open_spider(self) -> None:
+        job = self.job
+        self.catalog = Catalog.open(job["catalog"])
+        data_dir = Path(job["data_dir"])
+        self.store = ImageStore(data_dir / job["folder"], data_dir)
+        self.box = (job["width"], job["height"])
+        self.limits = ImageLimits(**job["limits"])
+        self.tracker = RunTracker(
+            self.catalog, "images", None, job.get("target"), job["settings"]
+        ).start()
+        emit(run=self.tracker.id)
+        self.pending: list[tuple[list[int], dict[str, Any], str | None, str]] = []
+
+    def examine(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The catalog values for an item (runs in a worker thread: decoding is the slow part)."""
+        values: dict[str, Any] = {
+            "fetched_at": datetime.now(UTC),
+            "http_status": item["status"],
+            "sha256": None,
+            "bytes": None,
+            "width": None,
+            "height": None,
+            "path": None,
+        }
+        if item["error"] is not None:
+            values.update(status="failed" if item["transient"] else "rejected", error=item["error"])
+            return values
+        try:
+            image = prepare(item["body"], item["content_type"], self.box, self.limits)
+        except ImageRejected as exc:
+            values.update(status="rejected", error=str(exc))
+            return values
+        values.update(
+            status="fetched",
+            error=None,
+            sha256=image.sha256,
+            bytes=len(image.data),
+            width=image.width,
+            height=image.height,
+            path=self.store.put(image),
+        )
+        return values
+
+    async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        values = await asyncio.to_thread(self.examine, item)
+        self.pending.append((item["ids"], values, values.get("error"), item["url"]))
+        if self.due(len(self.pending), 500):
+            self.commit()
+        return {"ids": item["ids"]}
+
+    def commit(self) -> None:
+        if self.pending:
+            tracker = self.tracker
+            rows = []
+            for ids, values, error, url in self.pending:
+                tracker.add(seen=len(ids))
+                if error is None:
+                    tracker.add(new=len(ids))
+                else:
+                    tracker.fail_item(url, error)
+                    tracker.add(failed=len(ids) - 1)
+                rows.extend({"id": image_id, **values} for image_id in ids)
+            with self.catalog.session() as session:
+                session.execute(update(ImageRow), rows)
+                tracker.flush(session)
+            emit(advance=len(rows))
+            self.pending = []
+        self.last_commit = time.monotonic()
+
+    def close_spider(self) -> None:
+        self.commit()
+
+    def spider_closed(self, spider, reason: str) -> None:
+        if self.tracker is None:
+            return
+        if reason == "finished":
+            info = self.tracker.finish(DONE)
+        else:
+            info = self.tracker.finish(INTERRUPTED, f"the crawl stopped ({reason})")
+        emit(finished=info.status)

@@ -1,0 +1,61 @@
+"""The Scrapy settings monalia's crawls run with, built from the project file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monalia.http import USER_AGENT
+
+MIDDLEWARE = "monalia.harvesters.middlewares.PoliteRetryMiddleware"
+
+
+def crawl_settings(
+    *,
+    concurrency: int,
+    per_host: int,
+    delay: float,
+    autothrottle: bool,
+    retries: int,
+    timeout: float,
+    backoff: float,
+    max_retry_after: float,
+    user_agent: str | None,
+    robots: bool,
+    max_bytes: int | None = None,
+    pipeline: str,
+) -> dict[str, Any]:
+    """Scrapy settings for one crawl; `pipeline` is the item pipeline that writes the catalog."""
+    settings: dict[str, Any] = {
+        "BOT_NAME": "monalia",
+        "USER_AGENT": user_agent or USER_AGENT,
+        "ROBOTSTXT_OBEY": robots,
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": per_host,
+        "DOWNLOAD_DELAY": delay,
+        "DOWNLOAD_TIMEOUT": timeout,
+        "DOWNLOAD_FAIL_ON_DATALOSS": True,  # a cut answer is an error, never a short image
+        # AutoThrottle aims at `per_host` requests in flight per host and backs off as a host's
+        # answers slow down; it starts fast, the first answers set the pace.
+        "AUTOTHROTTLE_ENABLED": autothrottle,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(per_host),
+        "AUTOTHROTTLE_START_DELAY": max(delay, 0.01),
+        "AUTOTHROTTLE_MAX_DELAY": 60.0,
+        "RETRY_ENABLED": retries > 0,
+        "RETRY_TIMES": retries,
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+        "RETRY_GIVE_UP_LOG_LEVEL": "DEBUG",  # the pipeline records every failure on its item
+        "MONALIA_BACKOFF": backoff,
+        "MONALIA_MAX_RETRY_AFTER": max_retry_after,
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            MIDDLEWARE: 550,
+        },
+        "ITEM_PIPELINES": {pipeline: 300},
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": "WARNING",
+    }
+    if max_bytes is not None:
+        settings["DOWNLOAD_MAXSIZE"] = max_bytes
+        settings["DOWNLOAD_WARNSIZE"] = 0
+    return settings

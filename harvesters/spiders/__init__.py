@@ -1,0 +1,1 @@
+"""monalia's spiders: they know IIIF and HTTP, never the catalog (the item pipelines do)."""

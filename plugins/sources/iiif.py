@@ -1,0 +1,77 @@
+"""Source: IIIF collections and manifests (Presentation 2 and 3), crawled with Scrapy.
+
+The crawl runs in its own process (``monalia.harvesters``): it follows nested collections from
+`url`, fetches every manifest concurrently and politely, and hands each manifest to `parse`, which
+makes one record per manifest (or per canvas with ``records = "canvas"``) keeping each image's
+IIIF Image service, so the image stage can ask for the size training needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from monalia import hookimpl, iiif
+from monalia.errors import SourceUnavailable
+from monalia.http import HttpSettings
+from monalia.plugin import PluginSettings
+from monalia.records import Record
+from monalia.source import RawItem, Source, SourceState
+
+
+class IiifSettings(PluginSettings):
+    url: str  # a collection (nested collections are followed) or a single manifest
+    records: Literal["manifest", "canvas"] = "manifest"  # one record per manifest, or per canvas
+    languages: list[str] = Field(default_factory=lambda: ["en"])  # preferred label languages
+    # metadata labels (any case) whose values are subject terms; others stay in the raw payload
+    subject_fields: list[str] = Field(default_factory=lambda: sorted(iiif.SUBJECT_LABELS))
+    concurrency: int = Field(8, ge=1)  # manifests fetched at once
+    per_host: int = Field(4, ge=1)
+    autothrottle: bool = True
+    robots: bool = False
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+
+class IiifSource(Source):
+    """IIIF Presentation 2 and 3: collections followed, one record per manifest or canvas."""
+
+    name = "iiif"
+    Settings = IiifSettings
+    # read by a crawl in its own process (monalia.harvesters), not through items()
+    crawled = True
+
+    def items(self, state: SourceState):
+        raise SourceUnavailable(
+            f"{self.context.instance}: IIIF is read by its crawler; run `monalia harvest "
+            f"{self.context.instance}`"
+        )
+
+    def parse(self, item: RawItem) -> list[Record]:
+        return iiif.to_records(
+            item.payload,
+            per=self.settings.records,
+            languages=tuple(self.settings.languages),
+            subject_fields=frozenset(f.lower() for f in self.settings.subject_fields),
+        )
+
+    def crawl_settings(self) -> dict[str, Any]:
+        """How the crawl fetches: the keyword arguments of `harvesters.settings.crawl_settings`."""
+        http = self.settings.http
+        return {
+            "concurrency": self.settings.concurrency,
+            "per_host": self.settings.per_host,
+            "delay": 1.0 / http.rate_limit if http.rate_limit else 0.0,
+            "autothrottle": self.settings.autothrottle,
+            "retries": http.retries,
+            "timeout": http.timeout,
+            "backoff": http.backoff,
+            "max_retry_after": http.max_retry_after,
+            "user_agent": http.user_agent,
+            "robots": self.settings.robots,
+        }
+
+
+@hookimpl
+def register_sources():
+    return [IiifSource]

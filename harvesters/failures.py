@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DownloadCancelledError,
     DownloadConnectionRefusedError,
     DownloadTimeoutError,
     IgnoreRequest,
@@ -29,6 +32,11 @@ def describe_failure(failure: Failure) -> tuple[str, bool]:
         return "connection refused", True
     if isinstance(error, ConnectionDone | ConnectionLost | ConnectError):
         return f"connection lost ({type(error).__name__})", True
+    if isinstance(error, DownloadCancelledError):
+        sizes = re.findall(r"\d+", str(error))
+        if "max size" in str(error) and len(sizes) >= 2:
+            return f"refused: {sizes[0]} bytes is over the size limit of {sizes[1]}", False
+        return f"refused: {str(error).split(' in request <')[0]}", False
     if isinstance(error, CancelledError):
         # Scrapy cancels a download whose size is over DOWNLOAD_MAXSIZE
         return f"refused: {error or 'the answer is over the size limit'}", False

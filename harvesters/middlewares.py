@@ -32,7 +32,7 @@ class PoliteRetryMiddleware(RetryMiddleware):
             return response
         wait = parse_retry_after(response.headers.get("Retry-After", b"").decode("latin-1"))
         if wait is not None and wait > self.max_retry_after:
-            response.meta["monalia_gave_up"] = f"the server asked to wait {wait:.0f} s"
+            request.meta["monalia_gave_up"] = f"the server asked to wait {wait:.0f} s"
             return response
         retry = self._retry(request, response_status_message(response.status))
         if retry is None:

@@ -72,6 +72,12 @@ def catalog_url(request, tmp_path):
 
 
 @pytest.fixture
+def sqlite_url(tmp_path):
+    """A new SQLite catalog, for tests whose subject does not depend on the database."""
+    return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+
+
+@pytest.fixture
 def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.skip(f"the shared fixtures are not beside the project ({SHARED_FIXTURES} is absent)")

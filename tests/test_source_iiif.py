@@ -1,0 +1,362 @@
+"""Harvesting IIIF: real v2 and v3 manifests and collections served locally (ids rewritten to
+the local server), crawled in their own process, with the server's failures and a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import records_of
+from iiif_server import IiifServer, fixture, local_copy
+from servers import Reply
+from sqlalchemy import select
+
+from monalia.catalog import Catalog
+from monalia.catalog.models import RunEventRow, RunRow
+
+V3 = "http://iiif.io/api/presentation/3/context.json"
+
+
+def project_file(
+    folder: Path, catalog_url: str, url: str, extra: str = "", retries: int = 2
+) -> Path:
+    (folder / "monalia.toml").write_text(
+        f"""
+[project]
+catalog = "{catalog_url}"
+
+[sources.museum]
+plugin = "iiif"
+url = "{url}"
+languages = ["en", "fr"]
+{extra}
+
+[sources.museum.http]
+retries = {retries}
+backoff = 0.01
+timeout = 2
+""",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def runs(catalog_url: str) -> list[RunRow]:
+    catalog = Catalog.open(catalog_url)
+    with catalog.session() as session:
+        rows = session.scalars(select(RunRow).order_by(RunRow.id)).all()
+        session.expunge_all()
+    return rows
+
+
+def serve_shared(server: IiifServer, shared: Path) -> dict[str, str]:
+    """Put the shared fixtures on the local server: a top collection (v3) nesting the real v2
+    collection (cut to the manifests served here) and the cookbook's v3 collection; returns the
+    local id of each manifest by fixture name."""
+    base = server.url
+    local: dict[str, str] = {}
+
+    def put(name: str, doc) -> str:
+        path = f"/{name}"
+        server.documents[path] = doc
+        return base + path
+
+    v2_manifests = [
+        "mirador_v2_299843",
+        "mirador_v2_BibliographicResource_3000126341277",
+        "cookbook_0057-publishing-v2-and-v3_manifest-v2",
+    ]
+    for name in v2_manifests:
+        doc = fixture(shared / "iiif" / "v2" / f"{name}.json")
+        doc = local_copy(doc, {doc["@id"]: f"{base}/v2/{name}.json"})
+        local[name] = put(f"v2/{name}.json", doc)
+    collection = fixture(shared / "iiif" / "v2" / "mirador_v2_collection.json")
+    collection["manifests"] = [
+        dict(entry, **{"@id": local[name]})
+        for entry, name in zip(collection["manifests"], v2_manifests, strict=False)
+    ]
+    collection = local_copy(collection, {collection["@id"]: f"{base}/v2/collection.json"})
+    put("v2/collection.json", collection)
+
+    v3_named = {
+        "manifest-01.json": "cookbook_0005-image-service_manifest",
+        "manifest-02.json": "cookbook_0006-text-language_manifest",
+    }
+    for member, name in v3_named.items():
+        text = (shared / "iiif" / "v3" / f"{name}.json").read_text(encoding="utf-8")
+        text = text.replace("{{ id.url }}", f"{base}/v3/cookbook/{member}").replace(
+            "{{ id.path }}", f"{base}/v3/cookbook/{name}"
+        )
+        local[name] = put(f"v3/cookbook/{member}", json.loads(text))
+    text = (shared / "iiif" / "v3" / "cookbook_0032-collection_collection.json").read_text(
+        encoding="utf-8"
+    )
+    text = text.replace("{{ id.url }}", f"{base}/v3/cookbook/collection.json").replace(
+        "{{ id.path }}", f"{base}/v3/cookbook"
+    )
+    put("v3/cookbook/collection.json", json.loads(text))
+
+    direct = ["cookbook_0008-rights_manifest", "cookbook_0033-choice_manifest", "mirador_v3_001"]
+    for name in direct:
+        text = (shared / "iiif" / "v3" / f"{name}.json").read_text(encoding="utf-8")
+        text = text.replace("{{ id.url }}", f"{base}/v3/{name}.json").replace(
+            "{{ id.path }}", f"{base}/v3/{name}"
+        )
+        doc = json.loads(text)
+        doc = local_copy(doc, {doc["id"]: f"{base}/v3/{name}.json"})
+        local[name] = put(f"v3/{name}.json", doc)
+    put(
+        "top.json",
+        {
+            "@context": V3,
+            "id": f"{base}/top.json",
+            "type": "Collection",
+            "label": {"en": ["Everything"]},
+            "items": [
+                {"id": f"{base}/v2/collection.json", "type": "Collection"},
+                {"id": f"{base}/v3/cookbook/collection.json", "type": "Collection"},
+                *({"id": local[name], "type": "Manifest"} for name in direct),
+                # listed twice: fetched once
+                {"id": local["cookbook_0008-rights_manifest"], "type": "Manifest"},
+            ],
+        },
+    )
+    return local
+
+
+def test_real_v2_and_v3_collections_and_manifests_are_harvested(
+    shared_fixtures, tmp_path, catalog_url, cli
+):
+    with IiifServer() as server:
+        local = serve_shared(server, shared_fixtures)
+        project = project_file(tmp_path, catalog_url, f"{server.url}/top.json")
+        result = cli("harvest", project=project)
+        assert result.exit_code == 0, result.output
+        fetched = [seen.path for seen in server.seen]
+        # a second crawl reads everything again (to see changes) and finds it unchanged
+        assert cli("harvest", project=project).exit_code == 0
+    catalog = Catalog.open(catalog_url)
+    records = records_of(catalog)
+    assert set(records) == set(local.values())
+    assert len(fetched) == len(set(fetched))  # every document once, the one listed twice too
+    harvard = records[local["mirador_v2_299843"]]
+    assert harvard.title == "Self-Portrait Dedicated to Paul Gauguin"
+    assert harvard.images[0].iiif_service == "https://ids.lib.harvard.edu/ids/iiif/47174896"
+    assert (
+        records[local["cookbook_0008-rights_manifest"]].rights
+        == "http://creativecommons.org/licenses/by-sa/3.0/"
+    )
+    whistler = records[local["cookbook_0006-text-language_manifest"]]
+    assert whistler.title == "Whistler's Mother"
+    assert {s.lang for s in whistler.subjects} == {"en", "fr"}
+    bodleian = records[local["mirador_v3_001"]]
+    assert [s.label for s in bodleian.subjects][:2] == ["Curiosities and wonders", "Dwarfs"]
+    assert all(record.images and record.images[0].is_main for record in records.values())
+    first, second = runs(catalog_url)
+    assert (first.stage, first.plugin, first.target, first.status) == (
+        "harvest",
+        "iiif",
+        "museum",
+        "done",
+    )
+    assert (first.new, first.failed) == (len(local), 0)
+    assert (second.status, second.new, second.unchanged) == ("done", 0, len(local))
+
+
+def manifest(base: str, n: int, **extra) -> dict:
+    return {
+        "@context": V3,
+        "id": f"{base}/m/{n}.json",
+        "type": "Manifest",
+        "label": {"en": [f"Object {n}"]},
+        "metadata": [{"label": {"en": ["Subject"]}, "value": {"en": ["horse; tree"]}}],
+        "items": [
+            {
+                "id": f"{base}/m/{n}/canvas/{c}",
+                "type": "Canvas",
+                "label": {"none": [f"view {c}"]},
+                "items": [
+                    {
+                        "id": f"{base}/m/{n}/page/{c}",
+                        "type": "AnnotationPage",
+                        "items": [
+                            {
+                                "id": f"{base}/m/{n}/anno/{c}",
+                                "type": "Annotation",
+                                "motivation": "painting",
+                                "body": {
+                                    "id": f"{base}/image/o{n}-{c}/full/max/0/default.jpg",
+                                    "type": "Image",
+                                    "service": [
+                                        {
+                                            "id": f"{base}/image/o{n}-{c}",
+                                            "type": "ImageService3",
+                                            "profile": "level1",
+                                        }
+                                    ],
+                                },
+                                "target": f"{base}/m/{n}/canvas/{c}",
+                            }
+                        ],
+                    }
+                ],
+            }
+            for c in (1, 2)
+        ],
+        **extra,
+    }
+
+
+def collection(base: str, numbers, path: str = "/c.json", extra_items=()) -> dict:
+    return {
+        "@context": V3,
+        "id": f"{base}{path}",
+        "type": "Collection",
+        "label": {"en": ["test"]},
+        "items": [{"id": f"{base}/m/{n}.json", "type": "Manifest"} for n in numbers]
+        + list(extra_items),
+    }
+
+
+def test_server_failures_are_retried_or_recorded_and_the_crawl_goes_on(tmp_path, sqlite_url, cli):
+    catalog_url = sqlite_url  # PostgreSQL is covered by the first test
+
+    def failures(path: str) -> Reply | None:
+        return {
+            "/m/bad-json.json": Reply(
+                body='{"type": "Manifest", "id": ', headers={"Content-Type": "application/json"}
+            ),
+            "/m/not-iiif.json": Reply(body={"hello": "world"}),
+            "/m/no-id.json": Reply(body={"@context": V3, "type": "Manifest", "label": "x"}),
+            "/m/gone.json": Reply(status=404, body="gone"),
+        }.get(path)
+
+    with IiifServer(extra=failures) as server:
+        base = server.url
+        for n in range(6):
+            server.documents[f"/m/{n}.json"] = manifest(base, n)
+        server.documents["/c.json"] = collection(
+            base,
+            range(6),
+            extra_items=[
+                {"id": f"{base}/m/{name}.json", "type": "Manifest"}
+                for name in ("bad-json", "not-iiif", "no-id", "gone")
+            ],
+        )
+        # the first request (the collection) meets a 500, a 429 with Retry-After and a cut
+        # body before its answer: 3 retries get it
+        server.fail_next(
+            Reply(status=500, body="oops"),
+            Reply(status=429, body="slow down", headers={"Retry-After": "1"}),
+            Reply(body=json.dumps(manifest(base, 0)), cut=True),
+        )
+        project = project_file(tmp_path, catalog_url, f"{base}/c.json", retries=3)
+        result = cli("harvest", project=project)
+        assert result.exit_code == 0, result.output
+        tries = [seen.at for seen in server.seen if seen.path == "/c.json"]
+    assert len(tries) == 4 and tries[2] - tries[1] >= 1.0  # Retry-After obeyed
+    records = records_of(Catalog.open(catalog_url))
+    assert sorted(records) == sorted(f"{base}/m/{n}.json" for n in range(6))
+    [run] = runs(catalog_url)
+    assert (run.status, run.new, run.failed) == ("done", 6, 4)
+    catalog = Catalog.open(catalog_url)
+    with catalog.session() as session:
+        events = {
+            e.item.rsplit("/", 1)[-1]: e.message for e in session.scalars(select(RunEventRow))
+        }
+    assert "not JSON" in events["bad-json.json"]
+    assert "not a IIIF collection or manifest" in events["not-iiif.json"]
+    assert "has no id" in events["no-id.json"]
+    assert "HTTP 404" in events["gone.json"]
+    assert "4 item(s) failed" in result.output
+
+
+def test_an_unreachable_start_url_fails_the_run_with_the_reason(tmp_path, sqlite_url, cli):
+    catalog_url = sqlite_url  # PostgreSQL is covered by the first test
+    with IiifServer() as server:
+        project = project_file(tmp_path, catalog_url, f"{server.url}/nothing-here.json")
+        result = cli("harvest", project=project)
+    [run] = runs(catalog_url)
+    assert run.status == "failed" and "nothing-here.json" in run.message and "404" in run.message
+    assert "failed" in result.output
+
+
+def test_one_record_per_canvas_and_limit(tmp_path, sqlite_url, cli):
+    catalog_url = sqlite_url  # PostgreSQL is covered by the first test
+    with IiifServer() as server:
+        base = server.url
+        for n in range(5):
+            server.documents[f"/m/{n}.json"] = manifest(base, n)
+        server.documents["/c.json"] = collection(base, range(5))
+        project = project_file(
+            tmp_path, catalog_url, f"{base}/c.json", 'records = "canvas"\nconcurrency = 1'
+        )
+        assert cli("harvest", "--limit", "2", project=project).exit_code == 0
+        first = records_of(Catalog.open(catalog_url))
+        assert 2 <= len(first) < 10
+        assert cli("harvest", project=project).exit_code == 0
+    records = records_of(Catalog.open(catalog_url))
+    assert len(records) == 10
+    record = records[f"{base}/m/3/canvas/2"]
+    assert record.title == "Object 3 — view 2"
+    assert [image.iiif_service for image in record.images] == [f"{base}/image/o3-2"]
+    assert runs(catalog_url)[0].message.startswith("stopped at --limit 2")
+
+
+def test_dry_run_says_a_crawled_source_has_none(tmp_path, sqlite_url, cli):
+    catalog_url = sqlite_url  # PostgreSQL is covered by the first test
+    project = project_file(tmp_path, catalog_url, "http://127.0.0.1:9/c.json")
+    result = cli("harvest", "--dry-run", project=project)
+    assert result.exit_code != 0 and "no dry run" in result.output
+
+
+def test_a_crawl_killed_mid_way_resumes_without_gaps_or_duplicates(tmp_path):
+    count = 300
+
+    def slow(path: str) -> Reply | None:
+        if path.startswith("/m/"):
+            time.sleep(0.03)
+        return None
+
+    catalog_url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    with IiifServer(extra=slow) as server:
+        base = server.url
+        for n in range(count):
+            server.documents[f"/m/{n}.json"] = manifest(base, n)
+        server.documents["/c.json"] = collection(base, range(count))
+        project = project_file(
+            tmp_path, catalog_url, f"{base}/c.json", "concurrency = 2\nper_host = 2"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
+        command = [sys.executable, "-m", "monalia", "-q", "--project", str(project), "harvest"]
+        first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        catalog = Catalog.open(catalog_url)
+        deadline, pid = time.monotonic() + 60, None
+        while time.monotonic() < deadline and pid is None:
+            time.sleep(0.1)
+            with catalog.session() as session:
+                run = session.scalars(select(RunRow)).first()
+                if run is not None and run.new >= 20:
+                    pid = run.pid
+        assert pid is not None, "the first crawl stored nothing"
+        os.kill(pid, signal.SIGKILL)
+        first.wait(30)
+        stored_first = len(records_of(catalog))
+        assert 20 <= stored_first < count
+        seen_before = len(server.seen)
+        second = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert second.returncode == 0, second.stderr
+        asked_again = [s.path for s in server.seen[seen_before:] if s.path.startswith("/m/")]
+    records = records_of(catalog)
+    assert sorted(records) == sorted(f"{base}/m/{n}.json" for n in range(count))
+    # the resumed crawl skipped what the killed one had stored
+    assert len(asked_again) <= count - stored_first + 4
+    first_run, second_run = runs(catalog_url)
+    assert first_run.status == "interrupted" and second_run.status == "done"
+    assert second_run.new == count - stored_first
+    assert "skipped" in second_run.message

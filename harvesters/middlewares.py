@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.http import Request, Response
+from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.response import response_status_message
+from twisted.internet import reactor, task
 
 from monalia.http import parse_retry_after
 
@@ -23,6 +24,11 @@ class PoliteRetryMiddleware(RetryMiddleware):
         self.max_backoff = settings.getfloat("MONALIA_MAX_BACKOFF", 60.0)
         self.max_retry_after = settings.getfloat("MONALIA_MAX_RETRY_AFTER", 600.0)
 
+    @staticmethod
+    async def _sleep(seconds: float) -> None:
+        # a Twisted timer: works under any reactor Scrapy runs
+        await maybe_deferred_to_future(task.deferLater(reactor, seconds, lambda: None))
+
     def _pause(self, request: Request) -> float:
         tries = request.meta.get("retry_times", 1)
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (tries - 1)))
@@ -37,7 +43,7 @@ class PoliteRetryMiddleware(RetryMiddleware):
         retry = self._retry(request, response_status_message(response.status))
         if retry is None:
             return response
-        await asyncio.sleep(wait if wait is not None else self._pause(retry))
+        await self._sleep(wait if wait is not None else self._pause(retry))
         return retry
 
     async def process_exception(self, request: Request, exception: Exception):
@@ -47,5 +53,5 @@ class PoliteRetryMiddleware(RetryMiddleware):
             return None
         retry = self._retry(request, exception)
         if retry is not None:
-            await asyncio.sleep(self._pause(retry))
+            await self._sleep(self._pause(retry))
         return retry

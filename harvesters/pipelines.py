@@ -9,7 +9,6 @@ setting and report progress to the parent process as JSON lines on stdout.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -18,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from scrapy import signals
+from scrapy.utils.defer import maybe_deferred_to_future
 from sqlalchemy import update
+from twisted.internet.threads import deferToThread
 
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, utcnow
@@ -194,7 +195,7 @@ class ImagePipeline(_CatalogPipeline):
         return values
 
     async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        values = await asyncio.to_thread(self.examine, item)
+        values = await maybe_deferred_to_future(deferToThread(self.examine, item))
         self.pending.append((item["ids"], values, values.get("error"), item["url"]))
         if self.due(len(self.pending), 500):
             self.commit()

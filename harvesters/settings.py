@@ -49,8 +49,20 @@ def crawl_settings(
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             MIDDLEWARE: 550,
+            # work per request that monalia's fetches have no use for
+            "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
+            "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
         },
+        "SPIDER_MIDDLEWARES": {
+            "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+            "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+            "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+        },
+        "STATS_DUMP": False,
         "ITEM_PIPELINES": {pipeline: 300},
+        # Scrapy starts this many tasks for each response's output whatever its size; a page
+        # or an image gives one item, and 100 idle tasks per response cost more than the fetch
+        "CONCURRENT_ITEMS": 4,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": "WARNING",

@@ -31,9 +31,10 @@ def demo(ctx: click.Context, folder: str, notices: int, epochs: int) -> None:
     file and an embedded store, and report noise and silence, with an HTML report.
     """
     from monalia.cli_enrich import run_enrich_stage
+    from monalia.cli_images import run_images_stage
     from monalia.cli_report import print_findings
     from monalia.cli_train import run_train_stage
-    from monalia.demo import build_sample, fetch_local_images
+    from monalia.demo import build_sample
     from monalia.pipeline.curate import add_local_images, open_curation
     from monalia.pipeline.runs import DONE
     from monalia.report_html import write_site
@@ -58,9 +59,7 @@ def demo(ctx: click.Context, folder: str, notices: int, epochs: int) -> None:
 
     app = App(str(root / "monalia.toml"), quiet)
     runs = _run_harvest(app, (), None, None, False)
-    with app.progress("images (local files)", "images") as progress:
-        runs.append(fetch_local_images(app.catalog, app.project.data_dir, progress))
-    for stage in (_run_label, run_train_stage, run_enrich_stage):
+    for stage in (run_images_stage, _run_label, run_train_stage, run_enrich_stage):
         if any(run.status != DONE for run in runs):
             break
         runs.extend(stage(app))

@@ -10,18 +10,14 @@ lacks (silence to find). Their references are written to ``planted.json``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import shutil
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pyoxigraph as ox
 from PIL import Image, ImageDraw, ImageFilter
-from sqlalchemy import select
 
 from monalia.rdf import JCL, SKOS, T523, nt_iri
 
@@ -137,7 +133,7 @@ workers = 0
 batch_size = 32
 
 [pipeline]
-stages = ["harvest", "label", "train", "enrich"]
+stages = ["harvest", "images", "label", "train", "enrich"]
 """
 
 
@@ -214,54 +210,3 @@ def build_sample(folder: Path, notices: int = 300, seed: int = 7, epochs: int = 
         json.dumps({"noise": sample.noise, "silence": sample.silence}, indent=2), encoding="utf-8"
     )
     return sample
-
-
-def fetch_local_images(catalog, data_dir: Path, progress=None):
-    """Images whose URL is a local file (``file://``): checked, copied in by content hash.
-
-    A file Pillow cannot decode is marked failed with the reason; the run goes on.
-    """
-    from monalia.catalog.models import ImageRow
-    from monalia.pipeline.runs import DONE, RunTracker
-
-    tracker = RunTracker(catalog, "images", target="local files").start()
-    folder = data_dir / "images"
-    with catalog.session() as session:
-        rows = session.execute(
-            select(ImageRow.id, ImageRow.url).where(
-                ImageRow.url.startswith("file://"), ImageRow.status != "fetched"
-            )
-        ).all()
-    for image_id, url in rows:
-        source = Path(unquote(urlsplit(url).path))
-        values: dict = {"fetched_at": datetime.now(UTC)}
-        try:
-            data = source.read_bytes()
-            with Image.open(source) as image:
-                image.verify()
-            with Image.open(source) as image:
-                width, height = image.size
-            digest = hashlib.sha256(data).hexdigest()
-            target = folder / digest[:2] / f"{digest}.jpg"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            values.update(
-                status="fetched",
-                sha256=digest,
-                bytes=len(data),
-                width=width,
-                height=height,
-                path=str(target.relative_to(data_dir)),
-                error=None,
-            )
-            tracker.add(seen=1, new=1)
-        except (OSError, SyntaxError, ValueError) as exc:
-            values.update(status="failed", error=str(exc))
-            tracker.add(seen=1)
-            tracker.fail_item(url, str(exc))
-        with catalog.session() as session:
-            session.query(ImageRow).filter(ImageRow.id == image_id).update(values)
-            tracker.flush(session)
-        if progress is not None:
-            progress.advance(1)
-    return tracker.finish(DONE)

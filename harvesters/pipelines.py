@@ -158,8 +158,16 @@ class ImagePipeline(_CatalogPipeline):
         self.store = ImageStore(data_dir / job["folder"], data_dir)
         self.box = (job["width"], job["height"])
         self.limits = ImageLimits(**job["limits"])
+        from monalia.plugins import default_registry
+
+        # plugins' lifecycle hooks (stage_started, item_failed, ...) run in this process
         self.tracker = RunTracker(
-            self.catalog, "images", None, job.get("target"), job["settings"]
+            self.catalog,
+            "images",
+            None,
+            job.get("target"),
+            job["settings"],
+            default_registry().pm.hook,
         ).start()
         emit(run=self.tracker.id)
         self.pending: list[tuple[list[int], dict[str, Any], str | None, str]] = []

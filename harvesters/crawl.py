@@ -13,36 +13,23 @@ from collections.abc import Iterator
 from typing import Any
 
 from scrapy.crawler import CrawlerProcess
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RecordRow
-from monalia.harvesters.pipelines import emit
+from monalia.harvesters.pipelines import open_catalog
 from monalia.harvesters.settings import crawl_settings
 from monalia.harvesters.spiders.iiif import IiifSpider
 from monalia.harvesters.spiders.images import ImageSpider, ImageTask
+from monalia.pipeline.images import image_filter
 
 PAGE = 1000
-
-
-def image_statuses(job: dict[str, Any]) -> list[str]:
-    """What a run fetches: new images and transient failures; refused ones on request."""
-    return ["pending", "failed", "rejected"] if job["retry_failed"] else ["pending", "failed"]
-
-
-def image_filter(job: dict[str, Any]):
-    condition = ImageRow.status.in_(image_statuses(job))
-    if job.get("sources"):
-        condition = condition & ImageRow.record_id.in_(
-            select(RecordRow.id).where(RecordRow.source.in_(job["sources"]))
-        )
-    return condition
 
 
 def image_tasks(catalog: Catalog, job: dict[str, Any]) -> Iterator[ImageTask]:
     """The images to fetch, read a page at a time in id order; rows of one page that share a URL
     make one task (one request)."""
-    last, left = 0, job.get("limit")
+    last, left = 0, job.get("shard_limit")
     while left is None or left > 0:
         size = PAGE if left is None else min(PAGE, left)
         with catalog.session() as session:
@@ -68,12 +55,7 @@ def image_tasks(catalog: Catalog, job: dict[str, Any]) -> Iterator[ImageTask]:
 
 
 def run_images(job: dict[str, Any]) -> None:
-    catalog = Catalog.open(job["catalog"])
-    with catalog.session() as session:
-        total = session.scalar(select(func.count(ImageRow.id)).where(image_filter(job)))
-    if job.get("limit") is not None:
-        total = min(total, job["limit"])
-    emit(total=total)
+    catalog = open_catalog(job["catalog"])
     settings = crawl_settings(pipeline="monalia.harvesters.pipelines.ImagePipeline", **job["crawl"])
     settings["MONALIA_JOB"] = job
     process = CrawlerProcess(settings, install_root_handler=True)
@@ -84,7 +66,7 @@ def run_images(job: dict[str, Any]) -> None:
 
 
 def run_harvest(job: dict[str, Any]) -> None:
-    catalog = Catalog.open(job["catalog"])
+    catalog = open_catalog(job["catalog"])
     skip: set[str] = set()
     if job.get("since_run"):
         with catalog.session() as session:

@@ -9,6 +9,7 @@ setting and report progress to the parent process as JSON lines on stdout.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -29,6 +30,12 @@ from monalia.source import ItemOutcome, RawItem
 
 COMMIT_EVERY = 2.0  # seconds: progress and the resume point stay this fresh
 LIMIT_REASON = "closespider_itemcount"
+
+
+@functools.cache
+def open_catalog(url: str) -> Catalog:
+    """The catalog, opened once per crawl process (opening checks its schema)."""
+    return Catalog.open(url)
 
 
 def emit(**message: Any) -> None:
@@ -81,7 +88,7 @@ class RecordPipeline(_CatalogPipeline):
         )
         self.plugin = configured.info.name
         self.instance = configured.instance
-        self.catalog = Catalog.open(self.job["catalog"])
+        self.catalog = open_catalog(self.job["catalog"])
         self.source = configured.create()
         self.source.state = SourceState()
         self.tracker = RunTracker(
@@ -149,27 +156,17 @@ class RecordPipeline(_CatalogPipeline):
 
 
 class ImagePipeline(_CatalogPipeline):
-    """Images: check, store by hash, record the outcome on every catalog row of the URL."""
+    """Images: check, store by hash, record the outcome on every catalog row of the URL. The
+    run belongs to the process that started the crawl (one run, several crawl processes): this
+    pipeline reports its counts and failures with each commit."""
 
     def open_spider(self) -> None:
         job = self.job
-        self.catalog = Catalog.open(job["catalog"])
+        self.catalog = open_catalog(job["catalog"])
         data_dir = Path(job["data_dir"])
         self.store = ImageStore(data_dir / job["folder"], data_dir)
         self.box = (job["width"], job["height"])
         self.limits = ImageLimits(**job["limits"])
-        from monalia.plugins import default_registry
-
-        # plugins' lifecycle hooks (stage_started, item_failed, ...) run in this process
-        self.tracker = RunTracker(
-            self.catalog,
-            "images",
-            None,
-            job.get("target"),
-            job["settings"],
-            default_registry().pm.hook,
-        ).start()
-        emit(run=self.tracker.id)
         self.pending: list[tuple[list[int], dict[str, Any], str | None, str]] = []
 
     def examine(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -211,20 +208,20 @@ class ImagePipeline(_CatalogPipeline):
 
     def commit(self) -> None:
         if self.pending:
-            tracker = self.tracker
-            rows = []
+            rows: list[dict[str, Any]] = []
+            seen = new = 0
+            failed: list[list[Any]] = []
             for ids, values, error, url in self.pending:
-                tracker.add(seen=len(ids))
+                seen += len(ids)
                 if error is None:
-                    tracker.add(new=len(ids))
+                    new += len(ids)
                 else:
-                    tracker.fail_item(url, error)
-                    tracker.add(failed=len(ids) - 1)
+                    failed.append([url, error, len(ids)])
                 rows.extend({"id": image_id, **values} for image_id in ids)
             with self.catalog.session() as session:
                 session.execute(update(ImageRow), rows)
-                tracker.flush(session)
-            emit(advance=len(rows))
+            # reported once committed: a killed crawl never counts what it did not store
+            emit(seen=seen, new=new, failed=failed, advance=len(rows))
             self.pending = []
         self.last_commit = time.monotonic()
 
@@ -232,10 +229,4 @@ class ImagePipeline(_CatalogPipeline):
         self.commit()
 
     def spider_closed(self, spider, reason: str) -> None:
-        if self.tracker is None:
-            return
-        if reason == "finished":
-            info = self.tracker.finish(DONE)
-        else:
-            info = self.tracker.finish(INTERRUPTED, f"the crawl stopped ({reason})")
-        emit(finished=info.status)
+        emit(finished=DONE if reason == "finished" else INTERRUPTED)

@@ -22,7 +22,7 @@ def run_images_stage(
             )
     options = ImageOptions(limit=limit, retry_failed=retry_failed, sources=sources)
     with app.progress("images", "images") as progress:
-        return [fetch_images(app.catalog, app.project, options, progress)]
+        return [fetch_images(app.catalog, app.project, options, progress, app.hooks)]
 
 
 @cli.command()

@@ -92,6 +92,8 @@ class ImagesSection(_Section):
     width: int = Field(default=512, ge=32)
     height: int = Field(default=512, ge=32)
     folder: str = "images"  # under data_dir; files are named by content hash
+    # crawl processes sharing the work (and the limits below); None: one per CPU, at most 4
+    processes: int | None = Field(default=None, ge=1)
     concurrency: int = Field(default=16, ge=1)  # requests in flight in all
     per_host: int = Field(default=8, ge=1)  # requests in flight to one host
     delay: float = Field(default=0.0, ge=0.0)  # least seconds between requests to one host

@@ -291,9 +291,23 @@ def test_limit_takes_that_many_and_the_next_run_goes_on(server, tmp_path, sqlite
     assert sum(row.status == "fetched" for row in image_rows(catalog_url).values()) == 10
 
 
+def crawl_children(pid: int) -> list[int]:
+    """The processes `pid` started (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 def test_a_run_killed_mid_way_ends_with_every_image_exactly_once(tmp_path):
-    """The crawl process is killed outright; the next run fetches what is left, nothing twice."""
-    count = 160
+    """Two crawl processes share the work; one is killed outright. The run ends interrupted
+    with what was stored counted, and the next run fetches what is left, nothing twice."""
+    count = 200
 
     def slow(path: str) -> Reply | None:
         if path.startswith("/slow/"):
@@ -308,30 +322,32 @@ def test_a_run_killed_mid_way_ends_with_every_image_exactly_once(tmp_path):
     catalog_url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
     with IiifServer(extra=slow) as server:
         records = [{"id": f"k{i}", "images": [f"{server.url}/slow/k{i}.jpg"]} for i in range(count)]
-        project = project_file(tmp_path, catalog_url, records, "concurrency = 2\nper_host = 2")
+        project = project_file(
+            tmp_path, catalog_url, records, "processes = 2\nconcurrency = 2\nper_host = 2"
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
         command = [sys.executable, "-m", "monalia", "-q", "--project", str(project)]
         subprocess.run([*command, "harvest"], env=env, check=True, capture_output=True)
         first = subprocess.Popen(
-            [*command, "images"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [*command, "images"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         catalog = Catalog.open(catalog_url)
         deadline = time.monotonic() + 60
-        crawl_pid = None
-        while time.monotonic() < deadline:
-            with catalog.session() as session:
-                run = session.scalars(select(RunRow).where(RunRow.stage == "images")).first()
-                fetched = session.query(ImageRow).filter(ImageRow.status == "fetched").count()
-            if run is not None and fetched >= 20:
-                crawl_pid = run.pid
-                break
+        killed = None
+        while time.monotonic() < deadline and killed is None:
             time.sleep(0.1)
-        assert crawl_pid is not None, "the first run fetched nothing"
-        os.kill(crawl_pid, signal.SIGKILL)
-        first.wait(30)
+            with catalog.session() as session:
+                fetched = session.query(ImageRow).filter(ImageRow.status == "fetched").count()
+            children = crawl_children(first.pid)
+            if fetched >= 20 and len(children) == 2:
+                killed = children[0]
+                os.kill(killed, signal.SIGKILL)
+        assert killed is not None, "the first run fetched nothing"
+        out, err = first.communicate(timeout=60)
         rows = image_rows(catalog_url)
         done_first = sum(row.status == "fetched" for row in rows.values())
         assert 20 <= done_first < count
+        assert first.returncode != 0 and "interrupted" in out + err
         second = subprocess.run([*command, "images"], env=env, capture_output=True, text=True)
         assert second.returncode == 0, second.stderr
     rows = image_rows(catalog_url)
@@ -345,7 +361,9 @@ def test_a_run_killed_mid_way_ends_with_every_image_exactly_once(tmp_path):
             select(RunRow).where(RunRow.stage == "images").order_by(RunRow.id)
         ).all()
         assert [run.status for run in runs] == ["interrupted", "done"]
-        assert runs[1].new == count - done_first
+        assert "crawl process" in runs[0].message and "without finishing" in runs[0].message
+        # what each run counted is what it stored: together, every image once
+        assert runs[0].new == done_first and runs[1].new == count - done_first
 
 
 # -- the checks themselves ---------------------------------------------------------------------

@@ -9,16 +9,54 @@ failed for a reason that may pass (network, 5xx, 429); images refused for their 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
 
 from monalia.catalog import Catalog
+from monalia.catalog.models import ImageRow, RecordRow
 from monalia.config import Project
 from monalia.images import ImageStore
-from monalia.pipeline.crawl import run_crawl
-from monalia.pipeline.runs import RunInfo
+from monalia.pipeline.crawl import run_sharded_crawl
+from monalia.pipeline.runs import DONE, RunInfo, RunTracker
 from monalia.progress import Progress
 
 PENDING, FETCHED, FAILED, REJECTED = "pending", "fetched", "failed", "rejected"
+
+
+IMAGES_PER_PROCESS = (
+    500  # below this many images a run's extra crawl processes cost more than they give
+)
+
+
+def image_statuses(job: dict[str, Any]) -> list[str]:
+    """What a run fetches: new images and transient failures; refused ones on request."""
+    statuses = [PENDING, FAILED]
+    return [*statuses, REJECTED] if job["retry_failed"] else statuses
+
+
+def image_filter(job: dict[str, Any]):
+    """The images a job (or its shard) fetches, as an SQL condition."""
+    condition = ImageRow.status.in_(image_statuses(job))
+    if job.get("sources"):
+        condition = condition & ImageRow.record_id.in_(
+            select(RecordRow.id).where(RecordRow.source.in_(job["sources"]))
+        )
+    if job.get("shards", 1) > 1:
+        condition = condition & ((ImageRow.id % job["shards"]) == job["shard"])
+    return condition
+
+
+def count_images(catalog: Catalog, job: dict[str, Any]) -> int:
+    with catalog.session() as session:
+        total = session.scalar(select(func.count(ImageRow.id)).where(image_filter(job)))
+    return total if job.get("limit") is None else min(total, job["limit"])
+
+
+def share(total: int, parts: int, part: int) -> int:
+    return total // parts + (1 if part < total % parts else 0)
 
 
 @dataclass
@@ -29,7 +67,11 @@ class ImageOptions:
 
 
 def fetch_images(
-    catalog: Catalog, project: Project, options: ImageOptions, progress: Progress | None = None
+    catalog: Catalog,
+    project: Project,
+    options: ImageOptions,
+    progress: Progress | None = None,
+    hooks=None,
 ) -> RunInfo:
     """Run the image stage over the catalog; return its run."""
     section = project.model.images
@@ -76,4 +118,28 @@ def fetch_images(
             "per_host": section.per_host,
         },
     }
-    return run_crawl(catalog, job, progress)
+    total = count_images(catalog, job)
+    if section.processes:
+        processes = section.processes
+    else:  # one per CPU, but no process for less than its share of work
+        processes = min(os.cpu_count() or 1, 4, -(-total // IMAGES_PER_PROCESS))
+    processes = max(1, min(processes, total))
+    job["settings"]["processes"] = processes
+    tracker = RunTracker(catalog, "images", None, job["target"], job["settings"], hooks).start()
+    if total == 0:
+        if progress is not None:
+            progress.close()
+        return tracker.finish(DONE, "nothing to fetch")
+    if progress is not None:
+        progress.set_total(total)
+    jobs = []
+    for shard in range(processes):
+        # the politeness settings hold for the run: each process gets its share
+        crawl_share = dict(
+            crawl,
+            concurrency=max(1, share(section.concurrency, processes, shard)),
+            per_host=max(1, share(section.per_host, processes, shard)),
+        )
+        limit = None if options.limit is None else share(options.limit, processes, shard)
+        jobs.append(dict(job, crawl=crawl_share, shards=processes, shard=shard, shard_limit=limit))
+    return run_sharded_crawl(catalog, tracker, jobs, progress)

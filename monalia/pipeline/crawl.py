@@ -151,11 +151,7 @@ def run_sharded_crawl(
                 continue
             if "finished" in message:
                 finished[number] = message["finished"]
-            if message.get("seen"):
-                tracker.add(seen=message["seen"], new=message.get("new", 0))
-            for item, reason, count in message.get("failed", ()):
-                tracker.fail_item(item, reason)
-                tracker.add(failed=count - 1)
+            _count(tracker, message)
             if progress is not None and message.get("advance"):
                 progress.advance(message["advance"])
             if on_message is not None and message:
@@ -196,8 +192,13 @@ def _drain(inbox: queue.Queue, tracker: RunTracker) -> None:
         except queue.Empty:
             return
         if message:
-            if message.get("seen"):
-                tracker.add(seen=message["seen"], new=message.get("new", 0))
-            for item, reason, count in message.get("failed", ()):
-                tracker.fail_item(item, reason)
-                tracker.add(failed=count - 1)
+            _count(tracker, message)
+
+
+def _count(tracker: RunTracker, message: dict[str, Any]) -> None:
+    """Add what a child committed to the run: counts, and each failure with its reason."""
+    if message.get("seen"):
+        tracker.add(seen=message["seen"], new=message.get("new", 0))
+    for item, reason, count in message.get("failed", ()):
+        tracker.fail_item(item, reason)
+        tracker.add(failed=count - 1)

@@ -43,6 +43,11 @@ def _enrich_options(app: App, **values):
     "--limit", type=click.IntRange(min=1), help="Score at most this many images in this run."
 )
 @click.option("--rescore", is_flag=True, help="Score every image again, also those already scored.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where to score: this process, or a Ray cluster (default: [executor] kind).",
+)
 @click.option("--publish-only", is_flag=True, help="Score nothing; publish what the catalog holds.")
 @click.option(
     "--sink",
@@ -59,6 +64,7 @@ def enrich(
     workers: int | None,
     limit: int | None,
     rescore: bool,
+    executor: str | None,
     publish_only: bool,
     sinks: tuple[str, ...],
 ) -> None:
@@ -82,6 +88,7 @@ def enrich(
             workers=workers,
             limit=limit,
             rescore=rescore,
+            executor=executor,
             score=not publish_only,
             sinks=list(sinks) or None,
         ),

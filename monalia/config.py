@@ -110,6 +110,19 @@ class ImagesSection(_Section):
     user_agent: str | None = None  # default: monalia's own
 
 
+class ExecutorSection(_Section):
+    """Where the image and enrich stages run: the ``[executor]`` table."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None  # ray: the cluster's address; None: $RAY_ADDRESS, else a local Ray
+    cpus: int | None = Field(default=None, ge=1)  # a local Ray's CPUs (default: this machine's)
+    gpus: int | None = Field(default=None, ge=0)  # a local Ray's GPUs (default: those it finds)
+    actors: int | None = Field(
+        default=None, ge=1
+    )  # model actors; default: one per GPU, else CPUs/2
+    shards: int | None = Field(default=None, ge=1)  # image crawl shards; default: one per CPU
+
+
 class EnrichSection(_Section):
     """How `monalia enrich` scores the catalog's images and what it publishes."""
 
@@ -157,6 +170,7 @@ class ProjectModel(_Section):
     trainer: PluginSection | None = None
     sinks: dict[str, PluginSection] = Field(default_factory=dict)
     images: ImagesSection = Field(default_factory=ImagesSection)
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
     enrich: EnrichSection = Field(default_factory=EnrichSection)
     report: ReportSection = Field(default_factory=ReportSection)
     pipeline: PipelineSection = Field(default_factory=PipelineSection)

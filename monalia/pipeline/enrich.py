@@ -49,6 +49,7 @@ class EnrichOptions:
     workers: int | None = None
     limit: int | None = None
     rescore: bool = False
+    executor: str | None = None  # local or ray; None: [executor] kind
     score: bool = True  # False: only publish what the catalog holds
     sinks: list[str] | None = None
     say: Callable[[str], None] = lambda message: None
@@ -224,9 +225,22 @@ def score_images(
         "rescore": options.rescore,
         "limit": options.limit,
     }
+    executor = options.executor or project.model.executor.kind
+    run_settings["executor"] = executor
+    if executor == "ray":
+        from monalia.cluster import require_ray
+
+        require_ray()  # before the run starts: a missing extra is a usage error
     tracker = RunTracker(catalog, "enrich", model.trainer, model.name, run_settings, hooks)
     tracker.start()
     tracker.add(unchanged=unchanged)
+    if executor == "ray":
+        try:
+            scored = score_on_cluster(catalog, project, model, options, tracker, pending)
+        except BaseException as exc:
+            tracker.finish(status_for_exception(exc), exception_message(exc))
+            raise
+        return _finish_scoring(tracker, model, scored, unchanged)
     try:
         network, card = load_trained_model(model_folder(project, model), device)
         scorer = Scorer(
@@ -257,6 +271,10 @@ def score_images(
     except BaseException as exc:
         tracker.finish(status_for_exception(exc), exception_message(exc))
         raise
+    return _finish_scoring(tracker, model, scored, unchanged)
+
+
+def _finish_scoring(tracker: RunTracker, model: ModelRow, scored: int, unchanged: int) -> RunInfo:
     failed = tracker.counts["failed"]
     return tracker.finish(
         DONE,
@@ -264,6 +282,113 @@ def score_images(
         + (f", {unchanged:,} unchanged" if unchanged else "")
         + (f", {failed:,} failed" if failed else ""),
     )
+
+
+def _pending_id_range(
+    catalog: Catalog, model_id: int, rescore: bool, limit: int | None
+) -> tuple[int, int] | None:
+    """The ids of the first and last image this run scores (the limit-th pending one)."""
+    query = select(ImageRow.id).where(_scorable())
+    if not rescore:
+        query = query.where(_unscored(model_id))
+    with catalog.session() as session:
+        first = session.scalar(query.order_by(ImageRow.id).limit(1))
+        if first is None:
+            return None
+        if limit is None:
+            last = session.scalar(query.order_by(ImageRow.id.desc()).limit(1))
+        else:
+            last = session.scalar(query.order_by(ImageRow.id).offset(limit - 1).limit(1))
+            if last is None:
+                last = session.scalar(query.order_by(ImageRow.id.desc()).limit(1))
+    return first, last
+
+
+def score_on_cluster(
+    catalog: Catalog,
+    project: Project,
+    model: ModelRow,
+    options: EnrichOptions,
+    tracker: RunTracker,
+    pending: int,
+) -> int:
+    """Score on Ray (see `monalia.cluster`); write the scores here a chunk at a time."""
+    import numpy as np
+
+    from monalia import cluster
+    from monalia.training.scoring import ChunkScores
+
+    settings = project.model.enrich
+    section = project.model.executor
+    ray = cluster.connect(section)
+    cpus, gpus = cluster.cluster_resources(ray)
+    actors = section.actors or (gpus if gpus else max(1, cpus // 2))
+    batch_size = options.batch_size or settings.batch_size
+    job = cluster.ScoringJob(
+        catalog_url=catalog.url,
+        model_id=model.id,
+        model_folder=str(model_folder(project, model)),
+        data_dir=str(project.data_dir),
+        rescore=options.rescore,
+        batch_size=batch_size,
+        device="cuda" if gpus else "cpu",
+    )
+    tracker.info.settings.update(cluster={"cpus": cpus, "gpus": gpus, "actors": actors})
+    options.say(
+        f"scoring {pending:,} images with {model.name} on Ray: {cpus} CPUs, {gpus} GPUs, "
+        f"{actors} model actor(s)"
+    )
+    id_range = _pending_id_range(catalog, model.id, options.rescore, options.limit)
+    if id_range is None:
+        return 0
+    scored = 0
+    buffered: list[dict[str, np.ndarray]] = []
+
+    def write(batches: list[dict[str, np.ndarray]]) -> int:
+        columns = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+        items, rows, unreadable = [], [], []
+        for k in range(len(columns["image_id"])):
+            error = str(columns["error"][k])
+            if error.startswith("image file is missing"):
+                tracker.add(seen=1)
+                tracker.fail_item(str(columns["url"][k]), error)
+                continue
+            if error:
+                unreadable.append(len(items))
+            else:
+                rows.append((len(items), k))
+            items.append(
+                PendingImage(
+                    int(columns["image_id"][k]),
+                    int(columns["record_id"][k]),
+                    Path(str(columns["path"][k])),
+                    str(columns["sha256"][k]) or None,
+                    str(columns["url"][k]),
+                )
+            )
+        chunk = ChunkScores(
+            items,
+            np.array([columns["scores"][k] for _, k in rows], dtype=np.float32).reshape(
+                len(rows), -1
+            ),
+            np.array([index for index, _ in rows], dtype=int),
+            unreadable,
+        )
+        return write_predictions(catalog, model, chunk, tracker)
+
+    input_size = (model.card or {})["input"]["size"]
+    with options.progress(f"enrich {model.name} (ray)", pending, "images") as progress:
+        size = 0
+        for batch in cluster.score_on_ray(ray, job, input_size, id_range, actors, gpus):
+            buffered.append(batch)
+            size += len(batch["image_id"])
+            progress.advance(len(batch["image_id"]))
+            if size >= settings.chunk_size:
+                scored += write(buffered)
+                buffered, size = [], 0
+        if buffered:
+            scored += write(buffered)
+    return scored
 
 
 def _mentioned(catalog: Catalog, record_ids: set[int], mentions) -> dict[int, frozenset[str]]:

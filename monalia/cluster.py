@@ -1,0 +1,266 @@
+"""The ray executor: the image and enrich stages on a Ray cluster (or a local one).
+
+monalia only connects: to the address in ``[executor] address``, else ``$RAY_ADDRESS``, else a
+Ray it starts on this machine with ``[executor] cpus``. Ray's cluster launcher or KubeRay does the
+provisioning. What every node needs: monalia installed, the catalog reachable at the same URL
+(PostgreSQL on a cluster; a SQLite file only on one machine), and the project's data folder at
+the same path (a shared file system), since images are read and written there.
+
+Enrich runs as a Ray Data pipeline: the pending images' id range split into shards that workers
+read from the catalog in parallel, images decoded on CPU workers exactly as the local loader
+decodes them, scored by a pool of model actors (one per GPU where there are GPUs), and the
+scores written back by this process a chunk at a time, as the local executor does, so the
+outputs are the same and a retried task can neither lose nor duplicate a score.
+
+The image stage runs its crawl shards as Ray tasks (one crawl process each); they report
+through a Ray queue, and a shard whose worker dies is retried and fetches what its first
+attempt had not stored.
+"""
+
+from __future__ import annotations
+
+import os
+import queue as stdlib_queue
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monalia.errors import ConfigError
+
+INSTALL_HINT = "the ray executor needs Ray: pip install 'monalia[ray]'"
+TASK_RETRIES = 3  # a crawl shard whose worker died is tried this many more times
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(INSTALL_HINT) from None
+    return ray
+
+
+def connect(settings) -> Any:
+    """Connect to the configured Ray cluster, or start a local one; return the ray module."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray
+    address = settings.address or os.environ.get("RAY_ADDRESS")
+    options: dict[str, Any] = {
+        "ignore_reinit_error": True,
+        "log_to_driver": False,
+        "include_dashboard": False,
+        # workers import monalia from this checkout or environment, as the driver does
+        "runtime_env": {"env_vars": {"PYTHONWARNINGS": "ignore"}},
+    }
+    if address:
+        options["address"] = address
+    else:
+        options["num_cpus"] = settings.cpus or os.cpu_count() or 1
+        if settings.gpus is not None:
+            options["num_gpus"] = settings.gpus
+    ray.init(**options)
+    return ray
+
+
+def cluster_resources(ray) -> tuple[int, int]:
+    """(CPUs, GPUs) the cluster has."""
+    resources = ray.cluster_resources()
+    return int(resources.get("CPU", 0)), int(resources.get("GPU", 0))
+
+
+# -- enrich ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """What every worker needs to read, decode and score the pending images of one model."""
+
+    catalog_url: str
+    model_id: int
+    model_folder: str
+    data_dir: str
+    rescore: bool
+    batch_size: int
+    device: str  # what the model actors use: "cuda" with GPUs, else "cpu"
+
+
+def id_shards(first: int, last: int, shards: int) -> list[dict[str, int]]:
+    """[first, last] cut into at most `shards` ranges of ids."""
+    shards = max(1, min(shards, last - first + 1))
+    step = -(-(last - first + 1) // shards)
+    return [
+        {"start": start, "end": min(start + step - 1, last)}
+        for start in range(first, last + 1, step)
+    ]
+
+
+def read_shard(shard: dict[str, int], job: ScoringJob) -> Iterator[dict[str, Any]]:
+    """The pending images of one id range, read from the catalog (a task on a worker)."""
+    from sqlalchemy import select
+
+    from monalia.catalog import Catalog
+    from monalia.catalog.models import ImageRow
+    from monalia.pipeline.enrich import _scorable, _unscored
+    from monalia.pipeline.train import image_file
+
+    catalog = Catalog.open(job.catalog_url, create=False)
+    query = select(
+        ImageRow.id, ImageRow.record_id, ImageRow.path, ImageRow.sha256, ImageRow.url
+    ).where(_scorable(), ImageRow.id >= shard["start"], ImageRow.id <= shard["end"])
+    if not job.rescore:
+        query = query.where(_unscored(job.model_id))
+    with catalog.session() as session:
+        rows = session.execute(query.order_by(ImageRow.id)).all()
+    catalog.engine.dispose()
+    data_dir = Path(job.data_dir)
+    for row in rows:
+        path = image_file(data_dir, row.path)
+        missing = path is None or not path.is_file()
+        yield {
+            "image_id": row.id,
+            "record_id": row.record_id,
+            "path": str(path),
+            "sha256": row.sha256 or "",
+            "url": row.url,
+            "error": f"image file is missing: {path}" if missing else "",
+        }
+
+
+def decode_batch(batch: dict[str, np.ndarray], input_size: int) -> dict[str, np.ndarray]:
+    """Decode a batch of images on a CPU worker, exactly as the local loader does."""
+    from monalia.training import data
+
+    side = data.cache_side(input_size)
+    transform = data.eval_transform(input_size)
+    count = len(batch["image_id"])
+    pixels = np.zeros((count, 3, input_size, input_size), dtype=np.uint8)
+    errors = list(batch["error"])
+    for k in range(count):
+        if errors[k]:
+            continue
+        try:
+            image = data.load_resized(Path(batch["path"][k]), None, side, None)
+            pixels[k] = transform(image).numpy()
+        except Exception:
+            errors[k] = f"{batch['path'][k]}: the image could not be decoded"
+    return dict(batch, pixels=pixels, error=np.array(errors, dtype=object))
+
+
+class ModelActor:
+    """A trained model on one device, scoring decoded batches as the local scorer does."""
+
+    def __init__(self, job: ScoringJob):
+        import torch
+
+        from monalia.training import data
+        from monalia.training.engine import choose_precision
+        from monalia.training.model import load_trained_model
+
+        if job.device == "cpu":
+            # one actor per worker CPU: threads beyond it would fight the other actors
+            torch.set_num_threads(1)
+        self.device = torch.device(job.device)
+        self.model, card = load_trained_model(Path(job.model_folder), self.device)
+        self.model.eval()
+        channels_last = card.get("settings", {}).get("channels_last", True)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.normalize = data.Normalizer(
+            card["input"]["mean"], card["input"]["std"], self.device, channels_last
+        )
+        self.precision = choose_precision(self.device, "auto")
+        self.classes = len(card["classes"])
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        from monalia.training.engine import _logits
+
+        ok = np.array([not error for error in batch["error"]], dtype=bool)
+        scores = np.full((len(ok), self.classes), np.nan, dtype=np.float32)
+        if ok.any():
+            pixels = torch.from_numpy(np.ascontiguousarray(batch["pixels"][ok]))
+            with torch.inference_mode(), self.precision.autocast(self.device):
+                logits, _ = _logits(self.model(self.normalize(pixels)))
+            scores[ok] = torch.sigmoid(logits.float()).cpu().numpy()
+        out = {key: value for key, value in batch.items() if key != "pixels"}
+        out["scores"] = scores
+        return out
+
+
+def score_on_ray(
+    ray, job: ScoringJob, input_size: int, id_range: tuple[int, int], actors: int, gpus: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of scored images (ids, scores, errors) as the cluster produces them."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    from ray.data import ActorPoolStrategy, TaskPoolStrategy
+
+    cpus, _ = cluster_resources(ray)
+    # Ray Data retries a task whose worker died and restarts a dead actor (its defaults);
+    # the batches this process receives are each delivered once
+    shards = ray.data.from_items(id_shards(id_range[0], id_range[1], max(4, 4 * cpus)))
+    rows = shards.flat_map(
+        read_shard, fn_kwargs={"job": job}, compute=TaskPoolStrategy(size=max(1, cpus // 2))
+    )
+    decoded = rows.map_batches(
+        decode_batch,
+        fn_kwargs={"input_size": input_size},
+        batch_size=job.batch_size,
+        compute=TaskPoolStrategy(size=max(1, cpus - (0 if gpus else actors))),
+    )
+    scored = decoded.map_batches(
+        ModelActor,
+        fn_constructor_args=(job,),
+        batch_size=job.batch_size,
+        compute=ActorPoolStrategy(size=actors),
+        num_gpus=1 if gpus else 0,
+        num_cpus=0 if gpus else 1,
+    )
+    yield from scored.iter_batches(batch_size=None, batch_format="numpy")
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+def crawl_on_ray(ray, jobs: list[dict[str, Any]], inbox) -> list[Any]:
+    """Start one Ray task per crawl shard; each forwards its crawl's reports to `inbox` (a Ray
+    queue). Returns the tasks' object refs."""
+
+    @ray.remote(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False)
+    def crawl_shard(job: dict[str, Any], number: int, inbox) -> str:
+        from monalia.pipeline.crawl import CrawlProcess
+
+        crawl = CrawlProcess(job)
+        status = "interrupted"
+        try:
+            for message in crawl.messages():
+                if "finished" in message:
+                    status = message["finished"]
+                inbox.put((number, message))
+        finally:
+            crawl.stop()
+            crawl.close()
+        return status
+
+    return [crawl_shard.remote(job, number, inbox) for number, job in enumerate(jobs)]
+
+
+def drain_queue(inbox, timeout: float) -> Iterator[tuple[int, dict[str, Any]]]:
+    """What the crawl shards reported, waiting up to `timeout` for the first."""
+    from ray.util.queue import Empty
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            yield inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+        except (Empty, stdlib_queue.Empty):
+            return
+        deadline = time.monotonic()  # after the first, take only what is already there

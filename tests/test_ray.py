@@ -1,0 +1,180 @@
+"""The ray executor on a local Ray cluster (2 CPUs) started by the tests: the same scores as the
+local executor, and a worker killed mid-run loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import rdflib
+from drawn_catalog import build_project
+from sqlalchemy import func, select
+
+from monalia.catalog.models import PredictionRow, RunRow
+
+pytest.importorskip("torch", reason="the train extra is not installed")
+ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+
+SETTINGS = """
+[sinks.file]
+plugin = "turtle"
+path = "out/{graph}.ttl"
+
+[enrich]
+chunk_size = 16
+batch_size = 8
+workers = 0
+
+[executor]
+cpus = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray cluster of 2 CPUs for the module's tests."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield ray
+    ray.shutdown()
+
+
+def scores(catalog) -> dict[tuple[int, str], float]:
+    with catalog.session() as session:
+        return {
+            (image, uri): score
+            for image, uri, score in session.execute(
+                select(PredictionRow.image_id, PredictionRow.class_uri, PredictionRow.score)
+            )
+        }
+
+
+def published(turtle: str) -> dict[tuple[str, str], float]:
+    """Every detection of the published graph: (record, class) -> score as written."""
+    graph = rdflib.Graph().parse(data=turtle, format="turtle")
+    rows = graph.query(
+        """
+        PREFIX ml: <http://ns.inria.fr/monalia/>
+        SELECT ?record ?concept ?score WHERE {
+            ?record ml:imageClassifier [ ml:detected [ a ?concept ; ml:score ?score ] ] .
+        }"""
+    )
+    found = {(str(r), str(c)): float(v) for r, c, v in rows}
+    assert found
+    return found
+
+
+def enrich_runs(catalog) -> list[RunRow]:
+    with catalog.session() as session:
+        rows = session.scalars(
+            select(RunRow).where(RunRow.stage == "enrich").order_by(RunRow.id)
+        ).all()
+        session.expunge_all()
+    return rows
+
+
+@pytest.fixture
+def trained(tmp_path, cli):
+    catalog_url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    catalog = build_project(tmp_path, catalog_url, cli, count=60, extra=SETTINGS, epochs=1)
+    result = cli("train", project=tmp_path)
+    assert result.exit_code == 0, result.output
+    return tmp_path, catalog
+
+
+def test_ray_and_local_executors_give_the_same_scores(local_ray, trained, cli):
+    folder, catalog = trained
+    result = cli("enrich", "--executor", "local", project=folder)
+    assert result.exit_code == 0, result.output
+    local = scores(catalog)
+    local_graph = next((folder / "out").glob("*.ttl")).read_text(encoding="utf-8")
+    result = cli("enrich", "--executor", "ray", "--rescore", project=folder)
+    assert result.exit_code == 0, result.output
+    on_ray = scores(catalog)
+    assert on_ray.keys() == local.keys() and len(local) > 0
+    assert max(abs(on_ray[key] - local[key]) for key in local) < 1e-5
+    ray_graph = next((folder / "out").glob("*.ttl")).read_text(encoding="utf-8")
+    # what is published is the same detections; a score written to four decimals may differ by
+    # one in the last place where float32 sums in another order (threads, batch boundaries)
+    # land on either side of a rounding boundary
+    local_published, ray_published = published(local_graph), published(ray_graph)
+    assert local_published.keys() == ray_published.keys()
+    assert all(abs(ray_published[k] - local_published[k]) <= 0.0001 + 1e-9 for k in local_published)
+    same = sum(ray_published[k] == local_published[k] for k in local_published)
+    assert same >= 0.95 * len(local_published)
+    first, second = enrich_runs(catalog)
+    assert (first.settings["executor"], second.settings["executor"]) == ("local", "ray")
+    assert second.status == "done" and second.new == first.new
+
+
+def ray_workers_scoring() -> list[int]:
+    """Ray worker processes running the model actors (their title names the class)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text.startswith("ray::") and ("ModelActor" in text or "MapBatches" in text):
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_ray, trained, cli):
+    folder, catalog = trained
+    cli("enrich", "--executor", "local", project=folder)
+    reference = scores(catalog)
+    with catalog.session() as session:
+        session.execute(PredictionRow.__table__.delete())
+    killed: list[int] = []
+
+    def kill_one_when_scoring() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for pid in ray_workers_scoring():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_when_scoring, daemon=True)
+    killer.start()
+    result = cli("enrich", "--executor", "ray", project=folder)
+    killer.join(5)
+    assert killed, "no Ray worker was found to kill"
+    assert result.exit_code == 0, result.output
+    after = scores(catalog)
+    assert after.keys() == reference.keys()  # no gap
+    with catalog.session() as session:
+        duplicates = session.scalar(
+            select(func.count()).select_from(
+                select(PredictionRow.image_id, PredictionRow.class_uri)
+                .group_by(PredictionRow.image_id, PredictionRow.class_uri)
+                .having(func.count() > 1)
+                .subquery()
+            )
+        )
+    assert duplicates == 0
+    assert max(abs(after[key] - reference[key]) for key in reference) < 1e-5
+    run = enrich_runs(catalog)[-1]
+    assert run.status == "done" and run.new == len({image for image, _ in reference})
+
+
+def test_without_ray_the_executor_says_how_to_install_it(trained, cli, monkeypatch):
+    import builtins
+
+    folder, _ = trained
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    result = cli("enrich", "--executor", "ray", project=folder)
+    assert result.exit_code != 0
+    assert "pip install 'monalia[ray]'" in result.output

@@ -88,20 +88,22 @@ def run_harvest(job: dict[str, Any]) -> None:
     process.start()
 
 
-def stop_with_parent() -> None:
-    """Ask Linux to send SIGTERM when the monalia process that started this one dies, so a
-    crawl never outlives its command (elsewhere a no-op)."""
+def stop_with_parent(how: int = signal.SIGTERM) -> None:
+    """Ask Linux to send `how` when the process that started this one dies, so a crawl never
+    outlives its command (elsewhere a no-op)."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, how)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
 
 def main() -> None:
-    stop_with_parent()
     job = json.load(sys.stdin)
+    # Under a Ray task the parent is a worker: if it dies, what this crawl commits after could
+    # no longer be reported, so it stops at once and the retried task fetches the rest.
+    stop_with_parent(signal.SIGKILL if job.get("parent_dies_hard") else signal.SIGTERM)
     {"harvest": run_harvest, "images": run_images}[job["kind"]](job)
 
 

@@ -9,7 +9,11 @@ from monalia.errors import ConfigError
 
 
 def run_images_stage(
-    app: App, limit: int | None = None, retry_failed: bool = False, sources: tuple[str, ...] = ()
+    app: App,
+    limit: int | None = None,
+    retry_failed: bool = False,
+    sources: tuple[str, ...] = (),
+    executor: str | None = None,
 ) -> list:
     from monalia.pipeline.images import ImageOptions, fetch_images
     from monalia.pipeline.publish import catalog_sources
@@ -20,7 +24,9 @@ def run_images_stage(
             raise ConfigError(
                 f"the catalog holds no records of source {name!r} (it has: {', '.join(available) or 'none'})"
             )
-    options = ImageOptions(limit=limit, retry_failed=retry_failed, sources=sources)
+    options = ImageOptions(
+        limit=limit, retry_failed=retry_failed, sources=sources, executor=executor
+    )
     with app.progress("images", "images") as progress:
         return [fetch_images(app.catalog, app.project, options, progress, app.hooks)]
 
@@ -33,11 +39,22 @@ def run_images_stage(
     help="Also retry images refused for good (bad content, 4xx); transient failures are always retried.",
 )
 @click.option("--source", "sources", multiple=True, help="Only this source's records (repeatable).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Crawl processes here, or crawl shards on a Ray cluster (default: [executor] kind).",
+)
 @pass_app
-def images(app: App, limit: int | None, retry_failed: bool, sources: tuple[str, ...]) -> None:
+def images(
+    app: App,
+    limit: int | None,
+    retry_failed: bool,
+    sources: tuple[str, ...],
+    executor: str | None,
+) -> None:
     """Fetch every record's image once, at the [images] box size; check and store it by hash."""
     _terminate_gracefully()
-    runs = run_images_stage(app, limit, retry_failed, sources)
+    runs = run_images_stage(app, limit, retry_failed, sources, executor)
     _print_runs_summary("images", runs, app)
     for run in runs:
         if run.status != "done":

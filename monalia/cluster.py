@@ -238,7 +238,7 @@ def crawl_on_ray(ray, jobs: list[dict[str, Any]], inbox) -> list[Any]:
     def crawl_shard(job: dict[str, Any], number: int, inbox) -> str:
         from monalia.pipeline.crawl import CrawlProcess
 
-        crawl = CrawlProcess(job)
+        crawl = CrawlProcess(dict(job, parent_dies_hard=True))
         status = "interrupted"
         try:
             for message in crawl.messages():
@@ -253,14 +253,59 @@ def crawl_on_ray(ray, jobs: list[dict[str, Any]], inbox) -> list[Any]:
     return [crawl_shard.remote(job, number, inbox) for number, job in enumerate(jobs)]
 
 
-def drain_queue(inbox, timeout: float) -> Iterator[tuple[int, dict[str, Any]]]:
-    """What the crawl shards reported, waiting up to `timeout` for the first."""
-    from ray.util.queue import Empty
+def run_crawls_on_ray(catalog, tracker, jobs: list[dict[str, Any]], settings, progress=None):
+    """The image stage's crawl shards as Ray tasks, for the started run `tracker`; the shards
+    report through a Ray queue as local crawl processes do through their pipes."""
+    from ray.util.queue import Empty, Queue
 
-    deadline = time.monotonic() + timeout
-    while True:
+    from monalia.pipeline.crawl import FLUSH_EVERY, count_report
+    from monalia.pipeline.runs import DONE, INTERRUPTED
+
+    ray = connect(settings)
+    inbox = Queue()
+    refs = crawl_on_ray(ray, jobs, inbox)
+    waiting = list(refs)
+    last_flush = time.monotonic()
+
+    def take(timeout: float) -> None:
         try:
-            yield inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            messages = [inbox.get(timeout=timeout)]
+            messages += inbox.get_nowait_batch(inbox.qsize())
         except (Empty, stdlib_queue.Empty):
             return
-        deadline = time.monotonic()  # after the first, take only what is already there
+        for _, message in messages:
+            count_report(tracker, message)
+            if progress is not None and message.get("advance"):
+                progress.advance(message["advance"])
+
+    try:
+        while waiting:
+            _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0)
+            take(timeout=0.5 if waiting else 0.0)
+            if time.monotonic() - last_flush >= FLUSH_EVERY:
+                with catalog.session() as session:
+                    tracker.flush(session)
+                last_flush = time.monotonic()
+        time.sleep(0.2)  # the last reports of the last shards
+        take(timeout=0.0)
+        statuses = []
+        for number, ref in enumerate(refs):
+            try:
+                statuses.append(ray.get(ref))
+            except Exception as exc:  # a shard that failed after every retry
+                statuses.append(f"shard {number + 1}: {type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        from monalia.pipeline.runs import exception_message, status_for_exception
+
+        tracker.finish(status_for_exception(exc), exception_message(exc))
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+        inbox.shutdown()
+    unfinished = [f"shard {n + 1}: {s}" for n, s in enumerate(statuses) if s != DONE]
+    if unfinished:
+        return tracker.finish(INTERRUPTED, "; ".join(unfinished))
+    return tracker.finish(DONE)

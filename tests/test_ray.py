@@ -178,3 +178,119 @@ def test_without_ray_the_executor_says_how_to_install_it(trained, cli, monkeypat
     result = cli("enrich", "--executor", "ray", project=folder)
     assert result.exit_code != 0
     assert "pip install 'monalia[ray]'" in result.output
+
+
+# -- the image stage ---------------------------------------------------------------------------
+
+
+def image_project(folder: Path, server_url: str, count: int) -> Path:
+    from conftest import write_jsonl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(
+        folder / "records.jsonl",
+        [{"id": f"k{i}", "images": [f"{server_url}/slow/k{i}.jpg"]} for i in range(count)],
+    )
+    (folder / "monalia.toml").write_text(
+        f"""
+[project]
+catalog = "sqlite:///{folder / "catalog.sqlite"}"
+data_dir = "data"
+
+[sources.local]
+plugin = "jsonl"
+path = "records.jsonl"
+
+[images]
+width = 128
+height = 128
+concurrency = 4
+per_host = 4
+backoff = 0.01
+
+[executor]
+cpus = 2
+""",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def fetched_hashes(folder: Path) -> list[str]:
+    from monalia.catalog import Catalog
+    from monalia.catalog.models import ImageRow
+
+    catalog = Catalog.open(f"sqlite:///{folder / 'catalog.sqlite'}")
+    with catalog.session() as session:
+        return sorted(
+            sha
+            for (sha,) in session.execute(
+                select(ImageRow.sha256).where(ImageRow.status == "fetched")
+            )
+        )
+
+
+def ray_crawl_workers() -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text.startswith("ray::crawl_shard"):
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def test_images_on_ray_match_the_local_executor_and_survive_a_killed_worker(
+    local_ray, tmp_path, cli
+):
+    from iiif_server import IiifServer, jpeg, picture
+    from servers import Reply
+
+    count = 120
+
+    def slow(path: str) -> Reply | None:
+        if path.startswith("/slow/"):
+            name = path.split("/")[2]
+            return Reply(
+                body=jpeg(picture(name, 160, 120)),
+                delay=0.05,
+                headers={"Content-Type": "image/jpeg"},
+            )
+        return None
+
+    with IiifServer(extra=slow) as server:
+        local = image_project(tmp_path / "local", server.url, count)
+        on_ray = image_project(tmp_path / "ray", server.url, count)
+        for folder in (local, on_ray):
+            assert cli("harvest", project=folder).exit_code == 0
+        assert cli("images", "--executor", "local", project=local).exit_code == 0
+        killed: list[int] = []
+
+        def kill_one_crawling() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                if len(fetched_hashes(on_ray)) >= 20:
+                    for pid in ray_crawl_workers()[:1]:
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_one_crawling, daemon=True)
+        killer.start()
+        result = cli("images", "--executor", "ray", project=on_ray)
+        killer.join(5)
+    assert killed, "no crawl task was found to kill"
+    assert result.exit_code == 0, result.output
+    hashes = fetched_hashes(on_ray)
+    assert len(hashes) == count and hashes == fetched_hashes(local)  # same images, same bytes
+    files = sorted(p.stem for p in (on_ray / "data" / "images").rglob("*") if p.is_file())
+    assert files == hashes  # one file each, nothing partial
+    from monalia.catalog import Catalog
+
+    catalog = Catalog.open(f"sqlite:///{on_ray / 'catalog.sqlite'}")
+    with catalog.session() as session:
+        run = session.scalars(select(RunRow).where(RunRow.stage == "images")).one()
+    assert run.status == "done" and run.settings["executor"] == "ray"
+    assert run.new == count and run.failed == 0

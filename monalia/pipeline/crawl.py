@@ -151,7 +151,7 @@ def run_sharded_crawl(
                 continue
             if "finished" in message:
                 finished[number] = message["finished"]
-            _count(tracker, message)
+            count_report(tracker, message)
             if progress is not None and message.get("advance"):
                 progress.advance(message["advance"])
             if on_message is not None and message:
@@ -192,10 +192,10 @@ def _drain(inbox: queue.Queue, tracker: RunTracker) -> None:
         except queue.Empty:
             return
         if message:
-            _count(tracker, message)
+            count_report(tracker, message)
 
 
-def _count(tracker: RunTracker, message: dict[str, Any]) -> None:
+def count_report(tracker: RunTracker, message: dict[str, Any]) -> None:
     """Add what a child committed to the run: counts, and each failure with its reason."""
     if message.get("seen"):
         tracker.add(seen=message["seen"], new=message.get("new", 0))

@@ -63,6 +63,7 @@ def share(total: int, parts: int, part: int) -> int:
 class ImageOptions:
     limit: int | None = None  # fetch at most this many images
     retry_failed: bool = False  # also retry images refused for good (content, 4xx)
+    executor: str | None = None  # local or ray; None: [executor] kind
     sources: tuple[str, ...] = ()  # only these sources' records; empty: all
 
 
@@ -119,7 +120,16 @@ def fetch_images(
         },
     }
     total = count_images(catalog, job)
-    if section.processes:
+    executor = options.executor or project.model.executor.kind
+    job["settings"]["executor"] = executor
+    ray = None
+    if executor == "ray":
+        from monalia import cluster
+
+        ray = cluster.connect(project.model.executor)
+        cpus, _ = cluster.cluster_resources(ray)
+        processes = project.model.executor.shards or max(1, cpus)
+    elif section.processes:
         processes = section.processes
     else:  # one per CPU, but no process for less than its share of work
         processes = min(os.cpu_count() or 1, 4, -(-total // IMAGES_PER_PROCESS))
@@ -142,4 +152,8 @@ def fetch_images(
         )
         limit = None if options.limit is None else share(options.limit, processes, shard)
         jobs.append(dict(job, crawl=crawl_share, shards=processes, shard=shard, shard_limit=limit))
+    if ray is not None:
+        from monalia.cluster import run_crawls_on_ray
+
+        return run_crawls_on_ray(catalog, tracker, jobs, project.model.executor, progress)
     return run_sharded_crawl(catalog, tracker, jobs, progress)

@@ -204,17 +204,25 @@ def score_on_ray(
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
     cpus, _ = cluster_resources(ray)
+    # Without GPUs the model is the slow part: one actor per CPU, each on most of it, and the
+    # light reading and decoding tasks on what is left (Ray counts CPUs, it does not pin them).
+    actor_cpus = 0 if gpus else 0.8
+    task_cpus = 0.2 if not gpus else 1
     # Ray Data retries a task whose worker died and restarts a dead actor (its defaults);
     # the batches this process receives are each delivered once
     shards = ray.data.from_items(id_shards(id_range[0], id_range[1], max(4, 4 * cpus)))
     rows = shards.flat_map(
-        read_shard, fn_kwargs={"job": job}, compute=TaskPoolStrategy(size=max(1, cpus // 2))
+        read_shard,
+        fn_kwargs={"job": job},
+        compute=TaskPoolStrategy(size=max(1, cpus // 2)),
+        num_cpus=task_cpus,
     )
     decoded = rows.map_batches(
         decode_batch,
         fn_kwargs={"input_size": input_size},
         batch_size=job.batch_size,
-        compute=TaskPoolStrategy(size=max(1, cpus - (0 if gpus else actors))),
+        compute=TaskPoolStrategy(size=max(1, cpus)),
+        num_cpus=task_cpus,
     )
     scored = decoded.map_batches(
         ModelActor,
@@ -222,7 +230,7 @@ def score_on_ray(
         batch_size=job.batch_size,
         compute=ActorPoolStrategy(size=actors),
         num_gpus=1 if gpus else 0,
-        num_cpus=0 if gpus else 1,
+        num_cpus=actor_cpus,
     )
     yield from scored.iter_batches(batch_size=None, batch_format="numpy")
 

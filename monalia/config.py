@@ -119,7 +119,7 @@ class ExecutorSection(_Section):
     gpus: int | None = Field(default=None, ge=0)  # a local Ray's GPUs (default: those it finds)
     actors: int | None = Field(
         default=None, ge=1
-    )  # model actors; default: one per GPU, else CPUs/2
+    )  # model actors; default: one per GPU, else one per CPU
     shards: int | None = Field(default=None, ge=1)  # image crawl shards; default: one per CPU
 
 

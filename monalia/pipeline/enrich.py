@@ -322,7 +322,7 @@ def score_on_cluster(
     section = project.model.executor
     ray = cluster.connect(section)
     cpus, gpus = cluster.cluster_resources(ray)
-    actors = section.actors or (gpus if gpus else max(1, cpus // 2))
+    actors = section.actors or (gpus if gpus else max(1, cpus))
     batch_size = options.batch_size or settings.batch_size
     job = cluster.ScoringJob(
         catalog_url=catalog.url,

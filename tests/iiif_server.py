@@ -115,6 +115,17 @@ class IiifServer(ApiServer):
         return info
 
 
+def slow_images(path: str) -> Reply | None:
+    """`/slow/NAME.jpg`: a small picture of NAME, answered after 50 ms (so a test can kill a
+    run in the middle)."""
+    if path.startswith("/slow/"):
+        name = path.split("/")[2]
+        return Reply(
+            body=jpeg(picture(name, 160, 120)), delay=0.05, headers={"Content-Type": "image/jpeg"}
+        )
+    return None
+
+
 def local_copy(doc: Any, replacements: dict[str, str]) -> Any:
     """A document with ids rewritten: every string equal to, or starting with, a key."""
     text = json.dumps(doc)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
-from iiif_server import IiifServer, jpeg, picture
+from iiif_server import IiifServer, jpeg, picture, slow_images
 from PIL import Image
+from processes import children_of
 from servers import Reply
 from sqlalchemy import select
 
@@ -291,36 +292,13 @@ def test_limit_takes_that_many_and_the_next_run_goes_on(server, tmp_path, sqlite
     assert sum(row.status == "fetched" for row in image_rows(catalog_url).values()) == 10
 
 
-def crawl_children(pid: int) -> list[int]:
-    """The processes `pid` started (Linux /proc)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
-
-
 def test_a_run_killed_mid_way_ends_with_every_image_exactly_once(tmp_path):
     """Two crawl processes share the work; one is killed outright. The run ends interrupted
     with what was stored counted, and the next run fetches what is left, nothing twice."""
     count = 200
 
-    def slow(path: str) -> Reply | None:
-        if path.startswith("/slow/"):
-            name = path.split("/")[2]
-            return Reply(
-                body=jpeg(picture(name, 160, 120)),
-                delay=0.05,
-                headers={"Content-Type": "image/jpeg"},
-            )
-        return None
-
     catalog_url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
-    with IiifServer(extra=slow) as server:
+    with IiifServer(extra=slow_images) as server:
         records = [{"id": f"k{i}", "images": [f"{server.url}/slow/k{i}.jpg"]} for i in range(count)]
         project = project_file(
             tmp_path, catalog_url, records, "processes = 2\nconcurrency = 2\nper_host = 2"
@@ -338,7 +316,7 @@ def test_a_run_killed_mid_way_ends_with_every_image_exactly_once(tmp_path):
             time.sleep(0.1)
             with catalog.session() as session:
                 fetched = session.query(ImageRow).filter(ImageRow.status == "fetched").count()
-            children = crawl_children(first.pid)
+            children = children_of(first.pid)
             if fetched >= 20 and len(children) == 2:
                 killed = children[0]
                 os.kill(killed, signal.SIGKILL)

@@ -3,15 +3,12 @@ local executor, and a worker killed mid-run loses and duplicates nothing."""
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import rdflib
 from drawn_catalog import build_project
+from processes import kill_one_when, titled
 from sqlalchemy import func, select
 
 from monalia.catalog.models import PredictionRow, RunRow
@@ -110,38 +107,14 @@ def test_ray_and_local_executors_give_the_same_scores(local_ray, trained, cli):
     assert second.status == "done" and second.new == first.new
 
 
-def ray_workers_scoring() -> list[int]:
-    """Ray worker processes running the model actors (their title names the class)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text.startswith("ray::") and ("ModelActor" in text or "MapBatches" in text):
-            pids.append(int(cmdline.parent.name))
-    return pids
-
-
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_ray, trained, cli):
     folder, catalog = trained
     cli("enrich", "--executor", "local", project=folder)
     reference = scores(catalog)
     with catalog.session() as session:
         session.execute(PredictionRow.__table__.delete())
-    killed: list[int] = []
-
-    def kill_one_when_scoring() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed:
-            for pid in ray_workers_scoring():
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_one_when_scoring, daemon=True)
-    killer.start()
+    # a Ray worker running the model actors or the map tasks
+    killer, killed = kill_one_when(lambda: titled("ray::", "ModelActor", "MapBatches"))
     result = cli("enrich", "--executor", "ray", project=folder)
     killer.join(5)
     assert killed, "no Ray worker was found to kill"
@@ -230,55 +203,22 @@ def fetched_hashes(folder: Path) -> list[str]:
         )
 
 
-def ray_crawl_workers() -> list[int]:
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text.startswith("ray::crawl_shard"):
-            pids.append(int(cmdline.parent.name))
-    return pids
-
-
 def test_images_on_ray_match_the_local_executor_and_survive_a_killed_worker(
     local_ray, tmp_path, cli
 ):
-    from iiif_server import IiifServer, jpeg, picture
-    from servers import Reply
+    from iiif_server import IiifServer, slow_images
 
     count = 120
 
-    def slow(path: str) -> Reply | None:
-        if path.startswith("/slow/"):
-            name = path.split("/")[2]
-            return Reply(
-                body=jpeg(picture(name, 160, 120)),
-                delay=0.05,
-                headers={"Content-Type": "image/jpeg"},
-            )
-        return None
-
-    with IiifServer(extra=slow) as server:
+    with IiifServer(extra=slow_images) as server:
         local = image_project(tmp_path / "local", server.url, count)
         on_ray = image_project(tmp_path / "ray", server.url, count)
         for folder in (local, on_ray):
             assert cli("harvest", project=folder).exit_code == 0
         assert cli("images", "--executor", "local", project=local).exit_code == 0
-        killed: list[int] = []
-
-        def kill_one_crawling() -> None:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not killed:
-                if len(fetched_hashes(on_ray)) >= 20:
-                    for pid in ray_crawl_workers()[:1]:
-                        os.kill(pid, signal.SIGKILL)
-                        killed.append(pid)
-                time.sleep(0.05)
-
-        killer = threading.Thread(target=kill_one_crawling, daemon=True)
-        killer.start()
+        killer, killed = kill_one_when(
+            lambda: titled("ray::crawl_shard"), ready=lambda: len(fetched_hashes(on_ray)) >= 20
+        )
         result = cli("images", "--executor", "ray", project=on_ray)
         killer.join(5)
     assert killed, "no crawl task was found to kill"

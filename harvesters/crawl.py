@@ -10,32 +10,35 @@ import json
 import signal
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 from scrapy.crawler import CrawlerProcess
+from scrapy.utils.misc import load_object
 from sqlalchemy import select
 
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RecordRow
+from monalia.catalog.queries import image_filter
+from monalia.executors.jobs import HarvestJob, ImageJob, Job
 from monalia.harvesters.pipelines import open_catalog
 from monalia.harvesters.settings import crawl_settings
-from monalia.harvesters.spiders.iiif import IiifSpider
 from monalia.harvesters.spiders.images import ImageSpider, ImageTask
-from monalia.pipeline.images import image_filter
 
 PAGE = 1000
 
 
-def image_tasks(catalog: Catalog, job: dict[str, Any]) -> Iterator[ImageTask]:
+def image_tasks(catalog: Catalog, job: ImageJob) -> Iterator[ImageTask]:
     """The images to fetch, read a page at a time in id order; rows of one page that share a URL
     make one task (one request)."""
-    last, left = 0, job.get("shard_limit")
+    last, left = 0, job.shard_limit
     while left is None or left > 0:
         size = PAGE if left is None else min(PAGE, left)
         with catalog.session() as session:
             rows = session.execute(
                 select(ImageRow.id, ImageRow.url, ImageRow.iiif_service)
-                .where(image_filter(job), ImageRow.id > last)
+                .where(
+                    image_filter(job.retry_failed, job.sources, job.shards, job.shard),
+                    ImageRow.id > last,
+                )
                 .order_by(ImageRow.id)
                 .limit(size)
             ).all()
@@ -54,37 +57,38 @@ def image_tasks(catalog: Catalog, job: dict[str, Any]) -> Iterator[ImageTask]:
         yield from tasks.values()
 
 
-def run_images(job: dict[str, Any]) -> None:
-    catalog = open_catalog(job["catalog"])
-    settings = crawl_settings(pipeline="monalia.harvesters.pipelines.ImagePipeline", **job["crawl"])
-    settings["MONALIA_JOB"] = job
-    process = CrawlerProcess(settings, install_root_handler=True)
-    process.crawl(
-        ImageSpider, tasks=image_tasks(catalog, job), width=job["width"], height=job["height"]
+def run_images(job: ImageJob) -> None:
+    catalog = open_catalog(job.catalog)
+    settings = crawl_settings(
+        pipeline="monalia.harvesters.pipelines.ImagePipeline", **job.crawl.as_kwargs()
     )
+    settings["MONALIA_JOB"] = job.to_json()
+    process = CrawlerProcess(settings, install_root_handler=True)
+    process.crawl(ImageSpider, tasks=image_tasks(catalog, job), width=job.width, height=job.height)
     process.start()
 
 
-def run_harvest(job: dict[str, Any]) -> None:
-    catalog = open_catalog(job["catalog"])
+def run_harvest(job: HarvestJob) -> None:
+    catalog = open_catalog(job.catalog)
     skip: set[str] = set()
-    if job.get("since_run"):
+    if job.since_run:
         with catalog.session() as session:
             skip = set(
                 session.scalars(
                     select(RecordRow.source_id).where(
-                        RecordRow.source == job["source"], RecordRow.last_run_id >= job["since_run"]
+                        RecordRow.source == job.source, RecordRow.last_run_id >= job.since_run
                     )
                 )
             )
     settings = crawl_settings(
-        pipeline="monalia.harvesters.pipelines.RecordPipeline", **job["crawl"]
+        pipeline="monalia.harvesters.pipelines.RecordPipeline", **job.crawl.as_kwargs()
     )
-    settings["MONALIA_JOB"] = job
-    if job.get("limit"):
-        settings["CLOSESPIDER_ITEMCOUNT"] = job["limit"]
+    settings["MONALIA_JOB"] = job.to_json()
+    if job.limit:
+        settings["CLOSESPIDER_ITEMCOUNT"] = job.limit
     process = CrawlerProcess(settings, install_root_handler=True)
-    process.crawl(IiifSpider, start_url=job["start_url"], skip=skip)
+    # whatever spider the source names: the crawl process knows none of them
+    process.crawl(load_object(job.spider), **job.spider_arguments, skip=skip)
     process.start()
 
 
@@ -100,11 +104,14 @@ def stop_with_parent(how: int = signal.SIGTERM) -> None:
 
 
 def main() -> None:
-    job = json.load(sys.stdin)
+    job = Job.from_json(json.load(sys.stdin))
     # Under a Ray task the parent is a worker: if it dies, what this crawl commits after could
     # no longer be reported, so it stops at once and the retried task fetches the rest.
-    stop_with_parent(signal.SIGKILL if job.get("parent_dies_hard") else signal.SIGTERM)
-    {"harvest": run_harvest, "images": run_images}[job["kind"]](job)
+    stop_with_parent(signal.SIGKILL if job.parent_dies_hard else signal.SIGTERM)
+    if isinstance(job, HarvestJob):
+        run_harvest(job)
+    else:
+        run_images(job)
 
 
 if __name__ == "__main__":

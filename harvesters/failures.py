@@ -16,7 +16,7 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 
-from monalia.http import mask_url
+from monalia.lib.http import mask_url
 
 
 def describe_failure(failure: Failure) -> tuple[str, bool]:

@@ -10,7 +10,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.response import response_status_message
 from twisted.internet import reactor, task
 
-from monalia.http import parse_retry_after
+from monalia.lib.http import parse_retry_after
 
 
 class PoliteRetryMiddleware(RetryMiddleware):

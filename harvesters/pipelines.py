@@ -22,11 +22,12 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from sqlalchemy import update
 from twisted.internet.threads import deferToThread
 
+from monalia.api.source import ItemOutcome, RawItem
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, utcnow
-from monalia.images import ImageLimits, ImageRejected, ImageStore, prepare
-from monalia.pipeline.runs import DONE, FAILED, INTERRUPTED, RunTracker
-from monalia.source import ItemOutcome, RawItem
+from monalia.catalog.runs import DONE, FAILED, INTERRUPTED, RunTracker
+from monalia.executors.jobs import Job
+from monalia.lib.image_check import ImageLimits, ImageRejected, ImageStore, prepare
 
 COMMIT_EVERY = 2.0  # seconds: progress and the resume point stay this fresh
 LIMIT_REASON = "closespider_itemcount"
@@ -47,7 +48,7 @@ def emit(**message: Any) -> None:
 class _CatalogPipeline:
     def __init__(self, crawler):
         self.crawler = crawler
-        self.job: dict[str, Any] = dict(crawler.settings.getdict("MONALIA_JOB"))
+        self.job: Any = Job.from_json(dict(crawler.settings.getdict("MONALIA_JOB")))
         self.tracker: RunTracker | None = None
         self.last_commit = time.monotonic()
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -64,23 +65,23 @@ class RecordPipeline(_CatalogPipeline):
     """Harvest: manifest items become records of the job's source instance."""
 
     def open_spider(self) -> None:
-        from monalia.config import PluginInstance
-        from monalia.pipeline.harvest import RecordStore
-        from monalia.plugin import PluginContext
-        from monalia.plugins import default_registry
-        from monalia.source import SourceState
+        from monalia.api.plugin import PluginContext
+        from monalia.api.registry import default_registry
+        from monalia.api.source import SourceState
+        from monalia.project import PluginInstance
+        from monalia.stages.record_store import RecordStore
 
         registry = default_registry()
         self.hooks = registry.pm.hook
-        info = registry.get("source", self.job["plugin"])
-        context = self.job["context"]
+        info = registry.get("source", self.job.plugin)
+        context = self.job.context
         configured = PluginInstance(
             kind="source",
-            instance=self.job["source"],
+            instance=self.job.source,
             info=info,
-            settings=info.cls.Settings.model_validate(self.job["plugin_settings"]),
+            settings=info.cls.Settings.model_validate(self.job.plugin_settings),
             context=PluginContext(
-                instance=self.job["source"],
+                instance=self.job.source,
                 project_dir=Path(context["project_dir"]),
                 data_dir=Path(context["data_dir"]),
                 base_iri=context["base_iri"],
@@ -88,16 +89,16 @@ class RecordPipeline(_CatalogPipeline):
         )
         self.plugin = configured.info.name
         self.instance = configured.instance
-        self.catalog = open_catalog(self.job["catalog"])
+        self.catalog = open_catalog(self.job.catalog)
         self.source = configured.create()
         self.source.state = SourceState()
         self.tracker = RunTracker(
-            self.catalog, "harvest", self.plugin, self.instance, self.job["settings"], self.hooks
+            self.catalog, "harvest", self.plugin, self.instance, self.job.settings, self.hooks
         ).start()
         emit(run=self.tracker.id)
         self.store = RecordStore(self.instance, self.tracker, self.hooks)
         # where a resumed crawl starts again: the first unfinished run's stored manifests
-        self.checkpoint = {"since_run": self.job.get("since_run") or self.tracker.id}
+        self.checkpoint = {"since_run": self.job.since_run or self.tracker.id}
         self.batch: list[ItemOutcome] = []
         self.start_failure: str | None = None
 
@@ -108,7 +109,7 @@ class RecordPipeline(_CatalogPipeline):
         raw = RawItem(key=item["key"], payload=item.get("payload"), checkpoint=self.checkpoint)
         if item["kind"] == "failed":
             outcome = ItemOutcome(raw, [], item["message"])
-            if item["key"] == self.job["start_url"]:
+            if item["key"] == self.job.start_url:
                 self.start_failure = item["message"]
         else:
             outcome = self.source.outcome(raw, self.prepare)
@@ -128,27 +129,27 @@ class RecordPipeline(_CatalogPipeline):
         self.commit()
 
     def spider_closed(self, spider, reason: str) -> None:
-        from monalia.pipeline.harvest import _state_row
+        from monalia.stages.record_store import state_row
 
         if self.tracker is None:
             return
         complete = reason == "finished"
         with self.catalog.session() as session:
-            row = _state_row(session, self.instance, self.plugin)
+            row = state_row(session, self.instance, self.plugin)
             # a complete crawl starts over next time (to see changes); any other keeps its
             # checkpoint so the next run skips what this one stored
             row.checkpoint = None if complete else self.checkpoint
             row.updated_at = utcnow()
             row.last_run_id = self.tracker.id
         if self.start_failure is not None:
-            status, message = FAILED, f"cannot read {self.job['start_url']}: {self.start_failure}"
+            status, message = FAILED, f"cannot read {self.job.start_url}: {self.start_failure}"
         elif complete:
             status, message = DONE, None
             if spider.skipped:
                 message = f"{spider.skipped} manifest(s) stored by the interrupted run were skipped"
         elif reason == LIMIT_REASON:
             status = DONE
-            message = f"stopped at --limit {self.job['limit']}; the next run goes on from there"
+            message = f"stopped at --limit {self.job.limit}; the next run goes on from there"
         else:
             status, message = INTERRUPTED, f"the crawl stopped ({reason})"
         info = self.tracker.finish(status, message)
@@ -162,11 +163,11 @@ class ImagePipeline(_CatalogPipeline):
 
     def open_spider(self) -> None:
         job = self.job
-        self.catalog = open_catalog(job["catalog"])
-        data_dir = Path(job["data_dir"])
-        self.store = ImageStore(data_dir / job["folder"], data_dir)
-        self.box = (job["width"], job["height"])
-        self.limits = ImageLimits(**job["limits"])
+        self.catalog = open_catalog(job.catalog)
+        data_dir = Path(job.data_dir)
+        self.store = ImageStore(data_dir / job.folder, data_dir)
+        self.box = (job.width, job.height)
+        self.limits = ImageLimits(**job.limits)
         self.pending: list[tuple[list[int], dict[str, Any], str | None, str]] = []
 
     def examine(self, item: dict[str, Any]) -> dict[str, Any]:

@@ -18,32 +18,32 @@ hookimpl = pluggy.HookimplMarker("monalia")
 
 # Public names resolved on first use, so that `import monalia` (and `monalia --help`) stays light.
 _LAZY = {
-    "Source": "monalia.source",
-    "RawItem": "monalia.source",
-    "SourceState": "monalia.source",
-    "Sink": "monalia.sink",
-    "Labeler": "monalia.labeler",
-    "TargetClass": "monalia.labeler",
-    "ClassRequest": "monalia.labeler",
-    "SubjectMatch": "monalia.labeler",
-    "Thesaurus": "monalia.thesaurus",
-    "Trainer": "monalia.trainer",
-    "Plugin": "monalia.plugin",
-    "Record": "monalia.records",
-    "ImageRef": "monalia.records",
-    "Subject": "monalia.records",
+    "Source": "monalia.api.source",
+    "RawItem": "monalia.api.source",
+    "SourceState": "monalia.api.source",
+    "Sink": "monalia.api.sink",
+    "Labeler": "monalia.api.labeler",
+    "TargetClass": "monalia.api.labeler",
+    "ClassRequest": "monalia.api.labeler",
+    "SubjectMatch": "monalia.api.labeler",
+    "Thesaurus": "monalia.lib.thesaurus",
+    "Trainer": "monalia.api.trainer",
+    "Plugin": "monalia.api.plugin",
+    "Record": "monalia.api.records",
+    "ImageRef": "monalia.api.records",
+    "Subject": "monalia.api.records",
     "RecordError": "monalia.errors",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from monalia.api.labeler import ClassRequest, Labeler, SubjectMatch, TargetClass  # noqa: F401
+    from monalia.api.plugin import Plugin  # noqa: F401
+    from monalia.api.records import ImageRef, Record, Subject  # noqa: F401
+    from monalia.api.sink import Sink  # noqa: F401
+    from monalia.api.source import RawItem, Source, SourceState  # noqa: F401
+    from monalia.api.trainer import Trainer  # noqa: F401
     from monalia.errors import RecordError  # noqa: F401
-    from monalia.labeler import ClassRequest, Labeler, SubjectMatch, TargetClass  # noqa: F401
-    from monalia.plugin import Plugin  # noqa: F401
-    from monalia.records import ImageRef, Record, Subject  # noqa: F401
-    from monalia.sink import Sink  # noqa: F401
-    from monalia.source import RawItem, Source, SourceState  # noqa: F401
-    from monalia.thesaurus import Thesaurus  # noqa: F401
-    from monalia.trainer import Trainer  # noqa: F401
+    from monalia.lib.thesaurus import Thesaurus  # noqa: F401
 
 __all__ = ["__version__", "hookimpl", *_LAZY]
 

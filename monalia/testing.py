@@ -23,14 +23,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from monalia.api.plugin import PluginContext
+from monalia.api.registry import PluginInfo, PluginOrigin
+from monalia.api.source import Source
 from monalia.catalog import Catalog
 from monalia.catalog.models import RecordRow, RunEventRow
-from monalia.config import PluginInstance
-from monalia.pipeline.harvest import harvest
-from monalia.pipeline.runs import DONE, RunInfo
-from monalia.plugin import PluginContext
-from monalia.plugins import PluginInfo, PluginOrigin
-from monalia.source import Source
+from monalia.catalog.runs import DONE, RunInfo
+from monalia.project import PluginInstance
+from monalia.stages.harvest import harvest
 
 
 @dataclass

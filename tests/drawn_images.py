@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from monalia.demo import SHAPES, draw
+from monalia.lib.demo_collection import SHAPES, draw
 
 
 def draw_set(

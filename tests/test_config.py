@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monalia.config import KeyLines, parse_project, starter_file
 from monalia.errors import ConfigError
+from monalia.project import KeyLines, parse_project, starter_file
 
 VALID = """\
 [project]

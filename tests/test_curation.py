@@ -240,9 +240,9 @@ def test_the_curation_bands_answer_as_reading_every_score(tmp_path, catalog_url,
     the metadata as it is now decides, not as it was when the scores were published."""
     import pyoxigraph as ox
 
-    from monalia.config import load_project
-    from monalia.curation import Curation
-    from monalia.pipeline.curate import open_curation
+    from monalia.lib.curation import Curation
+    from monalia.project import load_project
+    from monalia.stages.query import open_curation
 
     catalog = build(tmp_path, catalog_url, cli)
     project = load_project(tmp_path / "monalia.toml")

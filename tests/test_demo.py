@@ -12,8 +12,8 @@ from monalia.catalog.models import RunRow
 
 
 def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
-    from monalia.config import load_project
-    from monalia.pipeline.curate import open_curation
+    from monalia.project import load_project
+    from monalia.stages.query import open_curation
 
     folder = tmp_path / "demo"
     result = cli("demo", str(folder), "--notices", "300", "--epochs", "10")

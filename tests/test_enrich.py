@@ -13,7 +13,7 @@ from drawn_catalog import SHAPE_OF, build_project
 from sqlalchemy import func, select
 
 from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow, RunRow
-from monalia.enrichment import classifier_class_iri, model_graph_iri
+from monalia.lib.score_rdf import classifier_class_iri, model_graph_iri
 
 pytest.importorskip("torch", reason="the train extra is not installed")
 
@@ -129,7 +129,7 @@ def test_enrich_scores_each_image_once_and_publishes_valid_monalia_rdf(enriched,
 
 
 def test_a_killed_enrich_resumes_without_gaps_or_duplicates(enriched, cli, monkeypatch):
-    from monalia.pipeline import enrich as stage
+    from monalia.stages import enrich as stage
 
     folder, catalog = enriched
     written = []

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import rdflib
 
-from monalia.enrichment import (
+from monalia.lib.rdf import nt_line
+from monalia.lib.score_rdf import (
     ImageScores,
     ModelClass,
     ModelInfo,
@@ -17,7 +18,6 @@ from monalia.enrichment import (
     score_ntriples,
     score_triples,
 )
-from monalia.rdf import nt_line
 
 T523 = "http://data.culture.fr/thesaurus/resource/ark:/67717/T523-"
 

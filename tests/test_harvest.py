@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, func, select, text
 
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RecordRow, RunEventRow, RunRow, SubjectRow
-from monalia.config import load_project
-from monalia.pipeline.harvest import HarvestOptions, harvest
+from monalia.project import load_project
+from monalia.stages.harvest import HarvestOptions, harvest
 
 
 def open_project(folder):
@@ -118,7 +118,7 @@ def test_limit_stops_early_and_the_next_run_goes_on(project):
 
 def test_prepare_record_hook_can_extend_and_reject_records(project):
     from monalia import RecordError, hookimpl
-    from monalia.plugins import get_plugin_manager
+    from monalia.api.registry import get_plugin_manager
 
     class Curator:
         @hookimpl

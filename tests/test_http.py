@@ -7,7 +7,7 @@ import logging
 import pytest
 from servers import ApiServer, Reply
 
-from monalia.http import HttpClient, HttpError, HttpSettings, mask_url
+from monalia.lib.http import HttpClient, HttpError, HttpSettings, mask_url
 
 FAST = HttpSettings(timeout=1.0, retries=3, backoff=0.05, max_backoff=0.2)
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from monalia import iiif
 from monalia.errors import RecordError
+from monalia.lib import iiif
 
 
 def load(shared_fixtures, name):

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RunRow
-from monalia.images import ImageLimits, ImageRejected, prepare
+from monalia.lib.image_check import ImageLimits, ImageRejected, prepare
 
 BOX = 128
 

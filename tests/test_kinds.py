@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from monalia import Labeler, Subject, Trainer, hookimpl
-from monalia.labeler import ClassRequest, SubjectMatch, TargetClass
-from monalia.plugins import PluginRegistry, get_plugin_manager
-from monalia.trainer import DatasetSpec, Sample, TrainedModel
+from monalia.api.labeler import ClassRequest, SubjectMatch, TargetClass
+from monalia.api.registry import PluginRegistry, get_plugin_manager
+from monalia.api.trainer import DatasetSpec, Sample, TrainedModel
 
 HORSE = "http://data.culture.fr/thesaurus/resource/ark:/67717/T523-2037"
 TREE = "urn:example:tree"

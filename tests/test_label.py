@@ -353,7 +353,7 @@ def test_run_chains_harvest_and_label(labelled_project, cli):
 
 
 def test_the_monalia_40_preset_holds_monalias_classes(shared_fixtures):
-    from monalia.pipeline.label import preset_targets
+    from monalia.stages.label import preset_targets
 
     published = {
         row["prefLabel_fr"]: row["concept_uri"]

@@ -22,11 +22,11 @@ from skos_data import (
 )
 
 from monalia import Subject
+from monalia.api.labeler import ClassRequest
+from monalia.api.plugin import PluginContext
 from monalia.builtins.labelers.skos import SkosLabeler
 from monalia.errors import ConfigError
-from monalia.labeler import ClassRequest
-from monalia.plugin import PluginContext
-from monalia.thesaurus import Thesaurus
+from monalia.lib.thesaurus import Thesaurus
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import run_monalia
 
-from monalia import hookimpl, hookspecs
+from monalia import hookimpl
+from monalia.api import hookspecs
+from monalia.api.registry import PluginRegistry, get_plugin_manager
+from monalia.api.source import Source
 from monalia.errors import PluginError
-from monalia.plugins import PluginRegistry, get_plugin_manager
-from monalia.source import Source
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,7 +24,7 @@ THIRD_PARTY_PLUGIN = '''
 """A museum's own source, shipped in its own package."""
 
 from monalia import Record, RawItem, Source, hookimpl
-from monalia.plugin import PluginSettings
+from monalia.api.plugin import PluginSettings
 
 
 class Settings(PluginSettings):

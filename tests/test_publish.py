@@ -9,13 +9,13 @@ import rdflib
 from sqlalchemy import select
 
 from monalia import hookimpl
+from monalia.api.registry import get_plugin_manager
 from monalia.catalog import Catalog
 from monalia.catalog.models import RecordRow
-from monalia.config import load_project
-from monalia.pipeline.harvest import harvest
-from monalia.pipeline.publish import publish_records
-from monalia.plugins import get_plugin_manager
-from monalia.rdf import DCTERMS, IRI, ML, Literal, TurtleWriter
+from monalia.lib.rdf import DCTERMS, IRI, ML, Literal, TurtleWriter
+from monalia.project import load_project
+from monalia.stages.harvest import harvest
+from monalia.stages.publish import publish_records
 
 GRAPH_FILE = "out/records-local.ttl"
 
@@ -54,7 +54,7 @@ def test_failed_publish_leaves_the_previous_output(project, cli, monkeypatch):
         raise RuntimeError("disk full")
         yield
 
-    monkeypatch.setattr("monalia.pipeline.publish.record_triples", explode)
+    monkeypatch.setattr("monalia.stages.publish.record_triples", explode)
     result = cli("publish", project=project)
     assert result.exit_code != 0
     assert (project / GRAPH_FILE).read_text() == before

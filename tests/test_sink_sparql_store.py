@@ -21,8 +21,8 @@ from servers import OxigraphServer, oxigraph_binary
 from sqlalchemy import select
 
 from monalia.catalog.models import RunRow
-from monalia.enrichment import model_graph_iri
-from monalia.sparql import bind
+from monalia.lib.score_rdf import model_graph_iri
+from monalia.lib.sparql import bind
 
 GRAPH = model_graph_iri("urn:monalia:", MODEL)
 
@@ -139,7 +139,7 @@ def test_a_store_killed_mid_load_is_repaired_by_publishing_again(
             tmp_path, catalog_url, cli, extra=STORE.format(url=server.url, chunk=100)
         )
         planted = planted_scores(catalog)
-        from monalia.http import HttpClient
+        from monalia.lib.http import HttpClient
 
         posts = []
         original = HttpClient.request

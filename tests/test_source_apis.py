@@ -19,7 +19,7 @@ from monalia.builtins.sources.smithsonian import SmithsonianSource, html_to_text
 from monalia.catalog import Catalog
 from monalia.catalog.models import RunEventRow
 from monalia.errors import SourceUnavailable
-from monalia.pipeline.harvest import harvest
+from monalia.stages.harvest import harvest
 from monalia.testing import check_source_contract, configure
 
 FAST = {"timeout": 1.0, "retries": 6, "backoff": 0.02, "max_backoff": 0.1}

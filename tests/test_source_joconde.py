@@ -19,7 +19,7 @@ from monalia.builtins.sources.joconde import (
 )
 from monalia.catalog.models import RunEventRow
 from monalia.errors import RecordError
-from monalia.pipeline.harvest import HarvestOptions, harvest
+from monalia.stages.harvest import HarvestOptions, harvest
 from monalia.testing import check_source_contract, configure
 
 

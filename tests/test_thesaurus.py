@@ -22,7 +22,7 @@ from skos_data import (
 )
 
 from monalia.errors import ConfigError, MonaliaError
-from monalia.thesaurus import Thesaurus, normalize_label
+from monalia.lib.thesaurus import Thesaurus, normalize_label
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ import torch
 from drawn_images import SHAPES, draw_set
 from PIL import Image
 
+from monalia.api.trainer import DatasetSpec, Sample, TrainOptions
+from monalia.builtins.trainers.cnn.checkpoint import load_checkpoint
+from monalia.builtins.trainers.cnn.data import cache_side
+from monalia.builtins.trainers.cnn.fit import LAST, Training, _pos_weight
+from monalia.builtins.trainers.cnn.model import load_trained_model
+from monalia.builtins.trainers.cnn.settings import CnnSettings
 from monalia.errors import MonaliaError
-from monalia.trainer import DatasetSpec, Sample, TrainOptions
-from monalia.training.checkpoint import load_checkpoint
-from monalia.training.data import cache_side
-from monalia.training.fit import LAST, Training, _pos_weight
-from monalia.training.model import load_trained_model
-from monalia.training.settings import CnnSettings
 
 CLASSES = [{"uri": f"urn:test:{shape}", "label": shape} for shape in SHAPES]
 
@@ -95,7 +95,7 @@ def test_fine_tuning_the_offline_backbone_beats_chance_by_far(drawn, tmp_path):
 
 def test_the_plugin_writes_a_card_that_rebuilds_the_model(drawn, tmp_path):
     from monalia.builtins.trainers.cnn import CnnTrainer
-    from monalia.training.evaluation import evaluate_model, score_samples
+    from monalia.builtins.trainers.cnn.evaluation import evaluate_model, score_samples
 
     spec = spec_from(drawn[:60])
     trainer = CnnTrainer(settings=settings(epochs=1))
@@ -171,7 +171,7 @@ def test_early_stopping_keeps_the_best_epoch(drawn, tmp_path):
 
 
 def test_frozen_backbone_trains_only_the_head(drawn, tmp_path):
-    from monalia.training.model import build_model
+    from monalia.lib.backbones import build_model
 
     result = Training(
         spec_from(drawn[:60]),
@@ -222,7 +222,7 @@ def test_on_cuda_training_uses_mixed_precision_and_its_model_scores_alike_on_the
     drawn, tmp_path
 ):
     from monalia.builtins.trainers.cnn import CnnTrainer
-    from monalia.training.evaluation import score_samples
+    from monalia.builtins.trainers.cnn.evaluation import score_samples
 
     spec = spec_from(drawn)
     trainer = CnnTrainer(settings=settings(epochs=3, workers=2))

@@ -157,6 +157,9 @@ class DatasetRow(Base):
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    # class URI -> {concept URI: its labels}: what each class covered when labelled, so that
+    # publishing and curation mean what the dataset meant, whatever the thesaurus is today
+    class_concepts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class DatasetMemberRow(Base):

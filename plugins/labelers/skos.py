@@ -20,11 +20,11 @@ from typing import Literal
 from pydantic import Field
 
 from monalia import hookimpl
+from monalia.api.labeler import ClassRequest, Labeler, SubjectMatch, TargetClass
+from monalia.api.plugin import PluginSettings
+from monalia.api.records import Subject
 from monalia.errors import ConfigError
-from monalia.labeler import ClassRequest, Labeler, SubjectMatch, TargetClass
-from monalia.plugin import PluginSettings
-from monalia.records import Subject
-from monalia.thesaurus import (
+from monalia.lib.thesaurus import (
     KIND_RANK,
     SKOS,
     Thesaurus,
@@ -106,6 +106,9 @@ class SkosLabeler(Labeler):
         self.match_labels = settings.match_labels
         self._by_label: dict[tuple[str, str | None], tuple[bool, frozenset[str], bool]] = {}
         return classes
+
+    def class_concepts(self) -> dict[str, set[str]]:
+        return {uri: set(concepts) for uri, concepts in self.expansions.items()}
 
     # -- resolving names ------------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ import pyoxigraph as ox
 from pydantic import Field
 
 from monalia import hookimpl
+from monalia.api.plugin import PluginSettings
+from monalia.api.sink import Sink
 from monalia.errors import MonaliaError
-from monalia.plugin import PluginSettings
-from monalia.rdf import Triple, nt_line
-from monalia.sink import Sink
+from monalia.lib.local_store import LocalSparqlClient
+from monalia.lib.rdf import Triple, nt_line
 
 
 class EmbeddedStoreSettings(PluginSettings):
@@ -26,6 +27,7 @@ class EmbeddedStoreSink(Sink):
     """RDF into an embedded pyoxigraph store on disk."""
 
     name = "embedded-store"
+    query_priority = 10  # search and reports prefer it to the sinks numbered higher
     Settings = EmbeddedStoreSettings
     takes_ntriples = True
 
@@ -35,6 +37,9 @@ class EmbeddedStoreSink(Sink):
 
     def location(self) -> str:
         return str(self.context.path(self.settings.path))
+
+    def query_client(self):
+        return LocalSparqlClient(self.context.path(self.settings.path))
 
     def open(self) -> None:
         folder = self.context.path(self.settings.path)

@@ -20,11 +20,12 @@ from typing import Literal
 from pydantic import Field
 
 from monalia import hookimpl
+from monalia.api.plugin import PluginSettings
+from monalia.api.sink import Sink
 from monalia.errors import ConfigError
-from monalia.http import HttpClient, HttpSettings
-from monalia.plugin import PluginSettings
-from monalia.rdf import Triple, nt_line
-from monalia.sink import Sink
+from monalia.lib.http import HttpClient, HttpSettings
+from monalia.lib.local_store import sparql_client
+from monalia.lib.rdf import Triple, nt_line
 
 # Where each server answers queries, updates and Graph Store requests, from its base URL.
 PRESETS = {
@@ -54,6 +55,7 @@ class SparqlStoreSink(Sink):
     """RDF to a SPARQL store over the Graph Store Protocol (Fuseki, Oxigraph, GraphDB, ...)."""
 
     name = "sparql-store"
+    query_priority = 20  # search and reports prefer it to the sinks numbered higher
     Settings = SparqlStoreSettings
     takes_ntriples = True
 
@@ -82,6 +84,17 @@ class SparqlStoreSink(Sink):
 
     def location(self) -> str:
         return self.endpoints[2]
+
+    def query_client(self):
+        query = self.endpoints[0]
+        if not query:
+            raise ConfigError(
+                f"sink {self.context.instance}: set query_endpoint (or a preset) to query it"
+            )
+        password = self.context.secret(self.settings.password_env, "the store's password")
+        return sparql_client(
+            query, self.context.project_dir, self.settings.http, self.settings.username, password
+        )
 
     def open(self) -> None:
         _, self._update, self._store = self.endpoints

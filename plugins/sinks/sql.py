@@ -40,12 +40,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from monalia import hookimpl
+from monalia.api.plugin import PluginSettings
+from monalia.api.sink import Sink
 from monalia.catalog.models import utcnow
-from monalia.enrichment import ImageScores, ModelInfo
 from monalia.errors import ConfigError, MonaliaError
-from monalia.plugin import PluginSettings
-from monalia.rdf import Triple, nt_term
-from monalia.sink import Sink
+from monalia.lib.rdf import Triple, nt_term
+from monalia.lib.score_rdf import ImageScores, ModelInfo
 
 
 class SqlSettings(PluginSettings):

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import IO, Literal
 
 from monalia import hookimpl
-from monalia.plugin import PluginSettings
-from monalia.rdf import NTriplesWriter, Triple, TurtleWriter
-from monalia.sink import Sink
+from monalia.api.plugin import PluginSettings
+from monalia.api.sink import Sink
+from monalia.lib.local_store import LocalSparqlClient
+from monalia.lib.rdf import NTriplesWriter, Triple, TurtleWriter
 
 
 class TurtleSettings(PluginSettings):
@@ -36,6 +37,7 @@ class TurtleSink(Sink):
     """RDF to Turtle or N-Triples files (gzip when the name ends in .gz)."""
 
     name = "turtle"
+    query_priority = 30  # search and reports prefer it to the sinks numbered higher
     Settings = TurtleSettings
 
     def _target(self, graph: str | None) -> Path:
@@ -52,6 +54,11 @@ class TurtleSink(Sink):
 
     def location(self) -> str:
         return str(self.context.path(self.settings.path))
+
+    def query_client(self):
+        if "{graph}" in self.settings.path:
+            return None  # one file per graph: no single file holds records and scores together
+        return LocalSparqlClient(self.context.path(self.settings.path))
 
     def open(self) -> None:
         self._files: dict[Path, tuple[Path, IO[str], TurtleWriter | NTriplesWriter]] = {}

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pydantic import Field
 
 from monalia import hookimpl
+from monalia.api.plugin import PluginSettings
+from monalia.api.records import ImageRef, Record, Subject
+from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import RecordError, SourceUnavailable
-from monalia.plugin import PluginSettings
-from monalia.rdf import ML
-from monalia.records import ImageRef, Record, Subject
-from monalia.source import RawItem, Source, SourceState
+from monalia.lib.rdf import ML
 
 ATTRIBUTES = ML + "bam/"
 _ATTRIBUTE = re.compile(r"^(content|emotion|media)_[a-z0-9_]+$")

@@ -16,13 +16,14 @@ from typing import Any
 
 from pydantic import Field
 
-from monalia import hookimpl, mapping
-from monalia.csvfile import CsvFile
+from monalia import hookimpl
+from monalia.api.csv_file import CsvFile
+from monalia.api.plugin import PluginSettings
+from monalia.api.records import ImageRef, Record, Subject
+from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import ConfigError, RecordError, SourceUnavailable
-from monalia.http import HttpClient, HttpSettings
-from monalia.plugin import PluginSettings
-from monalia.records import ImageRef, Record, Subject
-from monalia.source import RawItem, Source, SourceState
+from monalia.lib import mapping
+from monalia.lib.http import HttpClient, HttpSettings
 
 API = "https://openaccess-api.clevelandart.org/api/artworks/"
 INSTITUTION = "The Cleveland Museum of Art"

@@ -16,12 +16,13 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from monalia import hookimpl, mapping
+from monalia import hookimpl
+from monalia.api.plugin import PluginSettings
+from monalia.api.records import ImageRef, Record, Subject
+from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import ConfigError, RecordError, SourceUnavailable
-from monalia.http import HttpClient, HttpSettings
-from monalia.plugin import PluginSettings
-from monalia.records import ImageRef, Record, Subject
-from monalia.source import RawItem, Source, SourceState
+from monalia.lib import mapping
+from monalia.lib.http import HttpClient, HttpSettings
 
 ENDPOINT = "https://api.europeana.eu/record/v2/search.json"
 _SINCE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?Z?)?")

@@ -8,16 +8,17 @@ IIIF Image service, so the image stage can ask for the size training needs.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from monalia import hookimpl, iiif
+from monalia import hookimpl
+from monalia.api.plugin import PluginSettings
+from monalia.api.records import Record
+from monalia.api.source import CrawlSpec, RawItem, Source, SourceState
 from monalia.errors import SourceUnavailable
-from monalia.http import HttpSettings
-from monalia.plugin import PluginSettings
-from monalia.records import Record
-from monalia.source import RawItem, Source, SourceState
+from monalia.lib import iiif
+from monalia.lib.http import HttpSettings
 
 
 class IiifSettings(PluginSettings):
@@ -38,8 +39,6 @@ class IiifSource(Source):
 
     name = "iiif"
     Settings = IiifSettings
-    # read by a crawl in its own process (monalia.harvesters), not through items()
-    crawled = True
 
     def items(self, state: SourceState):
         raise SourceUnavailable(
@@ -55,10 +54,10 @@ class IiifSource(Source):
             subject_fields=frozenset(f.lower() for f in self.settings.subject_fields),
         )
 
-    def crawl_settings(self) -> dict[str, Any]:
-        """How the crawl fetches: the keyword arguments of `harvesters.settings.crawl_settings`."""
+    def crawl(self) -> CrawlSpec:
+        """Nested collections followed from `url` by the IIIF spider, manifests fetched politely."""
         http = self.settings.http
-        return {
+        settings = {
             "concurrency": self.settings.concurrency,
             "per_host": self.settings.per_host,
             "delay": 1.0 / http.rate_limit if http.rate_limit else 0.0,
@@ -70,6 +69,12 @@ class IiifSource(Source):
             "user_agent": http.user_agent,
             "robots": self.settings.robots,
         }
+        return CrawlSpec(
+            spider="monalia.harvesters.spiders.iiif.IiifSpider",
+            arguments={"start_url": self.settings.url},
+            settings=settings,
+            start_url=self.settings.url,
+        )
 
 
 @hookimpl

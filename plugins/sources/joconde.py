@@ -23,14 +23,15 @@ from urllib.parse import quote, urljoin
 
 from pydantic import Field
 
-from monalia import hookimpl, mapping
-from monalia.csvfile import CsvFile
+from monalia import hookimpl
+from monalia.api.csv_file import CsvFile
+from monalia.api.plugin import PluginSettings
+from monalia.api.records import ImageRef, Record, Subject
+from monalia.api.source import RawItem, Source, SourceState, file_fingerprint
 from monalia.errors import RecordError, SourceUnavailable
-from monalia.plugin import PluginSettings
-from monalia.rdf import JCL
-from monalia.records import ImageRef, Record, Subject
-from monalia.source import RawItem, Source, SourceState, file_fingerprint
-from monalia.sparql import (
+from monalia.lib import mapping
+from monalia.lib.rdf import JCL
+from monalia.lib.sparql import (
     IRI,
     SparqlSource,
     SparqlSourceSettings,
@@ -562,7 +563,7 @@ SELECT ?item ?s ?p ?o WHERE {
         return values
 
     def list_page(self, after: str) -> list[str]:
-        from monalia.sparql import bind, bind_block, value_of
+        from monalia.lib.sparql import bind, bind_block, value_of
 
         filters = []
         if self.settings.with_image_only:

@@ -16,11 +16,12 @@ from typing import Any
 
 from pydantic import Field
 
-from monalia import hookimpl, mapping
+from monalia import hookimpl
+from monalia.api.plugin import PluginSettings
+from monalia.api.records import Record
+from monalia.api.source import RawItem, Source, SourceState, file_fingerprint
 from monalia.errors import RecordError, SourceUnavailable
-from monalia.plugin import PluginSettings
-from monalia.records import Record
-from monalia.source import RawItem, Source, SourceState, file_fingerprint
+from monalia.lib import mapping
 
 FIELDS = (
     "id",

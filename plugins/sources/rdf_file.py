@@ -14,12 +14,13 @@ from typing import Any
 
 from pydantic import Field
 
-from monalia import hookimpl, mapping
+from monalia import hookimpl
+from monalia.api.plugin import PluginSettings
+from monalia.api.records import ImageRef, Record, Subject
+from monalia.api.source import RawItem, Source, SourceState, file_fingerprint
 from monalia.errors import RecordError, SourceUnavailable
-from monalia.plugin import PluginSettings
-from monalia.rdf import DCTERMS, EDM, FOAF, JCL, SCHEMA
-from monalia.records import ImageRef, Record, Subject
-from monalia.source import RawItem, Source, SourceState, file_fingerprint
+from monalia.lib import mapping
+from monalia.lib.rdf import DCTERMS, EDM, FOAF, JCL, SCHEMA
 
 DC = "http://purl.org/dc/elements/1.1/"
 CRM = "http://www.cidoc-crm.org/cidoc-crm/"

@@ -14,9 +14,10 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote
 
-from monalia import hookimpl, mapping
-from monalia.records import ImageRef, Record
-from monalia.sparql import IRI, SparqlSource, SparqlSourceSettings, iris, literals, raw_triples
+from monalia import hookimpl
+from monalia.api.records import ImageRef, Record
+from monalia.lib import mapping
+from monalia.lib.sparql import IRI, SparqlSource, SparqlSourceSettings, iris, literals, raw_triples
 
 CRM = "http://www.cidoc-crm.org/cidoc-crm/"
 RDF_VALUE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#value"

@@ -1,0 +1,186 @@
+"""The plugin manager: finds plugins through the ``monalia`` entry-point group and indexes them.
+
+monalia's built-ins are declared in that group by monalia's own distribution, exactly as a
+third-party package declares its plugins, so both are found the same way.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from monalia.api import hookspecs
+from monalia.errors import PluginError
+
+ENTRY_POINT_GROUP = "monalia"
+
+KINDS = {
+    "source": "register_sources",
+    "labeler": "register_labelers",
+    "trainer": "register_trainers",
+    "sink": "register_sinks",
+}
+
+
+@dataclass(frozen=True)
+class PluginOrigin:
+    """Which distribution a plugin module came from."""
+
+    package: str
+    version: str
+    entry_point: str | None = None
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registered plugin class, with where it came from."""
+
+    kind: str
+    name: str
+    cls: type
+    origin: PluginOrigin
+
+    @property
+    def summary(self) -> str:
+        return self.cls.summary() if hasattr(self.cls, "summary") else ""
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An entry point that failed to load; reported, and an error only when it is used."""
+
+    entry_point: str
+    origin: PluginOrigin
+    error: str
+
+
+class MonaliaPluginManager(pluggy.PluginManager):
+    """A pluggy manager that remembers each plugin's distribution and entry points that broke."""
+
+    def __init__(self) -> None:
+        super().__init__(ENTRY_POINT_GROUP)
+        self.origins: dict[int, PluginOrigin] = {}
+        self.broken: list[BrokenPlugin] = []
+
+    def register_plugin(
+        self, plugin: Any, name: str | None = None, origin: PluginOrigin | None = None
+    ):
+        """Register a plugin module or object, remembering its origin for `monalia plugins`."""
+        registered = self.register(plugin, name=name)
+        if origin is not None:
+            self.origins[id(plugin)] = origin
+        return registered
+
+    def load_entry_points(self) -> int:
+        """Load every plugin declared under the ``monalia`` entry-point group; return how many."""
+        loaded = 0
+        for dist in importlib.metadata.distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP:
+                    continue
+                if self.get_plugin(ep.name) is not None or self.is_blocked(ep.name):
+                    continue  # the same distribution seen twice on sys.path
+                origin = PluginOrigin(
+                    dist.metadata["Name"], dist.version, f"{ep.name} = {ep.value}"
+                )
+                try:
+                    plugin = ep.load()
+                    self.register_plugin(plugin, name=ep.name, origin=origin)
+                except Exception as exc:  # a broken third-party plugin must not hide the others
+                    self.broken.append(
+                        BrokenPlugin(ep.name, origin, f"{type(exc).__name__}: {exc}")
+                    )
+                    continue
+                loaded += 1
+        return loaded
+
+    def origin_of(self, plugin: Any) -> PluginOrigin:
+        known = self.origins.get(id(plugin))
+        if known is not None:
+            return known
+        module = getattr(plugin, "__name__", type(plugin).__name__)
+        return PluginOrigin(package=module, version="-")
+
+
+def get_plugin_manager(load_entry_points: bool = True) -> MonaliaPluginManager:
+    """Build a plugin manager with every monalia hookspec and, by default, every installed plugin."""
+    pm = MonaliaPluginManager()
+    pm.add_hookspecs(hookspecs)
+    if load_entry_points:
+        pm.load_entry_points()
+    pm.check_pending()
+    return pm
+
+
+class PluginRegistry:
+    """Every plugin class by kind and name, built from the registration hooks of a manager."""
+
+    def __init__(self, pm: MonaliaPluginManager):
+        from monalia.api.labeler import Labeler
+        from monalia.api.sink import Sink
+        from monalia.api.source import Source
+        from monalia.api.trainer import Trainer
+
+        bases = {"source": Source, "labeler": Labeler, "trainer": Trainer, "sink": Sink}
+        self.pm = pm
+        self.plugins: dict[tuple[str, str], PluginInfo] = {}
+        for kind, hook_name in KINDS.items():
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                origin = pm.origin_of(impl.plugin)
+                classes = impl.function() or []
+                for cls in classes:
+                    self._add(kind, cls, bases[kind], origin)
+
+    def _add(self, kind: str, cls: Any, base: type, origin: PluginOrigin) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(
+                f"package {origin.package} registers {cls!r} as a {kind}, "
+                f"but it is not a subclass of monalia.{base.__name__}"
+            )
+        if not cls.name:
+            raise PluginError(f"package {origin.package}: {kind} class {cls.__name__} has no name")
+        key = (kind, cls.name)
+        if key in self.plugins:
+            other = self.plugins[key].origin.package
+            raise PluginError(
+                f"two {kind} plugins are named {cls.name!r}: one from {other}, one from "
+                f"{origin.package}; uninstall one of them"
+            )
+        self.plugins[key] = PluginInfo(kind=kind, name=cls.name, cls=cls, origin=origin)
+
+    def all(self, kind: str | None = None) -> list[PluginInfo]:
+        """Every plugin, optionally of one kind, sorted by kind and name."""
+        found = [p for p in self.plugins.values() if kind is None or p.kind == kind]
+        return sorted(found, key=lambda p: (list(KINDS).index(p.kind), p.name))
+
+    def has(self, kind: str, name: str) -> bool:
+        """Whether a plugin of this kind and name is installed and loaded."""
+        return (kind, name) in self.plugins
+
+    def get(self, kind: str, name: str) -> PluginInfo:
+        """The plugin of this kind and name; a clear error listing the installed ones if none."""
+        info = self.plugins.get((kind, name))
+        if info is not None:
+            return info
+        for broken in self.pm.broken:
+            if broken.entry_point == name:
+                raise PluginError(
+                    f"{kind} plugin {name!r} from {broken.origin.package} failed to load: "
+                    f"{broken.error}"
+                )
+        names = ", ".join(p.name for p in self.all(kind)) or "none"
+        raise PluginError(f"unknown {kind} plugin {name!r} (installed {kind}s: {names})")
+
+
+_default_registry: PluginRegistry | None = None
+
+
+def default_registry() -> PluginRegistry:
+    """The registry of every installed plugin, built once per process."""
+    global _default_registry
+    if _default_registry is None:
+        _default_registry = PluginRegistry(get_plugin_manager())
+    return _default_registry

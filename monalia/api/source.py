@@ -1,0 +1,177 @@
+"""Base class of source plugins: a source says how to read items and turn one into a record.
+
+The framework owns the rest: resuming where an unfinished run stopped, batching, commits, content
+hashes, counts, progress and the reporting of malformed records. A source author writes::
+
+    class MuseumSource(Source):
+        name = "my-museum"
+        Settings = MuseumSettings
+
+        def items(self, state):
+            for page in ...:
+                for obj in page:
+                    yield RawItem(key=obj["id"], payload=obj, checkpoint={"page": n})
+
+        def parse(self, item):
+            return Record(source_id=item.payload["id"], title=item.payload.get("title"), ...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from monalia.api.plugin import Plugin
+from monalia.api.records import Record, mint_iri
+from monalia.errors import RecordError, SourceUnavailable
+
+
+@dataclass
+class RawItem:
+    """One item as the source reads it, before parsing.
+
+    `key` identifies the item in error reports (an identifier, a line number). `checkpoint` says
+    where to resume once this item is stored; it must be JSON-serialisable.
+    """
+
+    key: str
+    payload: Any
+    checkpoint: Any = None
+
+
+@dataclass
+class SourceState:
+    """What a source knows from earlier runs when it starts reading.
+
+    `checkpoint` is where an unfinished run stopped (resume after it); `bookmark` is the greatest
+    `replication_key` value of the last complete run (read only what changed after it); `since`
+    is the user's ``--since``, which takes precedence over the bookmark.
+    """
+
+    checkpoint: Any = None
+    bookmark: Any = None
+    since: str | None = None
+
+    @property
+    def changed_after(self) -> Any:
+        """The lower bound of an incremental read, or None to read everything."""
+        return self.since if self.since is not None else self.bookmark
+
+
+@dataclass
+class ItemOutcome:
+    """What one raw item gave: its valid records, or the reason it was rejected."""
+
+    item: RawItem
+    records: list[Record]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CrawlSpec:
+    """How a crawled source is read: by a Scrapy spider in a crawl process of its own.
+
+    `spider` is the spider class's dotted path (imported in the crawl process); it is created
+    with `arguments` and ``skip``, the source ids already stored by the unfinished run being
+    resumed, and yields items ``{"key", "payload"}`` (or ``{"key", "error"}`` for an item it
+    could not read) that the source's `parse` turns into records. `settings` are the crawl's
+    politeness (`monalia.executors.jobs.CrawlSettings` fields); when `start_url` cannot be read
+    the run fails.
+    """
+
+    spider: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    start_url: str | None = None
+
+
+class Source(Plugin):
+    """Base of every source plugin. Subclasses implement `items` and `parse`, or `crawl` and
+    `parse` for a source read by a Scrapy spider."""
+
+    kind: ClassVar[str] = "source"
+    # Record attribute whose greatest value, after a complete run, becomes the bookmark that the
+    # next run starts from (e.g. "modified"). None: every run reads everything and unchanged
+    # records are recognised by their content hash.
+    replication_key: ClassVar[str | None] = None
+    batch_size: ClassVar[int] = 500
+
+    # -- what a plugin writes ---------------------------------------------------------------
+
+    def items(self, state: SourceState) -> Iterable[RawItem]:
+        """Yield the raw items to harvest, starting after `state.checkpoint` when it is set."""
+        raise NotImplementedError(f"{type(self).__name__} must implement items()")
+
+    def parse(self, item: RawItem) -> Record | list[Record] | None:
+        """Turn one raw item into a record (or several, or None to leave it out).
+
+        Raise `RecordError` (or any exception) for a malformed item: it is reported and skipped.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement parse()")
+
+    def crawl(self) -> CrawlSpec | None:
+        """The spider that reads this source, for a crawled source; None (the default) for a
+        source read through `items`."""
+        return None
+
+    def estimate_total(self, state: SourceState) -> int | None:
+        """How many items this run will read, when the source can tell cheaply (for progress)."""
+        return None
+
+    def open(self) -> None:
+        """Acquire what reading needs (sessions, connections). Called once before `items`."""
+
+    def close(self) -> None:
+        """Release what `open` acquired. Called once, however the run ended."""
+
+    def input_file(self) -> Path:
+        """The file the `path` setting names, from the project's folder; an error if absent."""
+        path = self.context.path(self.settings.path)
+        if not path.is_file():
+            raise SourceUnavailable(f"{self.context.instance}: no such file {path}")
+        return path
+
+    # -- what the framework calls -----------------------------------------------------------
+
+    def harvest(self, state: SourceState, prepare=None) -> Iterator[ItemOutcome]:
+        """Read, parse and check every item; yield one outcome per item, in order.
+
+        `prepare` is called with each record before it is checked (the `prepare_record` hook).
+        An item's records are all valid or the item is rejected whole, so that a resume
+        checkpoint never falls in the middle of an item.
+        """
+        self.state = state  # parse() may consult it, e.g. to apply --since
+        for item in self.items(state):
+            yield self.outcome(item, prepare)
+
+    def outcome(self, item: RawItem, prepare=None) -> ItemOutcome:
+        """Parse and check one item (for sources whose items arrive some other way, e.g. a
+        crawl): its valid records, or the reason it was rejected."""
+        try:
+            parsed = self.parse(item)
+            records = [] if parsed is None else parsed if isinstance(parsed, list) else [parsed]
+            records = [self._finish(record, prepare) for record in records]
+        except RecordError as exc:
+            return ItemOutcome(item, [], str(exc))
+        except Exception as exc:  # a malformed item must not stop the run
+            return ItemOutcome(item, [], f"{type(exc).__name__}: {exc}")
+        return ItemOutcome(item, records)
+
+    def _finish(self, record: Record, prepare) -> Record:
+        if not isinstance(record, Record):
+            raise RecordError(f"parse() returned {type(record).__name__}, not a monalia Record")
+        if prepare is not None:
+            prepare(record)
+        if record.iri is None and isinstance(record.source_id, str) and record.source_id.strip():
+            record.iri = mint_iri(self.context.base_iri, self.context.instance, record.source_id)
+        record.validate()
+        return record
+
+
+def file_fingerprint(path: Path) -> str:
+    """Size and modification time of a file: a checkpoint taken in another version of the file
+    does not apply, and the source must start again from the top."""
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"

@@ -1,0 +1,224 @@
+"""Base class of trainer plugins: from a dataset to a model with its card, and back to scores.
+
+A trainer fits a model and evaluates it; the framework prepares the output folder, writes the
+model card (classes, thresholds, metrics, settings, library versions) next to the weights and
+registers the model in the catalog. To score, the framework asks the trainer that made a model
+to `load` it: the `Predictor` it returns is all that enrich, evaluate and the Ray executor use.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+
+from monalia.api.plugin import Plugin
+from monalia.errors import MonaliaError
+from monalia.lib.hashing import file_sha256
+
+T = TypeVar("T")
+MODEL_CARD = "model_card.json"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a dataset: its file, its class URIs, its content hash (a cache key)."""
+
+    path: Path
+    labels: tuple[str, ...]
+    key: str | None = None
+
+
+@dataclass
+class DatasetSpec:
+    """The dataset a trainer receives: classes and, per split (train, val, test), its samples."""
+
+    name: str
+    hash: str
+    classes: list[dict[str, str]]  # {"uri": ..., "label": ...}
+    splits: dict[str, list[Sample]]
+
+
+@dataclass
+class TrainOptions:
+    """How this training runs, apart from the model's settings: none of it changes the result."""
+
+    device: str | None = None  # overrides the trainer's setting ("cpu", "cuda", "cuda:1")
+    resume: bool = True  # continue from the last checkpoint in the output folder, if any
+    say: Callable[[str], None] = field(default=lambda message: None)
+    # progress(label, total, unit) -> a context manager with .advance(n)
+    progress: Callable[[str, int, str], Any] | None = None
+    cache_dir: Path | None = None  # resized copies of the images, shared between trainings
+
+
+@dataclass
+class TrainedModel:
+    """What a trainer produced: where the weights are, thresholds per class, metrics."""
+
+    weights: Path
+    thresholds: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    backbone: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ChunkScores(Generic[T]):
+    """Scores of one chunk of images: `scores[k]` belongs to `items[indices[k]]`; the items at
+    `unreadable` could not be decoded and have no scores."""
+
+    items: Sequence[T]
+    scores: np.ndarray
+    indices: np.ndarray
+    unreadable: list[int]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a loaded model runs: none of it changes its scores."""
+
+    device: str = "auto"  # "cpu", "cuda", "cuda:1", or "auto" (CUDA when there is one)
+    batch_size: int = 64
+    workers: int | None = None  # image-reading processes; None: the predictor decides
+    cache_dir: Path | None = None  # resized copies of the images, shared between runs
+
+
+class Predictor:
+    """A trained model ready to score images: one probability per class and image.
+
+    It names what it expects: `input_size` (images are square, uint8 RGB, decoded by
+    `monalia.lib.image_decode.decode_for_model`) and the normalisation it applies itself
+    (`mean`, `std`, per channel on values in 0..1). `score_batch` is the one method a trainer must
+    write; `score_chunks` reads image files and may be overridden with a faster reader.
+    """
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        input_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: str = "cpu",
+        batch_size: int = 64,
+        cache_dir: Path | None = None,
+    ):
+        self.classes = list(classes)
+        self.input_size = input_size
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.device = device
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+
+    def score_batch(self, pixels: np.ndarray) -> np.ndarray:
+        """Scores of a batch of decoded images: uint8 (N, 3, S, S) in, float32 (N, classes) out."""
+        raise NotImplementedError(f"{type(self).__name__} must implement score_batch()")
+
+    def score_chunks(
+        self,
+        chunks: Iterable[tuple[Sequence[T], Sequence[Path], Sequence[str | None]]],
+        progress=None,
+    ) -> Iterator[ChunkScores[T]]:
+        """Score (items, image paths, cache keys) chunks in order; `progress.advance(n)` as it
+        goes. An image that cannot be decoded is listed in the chunk's `unreadable`."""
+        from monalia.lib.image_decode import decode_for_model
+
+        for items, paths, keys in chunks:
+            scores, indices, unreadable = [], [], []
+            for start in range(0, len(paths), self.batch_size):
+                pixels, kept = [], []
+                for index in range(start, min(start + self.batch_size, len(paths))):
+                    try:
+                        pixels.append(
+                            decode_for_model(
+                                paths[index], self.input_size, keys[index], self.cache_dir
+                            )
+                        )
+                        kept.append(index)
+                    except Exception:  # reported through `unreadable`, the run goes on
+                        unreadable.append(index)
+                if pixels:
+                    scores.append(np.asarray(self.score_batch(np.stack(pixels)), np.float32))
+                    indices.extend(kept)
+                if progress is not None:
+                    progress.advance(min(self.batch_size, len(paths) - start))
+            yield ChunkScores(
+                items,
+                np.concatenate(scores) if scores else np.zeros((0, len(self.classes)), np.float32),
+                np.array(indices, dtype=int),
+                unreadable,
+            )
+
+
+def read_model_card(folder: Path) -> dict[str, Any]:
+    """The model card in a trained model's folder; a clear error when there is none."""
+    path = folder / MODEL_CARD
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MonaliaError(f"no model card at {path}: is it a trained model's folder?") from None
+
+
+class Trainer(Plugin):
+    """Base of every trainer plugin. Subclasses implement `fit`, and `load` to score."""
+
+    kind: ClassVar[str] = "trainer"
+
+    def load(self, folder: Path, options: LoadOptions) -> Predictor:
+        """The model this trainer wrote into `folder`, ready to score.
+
+        Everything needed is in the folder (its card and weights): the trainer's own settings
+        are those of the project, not necessarily the model's.
+        """
+        raise NotImplementedError(
+            f"trainer {self.name} cannot score its models: it does not implement load()"
+        )
+
+    def fit(self, dataset: DatasetSpec, output_dir: Path, options: TrainOptions) -> TrainedModel:
+        """Train on `dataset`, write the weights under `output_dir`, return what was made."""
+        raise NotImplementedError(f"{type(self).__name__} must implement fit()")
+
+    def library_versions(self) -> dict[str, str]:
+        """Versions of the libraries the model depends on, for the model card."""
+        return {"python": platform.python_version()}
+
+    def train(
+        self, dataset: DatasetSpec, output_dir: Path, options: TrainOptions | None = None
+    ) -> dict[str, Any]:
+        """Fit, then write the model card beside the weights; return the card."""
+        from monalia import __version__
+
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "config.json").write_text(
+            json.dumps(self.describe_settings(), indent=2, sort_keys=True), encoding="utf-8"
+        )
+        model = self.fit(dataset, output_dir, options or TrainOptions())
+        card = {
+            "name": output_dir.name,
+            "trainer": self.name,
+            "backbone": model.backbone,
+            "dataset": {"name": dataset.name, "hash": dataset.hash},
+            "dataset_hash": dataset.hash,
+            "classes": [
+                {**entry, "threshold": model.thresholds.get(entry["uri"])}
+                for entry in dataset.classes
+            ],
+            "thresholds": model.thresholds,
+            "metrics": model.metrics,
+            "settings": self.describe_settings(),
+            "weights": model.weights.name,
+            "weights_sha256": file_sha256(model.weights),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": {"monalia": __version__, **self.library_versions()},
+            **model.extra,
+        }
+        (output_dir / MODEL_CARD).write_text(
+            json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+        )
+        return card

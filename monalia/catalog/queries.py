@@ -1,0 +1,57 @@
+"""Questions many parts ask the catalog: which images can be scored, which a crawl fetches,
+where an image's file is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, exists, select
+
+from monalia.catalog.models import ImageRow, PredictionRow, RecordRow
+
+PENDING, FETCHED, FAILED, REJECTED = "pending", "fetched", "failed", "rejected"
+
+
+def image_file(data_dir: Path, stored: str | None) -> Path | None:
+    """Where an image's file is: catalog paths are relative to the project's data folder."""
+    if not stored:
+        return None
+    path = Path(stored)
+    return path if path.is_absolute() else data_dir / path
+
+
+def scorable():
+    """Images that have a file to score."""
+    return and_(ImageRow.status == FETCHED, ImageRow.path.is_not(None))
+
+
+def unscored(model_id: int):
+    """Images with no prediction of this model for their current content."""
+    return ~exists().where(
+        and_(
+            PredictionRow.model_id == model_id,
+            PredictionRow.image_id == ImageRow.id,
+            PredictionRow.image_sha256 == ImageRow.sha256,
+        )
+    )
+
+
+def image_statuses(retry_failed: bool) -> list[str]:
+    """What an image run fetches: new images and transient failures; refused ones on request."""
+    statuses = [PENDING, FAILED]
+    return [*statuses, REJECTED] if retry_failed else statuses
+
+
+def image_filter(
+    retry_failed: bool, sources: list[str] | None = None, shards: int = 1, shard: int = 0
+) -> Any:
+    """The images an image run (or one shard of it) fetches, as an SQL condition."""
+    condition = ImageRow.status.in_(image_statuses(retry_failed))
+    if sources:
+        condition = condition & ImageRow.record_id.in_(
+            select(RecordRow.id).where(RecordRow.source.in_(sources))
+        )
+    if shards > 1:
+        condition = condition & ((ImageRow.id % shards) == shard)
+    return condition

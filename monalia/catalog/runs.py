@@ -1,0 +1,221 @@
+"""Run tracking: every stage run is a row with its settings, status, counts and error events.
+
+A run that dies without ending (SIGKILL, power loss) stays ``running`` in the catalog; the next
+monalia process that opens the catalog sees that its process is gone and marks it ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from monalia.api.runs import COUNTS, DONE, FAILED, INTERRUPTED, RUNNING, RunInfo
+from monalia.catalog import Catalog
+from monalia.catalog.models import RunEventRow, RunRow, utcnow
+
+# A run on another host is taken as dead when it has not written for this long.
+REMOTE_STALE_AFTER = timedelta(minutes=15)
+# How many failure events one run keeps; beyond it only the count grows.
+MAX_EVENTS = 10_000
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a process, to tell a live run from a reused pid (Linux; else None)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            # the command name (field 2) may hold spaces; fields after the last ')' are fixed
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _process_alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return started is None or _process_start(pid) in (None, started)
+
+
+def mark_interrupted_runs(catalog: Catalog) -> list[int]:
+    """Mark runs whose process is gone as interrupted; return their ids."""
+    host = socket.gethostname()
+    now = utcnow()
+    dead: list[int] = []
+    with catalog.session() as session:
+        for run in session.scalars(select(RunRow).where(RunRow.status == RUNNING)):
+            if run.host == host:
+                gone = not _process_alive(run.pid, run.pid_started)
+            else:
+                gone = now - run.heartbeat_at > REMOTE_STALE_AFTER
+            if gone:
+                dead.append(run.id)
+        if dead:
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id.in_(dead), RunRow.status == RUNNING)
+                .values(
+                    status=INTERRUPTED,
+                    ended_at=RunRow.heartbeat_at,
+                    message="the process ended without finishing the run (killed or crashed)",
+                )
+            )
+    return dead
+
+
+class RunTracker:
+    """Records one stage run: start, counts and events as it goes, and how it ended.
+
+    Used as a context manager, it starts the run on entry; an exception that leaves the block
+    ends the run as failed (interrupted for Ctrl-C or SIGTERM) with the exception's one line, and
+    a block that ends normally without calling `finish` ends the run as done::
+
+        with RunTracker(catalog, "enrich", plugin, target, settings, hooks) as tracker:
+            ...
+            return tracker.finish(DONE, "1,000 images scored")
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        stage: str,
+        plugin: str | None = None,
+        target: str | None = None,
+        settings: dict[str, Any] | None = None,
+        hooks=None,
+    ):
+        self.catalog = catalog
+        self.hooks = hooks
+        self.info = RunInfo(0, stage, plugin, target, dict(settings or {}))
+        self._pending_events: list[RunEventRow] = []
+        self._events_kept = 0
+
+    @property
+    def id(self) -> int:
+        return self.info.id
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.info.counts
+
+    def start(self) -> RunTracker:
+        now = utcnow()
+        pid = os.getpid()
+        with self.catalog.session() as session:
+            row = RunRow(
+                stage=self.info.stage,
+                plugin=self.info.plugin,
+                target=self.info.target,
+                settings=self.info.settings,
+                status=RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                host=socket.gethostname(),
+                pid=pid,
+                pid_started=_process_start(pid),
+                **dict.fromkeys(COUNTS, 0),
+            )
+            session.add(row)
+            session.flush()
+            self.info.id = row.id
+        self.info.started_at = now
+        if self.hooks is not None:
+            self.hooks.stage_started(run=self.info)
+        return self
+
+    def __enter__(self) -> RunTracker:
+        return self.start()
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if self.info.ended_at is not None:
+            return
+        if exc is None:
+            self.finish(DONE)
+        else:
+            self.finish(status_for_exception(exc), exception_message(exc))
+
+    @property
+    def finished(self) -> bool:
+        return self.info.ended_at is not None
+
+    def add(self, **counts: int) -> None:
+        for name, value in counts.items():
+            self.info.counts[name] += value
+
+    def event(self, message: str, item: str | None = None, level: str = "error") -> None:
+        """Keep an event (written with the next `flush`)."""
+        if self._events_kept >= MAX_EVENTS:
+            return
+        self._events_kept += 1
+        self._pending_events.append(
+            RunEventRow(run_id=self.id, at=utcnow(), level=level, item=item, message=message)
+        )
+
+    def fail_item(self, item: str | None, message: str) -> None:
+        """One item failed: count it, keep the event, tell the plugins."""
+        self.add(failed=1)
+        self.event(message, item=item)
+        if self.hooks is not None:
+            self.hooks.item_failed(item=item, message=message, run=self.info)
+
+    def flush(self, session) -> None:
+        """Write counts, heartbeat and pending events in `session` (the caller commits)."""
+        session.add_all(self._pending_events)
+        self._pending_events = []
+        session.execute(
+            update(RunRow)
+            .where(RunRow.id == self.id)
+            .values(heartbeat_at=utcnow(), **self.info.counts)
+        )
+
+    def finish(self, status: str, message: str | None = None) -> RunInfo:
+        now = utcnow()
+        with self.catalog.session() as session:
+            self.flush(session)
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == self.id)
+                .values(status=status, ended_at=now, message=message)
+            )
+        self.info.status, self.info.message, self.info.ended_at = status, message, now
+        if self.hooks is not None:
+            self.hooks.stage_finished(run=self.info)
+        return self.info
+
+
+def status_for_exception(exc: BaseException) -> str:
+    """How a run ends when this exception stops it."""
+    return INTERRUPTED if isinstance(exc, KeyboardInterrupt | SystemExit) else FAILED
+
+
+def exception_message(exc: BaseException) -> str:
+    """The one line a run records for the exception that stopped it."""
+    if hasattr(exc, "format_message"):
+        return exc.format_message()
+    return str(exc) or type(exc).__name__
+
+
+def load_run(catalog: Catalog, run_id: int) -> RunInfo:
+    """A recorded run as a `RunInfo` (e.g. one another process ran)."""
+    with catalog.session() as session:
+        row = session.get(RunRow, run_id)
+        if row is None:
+            raise LookupError(f"no run {run_id} in the catalog")
+        return RunInfo(
+            id=row.id,
+            stage=row.stage,
+            plugin=row.plugin,
+            target=row.target,
+            settings=dict(row.settings or {}),
+            status=row.status,
+            counts={name: getattr(row, name) for name in COUNTS},
+            message=row.message,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+        )

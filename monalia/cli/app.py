@@ -1,0 +1,224 @@
+"""What every command shares: the application object, the root group, shared helpers.
+
+Heavy libraries are imported inside the commands that need them, so ``monalia --help`` is quick.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from functools import cached_property
+from typing import Any
+
+import click
+
+from monalia import __version__
+from monalia.errors import ConfigError, MonaliaError
+
+DEBUG_ENV = "MONALIA_DEBUG"
+
+
+class App:
+    """What the commands share: the project file, the catalog, the plugins."""
+
+    def __init__(self, project_path: str | None, quiet: bool):
+        self.project_path = project_path
+        self.quiet = quiet
+
+    @cached_property
+    def registry(self):
+        from monalia.api.registry import default_registry
+
+        return default_registry()
+
+    @cached_property
+    def project(self):
+        from monalia.project import find_project_file, load_project
+
+        return load_project(find_project_file(self.project_path), self.registry)
+
+    @property
+    def hooks(self):
+        return self.registry.pm.hook
+
+    @cached_property
+    def catalog(self):
+        from monalia.catalog import Catalog
+        from monalia.catalog.runs import mark_interrupted_runs
+
+        catalog = Catalog.open(self.project.catalog_url)
+        for run_id in mark_interrupted_runs(catalog):
+            self.say(f"run {run_id} was interrupted (its process is gone); marked interrupted")
+        return catalog
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def progress(self, label: str, unit: str):
+        from monalia.lib.progress import Progress
+
+        return Progress(label, unit=unit, enabled=not self.quiet)
+
+
+class MonaliaGroup(click.Group):
+    """Turns unexpected exceptions into one line (the traceback with MONALIA_DEBUG=1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise MonaliaError(
+                f"{type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)"
+            ) from exc
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def terminate_gracefully() -> None:
+    # SIGTERM ends a stage like Ctrl-C does, so its run is recorded as interrupted.
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.group(cls=MonaliaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-p",
+    "--project",
+    "project_path",
+    metavar="PATH",
+    envvar="MONALIA_PROJECT",
+    help="Project file (or its folder). Default: ./monalia.toml, or $MONALIA_PROJECT.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress, only results and errors.")
+@click.version_option(__version__, prog_name="monalia")
+@click.pass_context
+def cli(ctx: click.Context, project_path: str | None, quiet: bool) -> None:
+    """monalia: harvest museum collections, learn what their images show, publish it as RDF."""
+    ctx.obj = App(project_path, quiet)
+
+
+# -- stages -----------------------------------------------------------------------------------
+
+
+def print_runs_summary(title: str, runs: list, app: App | None = None) -> None:
+    from sqlalchemy import select
+
+    from monalia.catalog.models import RunEventRow
+    from monalia.lib.progress import summary_table
+
+    rows = []
+    for run in runs:
+        seconds = (run.ended_at - run.started_at).total_seconds() if run.ended_at else 0
+        counts = run.counts
+        rate = f"{counts['seen'] / seconds:,.0f}/s" if seconds > 0 else ""
+        rows.append(
+            (
+                run.id,
+                run.target,
+                run.plugin,
+                run.status,
+                counts["seen"],
+                counts["new"],
+                counts["changed"],
+                counts["unchanged"],
+                counts["failed"],
+                f"{seconds:.1f}s",
+                rate,
+            )
+        )
+    summary_table(
+        title,
+        [
+            "run",
+            "target",
+            "plugin",
+            "status",
+            "seen",
+            "new",
+            "changed",
+            "unchanged",
+            "failed",
+            "time",
+            "rate",
+        ],
+        rows,
+    )
+    for run in runs:
+        if run.message:
+            click.echo(f"run {run.id}: {run.message}")
+        if run.counts["failed"] and app is not None:
+            with app.catalog.session() as session:
+                events = session.scalars(
+                    select(RunEventRow)
+                    .where(RunEventRow.run_id == run.id)
+                    .order_by(RunEventRow.id)
+                    .limit(3)
+                ).all()
+            for event in events:
+                click.echo(f"run {run.id}: failed {event.item or ''}: {event.message}")
+            click.echo(
+                f"run {run.id}: {run.counts['failed']} item(s) failed and were skipped; "
+                f"all of them: `monalia runs show {run.id}`"
+            )
+
+
+def selected_instances(kind: str, configured: dict, names: tuple[str, ...]) -> list:
+    if not configured:
+        raise ConfigError(f"the project file configures no {kind}s")
+    for name in names:
+        if name not in configured:
+            raise ConfigError(
+                f"no {kind} named {name!r} in the project file (configured: {', '.join(configured)})"
+            )
+    return [configured[name] for name in (names or configured)]
+
+
+def run_harvest_stage(
+    app: App, names: tuple[str, ...], limit: int | None, since: str | None, restart: bool
+) -> list:
+    from monalia.stages.harvest import HarvestOptions, harvest
+
+    selected = selected_instances("source", app.project.sources, names)
+    catalog = app.catalog
+    options = HarvestOptions(limit=limit, since=since, restart=restart)
+    runs = []
+    for configured in selected:
+        with app.progress(f"harvest {configured.instance}", "records") as progress:
+            runs.append(harvest(catalog, configured, app.hooks, options, progress))
+    return runs
+
+
+def run_publish_stage(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]) -> list:
+    from monalia.stages.publish import catalog_sources, publish_records
+
+    selected = selected_instances("sink", app.project.sinks, sinks)
+    catalog = app.catalog
+    available = catalog_sources(catalog)
+    for name in sources:
+        if name not in available:
+            raise ConfigError(
+                f"the catalog holds no records of source {name!r} (it has: {', '.join(available) or 'none'})"
+            )
+    runs = []
+    for configured in selected:
+        with app.progress(f"publish to {configured.instance}", "triples") as progress:
+            runs.append(
+                publish_records(catalog, configured, list(sources) or None, app.hooks, progress)
+            )
+    return runs
+
+
+def run_label_stage(app: App) -> list:
+    from monalia.stages.label import label_records
+
+    with app.progress("label", "records") as progress:
+        outcome = label_records(app.catalog, app.project, app.hooks, progress)
+    return [outcome.run]

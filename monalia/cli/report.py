@@ -1,0 +1,191 @@
+"""The ``search`` and ``report`` commands: ranked search, noise, silence, and the HTML report.
+
+They register on the ``monalia`` group when `monalia.cli` is imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+
+import click
+
+from monalia.cli.app import App, cli, pass_app
+
+FORMATS = click.Choice(["table", "csv", "json"])
+COLUMNS = ["score", "class", "reference", "title", "annotated", "image", "record"]
+TABLE_COLUMNS = COLUMNS[:-1]  # the reference names the record; the IRI is in csv and json
+
+
+def _store_option(function):
+    return click.option(
+        "--store",
+        help="Sink instance, SPARQL endpoint URL, store folder or RDF file to query "
+        "(default: [report] store, else the first embedded-store, sparql-store or turtle sink).",
+    )(function)
+
+
+def _model_option(function):
+    return click.option(
+        "--model",
+        "model_ref",
+        help="Model name or its start (default: [report] model, [enrich] model, else the newest).",
+    )(function)
+
+
+def _row(finding, short: bool = False) -> list[str]:
+    annotated = {True: "yes", False: "no", None: ""}[finding.annotated]
+    image = finding.image_path or finding.image
+    if short and finding.image_path:
+        relative = os.path.relpath(finding.image_path)
+        image = relative if len(relative) < len(image) else image
+    row = [
+        f"{finding.score:.4f}",
+        finding.class_label,
+        finding.identifier or "",
+        finding.title or "",
+        annotated,
+        image,
+        finding.record,
+    ]
+    return row[: len(TABLE_COLUMNS)] if short else row
+
+
+def print_findings(title: str, findings, output_format: str) -> None:
+    if output_format == "json":
+        click.echo(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=2))
+        return
+    if output_format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(_row(f) for f in findings)
+        return
+    from monalia.lib.progress import summary_table
+
+    if not findings:
+        click.echo(f"{title}: nothing found")
+        return
+    summary_table(title, TABLE_COLUMNS, [_row(f, short=True) for f in findings])
+
+
+def _setup(app: App, model_ref, store, below=None, above=None):
+    from monalia.stages.query import open_curation
+
+    setup = open_curation(app.catalog, app.project, model_ref, store, below, above)
+    app.say(f"model {setup.model.name}, querying {setup.store}")
+    return setup
+
+
+def _finish(app: App, setup, findings) -> None:
+    from monalia.stages.query import add_local_images
+
+    setup.curation.describe(findings)
+    add_local_images(app.catalog, app.project, findings)
+
+
+@cli.command()
+@click.argument("term")
+@_model_option
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 1),
+    help="Lowest score shown (default: the class's threshold from the model card).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@_store_option
+@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+@pass_app
+def search(app: App, term, model_ref, min_score, limit, store, output_format) -> None:
+    """Records a model sees TERM in, best score first.
+
+    TERM is one of the model's classes, by label or URI, or a concept (or label) the class
+    covers, such as a narrower term. `annotated` says whether the record's metadata already
+    mentions the class.
+    """
+    from monalia.lib.curation import find_class
+
+    setup = _setup(app, model_ref, store)
+    cls = find_class(setup.curation.classes, term)
+    findings = setup.curation.search(cls, min_score, limit)
+    _finish(app, setup, findings)
+    print_findings(f"{cls.label}: {len(findings)} records", findings, output_format)
+
+
+@cli.group()
+def report() -> None:
+    """Curation reports: noise (suspect annotations), silence (missing ones), an HTML site."""
+
+
+def _report_command(kind: str):
+    threshold = "--below" if kind == "noise" else "--above"
+    explained = (
+        "annotated with a class (or a narrower term) yet scored below the class's noise "
+        "threshold: suspect annotations"
+        if kind == "noise"
+        else "scored above the class's silence threshold and not annotated with it: missing "
+        "annotations"
+    )
+
+    @report.command(kind, help=f"Records {explained}. Thresholds per class from the model card.")
+    @_model_option
+    @click.option(
+        "--class", "class_names", multiple=True, help="Only this class (repeatable; default: all)."
+    )
+    @click.option(
+        threshold,
+        "threshold",
+        type=click.FloatRange(0, 1),
+        help="One threshold for every class instead of the card's.",
+    )
+    @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
+    @_store_option
+    @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+    @pass_app
+    def command(app: App, model_ref, class_names, threshold, limit, store, output_format) -> None:
+        from monalia.stages.query import pick_classes
+
+        below, above = (threshold, None) if kind == "noise" else (None, threshold)
+        setup = _setup(app, model_ref, store, below, above)
+        classes = pick_classes(setup, class_names)
+        findings = getattr(setup.curation, kind)(classes)
+        total = len(findings)
+        findings = findings[:limit] if limit else findings
+        _finish(app, setup, findings)
+        shown = f"{total} records" + (f", {len(findings)} shown" if len(findings) < total else "")
+        print_findings(f"{kind}: {shown}", findings, output_format)
+
+    return command
+
+
+noise_command = _report_command("noise")
+silence_command = _report_command("silence")
+
+
+@report.command("html")
+@click.argument("out", type=click.Path(file_okay=False))
+@_model_option
+@_store_option
+@click.option(
+    "--per-class",
+    type=click.IntRange(min=1),
+    help="Search results per class (default: [report] search_limit).",
+)
+@pass_app
+def report_html(app: App, out, model_ref, store, per_class) -> None:
+    """A static site: noise, silence and search results with thumbnails, the model's metrics."""
+    from pathlib import Path
+
+    from monalia.stages.html_report import write_site
+
+    setup = _setup(app, model_ref, store)
+    index = write_site(
+        Path(out),
+        setup,
+        app.catalog,
+        app.project,
+        per_class or app.project.model.report.search_limit,
+        progress=app.progress("report html", "pages"),
+    )
+    click.echo(f"report: {index}")

@@ -1,1 +1,0 @@
-"""Stage runners: run tracking, harvest, publish, and the chained pipeline."""

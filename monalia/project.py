@@ -1,0 +1,467 @@
+"""The project file, ``monalia.toml``: parsed, validated against each plugin's settings, located.
+
+Every error names the key and the line of the file it is on. Secrets are never stored in the
+file: a setting ending in ``_env`` names the environment variable that holds one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from monalia.api.plugin import Plugin, PluginContext, PluginSettings
+from monalia.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from monalia.api.registry import PluginInfo, PluginRegistry
+
+PROJECT_FILE = "monalia.toml"
+CATALOG_ENV = "MONALIA_CATALOG"
+PROJECT_ENV = "MONALIA_PROJECT"
+DEFAULT_TRAINER = "cnn"  # used when the project file has no [trainer] table
+DEFAULT_LABELER = "skos"  # used when the project file names classes but no [labeler]
+STAGES = ("harvest", "images", "label", "train", "enrich", "publish")
+
+# Setting names that would hold a secret in the clear.
+_SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|api_?key|wskey|credentials?)$", re.I)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectSection(_Section):
+    name: str = "monalia"
+    catalog: str = "sqlite:///.monalia/catalog.sqlite"
+    catalog_password_env: str | None = None
+    base_iri: str = "urn:monalia:"
+    data_dir: str = ".monalia"
+
+
+class PluginSection(BaseModel):
+    """A plugin instance: ``plugin`` names the class, every other key is one of its settings."""
+
+    model_config = ConfigDict(extra="allow")
+    plugin: str
+
+
+class ThesaurusSection(_Section):
+    files: list[str] = Field(default_factory=list)
+    format: str | None = None
+
+
+class ClassesSection(_Section):
+    """The classes to learn: concept IRIs or labels, and/or a shipped preset."""
+
+    targets: list[str] = Field(default_factory=list)
+    preset: str | None = None  # e.g. "monalia-40": MonaLIA's 40 Joconde classes
+    language: str = "fr"  # the language class labels (and untagged subjects) are read in
+    schemes: list[str] = Field(default_factory=list)  # only look labels up in these schemes
+
+
+class DatasetSection(_Section):
+    """How labelled images become a training set."""
+
+    name: str = "default"
+    sources: list[str] = Field(default_factory=list)  # empty: every source in the catalog
+    images: Literal["fetched", "any"] = "fetched"  # "any": also images not fetched yet
+    min_per_class: int = Field(default=20, ge=1)
+    max_per_class: int | None = Field(default=None, ge=1)
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, validation, test
+    seed: int = 0
+    negatives: float = Field(default=0.0, ge=0.0)  # negatives per positive image
+    export: list[Literal["csv", "jsonl"]] = Field(default_factory=lambda: ["csv", "jsonl"])
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(part < 0 for part in value) or abs(sum(value) - 1.0) > 1e-6 or value[0] <= 0:
+            raise ValueError("train, validation and test fractions must be >= 0 and sum to 1")
+        return value
+
+
+class ImagesSection(_Section):
+    """The image stage: the ``[images]`` table."""
+
+    # the box every image is fetched at (IIIF `!W,H`) or scaled down into, keeping its shape
+    width: int = Field(default=512, ge=32)
+    height: int = Field(default=512, ge=32)
+    folder: str = "images"  # under data_dir; files are named by content hash
+    # crawl processes sharing the work (and the limits below); None: one per CPU, at most 4
+    processes: int | None = Field(default=None, ge=1)
+    concurrency: int = Field(default=16, ge=1)  # requests in flight in all
+    per_host: int = Field(default=8, ge=1)  # requests in flight to one host
+    delay: float = Field(default=0.0, ge=0.0)  # least seconds between requests to one host
+    autothrottle: bool = True  # slow down for a host whose answers slow down
+    retries: int = Field(default=3, ge=0)  # further tries of a failed request
+    backoff: float = Field(default=1.0, ge=0)  # seconds before the first retry, doubled after
+    timeout: float = Field(default=60.0, gt=0)  # seconds for one request
+    max_retry_after: float = Field(default=600.0, ge=0)  # a longer Retry-After fails instead
+    max_bytes: int = Field(default=50_000_000, ge=1)  # a larger answer is refused
+    max_pixels: int = Field(default=100_000_000, ge=1)  # decompression-bomb guard
+    min_side: int = Field(default=16, ge=1)
+    max_aspect: float = Field(default=50.0, ge=1.0)
+    robots: bool = False  # obey robots.txt (image servers of collections rarely have one)
+    user_agent: str | None = None  # default: monalia's own
+
+
+class ExecutorSection(_Section):
+    """Where the image and enrich stages run: the ``[executor]`` table."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None  # ray: the cluster's address; None: $RAY_ADDRESS, else a local Ray
+    cpus: int | None = Field(default=None, ge=1)  # a local Ray's CPUs (default: this machine's)
+    gpus: int | None = Field(default=None, ge=0)  # a local Ray's GPUs (default: those it finds)
+    actors: int | None = Field(
+        default=None, ge=1
+    )  # model actors; default: one per GPU, else one per CPU
+    shards: int | None = Field(default=None, ge=1)  # image crawl shards; default: one per CPU
+
+
+class EnrichSection(_Section):
+    """How `monalia enrich` scores the catalog's images and what it publishes."""
+
+    model: str | None = None  # model name or its start; None: the newest registered
+    device: str = "auto"
+    batch_size: int = Field(default=64, ge=1)
+    workers: int | None = Field(default=None, ge=0)  # loader processes; None: by device
+    chunk_size: int = Field(default=2048, ge=1)  # images scored and committed together
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # lower scores stay out of the RDF
+    sinks: list[str] | None = None  # sink instances to publish to; None: every configured sink
+    records: bool = False  # also publish the harvested records to the sinks
+
+
+class ClassThresholds(_Section):
+    noise_below: float | None = Field(default=None, ge=0.0, le=1.0)
+    silence_above: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class ReportSection(_Section):
+    """What `monalia search` and `monalia report` query, and their thresholds."""
+
+    # a sink instance (embedded-store, sparql-store, or a turtle file), a SPARQL endpoint URL,
+    # a store folder or an RDF file; None: the first embedded-store, sparql-store or turtle sink
+    store: str | None = None
+    model: str | None = None  # None: [enrich] model, else the newest registered
+    noise_below: float | None = Field(default=None, ge=0.0, le=1.0)  # every class
+    silence_above: float | None = Field(default=None, ge=0.0, le=1.0)  # every class
+    classes: dict[str, ClassThresholds] = Field(default_factory=dict)  # by class URI or label
+    search_limit: int = Field(default=24, ge=1)  # search results per class in the HTML report
+
+
+class PipelineSection(_Section):
+    stages: list[Literal["harvest", "images", "label", "train", "enrich", "publish"]] = Field(
+        default_factory=lambda: ["harvest", "publish"]
+    )
+
+
+class ProjectModel(_Section):
+    project: ProjectSection = Field(default_factory=ProjectSection)
+    sources: dict[str, PluginSection] = Field(default_factory=dict)
+    thesaurus: ThesaurusSection = Field(default_factory=ThesaurusSection)
+    classes: ClassesSection = Field(default_factory=ClassesSection)
+    labeler: PluginSection | None = None
+    dataset: DatasetSection = Field(default_factory=DatasetSection)
+    trainer: PluginSection | None = None
+    sinks: dict[str, PluginSection] = Field(default_factory=dict)
+    images: ImagesSection = Field(default_factory=ImagesSection)
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
+    enrich: EnrichSection = Field(default_factory=EnrichSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+    pipeline: PipelineSection = Field(default_factory=PipelineSection)
+
+
+@dataclass
+class PluginInstance:
+    """A plugin as the project file configures it: which class, its settings, its context."""
+
+    kind: str
+    instance: str
+    info: PluginInfo
+    settings: PluginSettings
+    context: PluginContext
+
+    def create(self) -> Any:
+        """A new plugin object with these settings."""
+        return self.info.cls(settings=self.settings, context=self.context)
+
+
+@dataclass
+class Project:
+    """A loaded, validated project file."""
+
+    path: Path | None
+    model: ProjectModel
+    sources: dict[str, PluginInstance] = field(default_factory=dict)
+    sinks: dict[str, PluginInstance] = field(default_factory=dict)
+    labeler: PluginInstance | None = None
+    trainer: PluginInstance | None = None
+    registry: PluginRegistry | None = None
+
+    def plugins(self) -> PluginRegistry:
+        """The installed plugins this project was read with."""
+        if self.registry is None:
+            from monalia.api.registry import default_registry
+
+            self.registry = default_registry()
+        return self.registry
+
+    def trainer_plugin(self, name: str) -> Any:
+        """A trainer of the named plugin, to load a model it made (`Trainer.load`).
+
+        The project's own trainer when it is that plugin, else one with default settings: a
+        model's folder holds everything needed to score with it.
+        """
+        if self.trainer is not None and self.trainer.info.name == name:
+            return self.trainer.create()
+        info = self.plugins().get("trainer", name)
+        return info.cls(context=self.context("trainer"))
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def data_dir(self) -> Path:
+        return _resolve(self.dir, self.model.project.data_dir)
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog URL: ``$MONALIA_CATALOG`` if set, else the file's, SQLite paths resolved."""
+        url = os.environ.get(CATALOG_ENV) or self.model.project.catalog
+        return resolve_catalog_url(url, self.dir, self.model.project.catalog_password_env)
+
+    def context(self, instance: str) -> PluginContext:
+        return PluginContext(
+            instance=instance,
+            project_dir=self.dir,
+            data_dir=self.data_dir,
+            base_iri=self.model.project.base_iri,
+        )
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def resolve_catalog_url(url: str, base: Path, password_env: str | None = None) -> str:
+    """Make a relative SQLite path absolute (from the project folder) and add the password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"catalog {url!r} is not a SQLAlchemy URL") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=str(_resolve(base, parsed.database)))
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            raise ConfigError(
+                f"the catalog password is read from ${password_env}, which is not set"
+            )
+        parsed = parsed.set(password=password)
+    return parsed.render_as_string(hide_password=False)
+
+
+# -- finding the file --------------------------------------------------------------------------
+
+
+def find_project_file(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The project file named on the command line, by $MONALIA_PROJECT, or ./monalia.toml."""
+    candidate = explicit or os.environ.get(PROJECT_ENV)
+    if candidate:
+        path = Path(candidate)
+        if path.is_dir():
+            path = path / PROJECT_FILE
+        if not path.is_file():
+            raise ConfigError(f"project file {path} does not exist")
+        return path.resolve()
+    path = Path.cwd() / PROJECT_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"no {PROJECT_FILE} in {Path.cwd()}: run `monalia init` or pass --project PATH"
+        )
+    return path.resolve()
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+def load_project(path: Path, registry: PluginRegistry | None = None) -> Project:
+    """Read, validate and resolve a project file; raise `ConfigError` naming key and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read project file {path}: {exc}") from None
+    return parse_project(text, path, registry)
+
+
+def parse_project(text: str, path: Path | None, registry: PluginRegistry | None = None) -> Project:
+    """Validate the text of a project file; `path` is where it lives (for messages and paths)."""
+    name = str(path) if path else PROJECT_FILE
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+    lines = KeyLines(text)
+
+    def fail(loc: tuple[Any, ...], message: str) -> ConfigError:
+        keys = ".".join(str(part) for part in loc if not isinstance(part, int))
+        line = lines.line_of(loc)
+        where = f"{name} line {line}" if line else name
+        return ConfigError(f"{where}: {keys}: {message}" if keys else f"{where}: {message}")
+
+    _reject_secrets(data, (), fail)
+    try:
+        model = ProjectModel.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, (), fail) from None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        if make_url(model.project.catalog).password:
+            raise fail(
+                ("project", "catalog"),
+                "a password in the catalog URL is a secret: remove it and set "
+                "catalog_password_env to the name of the variable holding it",
+            )
+    except ArgumentError:
+        raise fail(
+            ("project", "catalog"), f"{model.project.catalog!r} is not a SQLAlchemy URL"
+        ) from None
+
+    project = Project(path=path, model=model, registry=registry)
+    registry = project.plugins()
+
+    def instance(
+        kind: str, key: str, loc: tuple[Any, ...], section: PluginSection
+    ) -> PluginInstance:
+        from monalia.errors import PluginError
+
+        try:
+            info = registry.get(kind, section.plugin)
+        except PluginError as exc:
+            raise fail((*loc, "plugin"), exc.message) from None
+        values = dict(section.model_extra or {})
+        try:
+            settings = info.cls.Settings.model_validate(values)
+        except ValidationError as exc:
+            raise _first_error(exc, loc, fail) from None
+        return PluginInstance(kind, key, info, settings, project.context(key))
+
+    for key, section in model.sources.items():
+        project.sources[key] = instance("source", key, ("sources", key), section)
+    for key, section in model.sinks.items():
+        project.sinks[key] = instance("sink", key, ("sinks", key), section)
+    if model.labeler is not None:
+        project.labeler = instance("labeler", "labeler", ("labeler",), model.labeler)
+    elif model.classes.targets or model.classes.preset:
+        # Classes without a [labeler] table use the SKOS labeler with its defaults.
+        project.labeler = instance(
+            "labeler", "labeler", ("labeler",), PluginSection(plugin=DEFAULT_LABELER)
+        )
+    if model.trainer is not None:
+        project.trainer = instance("trainer", "trainer", ("trainer",), model.trainer)
+    elif registry.has("trainer", DEFAULT_TRAINER):
+        project.trainer = instance(
+            "trainer", "trainer", ("trainer",), PluginSection(plugin=DEFAULT_TRAINER)
+        )
+    return project
+
+
+def _reject_secrets(data: Any, loc: tuple[Any, ...], fail) -> None:
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            _reject_secrets(value, (*loc, key), fail)
+        elif isinstance(value, str) and value and _SECRET_KEY.search(key):
+            raise fail(
+                (*loc, key),
+                f"secrets are not stored in the project file: set {key}_env to the name of "
+                "the environment variable that holds it",
+            )
+
+
+def _first_error(exc: ValidationError, prefix: tuple[Any, ...], fail) -> ConfigError:
+    errors = exc.errors()
+    first = errors[0]
+    loc = (*prefix, *first["loc"])
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "required, but missing"
+    else:
+        message = f"{first['msg']} (got {first.get('input')!r})"
+    more = len(errors) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return fail(loc, message)
+
+
+class KeyLines:
+    """Which line of a TOML text each key is on: enough to point a user at a mistake."""
+
+    _TABLE = re.compile(r"^\s*\[\[?\s*(?P<key>[^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _ASSIGN = re.compile(
+        r"^\s*(?P<key>(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
+        r"(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*="
+    )
+
+    def __init__(self, text: str):
+        self.lines: dict[tuple[str, ...], int] = {}
+        table: tuple[str, ...] = ()
+        for number, line in enumerate(text.splitlines(), start=1):
+            match = self._TABLE.match(line)
+            if match:
+                table = self._split(match["key"])
+                self.lines.setdefault(table, number)
+                continue
+            match = self._ASSIGN.match(line)
+            if match:
+                self.lines.setdefault((*table, *self._split(match["key"])), number)
+
+    @staticmethod
+    def _split(dotted: str) -> tuple[str, ...]:
+        parts = re.findall(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)", dotted)
+        return tuple(a or b or c for a, b, c in parts)
+
+    def line_of(self, loc: tuple[Any, ...]) -> int | None:
+        """The line of the key at `loc`, or of its nearest enclosing key that has one."""
+        keys = tuple(str(part) for part in loc if not isinstance(part, int))
+        while keys:
+            if keys in self.lines:
+                return self.lines[keys]
+            keys = keys[:-1]
+        return None
+
+
+def starter_file() -> str:
+    """The commented project file that `monalia init` writes."""
+    from importlib.resources import files
+
+    return (files("monalia") / "templates" / "monalia.toml").read_text(encoding="utf-8")
+
+
+__all__ = [
+    "PROJECT_FILE",
+    "STAGES",
+    "KeyLines",
+    "Plugin",
+    "PluginInstance",
+    "Project",
+    "find_project_file",
+    "load_project",
+    "parse_project",
+    "starter_file",
+]

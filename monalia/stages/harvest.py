@@ -1,0 +1,234 @@
+"""The harvest stage: a source's records into the catalog, incrementally and resumably.
+
+Records are committed in batches; each batch is committed together with the source's checkpoint
+(where to resume) and the run's counts, so a run killed at any moment resumes without a gap or a
+duplicate. A record whose content hash is unchanged is only marked as seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from monalia.api.records import Record
+from monalia.api.source import CrawlSpec, ItemOutcome, Source, SourceState
+from monalia.catalog import Catalog
+from monalia.catalog.models import RecordRow, utcnow
+from monalia.catalog.runs import DONE, RunInfo, RunTracker
+from monalia.errors import ConfigError
+from monalia.lib.progress import Progress
+from monalia.project import PluginInstance
+from monalia.stages.record_store import (
+    CHANGED,
+    NEW,
+    UNCHANGED,
+    RecordStore,
+    load_state,
+    state_row,
+)
+
+
+@dataclass
+class HarvestOptions:
+    """What the user asked of this harvest run."""
+
+    limit: int | None = None  # stop after this many records
+    since: str | None = None  # read only what changed after this (where the source can)
+    restart: bool = False  # ignore the checkpoint and bookmark: read everything again
+
+
+def harvest(
+    catalog: Catalog,
+    configured: PluginInstance,
+    hooks=None,
+    options: HarvestOptions | None = None,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Harvest one configured source into the catalog; return the finished run."""
+    options = options or HarvestOptions()
+    source: Source = configured.create()
+    spec = source.crawl()
+    if spec is not None:
+        return crawl_harvest(catalog, configured, source, spec, options, progress)
+    state = load_state(catalog, configured.instance)
+    if options.restart:
+        state = SourceState()
+    state.since = options.since
+    settings: dict[str, Any] = {
+        "settings": source.describe_settings(),
+        "limit": options.limit,
+        "since": options.since,
+        "restart": options.restart,
+        "resumed_from": state.checkpoint,
+        "bookmark": state.bookmark,
+    }
+    progress = progress or Progress(f"harvest {configured.instance}", unit="records", enabled=False)
+    prepare = None
+    if hooks is not None:
+
+        def prepare(record: Record) -> None:
+            hooks.prepare_record(record=record, source=source)
+
+    limited = False
+    greatest: Any = None
+    with (
+        RunTracker(
+            catalog, "harvest", configured.info.name, configured.instance, settings, hooks
+        ) as tracker,
+        progress,
+    ):
+        store = RecordStore(configured.instance, tracker, hooks)
+        source.open()
+        try:
+            progress.set_total(source.estimate_total(state))
+            batch: list[ItemOutcome] = []
+            batch_records = 0
+            checkpoint = state.checkpoint
+            taken = 0
+            for outcome in source.harvest(state, prepare):
+                batch.append(outcome)
+                size = len(outcome.records) or 1
+                batch_records += size
+                taken += size
+                if source.replication_key:
+                    for record in outcome.records:
+                        value = getattr(record, source.replication_key, None)
+                        if value is not None and (greatest is None or value > greatest):
+                            greatest = value
+                if batch_records >= source.batch_size:
+                    checkpoint = store.commit(catalog, batch, configured.info.name)
+                    progress.advance(batch_records)
+                    batch, batch_records = [], 0
+                if options.limit is not None and taken >= options.limit:
+                    limited = True
+                    break
+            if batch:
+                checkpoint = store.commit(catalog, batch, configured.info.name)
+                progress.advance(batch_records)
+        finally:
+            source.close()
+        # A complete run clears the checkpoint, so the next run reads the source again (to find
+        # changes); a run stopped by --limit keeps it, so the next run goes on from there.
+        with catalog.session() as session:
+            row = state_row(session, configured.instance, configured.info.name)
+            if not limited:
+                row.checkpoint = None
+                if source.replication_key and greatest is not None:
+                    row.bookmark = greatest
+            else:
+                row.checkpoint = checkpoint
+            row.updated_at = utcnow()
+            row.last_run_id = tracker.id
+        message = (
+            f"stopped at --limit {options.limit}; the next run goes on from there"
+            if limited
+            else None
+        )
+        return tracker.finish(DONE, message)
+
+
+def crawl_harvest(
+    catalog: Catalog,
+    configured: PluginInstance,
+    source: Source,
+    spec: CrawlSpec,
+    options: HarvestOptions,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Harvest a crawled source: its spider runs in a crawl process of its own and commits
+    through the item pipeline; a run that did not finish is resumed, skipping what it stored."""
+    from monalia.executors.crawl_process import run_crawl
+    from monalia.executors.jobs import CrawlSettings, HarvestJob
+
+    state = SourceState() if options.restart else load_state(catalog, configured.instance)
+    checkpoint = state.checkpoint if isinstance(state.checkpoint, dict) else {}
+    job = HarvestJob(
+        catalog=catalog.url,
+        source=configured.instance,
+        plugin=configured.info.name,
+        plugin_settings=configured.settings.model_dump(mode="json"),
+        context={
+            "project_dir": str(configured.context.project_dir),
+            "data_dir": str(configured.context.data_dir),
+            "base_iri": configured.context.base_iri,
+        },
+        spider=spec.spider,
+        spider_arguments=dict(spec.arguments),
+        start_url=spec.start_url,
+        since_run=checkpoint.get("since_run"),
+        limit=options.limit,
+        crawl=CrawlSettings(**spec.settings),
+        settings={
+            "settings": source.describe_settings(),
+            "limit": options.limit,
+            "restart": options.restart,
+            "resumed_from": checkpoint or None,
+        },
+    )
+    return run_crawl(catalog, job, progress)
+
+
+def dry_run(
+    catalog: Catalog,
+    configured: PluginInstance,
+    options: HarvestOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Read and check what a harvest would, write nothing; count new, changed, unchanged and
+    failed records against the catalog as it is, and keep the first failures to show."""
+    options = options or HarvestOptions()
+    source: Source = configured.create()
+    if source.crawl() is not None:
+        raise ConfigError(
+            f"{configured.instance}: a crawled source has no dry run; `monalia harvest "
+            f"{configured.instance} --limit N` harvests only N records"
+        )
+    state = SourceState() if options.restart else load_state(catalog, configured.instance)
+    state.since = options.since
+    counts = {"seen": 0, NEW: 0, CHANGED: 0, UNCHANGED: 0, "failed": 0}
+    failures: list[tuple[str, str]] = []
+    progress = progress or Progress(f"dry run {configured.instance}", unit="records", enabled=False)
+
+    def classify(records: list[Record]) -> None:
+        if not records:
+            return
+        with catalog.session() as session:
+            known = dict(
+                session.execute(
+                    select(RecordRow.source_id, RecordRow.content_hash).where(
+                        RecordRow.source == configured.instance,
+                        RecordRow.source_id.in_([r.source_id for r in records]),
+                    )
+                ).all()
+            )
+        for record in records:
+            stored = known.get(record.source_id)
+            change = (
+                NEW if stored is None else UNCHANGED if stored == record.content_hash() else CHANGED
+            )
+            counts[change] += 1
+
+    source.open()
+    try:
+        progress.set_total(source.estimate_total(state))
+        pending: list[Record] = []
+        for outcome in source.harvest(state):
+            counts["seen"] += len(outcome.records) or 1
+            progress.advance(len(outcome.records) or 1)
+            if outcome.error is not None:
+                counts["failed"] += 1
+                if len(failures) < 20:
+                    failures.append((outcome.item.key, outcome.error))
+            pending.extend(outcome.records)
+            if len(pending) >= 1000:
+                classify(pending)
+                pending = []
+            if options.limit is not None and counts["seen"] >= options.limit:
+                break
+        classify(pending)
+    finally:
+        source.close()
+        progress.close()
+    return {"source": configured.instance, "counts": counts, "failures": failures}

@@ -1,0 +1,226 @@
+"""The label stage: the project's classes through the thesaurus, every record labelled, a dataset.
+
+Subjects are read from the catalog in one streamed query, in record order, so memory holds the
+labels of the records and not the records themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+from sqlalchemy import func, select
+
+from monalia.api.labeler import ClassRequest, Labeler, Labeling, TargetClass
+from monalia.api.records import Subject
+from monalia.catalog import Catalog
+from monalia.catalog.models import RecordRow, SubjectRow
+from monalia.catalog.runs import DONE, RunInfo, RunTracker
+from monalia.errors import ConfigError
+from monalia.lib.progress import Progress
+from monalia.lib.thesaurus import Thesaurus, open_project_thesaurus
+from monalia.project import Project
+from monalia.stages.datasets import (
+    DatasetPlan,
+    dataset_folder,
+    export_dataset,
+    plan_dataset,
+    store_dataset,
+)
+
+PRESETS = ("monalia-40",)
+
+
+def preset_targets(name: str) -> list[str]:
+    """The class targets of a shipped preset: IRIs where known, labels otherwise."""
+    if name not in PRESETS:
+        raise ConfigError(f"[classes] preset {name!r} is unknown (presets: {', '.join(PRESETS)})")
+    text = (files("monalia.ontology") / "classes" / f"{name}.csv").read_text(encoding="utf-8")
+    return [row["uri"] or row["label"] for row in csv.DictReader(text.splitlines())]
+
+
+def class_request(project: Project) -> ClassRequest:
+    """The classes the project asks for, from ``[classes]`` (a preset, then its targets)."""
+    section = project.model.classes
+    targets = (preset_targets(section.preset) if section.preset else []) + list(section.targets)
+    if not targets:
+        raise ConfigError(
+            "the project file names no classes: set [classes] targets (IRIs or labels) "
+            'or preset = "monalia-40"'
+        )
+    return ClassRequest(tuple(targets), section.language, tuple(section.schemes))
+
+
+def record_sources(catalog: Catalog, wanted: list[str]) -> list[str]:
+    """The sources to label: those asked for (each must have records), else all of them."""
+    with catalog.session() as session:
+        available = list(
+            session.scalars(select(RecordRow.source).distinct().order_by(RecordRow.source))
+        )
+    for name in wanted:
+        if name not in available:
+            raise ConfigError(
+                f"[dataset] sources: the catalog holds no records of {name!r} "
+                f"(it has: {', '.join(available) or 'none'})"
+            )
+    return wanted or available
+
+
+def iter_record_subjects(
+    catalog: Catalog, sources: list[str], progress: Progress | None = None
+) -> Iterator[tuple[int, list[Subject]]]:
+    """(record id, subjects) for every record of `sources`, records without subjects included."""
+    with catalog.session() as session:
+        query = (
+            select(
+                RecordRow.id, SubjectRow.uri, SubjectRow.label, SubjectRow.lang, SubjectRow.field
+            )
+            .outerjoin(SubjectRow, SubjectRow.record_id == RecordRow.id)
+            .where(RecordRow.source.in_(sources))
+            .order_by(RecordRow.id, SubjectRow.position)
+            .execution_options(yield_per=10_000)
+        )
+        current: int | None = None
+        subjects: list[Subject] = []
+        for record_id, uri, label, lang, field in session.execute(query):
+            if record_id != current:
+                if current is not None:
+                    yield current, subjects
+                    if progress is not None:
+                        progress.advance(1)
+                current, subjects = record_id, []
+            if uri is not None or label is not None:
+                subjects.append(Subject(uri=uri, label=label, lang=lang, field=field))
+        if current is not None:
+            yield current, subjects
+            if progress is not None:
+                progress.advance(1)
+
+
+def count_records(catalog: Catalog, sources: list[str]) -> int:
+    with catalog.session() as session:
+        return session.scalar(select(func.count()).where(RecordRow.source.in_(sources))) or 0
+
+
+@dataclass
+class LabelOutcome:
+    """What a label run produced."""
+
+    run: RunInfo | None
+    classes: list[TargetClass]
+    labeling: Labeling
+    plan: DatasetPlan | None = None
+    dataset_id: int | None = None
+    created: bool = False
+    exported: list[Any] | None = None
+    warnings: list[str] | None = None
+
+
+def class_concepts(
+    labeler: Labeler, classes: list[TargetClass], thesaurus: Thesaurus, language: str | None
+) -> dict[str, dict[str, list[str]]]:
+    """What each class covers, as the dataset keeps it: class URI -> {concept URI: labels}.
+
+    The concepts are the labeler's (`Labeler.class_concepts`), else the thesaurus's expansion;
+    the labels are the concepts' labels in the project's language, lower-cased, as curation
+    matches a record's subject text against them.
+    """
+    from monalia.lib.thesaurus import language_matches
+
+    given = labeler.class_concepts() or {}
+    covered = {
+        target.uri: set(given.get(target.uri) or thesaurus.expand(target.uri)) | {target.uri}
+        for target in classes
+    }
+    wanted = set().union(*covered.values()) if covered else set()
+    labels: dict[str, set[str]] = {concept: set() for concept in wanted}
+    for entries in thesaurus.labels().values():
+        for entry in entries:
+            if entry.concept in labels and language_matches(entry.lang, language):
+                labels[entry.concept].add(entry.text.lower())
+    return {
+        uri: {concept: sorted(labels[concept]) for concept in sorted(concepts)}
+        for uri, concepts in covered.items()
+    }
+
+
+def prepare_labeler(project: Project, thesaurus: Thesaurus) -> tuple[Labeler, list[TargetClass]]:
+    if project.labeler is None:
+        raise ConfigError(
+            "the project file names no classes: set [classes] targets or preset (and optionally "
+            "a [labeler] table)"
+        )
+    labeler: Labeler = project.labeler.create()
+    classes = labeler.prepare(thesaurus, class_request(project))
+    return labeler, classes
+
+
+def label_records(
+    catalog: Catalog,
+    project: Project,
+    hooks=None,
+    progress: Progress | None = None,
+    build: bool = True,
+    on_thesaurus=None,
+) -> LabelOutcome:
+    """Label the catalog's records and, when `build` is set, store and export their dataset."""
+    section = project.model.dataset
+    sources = record_sources(catalog, section.sources)
+    settings = section.model_dump(mode="json", exclude={"name", "export"})
+    settings["sources"] = sources
+    thesaurus = open_project_thesaurus(project, progress=on_thesaurus)
+    try:
+        labeler, classes = prepare_labeler(project, thesaurus)
+        warnings = list(getattr(labeler, "warnings", []))
+        if not build:
+            labeling = labeler.label(classes, iter_record_subjects(catalog, sources, progress))
+            return LabelOutcome(None, classes, labeling, warnings=warnings)
+        run_settings = {
+            "dataset": settings,
+            "labeler": project.labeler.info.name,
+            "labeler_settings": labeler.describe_settings(),
+            "classes": [target.uri for target in classes],
+            "thesaurus": thesaurus.fingerprint(),
+        }
+        with RunTracker(
+            catalog, "label", project.labeler.info.name, section.name, run_settings, hooks
+        ) as tracker:
+            for warning in warnings:
+                tracker.event(warning, level="warning")
+            if progress is not None:
+                progress.set_total(count_records(catalog, sources))
+            labeling = labeler.label(classes, iter_record_subjects(catalog, sources, progress))
+            tracker.add(
+                seen=labeling.records_seen,
+                new=len(labeling.assignments),
+                unchanged=labeling.records_seen - len(labeling.assignments),
+            )
+            if labeling.unmatched:
+                tracker.event(
+                    f"{len(labeling.unmatched)} distinct subject labels "
+                    f"({sum(labeling.unmatched.values())} occurrences) matched no concept: "
+                    "`monalia label --unmatched` lists them",
+                    level="info",
+                )
+            plan = plan_dataset(catalog, labeling, settings, section.name)
+            concepts = class_concepts(
+                labeler, plan.classes, thesaurus, project.model.classes.language
+            )
+            row, created = store_dataset(catalog, plan, tracker.id, concepts)
+            exported = export_dataset(
+                catalog, row, dataset_folder(project.data_dir, row), section.export
+            )
+            message = (
+                f"dataset {row.name} {row.hash[:12]}: {plan.stats['images']} images, "
+                f"{len(plan.classes)} classes"
+                + ("" if created else " (unchanged: the same dataset already exists)")
+            )
+            info = tracker.finish(DONE, message)
+        return LabelOutcome(
+            info, classes, labeling, plan, row.id, created, exported, warnings=warnings
+        )
+    finally:
+        thesaurus.close()

@@ -1,0 +1,88 @@
+"""The publish stage: the catalog's records as RDF, one named graph per source, to a sink."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from monalia.catalog import Catalog
+from monalia.catalog.models import RecordRow
+from monalia.catalog.runs import (
+    DONE,
+    RunInfo,
+    RunTracker,
+)
+from monalia.lib.progress import Progress
+from monalia.lib.rdf import Triple, record_triples, records_graph_iri
+from monalia.project import PluginInstance
+
+PAGE = 1000
+
+
+def catalog_sources(catalog: Catalog) -> list[str]:
+    """The source instances that have records in the catalog."""
+    with catalog.session() as session:
+        return list(session.scalars(select(RecordRow.source).distinct().order_by(RecordRow.source)))
+
+
+def count_records(catalog: Catalog, sources: list[str]) -> int:
+    with catalog.session() as session:
+        return session.scalar(select(func.count()).where(RecordRow.source.in_(sources))) or 0
+
+
+def iter_record_triples(
+    catalog: Catalog, source: str, tracker: RunTracker | None = None
+) -> Iterator[Triple]:
+    """Every triple of one source's records, read a page at a time (memory stays flat)."""
+    last_id = 0
+    while True:
+        with catalog.session() as session:
+            rows = session.scalars(
+                select(RecordRow)
+                .where(RecordRow.source == source, RecordRow.id > last_id)
+                .order_by(RecordRow.id)
+                .limit(PAGE)
+                .options(selectinload(RecordRow.subjects), selectinload(RecordRow.images))
+            ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield from record_triples(row)
+        if tracker is not None:
+            tracker.add(seen=len(rows))
+        last_id = rows[-1].id
+
+
+def publish_records(
+    catalog: Catalog,
+    configured: PluginInstance,
+    sources: list[str] | None = None,
+    hooks=None,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Write the records of `sources` (default: all in the catalog) to one configured sink."""
+    sink = configured.create()
+    sources = sources or catalog_sources(catalog)
+    base_iri = configured.context.base_iri
+    settings = {"settings": sink.describe_settings(), "sources": sources}
+    progress = progress or Progress(f"publish to {configured.instance}", enabled=False)
+    with (
+        RunTracker(
+            catalog, "publish", configured.info.name, configured.instance, settings, hooks
+        ) as tracker,
+        progress,
+    ):
+        graphs = (
+            (records_graph_iri(base_iri, source), iter_record_triples(catalog, source, tracker))
+            for source in sources
+        )
+        written = sink.publish(graphs, progress=progress.advance)
+        if hooks is not None:
+            for graph, triples in written.items():
+                hooks.graph_published(sink=sink, graph=graph, triples=triples, run=tracker.info)
+        total = sum(written.values())
+        return tracker.finish(
+            DONE, f"{total:,} triples in {len(written)} graph(s) to {sink.location()}"
+        )

@@ -1,1 +1,0 @@
-"""Training library of the CNN trainer: networks, checkpoints, metrics (torch imported lazily)."""

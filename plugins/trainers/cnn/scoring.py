@@ -1,0 +1,146 @@
+"""Scoring many images with a trained model, a chunk at a time, loaders overlapping.
+
+Images are read the way the model was trained to see them (its card's input size, mean and
+std); each chunk's scores stay on the device until the chunk is done, so the GPU is never
+stalled by a copy per batch; the next chunk's loader workers start while the current chunk is
+scored, so a new chunk costs no start-up pause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from monalia.api.trainer import ChunkScores, LoadOptions, Predictor
+from monalia.builtins.trainers.cnn import data as data_module
+from monalia.builtins.trainers.cnn.engine import _logits, choose_precision
+
+T = TypeVar("T")
+
+
+class Scorer:
+    """A trained model ready to score image files."""
+
+    def __init__(
+        self,
+        model,
+        card: dict[str, Any],
+        device: torch.device,
+        batch_size: int = 64,
+        workers: int | None = None,
+        cache_dir: Path | None = None,
+        amp: str = "auto",
+    ):
+        self.model = model.eval()
+        self.device = device
+        self.batch_size = batch_size
+        self.workers = data_module.default_workers(device) if workers is None else workers
+        self.size = card["input"]["size"]
+        self.classes = len(card["classes"])
+        self.transform = data_module.eval_transform(self.size)
+        self.cache_dir = (
+            cache_dir / f"side-{data_module.cache_side(self.size)}" if cache_dir else None
+        )
+        channels_last = card.get("settings", {}).get("channels_last", True)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.normalize = data_module.Normalizer(
+            card["input"]["mean"], card["input"]["std"], device, channels_last
+        )
+        self.precision = choose_precision(device, amp)
+
+    def _batches(self, paths: Sequence[Path], keys: Sequence[str | None]):
+        dataset = data_module.ImageListDataset(
+            paths,
+            keys,
+            np.zeros((len(paths), 0), dtype=np.float32),
+            self.size,
+            self.transform,
+            self.cache_dir,
+        )
+        loader = data_module.make_loader(
+            dataset,
+            self.batch_size,
+            False,
+            min(self.workers, max(1, len(paths) // self.batch_size)) if self.workers else 0,
+            self.device.type == "cuda",
+            seed=0,
+        )
+        return iter(loader)  # starts the worker processes now
+
+    @torch.inference_mode()
+    def _score(self, batches, progress) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        scores, indices = [], []
+        unreadable: list[int] = []
+        for pixels, _targets, index, ok in batches:
+            if not bool(ok.all()):
+                unreadable.extend(int(i) for i in index[~ok])
+                pixels, index = pixels[ok], index[ok]
+            if len(pixels):
+                with self.precision.autocast(self.device):
+                    logits, _ = _logits(self.model(self.normalize(pixels)))
+                scores.append(torch.sigmoid(logits.float()))
+                indices.append(index)
+            if progress is not None:
+                progress.advance(len(ok))
+        if not scores:
+            return np.zeros((0, self.classes), np.float32), np.zeros(0, int), unreadable
+        return (
+            torch.cat(scores).cpu().numpy(),
+            torch.cat(indices).numpy(),
+            unreadable,
+        )
+
+    def score_chunks(
+        self,
+        chunks: Iterable[tuple[Sequence[T], Sequence[Path], Sequence[str | None]]],
+        progress=None,
+    ) -> Iterator[ChunkScores[T]]:
+        """Score (items, paths, cache keys) chunks in order, one chunk's loader ahead."""
+        pending = None
+        for items, paths, keys in chunks:
+            started = (items, self._batches(paths, keys))
+            if pending is not None:
+                yield self._finish(pending, progress)
+            pending = started
+        if pending is not None:
+            yield self._finish(pending, progress)
+
+    def _finish(self, pending, progress) -> ChunkScores:
+        items, batches = pending
+        scores, indices, unreadable = self._score(batches, progress)
+        return ChunkScores(items, scores, indices, unreadable)
+
+
+class CnnPredictor(Predictor):
+    """A trained CNN behind the plugin API: batches of decoded images, or image files read by
+    loader processes (`Scorer`), one chunk's loader ahead."""
+
+    def __init__(self, model, card: dict[str, Any], device: torch.device, options: LoadOptions):
+        super().__init__(
+            [entry["uri"] for entry in card["classes"]],
+            card["input"]["size"],
+            card["input"]["mean"],
+            card["input"]["std"],
+            str(device),
+            options.batch_size,
+            options.cache_dir,
+        )
+        self.scorer = Scorer(
+            model, card, device, options.batch_size, options.workers, options.cache_dir
+        )
+
+    @torch.inference_mode()
+    def score_batch(self, pixels: np.ndarray) -> np.ndarray:
+        scorer = self.scorer
+        batch = torch.from_numpy(np.ascontiguousarray(pixels))
+        with scorer.precision.autocast(scorer.device):
+            logits, _ = _logits(scorer.model(scorer.normalize(batch)))
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+    def score_chunks(self, chunks, progress=None) -> Iterator[ChunkScores]:
+        return self.scorer.score_chunks(chunks, progress)

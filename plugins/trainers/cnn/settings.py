@@ -1,0 +1,63 @@
+"""Settings of the CNN trainer, importable without torch (the project file is checked early)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from monalia.api.plugin import PluginSettings
+from monalia.lib.backbones import BACKBONES, OFFLINE_BACKBONE
+
+# Settings that change how fast a training runs, not what it learns.
+RUNTIME_SETTINGS = ("device", "workers", "cache")
+
+
+class CnnSettings(PluginSettings):
+    """Settings of the CNN trainer; the defaults are MonaLIA's (Adam, lr 0.001 ×0.1 every 4
+    epochs, 20 epochs, dropout 0.5) on the offline backbone."""
+
+    backbone: str = OFFLINE_BACKBONE
+    # "imagenet" (the package's or torch's cached weights), a state-dict path, or "none"
+    weights: str = "imagenet"
+    input_size: int | None = Field(default=None, ge=32)  # default: the backbone's own
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=0.001, gt=0)
+    lr_step: int = Field(default=4, ge=1)  # epochs between learning-rate decays
+    lr_gamma: float = Field(default=0.1, gt=0, le=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    dropout: float = Field(default=0.5, ge=0, lt=1)
+    loss: Literal["bce", "focal"] = "bce"
+    focal_gamma: float = Field(default=2.0, ge=0)
+    focal_alpha: float = -1.0  # < 0: no class balancing (RetinaNet used 0.25)
+    # "none", "auto" (negatives/positives per class, at most pos_weight_max), or per class URI
+    pos_weight: Literal["none", "auto"] | dict[str, float] = "none"
+    pos_weight_max: float = Field(default=10.0, gt=0)
+    freeze_backbone: bool = False  # train the head only
+    patience: int = Field(default=5, ge=0)  # epochs without a better val mAP; 0: never stop early
+    min_delta: float = Field(default=0.001, ge=0)
+    beta: float = Field(default=1.0, gt=0)  # thresholds maximise F-beta on validation
+    seed: int = 0
+    device: str = "auto"  # auto: CUDA when there is one
+    workers: int | None = Field(default=None, ge=0)  # loader processes; default by device
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # CUDA only
+    channels_last: bool = True  # NHWC memory layout (faster on CUDA and on the CPU)
+    augment: bool = True
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    flip: bool = True
+    rotation: float = Field(default=5.0, ge=0, le=45)
+    color_jitter: float = Field(default=0.2, ge=0, le=1)
+    grayscale: float = Field(default=0.1, ge=0, le=1)
+    cache: bool = True  # keep resized copies of the images
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, value: str) -> str:
+        if value not in BACKBONES:
+            raise ValueError(f"unknown backbone {value!r}: one of {', '.join(BACKBONES)}")
+        return value
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide what is learnt (not where or how fast)."""
+        return self.model_dump(mode="json", exclude=set(RUNTIME_SETTINGS))

@@ -1,0 +1,293 @@
+"""Trainer: a linear probe, one logistic regression per class on a frozen ImageNet backbone.
+
+Every image goes through the backbone once; its pooled features train one regularised logistic
+regression per class (scikit-learn). Thresholds are chosen on validation to maximise F-beta and
+the metrics are measured on test, as the CNN trainer does. Seconds on a CPU for a few thousand
+images: a quick baseline, and a model that scores like any other through `Trainer.load`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from monalia import hookimpl
+from monalia.api.plugin import PluginSettings
+from monalia.api.trainer import (
+    DatasetSpec,
+    LoadOptions,
+    Predictor,
+    Sample,
+    TrainedModel,
+    Trainer,
+    TrainOptions,
+    read_model_card,
+)
+from monalia.errors import MonaliaError
+
+WEIGHTS = "probe.npz"
+# A class with only positives (or only negatives) among the training images gets a constant
+# score: its share of positives, kept away from 0 and 1.
+CONSTANT_SCORE_LIMITS = (0.01, 0.99)
+
+
+class LinearProbeSettings(PluginSettings):
+    backbone: str = "efficientnet_lite0"  # see `monalia.lib.backbones.BACKBONES`
+    weights: str = "imagenet"  # the backbone's ImageNet weights, or a path to a state dict
+    regularization: float = Field(1.0, gt=0)  # inverse strength (scikit-learn's C)
+    max_iterations: int = Field(1000, ge=10)
+    beta: float = Field(1.0, gt=0)  # thresholds maximise F-beta on validation
+    batch_size: int = Field(32, ge=1)
+    device: str = "auto"
+
+
+class FeatureReader:
+    """A frozen backbone turning decoded images into pooled feature vectors."""
+
+    def __init__(self, backbone: str, weights: str | Path | None, device: str):
+        import torch
+
+        from monalia.lib.backbones import backbone_spec, feature_extractor
+        from monalia.lib.devices import resolve_device
+
+        self.spec = backbone_spec(backbone)
+        self.device = resolve_device(device)
+        self.model, self.dimensions = feature_extractor(backbone, weights)
+        self.model.to(self.device).eval()
+        self.mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1) * 255
+
+    def features(self, pixels: np.ndarray) -> np.ndarray:
+        """Features of decoded images: uint8 (N, 3, S, S) in, float32 (N, dimensions) out."""
+        import torch
+
+        with torch.inference_mode():
+            batch = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device).float()
+            output = self.model((batch - self.mean) / self.std)
+            if isinstance(output, tuple):  # inception_v3 in training mode; not in eval
+                output = output[0]
+        return output.float().cpu().numpy()
+
+    def read(
+        self, samples: Sequence[Sample], batch_size: int, cache_dir: Path | None, progress=None
+    ) -> tuple[np.ndarray, list[int], list[int]]:
+        """Features of the readable samples, their positions, and the positions not readable."""
+        from monalia.lib.image_decode import decode_for_model
+
+        rows, kept, unreadable = [], [], []
+        for start in range(0, len(samples), batch_size):
+            pixels = []
+            for index in range(start, min(start + batch_size, len(samples))):
+                sample = samples[index]
+                try:
+                    pixels.append(
+                        decode_for_model(sample.path, self.spec.input_size, sample.key, cache_dir)
+                    )
+                    kept.append(index)
+                except Exception:  # reported on the model card, left out of training
+                    unreadable.append(index)
+            if pixels:
+                rows.append(self.features(np.stack(pixels)))
+            if progress is not None:
+                progress.advance(min(batch_size, len(samples) - start))
+        features = np.concatenate(rows) if rows else np.zeros((0, self.dimensions), np.float32)
+        return features, kept, unreadable
+
+
+def _targets(samples: Sequence[Sample], kept: list[int], uris: list[str]) -> np.ndarray:
+    column = {uri: k for k, uri in enumerate(uris)}
+    targets = np.zeros((len(kept), len(uris)), dtype=np.float32)
+    for row, index in enumerate(kept):
+        for uri in samples[index].labels:
+            if uri in column:
+                targets[row, column[uri]] = 1
+    return targets
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(values, -60, 60)))
+
+
+class LinearProbePredictor(Predictor):
+    """Backbone features, then one logistic regression per class."""
+
+    def __init__(self, card: dict[str, Any], reader: FeatureReader, weights: Any, options):
+        super().__init__(
+            [entry["uri"] for entry in card["classes"]],
+            card["input"]["size"],
+            card["input"]["mean"],
+            card["input"]["std"],
+            str(reader.device),
+            options.batch_size,
+            options.cache_dir,
+        )
+        self.reader = reader
+        self.coefficients = np.asarray(weights["coefficients"], dtype=np.float32)
+        self.intercepts = np.asarray(weights["intercepts"], dtype=np.float32)
+
+    def score_batch(self, pixels: np.ndarray) -> np.ndarray:
+        features = self.reader.features(pixels)
+        return _sigmoid(features @ self.coefficients.T + self.intercepts).astype(np.float32)
+
+
+class LinearProbeTrainer(Trainer):
+    """Logistic regression per class on frozen ImageNet features: seconds on a CPU."""
+
+    name = "linear-probe"
+    Settings = LinearProbeSettings
+
+    def _weights(self, weights: str | None = None) -> str | Path | None:
+        """The backbone's weights: "imagenet", None for "none" (random, for tests), or a path."""
+        weights = weights or self.settings.weights
+        if weights == "none":
+            return None
+        return weights if weights == "imagenet" else self.context.path(weights)
+
+    def fit(self, dataset: DatasetSpec, output_dir: Path, options: TrainOptions) -> TrainedModel:
+        from sklearn.linear_model import LogisticRegression
+
+        from monalia.lib.metrics import (
+            evaluate_scores,
+            json_safe,
+            pick_curation_thresholds,
+            pick_thresholds,
+        )
+
+        settings: LinearProbeSettings = self.settings  # type: ignore[assignment]
+        reader = FeatureReader(
+            settings.backbone, self._weights(), options.device or settings.device
+        )
+        uris = [entry["uri"] for entry in dataset.classes]
+        cache_dir = options.cache_dir
+        split_data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        unreadable: list[str] = []
+        for split, samples in dataset.splits.items():
+            if not samples:
+                continue
+            label = f"features {split}"
+            if options.progress is not None:
+                with options.progress(label, len(samples), "images") as progress:
+                    features, kept, bad = reader.read(
+                        samples, settings.batch_size, cache_dir, progress
+                    )
+            else:
+                features, kept, bad = reader.read(samples, settings.batch_size, cache_dir)
+            unreadable.extend(str(samples[index].path) for index in bad)
+            split_data[split] = (features, _targets(samples, kept, uris))
+            options.say(f"{split}: {len(kept)} images read, {reader.dimensions} features each")
+        if "train" not in split_data or not len(split_data["train"][0]):
+            raise MonaliaError(f"dataset {dataset.name} has no readable training image")
+        features, targets = split_data["train"]
+        # features on one scale: the regularisation then means the same for every backbone
+        mean = features.mean(axis=0)
+        scale = features.std(axis=0) + 1e-6
+        standardized = (features - mean) / scale
+        coefficients = np.zeros((len(uris), features.shape[1]), dtype=np.float32)
+        intercepts = np.zeros(len(uris), dtype=np.float32)
+        for column in range(len(uris)):
+            truth = targets[:, column]
+            if 0 < truth.sum() < len(truth):
+                model = LogisticRegression(
+                    C=settings.regularization, max_iter=settings.max_iterations
+                )
+                model.fit(standardized, truth)
+                coefficients[column] = model.coef_[0]
+                intercepts[column] = model.intercept_[0]
+            else:
+                share = float(np.clip(truth.mean(), *CONSTANT_SCORE_LIMITS))
+                intercepts[column] = math.log(share / (1 - share))
+        # fold the standardisation into the weights: scores need only the raw features
+        folded = (coefficients / scale).astype(np.float32)
+        folded_intercepts = (intercepts - folded @ mean).astype(np.float32)
+
+        def scores_of(split: str) -> tuple[np.ndarray, np.ndarray]:
+            split_features, split_targets = split_data[split]
+            return split_targets, _sigmoid(split_features @ folded.T + folded_intercepts)
+
+        metrics: dict[str, Any] = {}
+        thresholds = np.full(len(uris), 0.5)
+        if "val" in split_data and len(split_data["val"][0]):
+            val_targets, val_scores = scores_of("val")
+            thresholds = pick_thresholds(val_targets, val_scores, settings.beta)
+            _, metrics["val"] = evaluate_scores(val_targets, val_scores, thresholds)
+            metrics["curation"] = dict(
+                zip(
+                    uris,
+                    pick_curation_thresholds(val_targets, val_scores, thresholds),
+                    strict=True,
+                )
+            )
+        evaluated = next(
+            (
+                split
+                for split in ("test", "val")
+                if split in split_data and len(split_data[split][0])
+            ),
+            None,
+        )
+        if evaluated:
+            eval_targets, eval_scores = scores_of(evaluated)
+            per_class, metrics[evaluated] = evaluate_scores(eval_targets, eval_scores, thresholds)
+            metrics["evaluated_on"] = evaluated
+            metrics["per_class"] = {
+                uri: entry.as_dict() for uri, entry in zip(uris, per_class, strict=True)
+            }
+        weights_path = output_dir / WEIGHTS
+        np.savez(weights_path, coefficients=folded, intercepts=folded_intercepts)
+        return TrainedModel(
+            weights=weights_path,
+            thresholds={uri: float(value) for uri, value in zip(uris, thresholds, strict=True)},
+            metrics=json_safe(metrics),
+            backbone=settings.backbone,
+            extra={
+                "input": {
+                    "size": reader.spec.input_size,
+                    "mean": list(reader.spec.mean),
+                    "std": list(reader.spec.std),
+                },
+                "features": reader.dimensions,
+                "images": {split: len(data[0]) for split, data in split_data.items()},
+                "unreadable": sorted(unreadable),
+                "beta": settings.beta,
+            },
+        )
+
+    def load(self, folder: Path, options: LoadOptions) -> Predictor:
+        from monalia.lib.hashing import file_sha256
+
+        card = read_model_card(folder)
+        path = folder / card["weights"]
+        if not path.is_file():
+            raise MonaliaError(f"the weights of model {card.get('name')} are missing: {path}")
+        if card.get("weights_sha256") and file_sha256(path) != card["weights_sha256"]:
+            raise MonaliaError(
+                f"{path} is not the file its model card describes (SHA-256 differs): "
+                "retrain the model or restore its weights"
+            )
+        weights = self._weights(card.get("settings", {}).get("weights", "imagenet"))
+        reader = FeatureReader(card["backbone"], weights, options.device)
+        with np.load(path) as stored:
+            return LinearProbePredictor(card, reader, dict(stored), options)
+
+    def library_versions(self) -> dict[str, str]:
+        import platform
+
+        import sklearn
+        import torch
+
+        return {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+        }
+
+
+@hookimpl
+def register_trainers():
+    return [LinearProbeTrainer]

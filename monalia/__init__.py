@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-__version__ = "0.1.0"
+from monalia.version import __version__
 
 hookimpl = pluggy.HookimplMarker("monalia")
 """Decorator that marks a function of a plugin module as an implementation of a monalia hook."""

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+REAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"  # see fixtures/PROVENANCE.md
 POSTGRES_URL = os.environ.get(
     "MONALIA_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -78,10 +78,9 @@ def sqlite_url(tmp_path):
 
 
 @pytest.fixture
-def shared_fixtures() -> Path:
-    if not SHARED_FIXTURES.is_dir():
-        pytest.skip(f"the shared fixtures are not beside the project ({SHARED_FIXTURES} is absent)")
-    return SHARED_FIXTURES
+def real_fixtures() -> Path:
+    """The folder of real public data the tests read (tests/fixtures, with its provenance)."""
+    return REAL_FIXTURES
 
 
 def write_jsonl(path: Path, records: list[dict | str]) -> Path:

@@ -10,12 +10,12 @@ from monalia.errors import RecordError
 from monalia.lib import iiif
 
 
-def load(shared_fixtures, name):
-    return json.loads((shared_fixtures / "iiif" / name).read_text(encoding="utf-8"))
+def load(real_fixtures, name):
+    return json.loads((real_fixtures / "iiif" / name).read_text(encoding="utf-8"))
 
 
-def test_a_v2_museum_manifest_gives_its_label_metadata_and_image_services(shared_fixtures):
-    doc = load(shared_fixtures, "v2/mirador_v2_299843.json")
+def test_a_v2_museum_manifest_gives_its_label_metadata_and_image_services(real_fixtures):
+    doc = load(real_fixtures, "v2/mirador_v2_299843.json")
     [record] = iiif.to_records(doc, languages=("en",))
     assert record.source_id == "https://iiif.harvardartmuseums.org/manifests/object/299843"
     assert record.title == "Self-Portrait Dedicated to Paul Gauguin"
@@ -30,16 +30,16 @@ def test_a_v2_museum_manifest_gives_its_label_metadata_and_image_services(shared
     assert record.raw == doc
 
 
-def test_v2_license_and_attribution(shared_fixtures):
-    doc = load(shared_fixtures, "v2/mirador_v2_BibliographicResource_3000126341277.json")
+def test_v2_license_and_attribution(real_fixtures):
+    doc = load(real_fixtures, "v2/mirador_v2_BibliographicResource_3000126341277.json")
     [record] = iiif.to_records(doc)
     assert record.rights == "http://creativecommons.org/publicdomain/mark/1.0/"
     assert "National Library of Finland" in record.institution
     assert all(image.iiif_service for image in record.images)
 
 
-def test_v3_language_maps_pick_the_preferred_language(shared_fixtures):
-    doc = load(shared_fixtures, "v3/cookbook_0006-text-language_manifest.json")
+def test_v3_language_maps_pick_the_preferred_language(real_fixtures):
+    doc = load(real_fixtures, "v3/cookbook_0006-text-language_manifest.json")
     doc["id"] = "https://example.org/manifest"
     [english] = iiif.to_records(doc, languages=("en",))
     [french] = iiif.to_records(doc, languages=("fr",))
@@ -49,12 +49,12 @@ def test_v3_language_maps_pick_the_preferred_language(shared_fixtures):
     assert {(s.lang, s.field) for s in english.subjects} >= {("en", "Subject"), ("fr", "Subject")}
 
 
-def test_v3_rights_choice_and_service(shared_fixtures):
-    rights = load(shared_fixtures, "v3/cookbook_0008-rights_manifest.json")
+def test_v3_rights_choice_and_service(real_fixtures):
+    rights = load(real_fixtures, "v3/cookbook_0008-rights_manifest.json")
     rights["id"] = "https://example.org/rights"
     [record] = iiif.to_records(rights)
     assert record.rights == "http://creativecommons.org/licenses/by-sa/3.0/"
-    choice = load(shared_fixtures, "v3/cookbook_0033-choice_manifest.json")
+    choice = load(real_fixtures, "v3/cookbook_0033-choice_manifest.json")
     choice["id"] = "https://example.org/choice"
     [record] = iiif.to_records(choice)
     # a choice body gives its first option (natural light), with that option's service
@@ -63,8 +63,8 @@ def test_v3_rights_choice_and_service(shared_fixtures):
     ]
 
 
-def test_one_record_per_canvas_where_configured(shared_fixtures):
-    doc = load(shared_fixtures, "v3/cookbook_0009-book-1_manifest.json")
+def test_one_record_per_canvas_where_configured(real_fixtures):
+    doc = load(real_fixtures, "v3/cookbook_0009-book-1_manifest.json")
     doc = json.loads(
         json.dumps(doc)
         .replace("{{ id.url }}", "https://example.org/book/manifest.json")
@@ -77,20 +77,20 @@ def test_one_record_per_canvas_where_configured(shared_fixtures):
     assert all(len(r.images) == 1 and r.images[0].is_main for r in records)
 
 
-def test_collections_list_their_members(shared_fixtures):
-    v2 = load(shared_fixtures, "v2/mirador_v2_collection.json")
+def test_collections_list_their_members(real_fixtures):
+    v2 = load(real_fixtures, "v2/mirador_v2_collection.json")
     collections, manifests = iiif.members(v2)
     assert collections == [] and len(manifests) == len(v2["manifests"])
-    v3 = load(shared_fixtures, "v3/cookbook_0032-collection_collection.json")
+    v3 = load(real_fixtures, "v3/cookbook_0032-collection_collection.json")
     assert iiif.members(v3) == (
         [],
         ["{{ id.path }}/manifest-01.json", "{{ id.path }}/manifest-02.json"],
     )
 
 
-def test_every_shared_manifest_reads_without_error(shared_fixtures):
+def test_every_shared_manifest_reads_without_error(real_fixtures):
     read = 0
-    for path in sorted((shared_fixtures / "iiif").glob("v*/*.json")):
+    for path in sorted((real_fixtures / "iiif").glob("v*/*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         if iiif.document_type(doc) == "Manifest":
             records = iiif.to_records(doc)
@@ -130,8 +130,8 @@ def test_what_is_not_a_manifest_is_a_record_error(doc, message):
         iiif.to_records(doc)
 
 
-def test_size_negotiation_from_info_json(shared_fixtures):
-    info = load(shared_fixtures, "image_info/metis_iiif_info_v2.json")
+def test_size_negotiation_from_info_json(real_fixtures):
+    info = load(real_fixtures, "image_info/metis_iiif_info_v2.json")
     # 3710x3088 in a 512 box is 512x426: the smallest listed size covering it is 928 wide
     assert iiif.size_from_info(info, 512, 512).endswith("/full/928,/0/default.jpg")
     assert iiif.size_from_info(info, 8000, 8000).endswith("/full/3710,/0/default.jpg")

@@ -352,13 +352,13 @@ def test_run_chains_harvest_and_label(labelled_project, cli):
     assert stages == ["harvest", "harvest", "label"]
 
 
-def test_the_monalia_40_preset_holds_monalias_classes(shared_fixtures):
+def test_the_monalia_40_preset_holds_monalias_classes(real_fixtures):
     from monalia.stages.label import preset_targets
 
     published = {
         row["prefLabel_fr"]: row["concept_uri"]
         for row in csv.DictReader(
-            (shared_fixtures / "thesaurus" / "joconde_REPR_T523_concepts_from_monalia.csv").open(
+            (real_fixtures / "thesaurus" / "joconde_REPR_T523_concepts_from_monalia.csv").open(
                 encoding="utf-8"
             )
         )

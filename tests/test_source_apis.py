@@ -29,10 +29,10 @@ KEY = "k3y-not-to-leak"
 # -- Europeana --------------------------------------------------------------------------------------
 
 
-def europeana_items(shared_fixtures, copies: int = 3) -> list[dict]:
+def europeana_items(real_fixtures, copies: int = 3) -> list[dict]:
     """The real page's items, repeated with distinct ids to make several pages."""
     page = json.loads(
-        (shared_fixtures / "europeana" / "openverse_europeana_search_cursor_page.json").read_text()
+        (real_fixtures / "europeana" / "openverse_europeana_search_cursor_page.json").read_text()
     )
     items = []
     for n in range(copies):
@@ -70,10 +70,10 @@ def europeana_handler(items: list[dict], rows_seen: list):
 
 
 def test_europeana_cursor_paging_to_the_end_with_failures_on_the_way(
-    tmp_path, shared_fixtures, monkeypatch
+    tmp_path, real_fixtures, monkeypatch
 ):
     monkeypatch.setenv("EUROPEANA_API_KEY", KEY)
-    items = europeana_items(shared_fixtures)
+    items = europeana_items(real_fixtures)
     seen: list = []
     with ApiServer(europeana_handler(items, seen)) as server:
         server.fail_next(
@@ -116,10 +116,10 @@ def test_europeana_cursor_paging_to_the_end_with_failures_on_the_way(
     assert row.raw["link"].endswith("wskey=***") and "utm_campaign" not in row.landing_page
 
 
-def test_europeana_bookmark_asks_only_for_updates(tmp_path, shared_fixtures, monkeypatch):
+def test_europeana_bookmark_asks_only_for_updates(tmp_path, real_fixtures, monkeypatch):
     monkeypatch.setenv("EUROPEANA_API_KEY", KEY)
     seen: list = []
-    with ApiServer(europeana_handler(europeana_items(shared_fixtures, 1), seen)) as server:
+    with ApiServer(europeana_handler(europeana_items(real_fixtures, 1), seen)) as server:
         catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
         configured = configure(
             EuropeanaSource, {"endpoint": server.url + "/s", "http": FAST}, tmp_path
@@ -129,11 +129,11 @@ def test_europeana_bookmark_asks_only_for_updates(tmp_path, shared_fixtures, mon
         server.seen.clear()
         harvest(catalog, configured)
     qfs = [v for k, v in server.seen[-1].params if k == "qf"]
-    newest = max(item["timestamp_update"] for item in europeana_items(shared_fixtures, 1))
+    newest = max(item["timestamp_update"] for item in europeana_items(real_fixtures, 1))
     assert f"timestamp_update:[{newest} TO *]" in qfs
 
 
-def test_europeana_refused_key_is_one_clear_error(tmp_path, shared_fixtures, monkeypatch):
+def test_europeana_refused_key_is_one_clear_error(tmp_path, real_fixtures, monkeypatch):
     monkeypatch.setenv("EUROPEANA_API_KEY", "wrong")
     with ApiServer(europeana_handler([], [])) as server:
         catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
@@ -155,15 +155,15 @@ def test_europeana_missing_key_names_the_variable(tmp_path, monkeypatch):
 # -- Cleveland ------------------------------------------------------------------------------------------
 
 
-def cleveland_artworks(shared_fixtures) -> list[dict]:
+def cleveland_artworks(real_fixtures) -> list[dict]:
     page = json.loads(
-        (shared_fixtures / "cleveland" / "openverse_cma_api_page_subset.json").read_text()
+        (real_fixtures / "cleveland" / "openverse_cma_api_page_subset.json").read_text()
     )
     return page["data"]
 
 
-def test_cleveland_api_skip_limit_paging_with_failures(tmp_path, shared_fixtures):
-    artworks = cleveland_artworks(shared_fixtures)
+def test_cleveland_api_skip_limit_paging_with_failures(tmp_path, real_fixtures):
+    artworks = cleveland_artworks(real_fixtures)
     with_image = [a for a in artworks if a.get("images")]
 
     def handle(path, params):
@@ -257,8 +257,8 @@ def write_cleveland_csv(path, artworks: list[dict], rows: int) -> None:
         handle.write('999,"unterminated,\n')
 
 
-def test_cleveland_csv_streamed_with_mapped_columns(tmp_path, shared_fixtures):
-    artworks = cleveland_artworks(shared_fixtures)
+def test_cleveland_csv_streamed_with_mapped_columns(tmp_path, real_fixtures):
+    artworks = cleveland_artworks(real_fixtures)
     write_cleveland_csv(tmp_path / "data.csv", artworks, 60)
     result = check_source_contract(
         ClevelandCsvSource,
@@ -275,8 +275,8 @@ def test_cleveland_csv_streamed_with_mapped_columns(tmp_path, shared_fixtures):
     assert row.images[0].url.endswith("_web.jpg") and row.raw["image_full"].endswith("_full.tif")
 
 
-def test_cleveland_csv_unknown_mapping_is_a_clear_error(tmp_path, shared_fixtures):
-    write_cleveland_csv(tmp_path / "data.csv", cleveland_artworks(shared_fixtures), 1)
+def test_cleveland_csv_unknown_mapping_is_a_clear_error(tmp_path, real_fixtures):
+    write_cleveland_csv(tmp_path / "data.csv", cleveland_artworks(real_fixtures), 1)
     catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
     configured = configure(
         ClevelandCsvSource, {"path": "data.csv", "columns": {"title": "name"}}, tmp_path
@@ -290,8 +290,8 @@ def test_cleveland_csv_unknown_mapping_is_a_clear_error(tmp_path, shared_fixture
 # -- Smithsonian -------------------------------------------------------------------------------------------
 
 
-def test_smithsonian_cidoc_crm_over_sparql(tmp_path, shared_fixtures, oxigraph):
-    oxigraph.load((shared_fixtures / "smithsonian" / "saam_lod_cidoc_crm_subset.nt").read_bytes())
+def test_smithsonian_cidoc_crm_over_sparql(tmp_path, real_fixtures, oxigraph):
+    oxigraph.load((real_fixtures / "smithsonian" / "saam_lod_cidoc_crm_subset.nt").read_bytes())
     result = check_source_contract(
         SmithsonianSource,
         {"endpoint": oxigraph.query_url, "page_size": 7},

@@ -130,10 +130,10 @@ def serve_shared(server: IiifServer, shared: Path) -> dict[str, str]:
 
 
 def test_real_v2_and_v3_collections_and_manifests_are_harvested(
-    shared_fixtures, tmp_path, catalog_url, cli
+    real_fixtures, tmp_path, catalog_url, cli
 ):
     with IiifServer() as server:
-        local = serve_shared(server, shared_fixtures)
+        local = serve_shared(server, real_fixtures)
         project = project_file(tmp_path, catalog_url, f"{server.url}/top.json")
         result = cli("harvest", project=project)
         assert result.exit_code == 0, result.output

@@ -56,8 +56,8 @@ def test_repr_nested_terms_become_single_terms():
 # -- the Ministry's text format ---------------------------------------------------------------------
 
 
-def test_real_ministry_file_is_harvested_with_its_fields(tmp_path, shared_fixtures):
-    path = shared_fixtures / "joconde" / "pop_joconde-valid-UTF-8.txt"
+def test_real_ministry_file_is_harvested_with_its_fields(tmp_path, real_fixtures):
+    path = real_fixtures / "joconde" / "pop_joconde-valid-UTF-8.txt"
     expected = path.read_bytes().count(b"\r\n//\r\n") + path.read_bytes().endswith(b"//")
     result = check_source_contract(
         JocondeTextSource, {"path": str(path)}, tmp_path, min_records=expected, expect_failed=0
@@ -245,8 +245,8 @@ def test_open_data_csv_column_mapping_is_checked(tmp_path):
 # -- JocondeLab over SPARQL ----------------------------------------------------------------------------
 
 
-def monalia_classes(shared_fixtures) -> list[tuple[str, str]]:
-    path = shared_fixtures / "thesaurus" / "joconde_REPR_T523_concepts_from_monalia.csv"
+def monalia_classes(real_fixtures) -> list[tuple[str, str]]:
+    path = real_fixtures / "thesaurus" / "joconde_REPR_T523_concepts_from_monalia.csv"
     with path.open(encoding="utf-8") as handle:
         # two classes (de face, de profil) have no T523 URI in MonaLIA's table
         return [
@@ -256,10 +256,10 @@ def monalia_classes(shared_fixtures) -> list[tuple[str, str]]:
         ]
 
 
-def jocondelab_turtle(shared_fixtures) -> tuple[str, dict[str, dict]]:
+def jocondelab_turtle(real_fixtures) -> tuple[str, dict[str, dict]]:
     """JocondeLab-shaped Turtle for MonaLIA's real result rows, with real T523 terms."""
-    classes = monalia_classes(shared_fixtures)
-    path = shared_fixtures / "joconde" / "monalia_notebook_sparql_result_rows.csv"
+    classes = monalia_classes(real_fixtures)
+    path = real_fixtures / "joconde" / "monalia_notebook_sparql_result_rows.csv"
     with path.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     lines = [
@@ -299,8 +299,8 @@ def jocondelab_turtle(shared_fixtures) -> tuple[str, dict[str, dict]]:
     return "\n".join(lines) + "\n", expected
 
 
-def test_jocondelab_notices_over_sparql(tmp_path, shared_fixtures, oxigraph):
-    turtle, expected = jocondelab_turtle(shared_fixtures)
+def test_jocondelab_notices_over_sparql(tmp_path, real_fixtures, oxigraph):
+    turtle, expected = jocondelab_turtle(real_fixtures)
     oxigraph.load(turtle, "text/turtle")
     settings = {"endpoint": oxigraph.query_url, "page_size": 10}
     result = check_source_contract(
@@ -317,8 +317,8 @@ def test_jocondelab_notices_over_sparql(tmp_path, shared_fixtures, oxigraph):
         assert [s.label for s in row.subjects if s.field == "REPR_text"] == want["repr"]
 
 
-def test_jocondelab_domain_filter_is_bound_not_formatted(tmp_path, shared_fixtures, oxigraph):
-    turtle, expected = jocondelab_turtle(shared_fixtures)
+def test_jocondelab_domain_filter_is_bound_not_formatted(tmp_path, real_fixtures, oxigraph):
+    turtle, expected = jocondelab_turtle(real_fixtures)
     oxigraph.load(turtle, "text/turtle")
     from monalia.catalog import Catalog
 

@@ -124,8 +124,8 @@ def test_expansion_equals_the_sparql_property_path_of_an_independent_engine(stor
     assert RIDER not in store.expand(HORSE, related=True)
 
 
-def test_the_shared_iconclass_sample_expands_like_monalias_query(shared_fixtures):
-    path = shared_fixtures / "thesaurus" / "iconclass.skos.nt"
+def test_the_shared_iconclass_sample_expands_like_monalias_query(real_fixtures):
+    path = real_fixtures / "thesaurus" / "iconclass.skos.nt"
     graph = rdflib.Graph().parse(path)
     query = """PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
     SELECT DISTINCT ?c WHERE { { ?top skos:narrower* ?c } UNION { ?top skos:related/skos:narrower* ?c } }"""
@@ -144,8 +144,8 @@ def test_the_shared_iconclass_sample_expands_like_monalias_query(shared_fixtures
             assert store.expand(top, related=True) == expected, top
 
 
-def test_the_shared_ginco_sample_loads_with_mixed_language_tags(shared_fixtures):
-    path = shared_fixtures / "thesaurus" / "ginco_T69_concept_associations.rdf"
+def test_the_shared_ginco_sample_loads_with_mixed_language_tags(real_fixtures):
+    path = real_fixtures / "thesaurus" / "ginco_T69_concept_associations.rdf"
     with Thesaurus() as store:
         result = store.load(path)
         assert result.concepts >= 20

@@ -95,7 +95,8 @@ def test_fine_tuning_the_offline_backbone_beats_chance_by_far(drawn, tmp_path):
 
 def test_the_plugin_writes_a_card_that_rebuilds_the_model(drawn, tmp_path):
     from monalia.builtins.trainers.cnn import CnnTrainer
-    from monalia.builtins.trainers.cnn.evaluation import evaluate_model, score_samples
+    from monalia.builtins.trainers.cnn.evaluation import score_samples
+    from monalia.lib.evaluation import evaluate_model
 
     spec = spec_from(drawn[:60])
     trainer = CnnTrainer(settings=settings(epochs=1))

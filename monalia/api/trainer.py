@@ -169,6 +169,9 @@ class Trainer(Plugin):
     """Base of every trainer plugin. Subclasses implement `fit`, and `load` to score."""
 
     kind: ClassVar[str] = "trainer"
+    # settings that change how training runs, not what it makes (devices, workers, caches):
+    # left out of the model's name, so changing them does not make a new model
+    runtime_settings: ClassVar[tuple[str, ...]] = ()
 
     def load(self, folder: Path, options: LoadOptions) -> Predictor:
         """The model this trainer wrote into `folder`, ready to score.
@@ -192,7 +195,7 @@ class Trainer(Plugin):
         self, dataset: DatasetSpec, output_dir: Path, options: TrainOptions | None = None
     ) -> dict[str, Any]:
         """Fit, then write the model card beside the weights; return the card."""
-        from monalia import __version__
+        from monalia.version import __version__
 
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "config.json").write_text(

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monalia.errors import CatalogError
+from monalia.lib.migrations import migrations_dir
 
 __all__ = ["Catalog", "SchemaStatus", "safe_url"]
 
@@ -27,17 +28,6 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable catalog URL>"
-
-
-def migrations_dir() -> str:
-    # Installed, the migrations are monalia/migrations; in a source checkout (and an editable
-    # install) they are the repository's alembic/ folder, which is not an import package so
-    # that it never shadows the alembic library.
-    package_dir = Path(__file__).resolve().parent.parent
-    for candidate in (package_dir / "migrations", package_dir.parent / "alembic"):
-        if (candidate / "env.py").is_file():
-            return str(candidate)
-    raise CatalogError("monalia's migrations are not installed (reinstall monalia)")
 
 
 def alembic_config(connection=None):

@@ -25,9 +25,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 from pydantic import Field
 
-from monalia import __version__
 from monalia.api.plugin import PluginSettings
 from monalia.errors import SourceUnavailable
+from monalia.version import __version__
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -55,11 +55,14 @@ def dataset_images(catalog: Catalog, dataset: DatasetRow, data_dir: Path) -> Dat
     return DatasetImages(spec, missing)
 
 
-def model_name(dataset: DatasetRow, trainer_name: str, settings: dict[str, Any]) -> str:
+def model_name(
+    dataset: DatasetRow,
+    trainer_name: str,
+    settings: dict[str, Any],
+    runtime_settings: tuple[str, ...] = (),
+) -> str:
     """`DATASET-BACKBONE-HASH`: the hash covers the dataset and the settings that matter."""
-    from monalia.builtins.trainers.cnn.settings import RUNTIME_SETTINGS
-
-    decisive = {key: value for key, value in settings.items() if key not in RUNTIME_SETTINGS}
+    decisive = {key: value for key, value in settings.items() if key not in runtime_settings}
     payload = json.dumps(
         {"dataset": dataset.hash, "trainer": trainer_name, "settings": decisive}, sort_keys=True
     )
@@ -124,13 +127,13 @@ def train_model(
             'no trainer: add a [trainer] table (plugin = "cnn") or install monalia[train]'
         )
     if options.device:
-        from monalia.builtins.trainers.cnn.fit import resolve_device
+        from monalia.lib.devices import resolve_device
 
         resolve_device(options.device)  # before a run is recorded: a wrong device is a typo
     dataset = find_dataset(catalog, dataset_ref or None)
     trainer = project.trainer.create()
     settings = trainer.describe_settings()
-    name = model_name(dataset, trainer.name, settings)
+    name = model_name(dataset, trainer.name, settings, type(trainer).runtime_settings)
     relative = Path("models") / name
     output_dir = project.data_dir / relative
     run_settings = {

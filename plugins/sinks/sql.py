@@ -19,6 +19,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -42,7 +43,6 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from monalia import hookimpl
 from monalia.api.plugin import PluginSettings
 from monalia.api.sink import Sink
-from monalia.catalog.models import utcnow
 from monalia.errors import ConfigError, MonaliaError
 from monalia.lib.rdf import Triple, nt_term
 from monalia.lib.score_rdf import ImageScores, ModelInfo
@@ -148,7 +148,7 @@ class SqlSink(Sink):
         from alembic.config import Config
 
         from alembic import command
-        from monalia.catalog import migrations_dir
+        from monalia.lib.migrations import migrations_dir
 
         url = self._url()
         try:
@@ -302,7 +302,7 @@ class SqlSink(Sink):
                             for c in model.classes
                         ],
                         "created_at": model.created_at,
-                        "published_at": utcnow(),
+                        "published_at": datetime.now(UTC),
                         "publish_id": publish_id,
                     }
                 ],

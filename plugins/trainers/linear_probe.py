@@ -140,6 +140,7 @@ class LinearProbeTrainer(Trainer):
 
     name = "linear-probe"
     Settings = LinearProbeSettings
+    runtime_settings = ("device", "batch_size")
 
     def _weights(self, weights: str | None = None) -> str | Path | None:
         """The backbone's weights: "imagenet", None for "none" (random, for tests), or a path."""

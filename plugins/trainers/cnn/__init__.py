@@ -19,7 +19,7 @@ from monalia.api.trainer import (
     Trainer,
     TrainOptions,
 )
-from monalia.builtins.trainers.cnn.settings import CnnSettings
+from monalia.builtins.trainers.cnn.settings import RUNTIME_SETTINGS, CnnSettings
 
 
 class CnnTrainer(Trainer):
@@ -27,6 +27,7 @@ class CnnTrainer(Trainer):
 
     name = "cnn"
     Settings = CnnSettings
+    runtime_settings = RUNTIME_SETTINGS
 
     def fit(self, dataset: DatasetSpec, output_dir: Path, options: TrainOptions) -> TrainedModel:
         from monalia.builtins.trainers.cnn.fit import Training  # torch is imported only to train

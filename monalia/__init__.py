@@ -28,6 +28,9 @@ _LAZY = {
     "SubjectMatch": "monalia.api.labeler",
     "Thesaurus": "monalia.lib.thesaurus",
     "Trainer": "monalia.api.trainer",
+    "Predictor": "monalia.api.trainer",
+    "LoadOptions": "monalia.api.trainer",
+    "CrawlSpec": "monalia.api.source",
     "Plugin": "monalia.api.plugin",
     "Record": "monalia.api.records",
     "ImageRef": "monalia.api.records",
@@ -40,8 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.plugin import Plugin  # noqa: F401
     from monalia.api.records import ImageRef, Record, Subject  # noqa: F401
     from monalia.api.sink import Sink  # noqa: F401
-    from monalia.api.source import RawItem, Source, SourceState  # noqa: F401
-    from monalia.api.trainer import Trainer  # noqa: F401
+    from monalia.api.source import CrawlSpec, RawItem, Source, SourceState  # noqa: F401
+    from monalia.api.trainer import LoadOptions, Predictor, Trainer  # noqa: F401
     from monalia.errors import RecordError  # noqa: F401
     from monalia.lib.thesaurus import Thesaurus  # noqa: F401
 

@@ -161,7 +161,7 @@ class PipelineSection(_Section):
     )
 
 
-class ProjectModel(_Section):
+class ProjectFile(_Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
     sources: dict[str, PluginSection] = Field(default_factory=dict)
     thesaurus: ThesaurusSection = Field(default_factory=ThesaurusSection)
@@ -197,7 +197,7 @@ class Project:
     """A loaded, validated project file."""
 
     path: Path | None
-    model: ProjectModel
+    file: ProjectFile  # the project file's tables, validated
     sources: dict[str, PluginInstance] = field(default_factory=dict)
     sinks: dict[str, PluginInstance] = field(default_factory=dict)
     labeler: PluginInstance | None = None
@@ -229,20 +229,20 @@ class Project:
 
     @property
     def data_dir(self) -> Path:
-        return _resolve(self.dir, self.model.project.data_dir)
+        return _resolve(self.dir, self.file.project.data_dir)
 
     @property
     def catalog_url(self) -> str:
         """The catalog URL: ``$MONALIA_CATALOG`` if set, else the file's, SQLite paths resolved."""
-        url = os.environ.get(CATALOG_ENV) or self.model.project.catalog
-        return resolve_catalog_url(url, self.dir, self.model.project.catalog_password_env)
+        url = os.environ.get(CATALOG_ENV) or self.file.project.catalog
+        return resolve_catalog_url(url, self.dir, self.file.project.catalog_password_env)
 
     def context(self, instance: str) -> PluginContext:
         return PluginContext(
             instance=instance,
             project_dir=self.dir,
             data_dir=self.data_dir,
-            base_iri=self.model.project.base_iri,
+            base_iri=self.file.project.base_iri,
         )
 
 
@@ -322,7 +322,7 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
 
     _reject_secrets(data, (), fail)
     try:
-        model = ProjectModel.model_validate(data)
+        model = ProjectFile.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc, (), fail) from None
     from sqlalchemy.engine import make_url
@@ -340,7 +340,7 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
             ("project", "catalog"), f"{model.project.catalog!r} is not a SQLAlchemy URL"
         ) from None
 
-    project = Project(path=path, model=model, registry=registry)
+    project = Project(path=path, file=model, registry=registry)
     registry = project.plugins()
 
     def instance(

@@ -32,7 +32,7 @@ def run_pipeline(app: App) -> None:
         "enrich": lambda: enrich_commands.run_enrich_stage(app),
         "publish": lambda: run_publish_stage(app, (), ()),
     }
-    stages = app.project.model.pipeline.stages
+    stages = app.project.file.pipeline.stages
     missing = [stage for stage in stages if stage not in available]
     if missing:
         raise ConfigError(

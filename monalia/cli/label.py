@@ -72,7 +72,7 @@ def thesaurus_load(app: App, force: bool) -> None:
     from monalia.lib.thesaurus import open_project_thesaurus
 
     project = app.project
-    if not project.model.thesaurus.files:
+    if not project.file.thesaurus.files:
         raise MonaliaError("[thesaurus] files is empty: list the SKOS files to load")
     with open_project_thesaurus(project, force=force, progress=_say_loaded(app)) as store:
         click.echo(f"thesaurus: {store.concept_count():,} concepts in {len(store.files)} file(s)")
@@ -104,7 +104,7 @@ def thesaurus_show(app: App, term: str, lang: str | None) -> None:
     """Show a concept (IRI or label): labels, broader, narrower, related, matches."""
     from monalia.lib.thesaurus import Thesaurus
 
-    language = lang or app.project.model.classes.language
+    language = lang or app.project.file.classes.language
     with Thesaurus(app.project.data_dir / "thesaurus") as store:
         concepts = _concepts_named(store, term, language)
         for index, uri in enumerate(concepts[:10]):
@@ -140,7 +140,7 @@ def thesaurus_expand(app: App, term: str) -> None:
     from monalia.lib.thesaurus import open_project_thesaurus
 
     project = app.project
-    classes = project.model.classes
+    classes = project.file.classes
     store = open_project_thesaurus(project, progress=_say_loaded(app))
     try:
         language = classes.language

@@ -185,7 +185,7 @@ def report_html(app: App, out, model_ref, store, per_class) -> None:
         setup,
         app.catalog,
         app.project,
-        per_class or app.project.model.report.search_limit,
+        per_class or app.project.file.report.search_limit,
         progress=app.progress("report html", "pages"),
     )
     click.echo(f"report: {index}")

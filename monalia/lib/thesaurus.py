@@ -494,7 +494,7 @@ def _graph(iri: str) -> ox.NamedNode:
 
 def open_project_thesaurus(project, force: bool = False, progress=None) -> Thesaurus:
     """The project's thesaurus store, in sync with ``[thesaurus] files`` (all reloaded if `force`)."""
-    section = project.model.thesaurus
+    section = project.file.thesaurus
     thesaurus = Thesaurus(project.data_dir / "thesaurus")
     try:
         paths = [resolve_data_file(project.dir, name) for name in section.files]

@@ -199,14 +199,14 @@ def score_images(
     catalog: Catalog, project: Project, model: ModelRow, options: EnrichOptions, hooks=None
 ) -> RunInfo:
     """Score every fetched image not yet scored by `model` (all with `rescore`)."""
-    settings = project.model.enrich
+    settings = project.file.enrich
     device = resolve_device(options.device or settings.device)
     batch_size = options.batch_size or settings.batch_size
     workers = options.workers if options.workers is not None else settings.workers
     pending, unchanged = count_images(catalog, model.id, options.rescore)
     if options.limit is not None:
         pending = min(pending, options.limit)
-    executor = options.executor or project.model.executor.kind
+    executor = options.executor or project.file.executor.kind
     run_settings = {
         "model": model.name,
         "device": str(device),
@@ -292,8 +292,8 @@ def score_on_cluster(
 
     from monalia.executors import ray_executor as cluster
 
-    settings = project.model.enrich
-    section = project.model.executor
+    settings = project.file.enrich
+    section = project.file.executor
     ray = cluster.connect(section)
     cpus, gpus = cluster.cluster_resources(ray)
     actors = section.actors or (gpus if gpus else max(1, cpus))
@@ -500,7 +500,7 @@ def publish_model(
 
 
 def selected_sinks(project: Project, names: list[str] | None) -> list[PluginInstance]:
-    names = names if names is not None else project.model.enrich.sinks
+    names = names if names is not None else project.file.enrich.sinks
     if names is None:
         return list(project.sinks.values())
     unknown = [name for name in names if name not in project.sinks]
@@ -512,7 +512,7 @@ def selected_sinks(project: Project, names: list[str] | None) -> list[PluginInst
 
 def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=None) -> EnrichOutcome:
     """Score (unless `options.score` is False), then publish to the selected sinks."""
-    model = find_model(catalog, options.model or project.model.enrich.model)
+    model = find_model(catalog, options.model or project.file.enrich.model)
     sinks = selected_sinks(project, options.sinks)
     run = score_images(catalog, project, model, options, hooks) if options.score else None
     outcome = EnrichOutcome(model.name, run)
@@ -522,7 +522,7 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
         model = session.get(ModelRow, model.id)
         session.expunge(model)
     total = count_scored_images(catalog, model.id)
-    if project.model.enrich.records:
+    if project.file.enrich.records:
         from monalia.stages.publish import publish_records
 
         for configured in sinks:
@@ -545,7 +545,7 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
                     catalog,
                     configured,
                     model,
-                    project.model.enrich.min_score,
+                    project.file.enrich.min_score,
                     hooks,
                     progress,
                     mentions,

@@ -60,7 +60,7 @@ def fetch_images(
     hooks=None,
 ) -> RunInfo:
     """Run the image stage over the catalog; return its run."""
-    section = project.model.images
+    section = project.file.images
     data_dir = project.data_dir
     store = ImageStore(data_dir / section.folder, data_dir)
     store.remove_partial_files()  # what a killed run was writing
@@ -104,15 +104,15 @@ def fetch_images(
         },
     )
     total = count_images(catalog, job)
-    executor = options.executor or project.model.executor.kind
+    executor = options.executor or project.file.executor.kind
     job.settings["executor"] = executor
     ray = None
     if executor == "ray":
         from monalia.executors import ray_executor as cluster
 
-        ray = cluster.connect(project.model.executor)
+        ray = cluster.connect(project.file.executor)
         cpus, _ = cluster.cluster_resources(ray)
-        processes = project.model.executor.shards or max(1, cpus)
+        processes = project.file.executor.shards or max(1, cpus)
     elif section.processes:
         processes = section.processes
     else:  # one per CPU, but no process for less than its share of work
@@ -139,5 +139,5 @@ def fetch_images(
         if ray is not None:
             from monalia.executors.ray_executor import run_crawls_on_ray
 
-            return run_crawls_on_ray(catalog, tracker, jobs, project.model.executor, progress)
+            return run_crawls_on_ray(catalog, tracker, jobs, project.file.executor, progress)
         return run_sharded_crawl(catalog, tracker, jobs, progress)

@@ -44,7 +44,7 @@ def preset_targets(name: str) -> list[str]:
 
 def class_request(project: Project) -> ClassRequest:
     """The classes the project asks for, from ``[classes]`` (a preset, then its targets)."""
-    section = project.model.classes
+    section = project.file.classes
     targets = (preset_targets(section.preset) if section.preset else []) + list(section.targets)
     if not targets:
         raise ConfigError(
@@ -167,7 +167,7 @@ def label_records(
     on_thesaurus=None,
 ) -> LabelOutcome:
     """Label the catalog's records and, when `build` is set, store and export their dataset."""
-    section = project.model.dataset
+    section = project.file.dataset
     sources = record_sources(catalog, section.sources)
     settings = section.model_dump(mode="json", exclude={"name", "export"})
     settings["sources"] = sources
@@ -207,7 +207,7 @@ def label_records(
                 )
             plan = plan_dataset(catalog, labeling, settings, section.name)
             concepts = class_concepts(
-                labeler, plan.classes, thesaurus, project.model.classes.language
+                labeler, plan.classes, thesaurus, project.file.classes.language
             )
             row, created = store_dataset(catalog, plan, tracker.id, concepts)
             exported = export_dataset(

@@ -38,7 +38,7 @@ def report_client(project: Project, store: str | None):
 
     Without a name, the queryable sink of the lowest `query_priority` answers.
     """
-    wanted = store or project.model.report.store
+    wanted = store or project.file.report.store
     if wanted is None:
         candidates = sorted(
             (instance for instance in project.sinks.values()),
@@ -95,7 +95,7 @@ def class_coverage(catalog: Catalog, project: Project, model: ModelRow) -> Class
             for concept, texts in concepts.items():
                 labels.setdefault(concept, set()).update(texts)
         return ClassCoverage({uri: set(concepts) for uri, concepts in stored.items()}, labels, None)
-    if not project.model.thesaurus.files:
+    if not project.file.thesaurus.files:
         return ClassCoverage()
     from monalia.lib.thesaurus import open_project_thesaurus
     from monalia.stages.label import prepare_labeler
@@ -116,7 +116,7 @@ def project_mentions(catalog: Catalog, project: Project, model: ModelRow) -> Men
             model,
             coverage.expansions,
             coverage.thesaurus,
-            project.model.classes.language,
+            project.file.classes.language,
             concept_labels=coverage.concept_labels,
         )
     finally:
@@ -133,15 +133,15 @@ def open_curation(
     above: float | None = None,
 ) -> CurationSetup:
     """Search and reports for a registered model over the configured (or named) store."""
-    section = project.model.report
-    model = find_model(catalog, model_ref or section.model or project.model.enrich.model)
+    section = project.file.report
+    model = find_model(catalog, model_ref or section.model or project.file.enrich.model)
     coverage = class_coverage(catalog, project, model)
     try:
         classes = curation_classes(
             model,
             coverage.expansions,
             coverage.thesaurus,
-            project.model.classes.language,
+            project.file.classes.language,
             {
                 name: ThresholdOverride(entry.noise_below, entry.silence_above)
                 for name, entry in section.classes.items()
@@ -155,7 +155,7 @@ def open_curation(
     finally:
         coverage.close()
     client = report_client(project, store)
-    graph = model_graph_iri(project.model.project.base_iri, model.name)
+    graph = model_graph_iri(project.file.project.base_iri, model.name)
     return CurationSetup(Curation(client, graph, classes), model, client.endpoint)
 
 

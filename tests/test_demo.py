@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from monalia.catalog import Catalog
 from monalia.catalog.models import RunRow
+
+pytestmark = pytest.mark.slow  # clusters, processes killed, whole pipelines
 
 
 def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import sample_records, write_jsonl
 from sqlalchemy import create_engine, func, select, text
 
@@ -136,6 +137,7 @@ def test_prepare_record_hook_can_extend_and_reject_records(project):
         assert set(session.scalars(select(RecordRow.institution))) == {"Musée renommé"}
 
 
+@pytest.mark.slow
 def test_killed_harvest_is_shown_interrupted_and_the_next_run_completes_it(tmp_path):
     total = 6000
     write_jsonl(tmp_path / "records.jsonl", sample_records(total))

@@ -197,6 +197,7 @@ def test_images_come_at_the_box_size_through_each_kind_of_service(
     assert len(server.seen) == before
 
 
+@pytest.mark.slow
 def test_every_bad_image_is_recorded_with_its_reason_and_never_stored(
     server, tmp_path, sqlite_url, cli
 ):
@@ -292,6 +293,7 @@ def test_limit_takes_that_many_and_the_next_run_goes_on(server, tmp_path, sqlite
     assert sum(row.status == "fetched" for row in image_rows(catalog_url).values()) == 10
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_ends_with_every_image_exactly_once(tmp_path):
     """Two crawl processes share the work; one is killed outright. The run ends interrupted
     with what was stored counted, and the next run fetches what is left, nothing twice."""

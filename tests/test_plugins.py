@@ -104,6 +104,7 @@ def test_built_ins_come_from_monalias_own_entry_points():
     assert names[("sink", "turtle")] == "monalia"
 
 
+@pytest.mark.slow
 def test_third_party_plugin_is_listed_and_usable_by_name(third_party_site, tmp_path):
     listed = run_monalia("plugins", "--json", cwd=tmp_path, site=third_party_site)
     assert listed.returncode == 0, listed.stderr

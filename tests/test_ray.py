@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 
 from monalia.catalog.models import PredictionRow, RunRow
 
+pytestmark = pytest.mark.slow  # clusters, processes killed, whole pipelines
+
 pytest.importorskip("torch", reason="the train extra is not installed")
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import records_of
 from iiif_server import IiifServer, fixture, local_copy
 from servers import Reply
@@ -129,6 +130,7 @@ def serve_shared(server: IiifServer, shared: Path) -> dict[str, str]:
     return local
 
 
+@pytest.mark.slow
 def test_real_v2_and_v3_collections_and_manifests_are_harvested(
     real_fixtures, tmp_path, catalog_url, cli
 ):
@@ -286,6 +288,7 @@ def test_an_unreachable_start_url_fails_the_run_with_the_reason(tmp_path, sqlite
     assert "failed" in result.output
 
 
+@pytest.mark.slow
 def test_one_record_per_canvas_and_limit(tmp_path, sqlite_url, cli):
     catalog_url = sqlite_url  # PostgreSQL is covered by the first test
     with IiifServer() as server:
@@ -315,6 +318,7 @@ def test_dry_run_says_a_crawled_source_has_none(tmp_path, sqlite_url, cli):
     assert result.exit_code != 0 and "no dry run" in result.output
 
 
+@pytest.mark.slow
 def test_a_crawl_killed_mid_way_resumes_without_gaps_or_duplicates(tmp_path):
     count = 300
 

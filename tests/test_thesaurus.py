@@ -183,6 +183,7 @@ def test_the_store_persists_and_reloads_only_changed_files(tmp_path, thesaurus_f
         assert list(manifest) == [str(garnier.resolve())]
 
 
+@pytest.mark.slow
 def test_a_thesaurus_of_tens_of_thousands_of_concepts_loads_and_expands(tmp_path):
     lines = []
     for i in range(30_000):

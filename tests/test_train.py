@@ -44,6 +44,7 @@ def wait_for_checkpoint(folder, process, timeout: float = 120.0):
     pytest.fail("no checkpoint within the time limit")
 
 
+@pytest.mark.slow
 def test_train_killed_resumes_registers_the_model_and_evaluates(tmp_path, catalog_url, cli):
     folder = tmp_path
     catalog = build_project(folder, catalog_url, cli)

@@ -62,6 +62,7 @@ def options(tmp_path, **overrides) -> TrainOptions:
     return TrainOptions(**{"cache_dir": tmp_path / "cache", "device": DEVICE, **overrides})
 
 
+@pytest.mark.slow
 def test_fine_tuning_the_offline_backbone_beats_chance_by_far(drawn, tmp_path):
     spec = spec_from(drawn)
     result = Training(spec, tmp_path / "model", settings(), options(tmp_path)).run()
@@ -122,6 +123,7 @@ def test_the_plugin_writes_a_card_that_rebuilds_the_model(drawn, tmp_path):
         load_trained_model(tmp_path / "model")
 
 
+@pytest.mark.slow
 def test_a_resumed_training_ends_exactly_like_an_uninterrupted_one(drawn, tmp_path):
     spec = spec_from(drawn[:90])
     whole = Training(spec, tmp_path / "whole", settings(), options(tmp_path)).run()

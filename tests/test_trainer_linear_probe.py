@@ -70,6 +70,7 @@ def probed(tmp_path_factory):
     return folder, catalog, run, trained.output
 
 
+@pytest.mark.slow
 def test_it_trains_and_registers_a_model_with_its_card(probed):
     folder, catalog, _, output = probed
     assert "test: mAP" in output, output
@@ -86,6 +87,7 @@ def test_it_trains_and_registers_a_model_with_its_card(probed):
     assert (folder / ".monalia" / model.path / "probe.npz").is_file()
 
 
+@pytest.mark.slow
 def test_its_scores_rank_the_pictures_of_a_class_first(probed):
     """Drawn discs, triangles and bars are easy for ImageNet features: over the whole collection
     the enriched scores put the records annotated with a class above the others."""
@@ -106,6 +108,7 @@ def test_its_scores_rank_the_pictures_of_a_class_first(probed):
         assert average_precision_score(truth, scores) > 0.75, uri  # chance: about 0.45
 
 
+@pytest.mark.slow
 def test_evaluate_scores_through_the_trainer(probed):
     folder, _, run, _ = probed
     result = run("evaluate", "--split", "test")
@@ -115,6 +118,7 @@ def test_evaluate_scores_through_the_trainer(probed):
     assert written, "evaluate wrote no per-class table"
 
 
+@pytest.mark.slow
 def test_enrich_scores_every_image_and_search_finds_them(probed):
     _, catalog, run, _ = probed
     with catalog.session() as session:
@@ -135,6 +139,7 @@ def test_enrich_scores_every_image_and_search_finds_them(probed):
     assert sum(line[4] == "yes" for line in best) >= 4, found.output
 
 
+@pytest.mark.slow
 def test_the_predictor_reports_an_unreadable_image_and_scores_the_rest(probed, tmp_path):
     from monalia.api.registry import default_registry
 

@@ -77,7 +77,7 @@ class Labeler(Plugin):
         """Resolve the requested classes against the thesaurus and load what matching needs.
 
         Called once before anything else; returns the target classes, in the requested order.
-        Raise `monalia.ConfigError` for a class that cannot be resolved.
+        Raise `monalia.errors.ConfigError` for a class that cannot be resolved.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement prepare()")
 

@@ -64,7 +64,7 @@ class Sink(Plugin):
 
     def query_client(self) -> SparqlQueryClient | None:
         """A SPARQL client over what this sink holds, for search and reports; None when it
-        cannot be queried (the default). Raise `monalia.ConfigError` when it could be, but its
+        cannot be queried (the default). Raise `monalia.errors.ConfigError` when it could be, but its
         settings do not say how."""
         return None
 

@@ -108,20 +108,32 @@ def class_coverage(catalog: Catalog, project: Project, model: ModelRow) -> Class
     return ClassCoverage(expansions, None, thesaurus)
 
 
-def project_mentions(catalog: Catalog, project: Project, model: ModelRow) -> Mentions:
-    """What counts as mentioning each of the model's classes."""
+def model_classes(
+    catalog: Catalog,
+    project: Project,
+    model: ModelRow,
+    overrides: dict[str, ThresholdOverride] | None = None,
+    everywhere: ThresholdOverride | None = None,
+) -> list[CurationClass]:
+    """The model's classes, what counts as mentioning each, and their thresholds."""
     coverage = class_coverage(catalog, project, model)
     try:
-        classes = curation_classes(
+        return curation_classes(
             model,
             coverage.expansions,
             coverage.thesaurus,
             project.file.classes.language,
+            overrides,
+            everywhere,
             concept_labels=coverage.concept_labels,
         )
     finally:
         coverage.close()
-    return Mentions(classes)
+
+
+def project_mentions(catalog: Catalog, project: Project, model: ModelRow) -> Mentions:
+    """What counts as mentioning each of the model's classes."""
+    return Mentions(model_classes(catalog, project, model))
 
 
 def open_curation(
@@ -135,25 +147,19 @@ def open_curation(
     """Search and reports for a registered model over the configured (or named) store."""
     section = project.file.report
     model = find_model(catalog, model_ref or section.model or project.file.enrich.model)
-    coverage = class_coverage(catalog, project, model)
-    try:
-        classes = curation_classes(
-            model,
-            coverage.expansions,
-            coverage.thesaurus,
-            project.file.classes.language,
-            {
-                name: ThresholdOverride(entry.noise_below, entry.silence_above)
-                for name, entry in section.classes.items()
-            },
-            ThresholdOverride(
-                below if below is not None else section.noise_below,
-                above if above is not None else section.silence_above,
-            ),
-            concept_labels=coverage.concept_labels,
-        )
-    finally:
-        coverage.close()
+    classes = model_classes(
+        catalog,
+        project,
+        model,
+        {
+            name: ThresholdOverride(entry.noise_below, entry.silence_above)
+            for name, entry in section.classes.items()
+        },
+        ThresholdOverride(
+            below if below is not None else section.noise_below,
+            above if above is not None else section.silence_above,
+        ),
+    )
     client = report_client(project, store)
     graph = model_graph_iri(project.file.project.base_iri, model.name)
     return CurationSetup(Curation(client, graph, classes), model, client.endpoint)

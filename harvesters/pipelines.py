@@ -25,7 +25,7 @@ from twisted.internet.threads import deferToThread
 from monalia.api.source import ItemOutcome, RawItem
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, utcnow
-from monalia.catalog.runs import DONE, FAILED, INTERRUPTED, RunTracker
+from monalia.catalog.run_tracking import DONE, FAILED, INTERRUPTED, RunTracker
 from monalia.executors.jobs import Job
 from monalia.lib.image_check import ImageLimits, ImageRejected, ImageStore, prepare
 

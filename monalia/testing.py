@@ -28,7 +28,7 @@ from monalia.api.registry import PluginInfo, PluginOrigin
 from monalia.api.source import Source
 from monalia.catalog import Catalog
 from monalia.catalog.models import RecordRow, RunEventRow
-from monalia.catalog.runs import DONE, RunInfo
+from monalia.catalog.run_tracking import DONE, RunInfo
 from monalia.project import PluginInstance
 from monalia.stages.harvest import harvest
 

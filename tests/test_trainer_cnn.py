@@ -19,8 +19,8 @@ from monalia.api.trainer import DatasetSpec, Sample, TrainOptions
 from monalia.builtins.trainers.cnn.checkpoint import load_checkpoint
 from monalia.builtins.trainers.cnn.data import cache_side
 from monalia.builtins.trainers.cnn.fit import LAST, Training, _pos_weight
-from monalia.builtins.trainers.cnn.model import load_trained_model
 from monalia.builtins.trainers.cnn.settings import CnnSettings
+from monalia.builtins.trainers.cnn.trained_model import load_trained_model
 from monalia.errors import MonaliaError
 
 CLASSES = [{"uri": f"urn:test:{shape}", "label": shape} for shape in SHAPES]
@@ -95,9 +95,9 @@ def test_fine_tuning_the_offline_backbone_beats_chance_by_far(drawn, tmp_path):
 
 
 def test_the_plugin_writes_a_card_that_rebuilds_the_model(drawn, tmp_path):
+    from monalia.api.trainer import LoadOptions
     from monalia.builtins.trainers.cnn import CnnTrainer
-    from monalia.builtins.trainers.cnn.evaluation import score_samples
-    from monalia.lib.evaluation import evaluate_model
+    from monalia.lib.evaluation import evaluate_model, score_samples
 
     spec = spec_from(drawn[:60])
     trainer = CnnTrainer(settings=settings(epochs=1))
@@ -113,7 +113,9 @@ def test_the_plugin_writes_a_card_that_rebuilds_the_model(drawn, tmp_path):
     # in float32 on the CPU the batch size changes nothing; under autocast on a GPU, kernels
     # differ by batch size, so the GPU run uses the training's own
     batch = 7 if DEVICE == "cpu" else card["settings"]["batch_size"]
-    scores = score_samples(model, card, spec.splits["test"], torch.device(DEVICE), batch)
+    # scored again the way enrich and evaluate score: through the trainer's predictor
+    predictor = trainer.load(tmp_path / "model", LoadOptions(DEVICE, batch, 0))
+    scores = score_samples(predictor, spec.splits["test"])
     again = evaluate_model(card, scores, "test")
     assert again.summary["map"] == pytest.approx(card["metrics"]["test"]["map"], abs=1e-6)
 
@@ -224,8 +226,9 @@ def test_an_unreadable_image_is_left_out_and_named(drawn, tmp_path):
 def test_on_cuda_training_uses_mixed_precision_and_its_model_scores_alike_on_the_cpu(
     drawn, tmp_path
 ):
+    from monalia.api.trainer import LoadOptions
     from monalia.builtins.trainers.cnn import CnnTrainer
-    from monalia.builtins.trainers.cnn.evaluation import score_samples
+    from monalia.lib.evaluation import score_samples
 
     spec = spec_from(drawn)
     trainer = CnnTrainer(settings=settings(epochs=3, workers=2))
@@ -235,10 +238,8 @@ def test_on_cuda_training_uses_mixed_precision_and_its_model_scores_alike_on_the
     assert card["metrics"]["test"]["map"] > 0.8
 
     test = spec.splits["test"]
-    on_gpu = score_samples(
-        *load_trained_model(tmp_path / "model", "cuda"), test, torch.device("cuda")
-    )
-    on_cpu = score_samples(*load_trained_model(tmp_path / "model"), test, torch.device("cpu"))
+    on_gpu = score_samples(trainer.load(tmp_path / "model", LoadOptions("cuda", 32, 2)), test)
+    on_cpu = score_samples(trainer.load(tmp_path / "model", LoadOptions("cpu", 32, 0)), test)
     # autocast on the GPU, float32 on the CPU: the same model within half-precision rounding
     difference = np.abs(on_gpu.scores - on_cpu.scores)
     assert difference.mean() < 0.04 and difference.max() < 0.1

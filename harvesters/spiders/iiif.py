@@ -14,7 +14,7 @@ import scrapy
 from scrapy.http import Request, Response
 
 from monalia.harvesters.failures import describe_failure, status_reason
-from monalia.lib import iiif
+from monalia.lib import iiif_presentation as iiif
 
 ACCEPT = (
     'application/ld+json;profile="http://iiif.io/api/presentation/3/context.json", '

@@ -20,7 +20,7 @@ import scrapy
 from scrapy.http import Request, Response
 
 from monalia.harvesters.failures import describe_failure, status_reason
-from monalia.lib import iiif
+from monalia.lib import iiif_presentation as iiif
 
 # statuses a IIIF service answers when it does not do the size asked for
 REFUSED_SIZE = frozenset({400, 403, 404, 405, 406, 415, 422, 501})

@@ -14,7 +14,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.labeler import Labeler
     from monalia.api.records import Record
-    from monalia.api.runs import RunInfo
+    from monalia.api.run_info import RunInfo
     from monalia.api.sink import Sink
     from monalia.api.source import Source
     from monalia.api.trainer import Trainer

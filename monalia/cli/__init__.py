@@ -7,13 +7,13 @@ registers every command on the root group.
 from __future__ import annotations
 
 from monalia.cli import (  # noqa: F401  (each module registers its commands)
+    admin,
     chain,
     demo,
     enrich,
     harvest,
     images,
     label,
-    project,
     report,
     runs,
     train,

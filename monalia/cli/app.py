@@ -44,7 +44,7 @@ class App:
     @cached_property
     def catalog(self):
         from monalia.catalog import Catalog
-        from monalia.catalog.runs import mark_interrupted_runs
+        from monalia.catalog.run_tracking import mark_interrupted_runs
 
         catalog = Catalog.open(self.project.catalog_url)
         for run_id in mark_interrupted_runs(catalog):

@@ -30,7 +30,7 @@ def demo(ctx: click.Context, folder: str, notices: int, epochs: int) -> None:
     fetch the images, label, train (on the CPU, a few minutes at most), enrich into a Turtle
     file and an embedded store, and report noise and silence, with an HTML report.
     """
-    from monalia.catalog.runs import DONE
+    from monalia.catalog.run_tracking import DONE
     from monalia.cli.enrich import run_enrich_stage
     from monalia.cli.images import run_images_stage
     from monalia.cli.report import print_findings

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from monalia.catalog import Catalog
-from monalia.catalog.runs import (
+from monalia.catalog.run_tracking import (
     DONE,
     INTERRUPTED,
     RunInfo,

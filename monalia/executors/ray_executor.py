@@ -252,7 +252,7 @@ def run_crawls_on_ray(catalog, tracker, jobs: list[Any], settings, progress=None
     report through a Ray queue as local crawl processes do through their pipes."""
     from ray.util.queue import Empty, Queue
 
-    from monalia.catalog.runs import DONE, INTERRUPTED
+    from monalia.catalog.run_tracking import DONE, INTERRUPTED
     from monalia.executors.crawl_process import FLUSH_EVERY, count_report
 
     ray = connect(settings)

@@ -27,7 +27,7 @@ from monalia.catalog.models import (
     utcnow,
 )
 from monalia.catalog.queries import image_file, scorable, unscored
-from monalia.catalog.runs import (
+from monalia.catalog.run_tracking import (
     DONE,
     RunInfo,
     RunTracker,

@@ -16,7 +16,7 @@ from monalia.api.records import Record
 from monalia.api.source import CrawlSpec, ItemOutcome, Source, SourceState
 from monalia.catalog import Catalog
 from monalia.catalog.models import RecordRow, utcnow
-from monalia.catalog.runs import DONE, RunInfo, RunTracker
+from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.errors import ConfigError
 from monalia.lib.progress import Progress
 from monalia.project import PluginInstance

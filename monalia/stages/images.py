@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow
 from monalia.catalog.queries import image_filter
-from monalia.catalog.runs import DONE, RunInfo, RunTracker
+from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.executors.crawl_process import run_sharded_crawl
 from monalia.executors.jobs import CrawlSettings, ImageJob
 from monalia.lib.image_check import ImageStore

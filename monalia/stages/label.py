@@ -18,7 +18,7 @@ from monalia.api.labeler import ClassRequest, Labeler, Labeling, TargetClass
 from monalia.api.records import Subject
 from monalia.catalog import Catalog
 from monalia.catalog.models import RecordRow, SubjectRow
-from monalia.catalog.runs import DONE, RunInfo, RunTracker
+from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.errors import ConfigError
 from monalia.lib.progress import Progress
 from monalia.lib.thesaurus import Thesaurus, open_project_thesaurus

@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from monalia.catalog import Catalog
 from monalia.catalog.models import RecordRow
-from monalia.catalog.runs import (
+from monalia.catalog.run_tracking import (
     DONE,
     RunInfo,
     RunTracker,

@@ -18,7 +18,7 @@ from monalia.api.records import Record
 from monalia.api.source import ItemOutcome, SourceState
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RecordRow, SourceStateRow, SubjectRow, utcnow
-from monalia.catalog.runs import RunTracker
+from monalia.catalog.run_tracking import RunTracker
 from monalia.errors import RecordError
 
 NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"

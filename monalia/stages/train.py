@@ -19,7 +19,7 @@ from monalia.api.trainer import DatasetSpec, Sample, TrainOptions
 from monalia.catalog import Catalog
 from monalia.catalog.models import DatasetRow, ModelRow, utcnow
 from monalia.catalog.queries import image_file
-from monalia.catalog.runs import DONE, RunInfo, RunTracker
+from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.errors import ConfigError, MonaliaError
 from monalia.project import Project
 from monalia.stages.datasets import find_dataset, iter_members

@@ -17,7 +17,7 @@ from monalia.api.plugin import PluginSettings
 from monalia.api.records import Record
 from monalia.api.source import CrawlSpec, RawItem, Source, SourceState
 from monalia.errors import SourceUnavailable
-from monalia.lib import iiif
+from monalia.lib import iiif_presentation as iiif
 from monalia.lib.http import HttpSettings
 
 

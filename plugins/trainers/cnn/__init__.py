@@ -39,8 +39,8 @@ class CnnTrainer(Trainer):
         return Training(dataset, output_dir, settings, options, weights_path).run()
 
     def load(self, folder: Path, options: LoadOptions) -> Predictor:
-        from monalia.builtins.trainers.cnn.model import load_trained_model
         from monalia.builtins.trainers.cnn.scoring import CnnPredictor
+        from monalia.builtins.trainers.cnn.trained_model import load_trained_model
         from monalia.lib.devices import resolve_device
 
         device = resolve_device(options.device)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from monalia.api.runs import COUNTS, DONE, FAILED, INTERRUPTED, RUNNING, RunInfo
+from monalia.api.run_info import COUNTS, DONE, FAILED, INTERRUPTED, RUNNING, RunInfo
 from monalia.catalog import Catalog
 from monalia.catalog.models import RunEventRow, RunRow, utcnow
 

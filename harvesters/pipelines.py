@@ -1,6 +1,6 @@
 """The item pipelines: the only place a crawl touches the catalog.
 
-`RecordPipeline` turns manifest items into records through the source's own ``parse`` and
+`RecordPipeline` turns a spider's items into records through the source's own ``parse`` and
 commits them in batches with the harvest machinery (content hashes, counts, resume
 checkpoint). `ImagePipeline` checks each fetched image, stores it by hash and records the outcome
 on its catalog rows. Both find their job (project, catalog, options) in the ``MONALIA_JOB``
@@ -62,7 +62,7 @@ class _CatalogPipeline:
 
 
 class RecordPipeline(_CatalogPipeline):
-    """Harvest: manifest items become records of the job's source instance."""
+    """Harvest: the spider's items become records of the job's source instance."""
 
     def open_spider(self) -> None:
         from monalia.api.plugin import PluginContext
@@ -145,8 +145,9 @@ class RecordPipeline(_CatalogPipeline):
             status, message = FAILED, f"cannot read {self.job.start_url}: {self.start_failure}"
         elif complete:
             status, message = DONE, None
-            if spider.skipped:
-                message = f"{spider.skipped} manifest(s) stored by the interrupted run were skipped"
+            skipped = getattr(spider, "skipped", 0)
+            if skipped:
+                message = f"{skipped} item(s) stored by the interrupted run were skipped"
         elif reason == LIMIT_REASON:
             status = DONE
             message = f"stopped at --limit {self.job.limit}; the next run goes on from there"

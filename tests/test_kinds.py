@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monalia import Labeler, Subject, Trainer, hookimpl
 from monalia.api.labeler import ClassRequest, SubjectMatch, TargetClass
 from monalia.api.registry import PluginRegistry, get_plugin_manager
-from monalia.api.trainer import DatasetSpec, Sample, TrainedModel
+from monalia.api.sink import Sink
+from monalia.api.trainer import DatasetSpec, LoadOptions, Predictor, Sample, TrainedModel
 
 HORSE = "http://data.culture.fr/thesaurus/resource/ark:/67717/T523-2037"
 TREE = "urn:example:tree"
@@ -114,3 +116,109 @@ def test_trainer_writes_weights_config_and_model_card(registry, tmp_path):
     assert "monalia" in card["versions"] and "python" in card["versions"]
     assert json.loads((tmp_path / "model" / "weights.json").read_text()) == {HORSE: 1.0, TREE: 0.5}
     assert (tmp_path / "model" / "config.json").is_file()
+
+
+class FrequencyPredictor(Predictor):
+    """Scores every image with its class's training frequency."""
+
+    def __init__(self, frequency: dict[str, float]):
+        super().__init__(list(frequency), 32, (0.5,) * 3, (0.5,) * 3, batch_size=2)
+        self.frequency = frequency
+
+    def score_batch(self, pixels):
+        assert pixels.dtype == np.uint8 and pixels.shape[1:] == (3, 32, 32)
+        return np.tile(np.array(list(self.frequency.values()), np.float32), (len(pixels), 1))
+
+
+class ScoringMajorityTrainer(MajorityTrainer):
+    name = "scoring-majority"
+
+    def load(self, folder, options):
+        return FrequencyPredictor(json.loads((folder / "weights.json").read_text()))
+
+
+def test_a_trainers_predictor_reads_files_and_reports_the_unreadable_ones(tmp_path):
+    from PIL import Image
+
+    trainer = ScoringMajorityTrainer()
+    dataset = DatasetSpec(
+        name="test",
+        hash="abc123",
+        classes=[{"uri": HORSE, "label": "cheval"}, {"uri": TREE, "label": "arbre"}],
+        splits={"train": [Sample(Path("a.jpg"), (HORSE,)), Sample(Path("b.jpg"), (HORSE, TREE))]},
+    )
+    trainer.train(dataset, tmp_path / "model")
+    predictor = trainer.load(tmp_path / "model", LoadOptions("cpu"))
+    good = tmp_path / "good.jpg"
+    Image.new("RGB", (80, 50), "red").save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    advanced = []
+
+    class Progress:
+        def advance(self, n):
+            advanced.append(n)
+
+    chunks = list(
+        predictor.score_chunks(
+            [("abc", [good, bad, good], [None] * 3), ("d", [good], [None])], Progress()
+        )
+    )
+    assert [list(chunk.indices) for chunk in chunks] == [[0, 2], [0]]
+    assert [chunk.unreadable for chunk in chunks] == [[1], []]
+    assert chunks[0].scores.tolist() == [[1.0, 0.5], [1.0, 0.5]]
+    assert sum(advanced) == 4, "progress counts every image, read or not"
+
+
+def test_a_trainer_that_cannot_load_says_so(tmp_path):
+    with pytest.raises(NotImplementedError, match="trainer majority cannot score its models"):
+        MajorityTrainer().load(tmp_path, LoadOptions())
+
+
+class MemoryStoreSink(Sink):
+    """Keeps nothing; answers queries from a Turtle file."""
+
+    name = "memory-store"
+    query_priority = 5
+
+    def write_chunk(self, graph, triples):
+        pass
+
+    def query_client(self):
+        from monalia.lib.local_store import LocalSparqlClient
+
+        return LocalSparqlClient(self.context.path("answers.ttl"))
+
+
+class SinkPlugin:
+    @hookimpl
+    def register_sinks(self):
+        return [MemoryStoreSink]
+
+
+def test_search_asks_the_sink_that_can_answer_whatever_its_name(tmp_path):
+    from monalia.errors import ConfigError
+    from monalia.project import parse_project
+    from monalia.stages.query import report_client
+
+    pm = get_plugin_manager()
+    pm.register(SinkPlugin())
+    registry = PluginRegistry(pm)
+    (tmp_path / "answers.ttl").write_text("<urn:a> <urn:b> <urn:c> .\n")
+    head = '[project]\ncatalog = "sqlite:///c.sqlite"\n'
+    files = '[sinks.files]\nplugin = "turtle"\npath = "out/{graph}.ttl"\n'
+    mine = '[sinks.mine]\nplugin = "memory-store"\n'
+    store = '[sinks.store]\nplugin = "embedded-store"\n'
+
+    project = parse_project(head + files + store + mine, tmp_path / "monalia.toml", registry)
+    client = report_client(project, None)  # the lowest query_priority answers
+    assert client.endpoint == str(tmp_path / "answers.ttl")
+    assert client.select("SELECT ?s WHERE { ?s ?p ?o }")[0]["s"]["value"] == "urn:a"
+    with pytest.raises(ConfigError, match="store: no such store folder"):
+        report_client(project, "store")  # a name wins: the embedded store, not yet written
+
+    only_files = parse_project(head + files, tmp_path / "monalia.toml", registry)
+    with pytest.raises(ConfigError, match="nothing to query"):
+        report_client(only_files, None)
+    with pytest.raises(ConfigError, match="sink files \\(turtle\\) cannot be queried"):
+        report_client(only_files, "files")

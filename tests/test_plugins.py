@@ -21,9 +21,14 @@ from monalia.errors import PluginError
 REPO = Path(__file__).resolve().parent.parent
 
 THIRD_PARTY_PLUGIN = '''
-"""A museum's own source, shipped in its own package."""
+"""A museum's own sources, shipped in its own package: one read item by item, one crawled by
+a Scrapy spider of its own."""
 
-from monalia import Record, RawItem, Source, hookimpl
+import json
+
+import scrapy
+
+from monalia import CrawlSpec, Record, RawItem, Source, hookimpl
 from monalia.api.plugin import PluginSettings
 
 
@@ -46,9 +51,49 @@ class TinyMuseumSource(Source):
         return Record(source_id=f"tiny-{n}", title=f"Tiny object {n}", raw=item.payload)
 
 
+class TinySpider(scrapy.Spider):
+    """Reads a JSON list of objects from one URL."""
+
+    name = "tiny"
+
+    def __init__(self, start_url, skip=(), **kwargs):
+        super().__init__(**kwargs)
+        self.start_urls = [start_url]
+        self.skip = set(skip)
+        self.skipped = 0
+
+    def parse(self, response):
+        for obj in json.loads(response.text):
+            if obj["id"] in self.skip:
+                self.skipped += 1
+                continue
+            yield {"kind": "object", "key": obj["id"], "payload": obj}
+
+
+class CrawledSettings(PluginSettings):
+    path: str
+
+
+class TinyCrawledSource(Source):
+    """Objects of the Tiny Museum, crawled."""
+
+    name = "tiny-crawled"
+    Settings = CrawledSettings
+
+    def crawl(self):
+        url = self.context.path(self.settings.path).as_uri()
+        return CrawlSpec(
+            spider="tiny_museum_monalia.TinySpider", arguments={"start_url": url}, start_url=url
+        )
+
+    def parse(self, item):
+        obj = item.payload
+        return Record(source_id=obj["id"], title=obj["title"], raw=obj)
+
+
 @hookimpl
 def register_sources():
-    return [TinyMuseumSource]
+    return [TinyMuseumSource, TinyCrawledSource]
 '''
 
 
@@ -120,6 +165,22 @@ def test_third_party_plugin_is_listed_and_usable_by_name(third_party_site, tmp_p
     assert harvested.returncode == 0, harvested.stderr
     assert re.search(r"tiny\s*│\s*tiny-museum\s*│\s*done\s*│\s*4\s*│\s*4", harvested.stdout), (
         harvested.stdout
+    )
+
+    # a crawled source of its own, with its own spider: the crawl process runs what it names
+    objects = [{"id": f"obj-{n}", "title": f"Crawled object {n}"} for n in range(5)]
+    (tmp_path / "objects.json").write_text(json.dumps(objects))
+    (tmp_path / "monalia.toml").write_text(
+        '[project]\ncatalog = "sqlite:///c.sqlite"\n'
+        '[sources.crawled]\nplugin = "tiny-crawled"\npath = "objects.json"\n'
+    )
+    crawled = run_monalia("-q", "harvest", cwd=tmp_path, site=third_party_site)
+    assert crawled.returncode == 0, crawled.stderr
+    assert re.search(r"crawled\s*│\s*tiny-crawled\s*│\s*done\s*│\s*5\s*│\s*5", crawled.stdout), (
+        crawled.stdout + crawled.stderr
+    )
+    (tmp_path / "monalia.toml").write_text(
+        '[project]\ncatalog = "sqlite:///c.sqlite"\n[sources.tiny]\nplugin = "tiny-museum"\ncount = 4\n'
     )
 
     # without the package installed, the same project file names an unknown plugin

@@ -75,10 +75,11 @@ class CrawlSpec:
 
     `spider` is the spider class's dotted path (imported in the crawl process); it is created
     with `arguments` and ``skip``, the source ids already stored by the unfinished run being
-    resumed, and yields items ``{"key", "payload"}`` (or ``{"key", "error"}`` for an item it
-    could not read) that the source's `parse` turns into records. `settings` are the crawl's
-    politeness (`monalia.executors.jobs.CrawlSettings` fields); when `start_url` cannot be read
-    the run fails.
+    resumed (a spider counts those it leaves out in its ``skipped`` attribute). It yields
+    ``{"kind": KIND, "key": KEY, "payload": PAYLOAD}`` for each item, which the source's `parse`
+    turns into records, and ``{"kind": "failed", "key": KEY, "message": REASON}`` for one it
+    could not read. `settings` are the crawl's politeness (`monalia.executors.jobs.CrawlSettings`
+    fields); when `start_url` cannot be read the run fails.
     """
 
     spider: str

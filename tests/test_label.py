@@ -366,3 +366,33 @@ def test_the_monalia_40_preset_holds_monalias_classes(real_fixtures):
     targets = preset_targets("monalia-40")
     assert len(targets) == 40
     assert set(targets) == {uri or label for label, uri in published.items()}
+
+
+def test_the_dataset_keeps_what_each_class_covered_for_publishing_and_curation(
+    labelled_project, cli
+):
+    from types import SimpleNamespace
+
+    from skos_data import FOAL
+
+    from monalia.project import load_project
+    from monalia.stages.query import class_coverage
+
+    folder, catalog = labelled_project()
+    assert cli("label", project=folder).exit_code == 0
+    dataset = only_dataset(catalog)
+    assert FOAL in dataset.class_concepts[HORSE], "the foal is under the horse in the thesaurus"
+    assert "poulain" in dataset.class_concepts[HORSE][FOAL]
+    assert IC_FOAL in dataset.class_concepts[HORSE], "matched concepts are kept too"
+
+    # the thesaurus changes after labelling: the foal is gone from it
+    garnier = folder / "garnier.ttl"
+    garnier.write_text(garnier.read_text(encoding="utf-8").replace("poulain", "pouliche"))
+    assert cli("thesaurus", "load", project=folder).exit_code == 0
+    coverage = class_coverage(
+        catalog, load_project(folder / "monalia.toml"), SimpleNamespace(dataset_id=dataset.id)
+    )
+    assert coverage.thesaurus is None, "the catalog answers, not today's thesaurus"
+    assert FOAL in coverage.expansions[HORSE]
+    assert "poulain" in coverage.concept_labels[FOAL]
+    assert "pouliche" not in coverage.concept_labels[FOAL]

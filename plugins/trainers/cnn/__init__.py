@@ -4,6 +4,11 @@ Sigmoid outputs and binary cross-entropy (or focal loss), Adam with a step decay
 on validation mAP, per-class thresholds chosen on validation to maximise F-beta, and test
 metrics at those thresholds. Runs on CUDA when there is one (mixed precision, channels-last),
 on the CPU otherwise; EfficientNet-Lite0's weights ship in a package, so it needs no network.
+
+The training library lives beside it: `data` (datasets and loaders), `engine` (one epoch, one
+evaluation pass), `fit` (a whole training, resumable), `checkpoint`, `trained_model` (loading a
+trained network back) and `scoring` (its `Predictor`). Backbones, metrics and image decoding are
+shared libraries (`monalia.lib`) because other trainers use them too.
 """
 
 from __future__ import annotations

@@ -17,11 +17,11 @@ from sqlalchemy import select
 
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RecordRow
-from monalia.catalog.queries import image_filter
 from monalia.executors.jobs import HarvestJob, ImageJob, Job
 from monalia.harvesters.pipelines import open_catalog
 from monalia.harvesters.settings import crawl_settings
 from monalia.harvesters.spiders.images import ImageSpider, ImageTask
+from monalia.stages.images import job_filter
 
 PAGE = 1000
 
@@ -36,7 +36,7 @@ def image_tasks(catalog: Catalog, job: ImageJob) -> Iterator[ImageTask]:
             rows = session.execute(
                 select(ImageRow.id, ImageRow.url, ImageRow.iiif_service)
                 .where(
-                    image_filter(job.retry_failed, job.sources, job.shards, job.shard),
+                    job_filter(job),
                     ImageRow.id > last,
                 )
                 .order_by(ImageRow.id)

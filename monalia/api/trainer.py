@@ -127,27 +127,19 @@ class Predictor:
     ) -> Iterator[ChunkScores[T]]:
         """Score (items, image paths, cache keys) chunks in order; `progress.advance(n)` as it
         goes. An image that cannot be decoded is listed in the chunk's `unreadable`."""
-        from monalia.lib.image_decode import decode_for_model
+        from monalia.lib.image_decode import decode_batches
 
         for items, paths, keys in chunks:
             scores, indices, unreadable = [], [], []
-            for start in range(0, len(paths), self.batch_size):
-                pixels, kept = [], []
-                for index in range(start, min(start + self.batch_size, len(paths))):
-                    try:
-                        pixels.append(
-                            decode_for_model(
-                                paths[index], self.input_size, keys[index], self.cache_dir
-                            )
-                        )
-                        kept.append(index)
-                    except Exception:  # reported through `unreadable`, the run goes on
-                        unreadable.append(index)
-                if pixels:
-                    scores.append(np.asarray(self.score_batch(np.stack(pixels)), np.float32))
+            for pixels, kept, bad in decode_batches(
+                paths, keys, self.input_size, self.batch_size, self.cache_dir
+            ):
+                if pixels is not None:
+                    scores.append(np.asarray(self.score_batch(pixels), np.float32))
                     indices.extend(kept)
+                unreadable.extend(bad)
                 if progress is not None:
-                    progress.advance(min(self.batch_size, len(paths) - start))
+                    progress.advance(len(kept) + len(bad))
             yield ChunkScores(
                 items,
                 np.concatenate(scores) if scores else np.zeros((0, len(self.classes)), np.float32),
@@ -163,6 +155,20 @@ def read_model_card(folder: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise MonaliaError(f"no model card at {path}: is it a trained model's folder?") from None
+
+
+def model_weights(folder: Path, card: dict[str, Any]) -> Path:
+    """The weights file a model card names, checked against the SHA-256 the card recorded."""
+    path = folder / card["weights"]
+    if not path.is_file():
+        raise MonaliaError(f"the weights of model {card.get('name')} are missing: {path}")
+    expected = card.get("weights_sha256")
+    if expected and file_sha256(path) != expected:
+        raise MonaliaError(
+            f"{path} is not the file its model card describes (SHA-256 differs): "
+            "retrain the model or restore its weights"
+        )
+    return path
 
 
 class Trainer(Plugin):

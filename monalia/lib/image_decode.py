@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,26 @@ def resize_and_crop(image: Image.Image, size: int) -> np.ndarray:
     left = round((new_width - size) / 2.0)
     image = image.crop((left, top, left + size, top + size))
     return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1).copy()
+
+
+def decode_batches(
+    paths: Sequence[Path],
+    keys: Sequence[str | None],
+    input_size: int,
+    batch_size: int,
+    cache_dir: Path | None = None,
+) -> Iterator[tuple[np.ndarray | None, list[int], list[int]]]:
+    """Batches of decoded images: (uint8 pixels N×3×S×S or None, the positions decoded, the
+    positions that could not be), `batch_size` positions at a time, in order."""
+    for start in range(0, len(paths), batch_size):
+        pixels, kept, unreadable = [], [], []
+        for index in range(start, min(start + batch_size, len(paths))):
+            try:
+                pixels.append(decode_for_model(paths[index], input_size, keys[index], cache_dir))
+                kept.append(index)
+            except Exception:  # the caller reports it; the others go on
+                unreadable.append(index)
+        yield (np.stack(pixels) if pixels else None), kept, unreadable
 
 
 def decode_for_model(

@@ -26,6 +26,7 @@ from monalia.api.trainer import (
     TrainedModel,
     Trainer,
     TrainOptions,
+    model_weights,
     read_model_card,
 )
 from monalia.errors import MonaliaError
@@ -77,24 +78,23 @@ class FeatureReader:
         self, samples: Sequence[Sample], batch_size: int, cache_dir: Path | None, progress=None
     ) -> tuple[np.ndarray, list[int], list[int]]:
         """Features of the readable samples, their positions, and the positions not readable."""
-        from monalia.lib.image_decode import decode_for_model
+        from monalia.lib.image_decode import decode_batches
 
         rows, kept, unreadable = [], [], []
-        for start in range(0, len(samples), batch_size):
-            pixels = []
-            for index in range(start, min(start + batch_size, len(samples))):
-                sample = samples[index]
-                try:
-                    pixels.append(
-                        decode_for_model(sample.path, self.spec.input_size, sample.key, cache_dir)
-                    )
-                    kept.append(index)
-                except Exception:  # reported on the model card, left out of training
-                    unreadable.append(index)
-            if pixels:
-                rows.append(self.features(np.stack(pixels)))
+        batches = decode_batches(
+            [s.path for s in samples],
+            [s.key for s in samples],
+            self.spec.input_size,
+            batch_size,
+            cache_dir,
+        )
+        for pixels, decoded, bad in batches:
+            if pixels is not None:
+                rows.append(self.features(pixels))
+            kept.extend(decoded)
+            unreadable.extend(bad)  # reported on the model card, left out of training
             if progress is not None:
-                progress.advance(min(batch_size, len(samples) - start))
+                progress.advance(len(decoded) + len(bad))
         features = np.concatenate(rows) if rows else np.zeros((0, self.dimensions), np.float32)
         return features, kept, unreadable
 
@@ -259,17 +259,8 @@ class LinearProbeTrainer(Trainer):
         )
 
     def load(self, folder: Path, options: LoadOptions) -> Predictor:
-        from monalia.lib.hashing import file_sha256
-
         card = read_model_card(folder)
-        path = folder / card["weights"]
-        if not path.is_file():
-            raise MonaliaError(f"the weights of model {card.get('name')} are missing: {path}")
-        if card.get("weights_sha256") and file_sha256(path) != card["weights_sha256"]:
-            raise MonaliaError(
-                f"{path} is not the file its model card describes (SHA-256 differs): "
-                "retrain the model or restore its weights"
-            )
+        path = model_weights(folder, card)
         weights = self._weights(card.get("settings", {}).get("weights", "imagenet"))
         reader = FeatureReader(card["backbone"], weights, options.device)
         with np.load(path) as stored:

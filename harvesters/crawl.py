@@ -18,7 +18,7 @@ from sqlalchemy import select
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RecordRow
 from monalia.executors.jobs import HarvestJob, ImageJob, Job
-from monalia.harvesters.pipelines import open_catalog
+from monalia.harvesters.pipelines import job_source, open_catalog
 from monalia.harvesters.settings import crawl_settings
 from monalia.harvesters.spiders.images import ImageSpider, ImageTask
 from monalia.stages.images import job_filter
@@ -72,14 +72,17 @@ def run_harvest(job: HarvestJob) -> None:
     catalog = open_catalog(job.catalog)
     skip: set[str] = set()
     if job.since_run:
+        # the items (e.g. manifest URLs) whose records the unfinished runs stored
+        source = job_source(job)
         with catalog.session() as session:
-            skip = set(
-                session.scalars(
+            skip = {
+                source.item_key(source_id)
+                for source_id in session.scalars(
                     select(RecordRow.source_id).where(
                         RecordRow.source == job.source, RecordRow.last_run_id >= job.since_run
                     )
                 )
-            )
+            }
     settings = crawl_settings(
         pipeline="monalia.harvesters.pipelines.RecordPipeline", **job.crawl.as_kwargs()
     )

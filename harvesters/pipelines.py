@@ -45,6 +45,29 @@ def emit(**message: Any) -> None:
     sys.stdout.flush()
 
 
+def job_source(job: Any):
+    """The source plugin instance a harvest job names, as its project configured it."""
+    from monalia.api.plugin import PluginContext
+    from monalia.api.registry import default_registry
+    from monalia.project import PluginInstance
+
+    info = default_registry().get("source", job.plugin)
+    context = job.context
+    configured = PluginInstance(
+        kind="source",
+        instance=job.source,
+        info=info,
+        settings=info.cls.Settings.model_validate(job.plugin_settings),
+        context=PluginContext(
+            instance=job.source,
+            project_dir=Path(context["project_dir"]),
+            data_dir=Path(context["data_dir"]),
+            base_iri=context["base_iri"],
+        ),
+    )
+    return configured.create()
+
+
 class _CatalogPipeline:
     def __init__(self, crawler):
         self.crawler = crawler
@@ -65,33 +88,17 @@ class RecordPipeline(_CatalogPipeline):
     """Harvest: the spider's items become records of the job's source instance."""
 
     def open_spider(self) -> None:
-        from monalia.api.plugin import PluginContext
         from monalia.api.registry import default_registry
-        from monalia.api.source import SourceState
-        from monalia.project import PluginInstance
+        from monalia.api.source import DuplicateIds, SourceState
         from monalia.stages.record_store import RecordStore
 
-        registry = default_registry()
-        self.hooks = registry.pm.hook
-        info = registry.get("source", self.job.plugin)
-        context = self.job.context
-        configured = PluginInstance(
-            kind="source",
-            instance=self.job.source,
-            info=info,
-            settings=info.cls.Settings.model_validate(self.job.plugin_settings),
-            context=PluginContext(
-                instance=self.job.source,
-                project_dir=Path(context["project_dir"]),
-                data_dir=Path(context["data_dir"]),
-                base_iri=context["base_iri"],
-            ),
-        )
-        self.plugin = configured.info.name
-        self.instance = configured.instance
+        self.hooks = default_registry().pm.hook
+        self.plugin = self.job.plugin
+        self.instance = self.job.source
         self.catalog = open_catalog(self.job.catalog)
-        self.source = configured.create()
+        self.source = job_source(self.job)
         self.source.state = SourceState()
+        self.duplicates = DuplicateIds()
         self.tracker = RunTracker(
             self.catalog, "harvest", self.plugin, self.instance, self.job.settings, self.hooks
         ).start()
@@ -112,7 +119,7 @@ class RecordPipeline(_CatalogPipeline):
             if item["key"] == self.job.start_url:
                 self.start_failure = item["message"]
         else:
-            outcome = self.source.outcome(raw, self.prepare)
+            outcome = self.duplicates.check(self.source.outcome(raw, self.prepare))
         self.batch.append(outcome)
         if self.due(len(self.batch), self.source.batch_size):
             self.commit()

@@ -86,6 +86,15 @@ class DatasetSection(_Section):
         return value
 
 
+class HarvestSection(_Section):
+    """How harvests commit: the ``[harvest]`` table."""
+
+    # a commit every this many records (None: each source's own batch size) or this many
+    # seconds, whichever comes first; a killed harvest loses at most that much work
+    commit_records: int | None = Field(default=None, ge=1)
+    commit_seconds: float = Field(default=10.0, gt=0)
+
+
 class ImagesSection(_Section):
     """The image stage: the ``[images]`` table."""
 
@@ -164,6 +173,7 @@ class PipelineSection(_Section):
 class ProjectFile(_Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
     sources: dict[str, PluginSection] = Field(default_factory=dict)
+    harvest: HarvestSection = Field(default_factory=HarvestSection)
     thesaurus: ThesaurusSection = Field(default_factory=ThesaurusSection)
     classes: ClassesSection = Field(default_factory=ClassesSection)
     labeler: PluginSection | None = None

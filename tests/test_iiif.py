@@ -21,7 +21,8 @@ def test_a_v2_museum_manifest_gives_its_label_metadata_and_image_services(real_f
     assert record.title == "Self-Portrait Dedicated to Paul Gauguin"
     assert record.date == "1888" and record.date_start == 1888
     assert record.creators == ["Artist: Vincent van Gogh, Dutch, 1853 - 1890"]
-    assert record.institution == "Harvard Art Museums"
+    # `attribution` is a credit line, not the holding institution: no metadata pair names one
+    assert doc["attribution"] == "Harvard Art Museums" and record.institution is None
     assert record.landing_page == "https://www.harvardartmuseums.org/collections/object/299843"
     assert len(record.images) == len(doc["sequences"][0]["canvases"])
     first = record.images[0]
@@ -34,7 +35,9 @@ def test_v2_license_and_attribution(real_fixtures):
     doc = load(real_fixtures, "v2/mirador_v2_BibliographicResource_3000126341277.json")
     [record] = iiif.to_records(doc)
     assert record.rights == "http://creativecommons.org/publicdomain/mark/1.0/"
-    assert "National Library of Finland" in record.institution
+    # the credit line names the library, but a credit line is not an institution field
+    assert "National Library of Finland" in record.raw["attribution"]
+    assert record.institution is None
     assert all(image.iiif_service for image in record.images)
 
 
@@ -82,10 +85,12 @@ def test_collections_list_their_members(real_fixtures):
     collections, manifests = iiif.members(v2)
     assert collections == [] and len(manifests) == len(v2["manifests"])
     v3 = load(real_fixtures, "v3/cookbook_0032-collection_collection.json")
-    assert iiif.members(v3) == (
-        [],
-        ["{{ id.path }}/manifest-01.json", "{{ id.path }}/manifest-02.json"],
-    )
+    # the cookbook's members are templates, not URLs: each is a problem with its reason
+    listed = iiif.listed_members(v3)
+    assert listed.manifests == [] and [member for member, _ in listed.problems] == [
+        "member 1 ({{ id.path }}/manifest-01.json)",
+        "member 2 ({{ id.path }}/manifest-02.json)",
+    ]
 
 
 def test_every_shared_manifest_reads_without_error(real_fixtures):
@@ -148,3 +153,43 @@ def test_size_negotiation_from_info_json(real_fixtures):
         == "https://x/t/full/full/0/default.jpg"
     )
     assert iiif.image_request("https://x/s/", 512, 384) == "https://x/s/full/!512,384/0/default.jpg"
+
+
+def test_dates_and_institution_come_from_the_metadata_labels_a_user_names(real_fixtures):
+    doc = load(real_fixtures, "v2/mirador_v2_299843.json")
+    doc["metadata"] += [
+        {"label": "Holding Institution", "value": "Fogg Museum"},
+        {"label": "Date Statement", "value": "ca. 1890"},
+    ]
+    [record] = iiif.to_records(doc)
+    assert record.institution == "Fogg Museum" and record.date == "1888"
+    [record] = iiif.to_records(
+        doc,
+        date_labels=frozenset({"date statement"}),
+        institution_labels=frozenset({"credit line"}),
+    )
+    assert record.date == "ca. 1890" and record.date_start == 1890
+    assert record.institution.startswith("Harvard Art Museums/Fogg Museum")
+
+
+def test_a_collection_member_that_is_not_a_url_is_a_problem_not_a_crash():
+    listed = iiif.listed_members(
+        {
+            "type": "Collection",
+            "items": [
+                {"id": "https://example.org/m/1", "type": "Manifest"},
+                {"id": "{{ id.path }}", "type": "Manifest"},
+                {"id": "m/3.json", "type": "Manifest"},
+                {"type": "Manifest"},
+                {"id": "https://example.org/c/2", "type": "Collection"},
+                {"id": "https://example.org/m/4", "type": "Manifest"},
+            ],
+        }
+    )
+    assert listed.manifests == ["https://example.org/m/1", "https://example.org/m/4"]
+    assert listed.collections == ["https://example.org/c/2"]
+    assert [why for _, why in listed.problems] == [
+        "the manifest id '{{ id.path }}' is not an absolute http(s) URL",
+        "the manifest id 'm/3.json' is not an absolute http(s) URL",
+        "the manifest has no id",
+    ]

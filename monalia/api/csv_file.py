@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from monalia.api.source import file_fingerprint
-from monalia.errors import SourceUnavailable
+from monalia.errors import RecordError, SourceUnavailable
+
+# Bytes the encoding cannot decode come through as lone surrogates (``surrogateescape``), so one
+# bad byte fails its row, not the file.
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 class CsvFile:
@@ -37,8 +42,8 @@ class CsvFile:
             next(reader)
             return position[0]
 
-    def _lines(self, handle, position: list[int]):
-        decoder = codecs.getincrementaldecoder(self.encoding)("strict")
+    def _lines(self, handle, position: list[int], errors: str = "strict"):
+        decoder = codecs.getincrementaldecoder(self.encoding)(errors)
         for raw in handle:
             position[0] += len(raw)
             yield decoder.decode(raw)
@@ -58,7 +63,7 @@ class CsvFile:
         with self.path.open("rb") as handle:
             handle.seek(offset)
             position = [offset]
-            lines = self._lines(handle, position)
+            lines = self._lines(handle, position, "surrogateescape")
             if offset:  # the BOM belongs to the first line only
                 lines = (line.lstrip("\ufeff") if i == 0 else line for i, line in enumerate(lines))
             reader = csv.reader(lines, delimiter=self.delimiter, strict=False)
@@ -75,3 +80,15 @@ class CsvFile:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
                 yield number, row, {"file": self.fingerprint, "offset": position[0], "row": number}
+
+    def check_row(self, row: list[str]) -> None:
+        """Raise `RecordError` when a cell holds bytes the file's encoding cannot decode (the
+        row fails; the rows after it are read as usual)."""
+        for index, cell in enumerate(row):
+            found = _UNDECODED.search(cell)
+            if found:
+                byte = ord(found.group()) - 0xDC00
+                column = self.header[index] if index < len(self.header) else f"#{index + 1}"
+                raise RecordError(
+                    f"byte 0x{byte:02x} in column {column!r} is not valid {self.encoding}"
+                )

@@ -57,6 +57,9 @@ class Record:
     raw: Any = None
     iri: str | None = None
     modified: str | None = None  # the source's own last-modified stamp, where it has one
+    # the source reports the record deleted (an OAI-PMH tombstone): the catalog keeps the row,
+    # marked deleted, and stops publishing, labelling and fetching it
+    deleted: bool = False
 
     def validate(self) -> None:
         """Raise `RecordError` saying what is wrong when the record cannot be stored as it is."""
@@ -95,11 +98,15 @@ class Record:
         if cached is not None:
             return cached
         payload: dict[str, Any] = {
-            name: getattr(self, name) for name in _HASHED_FIELDS if name != "description"
+            name: getattr(self, name)
+            for name in _HASHED_FIELDS
+            if name not in ("description", "deleted")
         }
+        # fields added later count only when set: the hashes of records without them stay
         if self.description is not None:
-            # absent descriptions leave the hash as it was before records had the field
             payload["description"] = self.description
+        if self.deleted:
+            payload["deleted"] = True
         payload["images"] = [vars(image) for image in self.images]
         payload["subjects"] = [vars(subject) for subject in self.subjects]
         try:

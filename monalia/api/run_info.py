@@ -22,5 +22,6 @@ class RunInfo:
     status: str = RUNNING
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     message: str | None = None
+    warnings: int = 0  # events worth a look that lost nothing (e.g. two documents claiming one id)
     started_at: datetime | None = None
     ended_at: datetime | None = None

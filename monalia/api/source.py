@@ -62,11 +62,44 @@ class SourceState:
 
 @dataclass
 class ItemOutcome:
-    """What one raw item gave: its valid records, or the reason it was rejected."""
+    """What one raw item gave: its valid records, or the reason it was rejected, and the
+    warnings its parse raised (`Source.warn`), which lose nothing but are worth a look."""
 
     item: RawItem
     records: list[Record]
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class DuplicateIds:
+    """Tells, over one run, when an item gives a record id an earlier item already gave.
+
+    Storing both would silently replace the first with the second, so the later item is
+    rejected with a reason naming the earlier one; the first stays as it was read.
+    """
+
+    def __init__(self) -> None:
+        self.first_item: dict[str, str] = {}
+
+    def check(self, outcome: ItemOutcome) -> ItemOutcome:
+        if outcome.error is not None:
+            return outcome
+        ids: dict[str, None] = {}
+        for record in outcome.records:
+            earlier = self.first_item.get(record.source_id)
+            if earlier is not None or record.source_id in ids:
+                where = f"by {earlier}" if earlier is not None else "twice by this item"
+                return ItemOutcome(
+                    outcome.item,
+                    [],
+                    f"duplicate id {record.source_id!r}: already read {where}; "
+                    "this one is left out",
+                    outcome.warnings,
+                )
+            ids[record.source_id] = None
+        for source_id in ids:
+            self.first_item[source_id] = outcome.item.key
+        return outcome
 
 
 @dataclass(frozen=True)
@@ -97,6 +130,8 @@ class Source(Plugin):
     # next run starts from (e.g. "modified"). None: every run reads everything and unchanged
     # records are recognised by their content hash.
     replication_key: ClassVar[str | None] = None
+    # records stored per commit; a commit also happens after `[harvest] commit_seconds`, so a
+    # killed run loses at most that much work however slow the source
     batch_size: ClassVar[int] = 500
 
     # -- what a plugin writes ---------------------------------------------------------------
@@ -144,21 +179,34 @@ class Source(Plugin):
         checkpoint never falls in the middle of an item.
         """
         self.state = state  # parse() may consult it, e.g. to apply --since
+        duplicates = DuplicateIds()
         for item in self.items(state):
-            yield self.outcome(item, prepare)
+            yield duplicates.check(self.outcome(item, prepare))
 
     def outcome(self, item: RawItem, prepare=None) -> ItemOutcome:
         """Parse and check one item (for sources whose items arrive some other way, e.g. a
         crawl): its valid records, or the reason it was rejected."""
+        self._warnings: list[str] = []
         try:
             parsed = self.parse(item)
             records = [] if parsed is None else parsed if isinstance(parsed, list) else [parsed]
             records = [self._finish(record, prepare) for record in records]
         except RecordError as exc:
-            return ItemOutcome(item, [], str(exc))
+            return ItemOutcome(item, [], str(exc), self._warnings)
         except Exception as exc:  # a malformed item must not stop the run
-            return ItemOutcome(item, [], f"{type(exc).__name__}: {exc}")
-        return ItemOutcome(item, records)
+            return ItemOutcome(item, [], f"{type(exc).__name__}: {exc}", self._warnings)
+        return ItemOutcome(item, records, None, self._warnings)
+
+    def warn(self, message: str) -> None:
+        """From `parse`: something about the item worth a look that loses nothing (a repaired
+        link, a dropped value). Kept on the run as a warning event and counted."""
+        warnings = getattr(self, "_warnings", None)
+        if warnings is not None:
+            warnings.append(message)
+
+    def item_key(self, source_id: str) -> str:
+        """The key of the item a record came from (a crawled source resumes by it)."""
+        return source_id
 
     def _finish(self, record: Record, prepare) -> Record:
         if not isinstance(record, Record):

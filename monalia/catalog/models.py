@@ -88,6 +88,9 @@ class RecordRow(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     first_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    # set when the source reported the record deleted (OAI-PMH): kept, but no longer published,
+    # labelled or fetched
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     subjects: Mapped[list[SubjectRow]] = relationship(
         back_populates="record", cascade="all, delete-orphan", order_by="SubjectRow.position"
@@ -240,6 +243,7 @@ class RunRow(Base):
     changed: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     message: Mapped[str | None] = mapped_column(Text)
 
     events: Mapped[list[RunEventRow]] = relationship(

@@ -164,6 +164,11 @@ class RunTracker:
         if self.hooks is not None:
             self.hooks.item_failed(item=item, message=message, run=self.info)
 
+    def warn(self, item: str | None, message: str) -> None:
+        """Something worth a look that lost nothing: counted apart, kept as a warning event."""
+        self.info.warnings += 1
+        self.event(message, item=item, level="warning")
+
     def flush(self, session) -> None:
         """Write counts, heartbeat and pending events in `session` (the caller commits)."""
         session.add_all(self._pending_events)
@@ -171,7 +176,7 @@ class RunTracker:
         session.execute(
             update(RunRow)
             .where(RunRow.id == self.id)
-            .values(heartbeat_at=utcnow(), **self.info.counts)
+            .values(heartbeat_at=utcnow(), warnings=self.info.warnings, **self.info.counts)
         )
 
     def finish(self, status: str, message: str | None = None) -> RunInfo:
@@ -216,6 +221,7 @@ def load_run(catalog: Catalog, run_id: int) -> RunInfo:
             status=row.status,
             counts={name: getattr(row, name) for name in COUNTS},
             message=row.message,
+            warnings=row.warnings or 0,
             started_at=row.started_at,
             ended_at=row.ended_at,
         )

@@ -154,11 +154,16 @@ def print_runs_summary(title: str, runs: list, app: App | None = None) -> None:
     for run in runs:
         if run.message:
             click.echo(f"run {run.id}: {run.message}")
+        if getattr(run, "warnings", 0):
+            click.echo(
+                f"run {run.id}: {run.warnings} warning(s), nothing lost; "
+                f"`monalia runs show {run.id}` lists them"
+            )
         if run.counts["failed"] and app is not None:
             with app.catalog.session() as session:
                 events = session.scalars(
                     select(RunEventRow)
-                    .where(RunEventRow.run_id == run.id)
+                    .where(RunEventRow.run_id == run.id, RunEventRow.level == "error")
                     .order_by(RunEventRow.id)
                     .limit(3)
                 ).all()
@@ -184,16 +189,75 @@ def selected_instances(kind: str, configured: dict, names: tuple[str, ...]) -> l
 def run_harvest_stage(
     app: App, names: tuple[str, ...], limit: int | None, since: str | None, restart: bool
 ) -> list:
+    from monalia.catalog.run_tracking import exception_message
     from monalia.stages.harvest import HarvestOptions, harvest
 
     selected = selected_instances("source", app.project.sources, names)
     catalog = app.catalog
-    options = HarvestOptions(limit=limit, since=since, restart=restart)
+    section = app.project.file.harvest
+    options = HarvestOptions(
+        limit=limit,
+        since=since,
+        restart=restart,
+        commit_records=section.commit_records,
+        commit_seconds=section.commit_seconds,
+    )
     runs = []
+    # every source is harvested even when one fails: its run says why, and the command's exit
+    # status (see `harvest_failed`) says that one did
     for configured in selected:
-        with app.progress(f"harvest {configured.instance}", "records") as progress:
-            runs.append(harvest(catalog, configured, app.hooks, options, progress))
+        before = last_run_id(catalog)
+        try:
+            with app.progress(f"harvest {configured.instance}", "records") as progress:
+                runs.append(harvest(catalog, configured, app.hooks, options, progress))
+        except Exception as exc:
+            runs.append(failed_run(catalog, before, configured, exception_message(exc)))
     return runs
+
+
+def last_run_id(catalog) -> int:
+    from sqlalchemy import func, select
+
+    from monalia.catalog.models import RunRow
+
+    with catalog.session() as session:
+        return session.scalar(select(func.max(RunRow.id))) or 0
+
+
+def failed_run(catalog, after: int, configured, message: str):
+    """The run a failed harvest recorded, or one recorded now when it failed before it could."""
+    from sqlalchemy import select
+
+    from monalia.catalog.models import RunRow
+    from monalia.catalog.run_tracking import FAILED, RunTracker, load_run
+
+    with catalog.session() as session:
+        run_id = session.scalar(
+            select(RunRow.id)
+            .where(
+                RunRow.id > after,
+                RunRow.stage == "harvest",
+                RunRow.target == configured.instance,
+            )
+            .order_by(RunRow.id.desc())
+            .limit(1)
+        )
+    if run_id is not None:
+        return load_run(catalog, run_id)
+    tracker = RunTracker(catalog, "harvest", configured.info.name, configured.instance).start()
+    return tracker.finish(FAILED, message)
+
+
+def harvest_failed(runs: list) -> None:
+    """Exit non-zero, after every source ran, when one of them did not finish."""
+    failed = [run for run in runs if run.status != "done"]
+    if len(runs) == 1 and failed:
+        raise MonaliaError(failed[0].message or f"the harvest {failed[0].status}")
+    if failed:
+        raise MonaliaError(
+            f"{len(failed)} of {len(runs)} sources did not finish: "
+            + "; ".join(f"{run.target} {run.status}: {run.message}" for run in failed)
+        )
 
 
 def run_publish_stage(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]) -> list:

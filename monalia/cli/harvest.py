@@ -7,6 +7,7 @@ import click
 from monalia.cli.app import (
     App,
     cli,
+    harvest_failed,
     pass_app,
     print_runs_summary,
     run_harvest_stage,
@@ -50,6 +51,7 @@ def harvest(
         return
     runs = run_harvest_stage(app, sources, limit, since, restart)
     print_runs_summary("harvest", runs, app)
+    harvest_failed(runs)
 
 
 def _dry_run_harvest(

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from monalia.api.records import ImageRef, Record, Subject
 from monalia.errors import RecordError
@@ -20,11 +21,26 @@ from monalia.lib.mapping import years_of
 PRESENTATION_2 = "http://iiif.io/api/presentation/2/context.json"
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+_NOT_IN_URL = re.compile(r'[\x00-\x20<>"{}|\\^`]')
 # Metadata labels (lower case, any language) that carry the fields a record has.
 CREATOR_LABELS = frozenset(
     {"creator", "artist", "author", "maker", "painter", "auteur", "artiste", "künstler", "people"}
 )
-DATE_LABELS = frozenset({"date", "dates", "created", "date created", "période", "datierung"})
+DATE_LABELS = frozenset(
+    {"date", "dates", "date statement", "created", "date created", "période", "datierung"}
+)
+# The institution that holds the object; `attribution` (a credit line) is not one.
+INSTITUTION_LABELS = frozenset(
+    {
+        "holding institution",
+        "repository",
+        "institution",
+        "collection holder",
+        "owner",
+        "musée",
+        "institution de conservation",
+    }
+)
 SUBJECT_LABELS = frozenset(
     {
         "subject",
@@ -322,23 +338,61 @@ def read_manifest(doc: Any, languages: tuple[str, ...] = ()) -> Manifest:
 
 def members(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The (collections, manifests) a collection lists, by id, in order."""
+    listed = listed_members(doc)
+    return listed.collections, listed.manifests
+
+
+@dataclass
+class Members:
+    """What a collection lists: collection and manifest URLs, and the members that cannot be
+    fetched (no id, an id that is not an absolute http(s) URL, an unknown type) with why."""
+
+    collections: list[str]
+    manifests: list[str]
+    problems: list[tuple[str, str]]  # (which member, why it is left out)
+
+
+def fetchable_url(value: Any) -> bool:
+    """An absolute http(s) URL with a host and no characters a URL cannot hold."""
+    if not isinstance(value, str) or _NOT_IN_URL.search(value):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def listed_members(doc: dict[str, Any]) -> Members:
     collections: list[str] = []
     manifests: list[str] = []
+    problems: list[tuple[str, str]] = []
     listed = _as_list(doc.get("items")) + _as_list(doc.get("members"))
     listed += [dict(m, **{"@type": "sc:Collection"}) for m in _as_list(doc.get("collections"))]
     listed += [dict(m, **{"@type": "sc:Manifest"}) for m in _as_list(doc.get("manifests"))]
-    for member in listed:
+    for number, member in enumerate(listed, start=1):
         if isinstance(member, str):
-            manifests.append(member)
+            kind, member_id = "Manifest", member
+        elif isinstance(member, dict):
+            kind, member_id = document_type(member), document_id(member)
+        else:
+            problems.append((f"member {number}", f"a JSON {type(member).__name__}, not a member"))
             continue
-        if not isinstance(member, dict) or document_id(member) is None:
+        if kind not in ("Collection", "Manifest"):
+            if kind in ("Canvas", "Range", "AnnotationPage", "Annotation"):
+                continue  # parts of a manifest listed by some collections; not records
+            problems.append((f"member {number}", f"type {kind or 'missing'} is not fetched"))
             continue
-        kind = document_type(member)
-        if kind == "Collection":
-            collections.append(document_id(member))
-        elif kind == "Manifest":
-            manifests.append(document_id(member))
-    return list(dict.fromkeys(collections)), list(dict.fromkeys(manifests))
+        if member_id is None:
+            problems.append((f"member {number}", f"the {kind.lower()} has no id"))
+            continue
+        if not fetchable_url(member_id):
+            problems.append(
+                (
+                    f"member {number} ({member_id[:200]})",
+                    f"the {kind.lower()} id {member_id[:200]!r} is not an absolute http(s) URL",
+                )
+            )
+            continue
+        (collections if kind == "Collection" else manifests).append(member_id)
+    return Members(list(dict.fromkeys(collections)), list(dict.fromkeys(manifests)), problems)
 
 
 def _subjects(manifest: Manifest, fields: frozenset[str]) -> list[Subject]:
@@ -353,30 +407,50 @@ def _subjects(manifest: Manifest, fields: frozenset[str]) -> list[Subject]:
     return subjects
 
 
+CANVAS_KEY = "#canvas="  # between the manifest's key and a canvas's in a canvas record's id
+
+
+def canvas_key(manifest_key: str, canvas_id: str | None, number: int) -> str:
+    """A canvas record's id: its manifest's key and its own id (its number when it has no id
+    or the two would not fit a catalog key)."""
+    key = f"{manifest_key}{CANVAS_KEY}{canvas_id}"
+    return key if canvas_id and len(key) <= 500 else f"{manifest_key}{CANVAS_KEY}{number}"
+
+
 def to_records(
     doc: Any,
     per: str = "manifest",
     languages: tuple[str, ...] = (),
     subject_fields: frozenset[str] = SUBJECT_LABELS,
+    url: str | None = None,
+    date_labels: frozenset[str] = DATE_LABELS,
+    institution_labels: frozenset[str] = INSTITUTION_LABELS,
 ) -> list[Record]:
-    """Records of a manifest: one for the manifest (its canvases' images), or one per canvas."""
+    """Records of a manifest: one for the manifest (its canvases' images), or one per canvas.
+
+    `url` is where the manifest was fetched from: the record's key, so two documents that
+    claim one id stay two records (default: the manifest's own id). Labels are compared in
+    lower case.
+    """
     manifest = read_manifest(doc, languages)
+    key = url or manifest.id
     creators = [
         part
         for text in manifest.metadata_text(CREATOR_LABELS)
         for part in re.split(r"\s*;\s*", text)
         if part
     ]
-    dates = manifest.metadata_text(DATE_LABELS)
+    dates = manifest.metadata_text(date_labels)
     date = dates[0] if dates else None
     start, end = years_of(date)
+    institutions = manifest.metadata_text(institution_labels)
     common = {
         "description": manifest.summary,
         "creators": creators,
         "date": date,
         "date_start": start,
         "date_end": end,
-        "institution": manifest.provider or manifest.attribution,
+        "institution": manifest.provider or (institutions[0] if institutions else None),
         "rights": manifest.rights,
         "landing_page": manifest.homepage,
         "subjects": _subjects(manifest, subject_fields),
@@ -393,10 +467,10 @@ def to_records(
             title = " — ".join(t for t in (manifest.label, canvas.label) if t) or None
             records.append(
                 Record(
-                    source_id=canvas.id or f"{manifest.id}#canvas-{number}",
+                    source_id=canvas_key(key, canvas.id, number),
                     title=title,
                     images=[ref(body, i == 0) for i, body in enumerate(canvas.images)],
-                    raw={"manifest": manifest.id, "canvas": number},
+                    raw={"manifest": manifest.id, "canvas": canvas.id or number},
                     **common,
                 )
             )
@@ -406,7 +480,7 @@ def to_records(
         bodies = [manifest.thumbnail]
     return [
         Record(
-            source_id=manifest.id,
+            source_id=key,
             title=manifest.label,
             images=[ref(body, i == 0) for i, body in enumerate(bodies)],
             raw=doc,

@@ -7,6 +7,7 @@ duplicate. A record whose content hash is unchanged is only marked as seen.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,10 @@ class HarvestOptions:
     limit: int | None = None  # stop after this many records
     since: str | None = None  # read only what changed after this (where the source can)
     restart: bool = False  # ignore the checkpoint and bookmark: read everything again
+    # a commit every this many records (None: the source's batch size) or seconds, whichever
+    # comes first: a killed run loses at most that much work
+    commit_records: int | None = None
+    commit_seconds: float = 10.0
 
 
 def harvest(
@@ -87,6 +92,8 @@ def harvest(
             batch_records = 0
             checkpoint = state.checkpoint
             taken = 0
+            commit_records = options.commit_records or source.batch_size
+            last_commit = time.monotonic()
             for outcome in source.harvest(state, prepare):
                 batch.append(outcome)
                 size = len(outcome.records) or 1
@@ -97,10 +104,14 @@ def harvest(
                         value = getattr(record, source.replication_key, None)
                         if value is not None and (greatest is None or value > greatest):
                             greatest = value
-                if batch_records >= source.batch_size:
+                if (
+                    batch_records >= commit_records
+                    or time.monotonic() - last_commit >= options.commit_seconds
+                ):
                     checkpoint = store.commit(catalog, batch, configured.info.name)
                     progress.advance(batch_records)
                     batch, batch_records = [], 0
+                    last_commit = time.monotonic()
                 if options.limit is not None and taken >= options.limit:
                     limited = True
                     break

@@ -57,13 +57,19 @@ class RecordStore:
             records: dict[str, Record] = {}
             for outcome in batch:
                 self.tracker.add(seen=len(outcome.records) or 1)
+                for warning in outcome.warnings:
+                    self.tracker.warn(outcome.item.key, warning)
                 if outcome.error is not None:
                     self.tracker.fail_item(outcome.item.key, outcome.error)
                     continue
                 for record in outcome.records:
                     if record.source_id in records:
-                        # the same record twice in one batch: store what came last
-                        self.tracker.add(seen=-1)
+                        # sources check this over the run (DuplicateIds); this is the last guard
+                        self.tracker.fail_item(
+                            outcome.item.key,
+                            f"duplicate id {record.source_id!r} in one batch; left out",
+                        )
+                        continue
                     records[record.source_id] = record
             changes = self._write(session, list(records.values()), now)
             row = state_row(session, self.source, plugin)
@@ -117,6 +123,14 @@ class RecordStore:
             )
             for row in rows:
                 record, content_hash = changed[row.id]
+                if record.deleted:
+                    # a tombstone: the record's last known content, images and scores stay
+                    row.raw = record.raw
+                    row.content_hash = content_hash
+                    row.deleted_at = row.deleted_at or now
+                    row.last_seen = now
+                    row.last_run_id = self.tracker.id
+                    continue
                 _fill(row, record, content_hash, now, self.tracker.id)
                 row.subjects = _subject_rows(record)
                 row.images = _image_rows(record, {image.url: image for image in row.images})
@@ -156,6 +170,7 @@ class RecordStore:
                     "landing_page": r.landing_page,
                     "modified": r.modified,
                     "raw": r.raw,
+                    "deleted_at": now if r.deleted else None,
                     "content_hash": r.content_hash(),
                     "first_seen": now,
                     "last_seen": now,
@@ -253,6 +268,7 @@ def _fill(row: RecordRow, record: Record, content_hash: str, now: datetime, run_
     row.modified = record.modified
     row.raw = record.raw
     row.content_hash = content_hash
+    row.deleted_at = None  # harvested again: no longer deleted
     row.last_seen = now
     row.last_run_id = run_id
 

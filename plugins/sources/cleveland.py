@@ -181,6 +181,7 @@ class ClevelandCsvSource(Source):
 
     def parse(self, item: RawItem) -> Record | None:
         row: list[str] = item.payload
+        self.reader.check_row(row)
         if len(row) != self.width:
             raise RecordError(f"{len(row)} columns where the header has {self.width}")
         values = {field: row[index] for field, index in self.columns if row[index] != ""}

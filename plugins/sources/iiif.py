@@ -27,6 +27,9 @@ class IiifSettings(PluginSettings):
     languages: list[str] = Field(default_factory=lambda: ["en"])  # preferred label languages
     # metadata labels (any case) whose values are subject terms; others stay in the raw payload
     subject_fields: list[str] = Field(default_factory=lambda: sorted(iiif.SUBJECT_LABELS))
+    # metadata labels (any case) whose first value is the record's date / holding institution
+    date_labels: list[str] = Field(default_factory=lambda: sorted(iiif.DATE_LABELS))
+    institution_labels: list[str] = Field(default_factory=lambda: sorted(iiif.INSTITUTION_LABELS))
     concurrency: int = Field(8, ge=1)  # manifests fetched at once
     per_host: int = Field(4, ge=1)
     autothrottle: bool = True
@@ -47,12 +50,32 @@ class IiifSource(Source):
         )
 
     def parse(self, item: RawItem) -> list[Record]:
-        return iiif.to_records(
+        """Records keyed by the URL the manifest was fetched from (`item.key`): two documents
+        claiming one id stay two records, and the clash is a warning on the run."""
+        settings = self.settings
+        records = iiif.to_records(
             item.payload,
-            per=self.settings.records,
-            languages=tuple(self.settings.languages),
-            subject_fields=frozenset(f.lower() for f in self.settings.subject_fields),
+            per=settings.records,
+            languages=tuple(settings.languages),
+            subject_fields=frozenset(f.lower() for f in settings.subject_fields),
+            url=item.key,
+            date_labels=frozenset(f.lower() for f in settings.date_labels),
+            institution_labels=frozenset(f.lower() for f in settings.institution_labels),
         )
+        claimed = iiif.document_id(item.payload) if isinstance(item.payload, dict) else None
+        if claimed is not None:
+            claims = self.__dict__.setdefault("_claims", {})
+            earlier = claims.setdefault(claimed, item.key)
+            if earlier != item.key:
+                self.warn(
+                    f"the manifest claims id {claimed}, which the manifest fetched from "
+                    f"{earlier} also claims; both are kept, each under the URL it came from"
+                )
+        return records
+
+    def item_key(self, source_id: str) -> str:
+        """The manifest URL a record came from (canvas records add the canvas after it)."""
+        return source_id.split(iiif.CANVAS_KEY, 1)[0]
 
     def crawl(self) -> CrawlSpec:
         """Nested collections followed from `url` by the IIIF spider, manifests fetched politely."""

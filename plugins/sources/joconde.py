@@ -508,6 +508,7 @@ class JocondeCsvSource(Source):
 
     def parse(self, item: RawItem) -> Record | None:
         row: list[str] = item.payload
+        self.reader.check_row(row)
         if len(row) != len(self.reader.header):
             raise RecordError(f"{len(row)} columns where the header has {len(self.reader.header)}")
         fields: dict[str, Any] = {}
@@ -516,6 +517,13 @@ class JocondeCsvSource(Source):
             if value:
                 fields[code] = split_values(value) if code in MULTI_VALUED else value
         record = notice_record(fields, self.settings)
+        # the stored payload (and so the content hash) holds every column, mapped or not: a
+        # change in a column monalia does not read is still a change
+        header = self.reader.header
+        record.raw = dict(fields)
+        for index, value in enumerate(row):
+            if index not in self.columns and value.strip():
+                record.raw[header[index].lstrip("\ufeff")] = value.strip()
         return record if _changed_since(record, self.state) else None
 
 

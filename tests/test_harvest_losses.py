@@ -5,6 +5,7 @@ source commits by time so a kill loses only seconds."""
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 from conftest import sample_records, write_jsonl
 from sqlalchemy import func, select
@@ -103,7 +104,7 @@ class SlowSource(Source):
     """Yields an item every 50 ms; after the fifth it looks at what the catalog holds."""
 
     name = "slow"
-    seen_committed: list[int] = []
+    seen_committed: ClassVar[list[int]] = []
 
     def items(self, state):
         for number in range(8):

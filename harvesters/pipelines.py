@@ -68,6 +68,28 @@ def job_source(job: Any):
     return configured.create()
 
 
+def add_to_run(session, run_id: int, seen: int, new: int, failed: list[list[Any]]) -> None:
+    """Add a commit's counts and failure events to a run another process started."""
+    from monalia.catalog.models import RunEventRow, RunRow
+    from monalia.catalog.run_tracking import MAX_EVENTS
+
+    now = utcnow()
+    session.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id)
+        .values(
+            seen=RunRow.seen + seen,
+            new=RunRow.new + new,
+            failed=RunRow.failed + sum(count for _, _, count in failed),
+            heartbeat_at=now,
+        )
+    )
+    session.add_all(
+        RunEventRow(run_id=run_id, at=now, level="error", item=item, message=reason)
+        for item, reason, _ in failed[:MAX_EVENTS]
+    )
+
+
 class _CatalogPipeline:
     def __init__(self, crawler):
         self.crawler = crawler
@@ -229,8 +251,17 @@ class ImagePipeline(_CatalogPipeline):
                 rows.extend({"id": image_id, **values} for image_id in ids)
             with self.catalog.session() as session:
                 session.execute(update(ImageRow), rows)
-            # reported once committed: a killed crawl never counts what it did not store
-            emit(seen=seen, new=new, failed=failed, advance=len(rows))
+                if self.job.run_id is not None:
+                    # the counts go in with the work they count: a kill at any moment leaves
+                    # the run's counts equal to what is stored
+                    add_to_run(session, self.job.run_id, seen, new, failed)
+            emit(
+                seen=seen,
+                new=new,
+                failed=failed,
+                advance=len(rows),
+                committed=self.job.run_id is not None,
+            )
             self.pending = []
         self.last_commit = time.monotonic()
 

@@ -365,3 +365,47 @@ def test_prepare_refuses_a_bomb_before_decoding_it():
     with pytest.raises(ImageRejected, match="decompression bomb"):
         prepare(png(30000, 30000), "image/png", (128, 128), limits)
     assert time.monotonic() - started < 5  # 900 million pixels were never allocated
+
+
+@pytest.mark.slow
+def test_runs_killed_outright_count_exactly_what_they_stored(tmp_path):
+    """The `monalia images` process itself is killed, twice: its crawls stop with it, and each
+    run's counts, written with the images they count, add up to every image once."""
+    count = 120
+    catalog_url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    with IiifServer(extra=slow_images) as server:
+        records = [{"id": f"k{i}", "images": [f"{server.url}/slow/k{i}.jpg"]} for i in range(count)]
+        project = project_file(
+            tmp_path, catalog_url, records, "processes = 2\nconcurrency = 2\nper_host = 2"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
+        command = [sys.executable, "-m", "monalia", "-q", "--project", str(project)]
+        subprocess.run([*command, "harvest"], env=env, check=True, capture_output=True)
+        catalog = Catalog.open(catalog_url)
+        for _ in range(2):
+            with catalog.session() as session:
+                before = session.query(ImageRow).filter(ImageRow.status == "fetched").count()
+            kill_after = before + 10
+            run = subprocess.Popen([*command, "images"], env=env, stdout=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+                with catalog.session() as session:
+                    fetched = session.query(ImageRow).filter(ImageRow.status == "fetched").count()
+                if fetched >= kill_after:
+                    break
+            children = children_of(run.pid)
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+            for child in children:  # they stop with their parent and record what they did
+                while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        last = subprocess.run([*command, "images"], env=env, capture_output=True, text=True)
+        assert last.returncode == 0, last.stderr
+    with catalog.session() as session:
+        runs = session.scalars(
+            select(RunRow).where(RunRow.stage == "images").order_by(RunRow.id)
+        ).all()
+    assert [run.status for run in runs] == ["interrupted", "interrupted", "done"]
+    assert all(run.seen == run.new + run.failed for run in runs)
+    assert sum(run.new for run in runs) == count, [run.new for run in runs]

@@ -95,6 +95,9 @@ class RunTracker:
         self.info = RunInfo(0, stage, plugin, target, dict(settings or {}))
         self._pending_events: list[RunEventRow] = []
         self._events_kept = 0
+        # True when other processes add the counts to the run's row as they commit their work
+        # (the image stage's crawls): this tracker then reads the counts rather than writing them
+        self.counted_elsewhere = False
 
     @property
     def id(self) -> int:
@@ -173,6 +176,17 @@ class RunTracker:
         """Write counts, heartbeat and pending events in `session` (the caller commits)."""
         session.add_all(self._pending_events)
         self._pending_events = []
+        if self.counted_elsewhere:
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == self.id)
+                .values(heartbeat_at=utcnow(), warnings=self.info.warnings)
+            )
+            row = session.execute(
+                select(*(getattr(RunRow, name) for name in COUNTS)).where(RunRow.id == self.id)
+            ).one()
+            self.info.counts.update(zip(COUNTS, row, strict=True))
+            return
         session.execute(
             update(RunRow)
             .where(RunRow.id == self.id)

@@ -195,7 +195,13 @@ def _drain(inbox: queue.Queue, tracker: RunTracker) -> None:
 
 
 def count_report(tracker: RunTracker, message: dict[str, Any]) -> None:
-    """Add what a child committed to the run: counts, and each failure with its reason."""
+    """Add what a child committed to the run: counts, and each failure with its reason. A child
+    that wrote them into the run itself (``committed``) is only passed on to the plugins."""
+    if message.get("committed"):
+        if tracker.hooks is not None:
+            for item, reason, _ in message.get("failed", ()):
+                tracker.hooks.item_failed(item=item, message=reason, run=tracker.info)
+        return
     if message.get("seen"):
         tracker.add(seen=message["seen"], new=message.get("new", 0))
     for item, reason, count in message.get("failed", ()):

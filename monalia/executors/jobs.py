@@ -85,6 +85,8 @@ class ImageJob(Job):
     shards: int = 1
     shard: int = 0
     shard_limit: int | None = None
+    # the run the crawl processes add their counts to, in the transactions that store the work
+    run_id: int | None = None
 
     def for_shard(self, shard: int, shards: int, crawl: CrawlSettings, limit: int | None):
         return replace(self, shard=shard, shards=shards, crawl=crawl, shard_limit=limit)

@@ -126,6 +126,8 @@ def fetch_images(
             return tracker.finish(DONE, "nothing to fetch")
         if progress is not None:
             progress.set_total(total)
+        tracker.counted_elsewhere = True  # each crawl commits its counts with its images
+        job = replace(job, run_id=tracker.id)
         jobs = []
         for shard in range(processes):
             # the politeness settings hold for the run: each process gets its share

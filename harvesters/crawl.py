@@ -83,8 +83,9 @@ def run_harvest(job: HarvestJob) -> None:
                     )
                 )
             }
+    pipeline = "DryRunPipeline" if job.dry_run else "RecordPipeline"
     settings = crawl_settings(
-        pipeline="monalia.harvesters.pipelines.RecordPipeline", **job.crawl.as_kwargs()
+        pipeline=f"monalia.harvesters.pipelines.{pipeline}", **job.crawl.as_kwargs()
     )
     settings["MONALIA_JOB"] = job.to_json()
     if job.limit:

@@ -18,6 +18,10 @@ from twisted.python.failure import Failure
 
 from monalia.lib.http import mask_url
 
+# Error answers reach the spider (to be recorded with their reason); redirects do not: the
+# redirect middleware follows them
+ERROR_STATUSES = list(range(400, 600))
+
 
 def describe_failure(failure: Failure) -> tuple[str, bool]:
     """(reason, transient) for a request that failed without an HTTP answer."""

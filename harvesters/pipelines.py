@@ -186,6 +186,62 @@ class RecordPipeline(_CatalogPipeline):
         emit(finished=info.status)
 
 
+class DryRunPipeline(_CatalogPipeline):
+    """A harvest's dry run: items parsed, checked and counted against the catalog as a harvest
+    would store them; nothing is written. The counts go to the parent when the crawl ends."""
+
+    def open_spider(self) -> None:
+        from monalia.api.source import DuplicateIds, SourceState
+
+        self.catalog = open_catalog(self.job.catalog)
+        self.source = job_source(self.job)
+        self.source.state = SourceState()
+        self.duplicates = DuplicateIds()
+        self.counts = {"seen": 0, "new": 0, "changed": 0, "unchanged": 0, "failed": 0}
+        self.failures: list[tuple[str, str]] = []
+        self.warnings: list[tuple[str, str]] = []
+        self.pending: list[Any] = []
+
+    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        raw = RawItem(key=item["key"], payload=item.get("payload"))
+        if item["kind"] == "failed":
+            outcome = ItemOutcome(raw, [], item["message"])
+        else:
+            outcome = self.duplicates.check(self.source.outcome(raw))
+        self.counts["seen"] += len(outcome.records) or 1
+        self.warnings.extend((outcome.item.key, w) for w in outcome.warnings)
+        if outcome.error is not None:
+            self.counts["failed"] += 1
+            if len(self.failures) < 20:
+                self.failures.append((outcome.item.key, outcome.error))
+        self.pending.extend(outcome.records)
+        if self.due(len(self.pending), 500):
+            self.commit()
+        return {"key": item["key"]}
+
+    def commit(self) -> None:
+        from monalia.stages.record_store import classify
+
+        for change in classify(self.catalog, self.job.source, self.pending):
+            self.counts[change] += 1
+        emit(advance=len(self.pending))
+        self.pending = []
+        self.last_commit = time.monotonic()
+
+    def close_spider(self) -> None:
+        self.commit()
+
+    def spider_closed(self, spider, reason: str) -> None:
+        emit(
+            dry_run={
+                "counts": self.counts,
+                "failures": self.failures,
+                "warnings": self.warnings[:20],
+                "complete": reason in ("finished", LIMIT_REASON),
+            }
+        )
+
+
 class ImagePipeline(_CatalogPipeline):
     """Images: check, store by hash, record the outcome on every catalog row of the URL. The
     run belongs to the process that started the crawl (one run, several crawl processes): this

@@ -305,17 +305,115 @@ def test_one_record_per_canvas_and_limit(tmp_path, sqlite_url, cli):
         assert cli("harvest", project=project).exit_code == 0
     records = records_of(Catalog.open(catalog_url))
     assert len(records) == 10
-    record = records[f"{base}/m/3/canvas/2"]
+    # a canvas record is keyed by the manifest it was fetched from, then the canvas
+    record = records[f"{base}/m/3.json#canvas={base}/m/3/canvas/2"]
     assert record.title == "Object 3 — view 2"
     assert [image.iiif_service for image in record.images] == [f"{base}/image/o3-2"]
     assert runs(catalog_url)[0].message.startswith("stopped at --limit 2")
 
 
-def test_dry_run_says_a_crawled_source_has_none(tmp_path, sqlite_url, cli):
+def test_the_dry_run_of_a_crawled_source_counts_what_the_harvest_then_stores(
+    tmp_path, sqlite_url, cli
+):
     catalog_url = sqlite_url  # PostgreSQL is covered by the first test
-    project = project_file(tmp_path, catalog_url, "http://127.0.0.1:9/c.json")
-    result = cli("harvest", "--dry-run", project=project)
-    assert result.exit_code != 0 and "no dry run" in result.output
+    with IiifServer() as server:
+        base = server.url
+        for n in range(4):
+            server.documents[f"/m/{n}.json"] = manifest(base, n)
+        server.documents["/c.json"] = collection(
+            base, range(5), extra_items=[{"id": "{{ id.path }}/x.json", "type": "Manifest"}]
+        )
+        project = project_file(tmp_path, catalog_url, f"{base}/c.json", retries=0)
+        preview = cli("harvest", "--dry-run", project=project)
+        assert preview.exit_code == 0, preview.output
+        assert "6 read, 4 new, 0 changed, 0 unchanged, 2 failed" in preview.output
+        assert "is not an absolute http(s) URL" in preview.output
+        assert runs(catalog_url) == []  # nothing written, not even a run
+        assert cli("harvest", project=project).exit_code == 0
+        [run] = runs(catalog_url)
+        assert (run.seen, run.new, run.failed) == (6, 4, 2)
+        again = cli("harvest", "--dry-run", project=project)
+        assert "6 read, 0 new, 0 changed, 4 unchanged, 2 failed" in again.output
+
+
+def test_members_that_are_not_urls_fail_one_by_one_and_the_rest_is_harvested(
+    real_fixtures, tmp_path, sqlite_url, cli
+):
+    """The cookbook's multi-volume collection (recipe 0030) lists its volumes by template ids,
+    as the newspaper one (0068) does: each is one failed item with its reason, and the members
+    listed after them are still read."""
+    with IiifServer() as server:
+        base = server.url
+        newspaper = fixture(
+            real_fixtures / "iiif" / "v3" / "cookbook_0030-multi-volume_collection.json"
+        )
+        server.documents["/m/1.json"] = manifest(base, 1)
+        newspaper["items"].append({"id": f"{base}/m/1.json", "type": "Manifest"})
+        server.documents["/news.json"] = newspaper
+        project = project_file(tmp_path, sqlite_url, f"{base}/news.json", retries=0)
+        assert cli("harvest", project=project).exit_code == 0
+    [run] = runs(sqlite_url)
+    templated = len(newspaper["items"]) - 1
+    assert (run.status, run.new, run.failed) == ("done", 1, templated)
+    assert run.seen == run.new + run.failed
+    with Catalog.open(sqlite_url).session() as session:
+        messages = session.scalars(select(RunEventRow.message)).all()
+    assert len(messages) == templated
+    assert all("is not an absolute http(s) URL" in m for m in messages)
+
+
+def test_two_manifests_claiming_one_id_stay_two_records_and_the_clash_is_reported(
+    tmp_path, sqlite_url, cli
+):
+    with IiifServer() as server:
+        base = server.url
+        for n in range(3):
+            server.documents[f"/m/{n}.json"] = manifest(base, n)
+        # a copy published at another address, still claiming the first manifest's id
+        server.documents["/copy/0.json"] = dict(manifest(base, 0), label={"en": ["Copy"]})
+        server.documents["/c.json"] = collection(
+            base, range(3), extra_items=[{"id": f"{base}/copy/0.json", "type": "Manifest"}]
+        )
+        project = project_file(tmp_path, sqlite_url, f"{base}/c.json", "concurrency = 1")
+        result = cli("harvest", project=project)
+        assert result.exit_code == 0 and "1 warning(s)" in result.output
+    [run] = runs(sqlite_url)
+    assert (run.seen, run.new, run.failed, run.warnings) == (4, 4, 0, 1)
+    records = records_of(Catalog.open(sqlite_url))
+    assert records[f"{base}/copy/0.json"].title == "Copy"
+    assert records[f"{base}/m/0.json"].title == "Object 0"
+    with Catalog.open(sqlite_url).session() as session:
+        [event] = session.scalars(select(RunEventRow)).all()
+    assert event.level == "warning" and f"claims id {base}/m/0.json" in event.message
+
+
+@pytest.mark.slow
+def test_limit_repeated_goes_through_manifests_whose_ids_differ_from_their_urls(
+    tmp_path, sqlite_url, cli
+):
+    """Manifests reached through a redirect, claiming ids that are not where they were
+    fetched from: each --limit run goes further, and together they read everything once."""
+
+    def moved(path: str) -> Reply | None:
+        if path.startswith("/old/"):
+            return Reply(status=301, headers={"Location": f"{server.url}/new/{path[5:]}"}, body="")
+        if path.startswith("/new/"):
+            number = int(path[5:].split(".")[0])
+            return Reply(body=manifest(server.url, number, id=f"urn:museum:object:{number}"))
+        return None
+
+    with IiifServer(extra=moved) as server:
+        base = server.url
+        server.documents["/c.json"] = {
+            **collection(base, ()),
+            "items": [{"id": f"{base}/old/{n}.json", "type": "Manifest"} for n in range(6)],
+        }
+        project = project_file(tmp_path, sqlite_url, f"{base}/c.json", "concurrency = 1")
+        for _ in range(3):
+            assert cli("harvest", "--limit", "2", project=project).exit_code == 0
+    records = records_of(Catalog.open(sqlite_url))
+    assert sorted(records) == sorted(f"{base}/old/{n}.json" for n in range(6))
+    assert sum(run.new for run in runs(sqlite_url)) == 6
 
 
 @pytest.mark.slow

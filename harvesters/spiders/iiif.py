@@ -13,7 +13,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Request, Response
 
-from monalia.harvesters.failures import describe_failure, status_reason
+from monalia.harvesters.failures import ERROR_STATUSES, describe_failure, status_reason
 from monalia.lib import iiif_presentation as iiif
 
 ACCEPT = (
@@ -54,7 +54,7 @@ class IiifSpider(scrapy.Spider):
             callback=self.parse_document,
             errback=self.failed,
             headers={"Accept": ACCEPT},
-            meta={"expect": expect, "handle_httpstatus_all": True},
+            meta={"expect": expect, "handle_httpstatus_list": ERROR_STATUSES},
         )
 
     def parse_document(self, response: Response):

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy.http import Request, Response
 
-from monalia.harvesters.failures import describe_failure, status_reason
+from monalia.harvesters.failures import ERROR_STATUSES, describe_failure, status_reason
 from monalia.lib import iiif_presentation as iiif
 
 # statuses a IIIF service answers when it does not do the size asked for
@@ -65,7 +65,7 @@ class ImageSpider(scrapy.Spider):
             url,
             callback=self.parse_image if step != "info" else self.parse_info,
             errback=self.failed,
-            meta={"task": task, "step": step, "handle_httpstatus_all": True},
+            meta={"task": task, "step": step, "handle_httpstatus_list": ERROR_STATUSES},
             dont_filter=True,  # each task once by construction; a retry must not be filtered
         )
 

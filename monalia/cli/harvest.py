@@ -66,6 +66,8 @@ def _dry_run_harvest(
         counts = result["counts"]
         for item, message in result["failures"]:
             click.echo(f"{configured.instance}: would skip {item}: {message}")
+        for item, message in result.get("warnings", ()):
+            click.echo(f"{configured.instance}: warning for {item}: {message}")
         click.echo(
             f"{configured.instance} (dry run, nothing written): {counts['seen']} read, "
             f"{counts['new']} new, {counts['changed']} changed, "

@@ -111,6 +111,28 @@ def run_crawl(catalog: Catalog, job: Job, progress: Progress | None = None) -> R
     return load_run(catalog, run_id)
 
 
+def run_dry_crawl(job: Job, progress: Progress | None = None) -> dict[str, Any]:
+    """Run a dry-run crawl (nothing written); return its counts, first failures and warnings."""
+    result: dict[str, Any] | None = None
+    crawl = CrawlProcess(job)
+    try:
+        for message in crawl.messages():
+            if "dry_run" in message:
+                result = message["dry_run"]
+            elif progress is not None and "advance" in message:
+                progress.advance(message["advance"])
+    except BaseException:
+        crawl.stop()
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+        crawl.close()
+    if result is None:
+        raise MonaliaError(f"the dry-run crawl ended without its counts: {crawl.last_error()}")
+    return result
+
+
 def run_sharded_crawl(
     catalog: Catalog,
     tracker: RunTracker,

@@ -66,6 +66,7 @@ class HarvestJob(Job):
     start_url: str | None = None  # a failure to read it fails the run
     since_run: int | None = None  # the unfinished run this one resumes
     limit: int | None = None
+    dry_run: bool = False  # read, check and count against the catalog; write nothing
 
 
 @dataclass(frozen=True, kw_only=True)

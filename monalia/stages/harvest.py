@@ -8,17 +8,14 @@ duplicate. A record whose content hash is unchanged is only marked as seen.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
-
-from sqlalchemy import select
 
 from monalia.api.records import Record
 from monalia.api.source import CrawlSpec, ItemOutcome, Source, SourceState
 from monalia.catalog import Catalog
-from monalia.catalog.models import RecordRow, utcnow
+from monalia.catalog.models import utcnow
 from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
-from monalia.errors import ConfigError
 from monalia.lib.progress import Progress
 from monalia.project import PluginInstance
 from monalia.stages.record_store import (
@@ -26,6 +23,7 @@ from monalia.stages.record_store import (
     NEW,
     UNCHANGED,
     RecordStore,
+    classify,
     load_state,
     state_row,
 )
@@ -151,11 +149,24 @@ def crawl_harvest(
     """Harvest a crawled source: its spider runs in a crawl process of its own and commits
     through the item pipeline; a run that did not finish is resumed, skipping what it stored."""
     from monalia.executors.crawl_process import run_crawl
-    from monalia.executors.jobs import CrawlSettings, HarvestJob
 
     state = SourceState() if options.restart else load_state(catalog, configured.instance)
     checkpoint = state.checkpoint if isinstance(state.checkpoint, dict) else {}
-    job = HarvestJob(
+    job = _crawl_job(catalog, configured, source, spec, options, checkpoint)
+    return run_crawl(catalog, job, progress)
+
+
+def _crawl_job(
+    catalog: Catalog,
+    configured: PluginInstance,
+    source: Source,
+    spec: CrawlSpec,
+    options: HarvestOptions,
+    checkpoint: dict[str, Any],
+):
+    from monalia.executors.jobs import CrawlSettings, HarvestJob
+
+    return HarvestJob(
         catalog=catalog.url,
         source=configured.instance,
         plugin=configured.info.name,
@@ -178,7 +189,6 @@ def crawl_harvest(
             "resumed_from": checkpoint or None,
         },
     )
-    return run_crawl(catalog, job, progress)
 
 
 def dry_run(
@@ -191,34 +201,18 @@ def dry_run(
     failed records against the catalog as it is, and keep the first failures to show."""
     options = options or HarvestOptions()
     source: Source = configured.create()
-    if source.crawl() is not None:
-        raise ConfigError(
-            f"{configured.instance}: a crawled source has no dry run; `monalia harvest "
-            f"{configured.instance} --limit N` harvests only N records"
-        )
+    spec = source.crawl()
+    if spec is not None:
+        return crawl_dry_run(catalog, configured, source, spec, options, progress)
     state = SourceState() if options.restart else load_state(catalog, configured.instance)
     state.since = options.since
     counts = {"seen": 0, NEW: 0, CHANGED: 0, UNCHANGED: 0, "failed": 0}
     failures: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
     progress = progress or Progress(f"dry run {configured.instance}", unit="records", enabled=False)
 
-    def classify(records: list[Record]) -> None:
-        if not records:
-            return
-        with catalog.session() as session:
-            known = dict(
-                session.execute(
-                    select(RecordRow.source_id, RecordRow.content_hash).where(
-                        RecordRow.source == configured.instance,
-                        RecordRow.source_id.in_([r.source_id for r in records]),
-                    )
-                ).all()
-            )
-        for record in records:
-            stored = known.get(record.source_id)
-            change = (
-                NEW if stored is None else UNCHANGED if stored == record.content_hash() else CHANGED
-            )
+    def count(records: list[Record]) -> None:
+        for change in classify(catalog, configured.instance, records):
             counts[change] += 1
 
     source.open()
@@ -228,18 +222,40 @@ def dry_run(
         for outcome in source.harvest(state):
             counts["seen"] += len(outcome.records) or 1
             progress.advance(len(outcome.records) or 1)
+            warnings.extend((outcome.item.key, w) for w in outcome.warnings)
             if outcome.error is not None:
                 counts["failed"] += 1
                 if len(failures) < 20:
                     failures.append((outcome.item.key, outcome.error))
             pending.extend(outcome.records)
             if len(pending) >= 1000:
-                classify(pending)
+                count(pending)
                 pending = []
             if options.limit is not None and counts["seen"] >= options.limit:
                 break
-        classify(pending)
+        count(pending)
     finally:
         source.close()
         progress.close()
-    return {"source": configured.instance, "counts": counts, "failures": failures}
+    return {
+        "source": configured.instance,
+        "counts": counts,
+        "failures": failures,
+        "warnings": warnings[:20],
+    }
+
+
+def crawl_dry_run(
+    catalog: Catalog,
+    configured: PluginInstance,
+    source: Source,
+    spec: CrawlSpec,
+    options: HarvestOptions,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The dry run of a crawled source: the same crawl, its items parsed and counted against the
+    catalog in the crawl process, nothing written."""
+    from monalia.executors.crawl_process import run_dry_crawl
+
+    job = _crawl_job(catalog, configured, source, spec, options, {})
+    return {"source": configured.instance, **run_dry_crawl(replace(job, dry_run=True), progress)}

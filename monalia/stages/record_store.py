@@ -40,6 +40,30 @@ def state_row(session: Session, instance: str, plugin: str) -> SourceStateRow:
     return row
 
 
+def classify(catalog: Catalog, source: str, records: list[Record]) -> list[str]:
+    """What storing each record would be (new, changed, unchanged), against the catalog as it
+    is; nothing is written (the dry run)."""
+    if not records:
+        return []
+    with catalog.session() as session:
+        known = dict(
+            session.execute(
+                select(RecordRow.source_id, RecordRow.content_hash).where(
+                    RecordRow.source == source,
+                    RecordRow.source_id.in_([r.source_id for r in records]),
+                )
+            ).all()
+        )
+    return [
+        NEW
+        if known.get(r.source_id) is None
+        else UNCHANGED
+        if known[r.source_id] == r.content_hash()
+        else CHANGED
+        for r in records
+    ]
+
+
 class RecordStore:
     """Writes batches of harvested records of one source instance into the catalog."""
 

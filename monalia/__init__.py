@@ -31,6 +31,8 @@ _LAZY = {
     "Predictor": "monalia.api.trainer",
     "LoadOptions": "monalia.api.trainer",
     "CrawlSpec": "monalia.api.source",
+    "MetadataFormat": "monalia.api.metadata_format",
+    "ReadOptions": "monalia.api.metadata_format",
     "Plugin": "monalia.api.plugin",
     "Record": "monalia.api.records",
     "ImageRef": "monalia.api.records",
@@ -40,6 +42,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.labeler import ClassRequest, Labeler, SubjectMatch, TargetClass  # noqa: F401
+    from monalia.api.metadata_format import MetadataFormat, ReadOptions  # noqa: F401
     from monalia.api.plugin import Plugin  # noqa: F401
     from monalia.api.records import ImageRef, Record, Subject  # noqa: F401
     from monalia.api.sink import Sink  # noqa: F401

@@ -13,6 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.labeler import Labeler
+    from monalia.api.metadata_format import MetadataFormat
     from monalia.api.records import Record
     from monalia.api.run_info import RunInfo
     from monalia.api.sink import Sink
@@ -43,6 +44,12 @@ def register_trainers() -> list[type[Trainer]]:
 @hookspec
 def register_sinks() -> list[type[Sink]]:
     """Return the sink classes this plugin provides (each a `monalia.Sink` subclass)."""
+
+
+@hookspec
+def register_metadata_formats() -> list[type[MetadataFormat]]:
+    """Return the metadata formats this plugin reads (each a `monalia.MetadataFormat` subclass
+    named by its OAI-PMH metadata prefix)."""
 
 
 # -- lifecycle ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ KINDS = {
     "labeler": "register_labelers",
     "trainer": "register_trainers",
     "sink": "register_sinks",
+    "metadata-format": "register_metadata_formats",
 }
 
 
@@ -120,11 +121,18 @@ class PluginRegistry:
 
     def __init__(self, pm: MonaliaPluginManager):
         from monalia.api.labeler import Labeler
+        from monalia.api.metadata_format import MetadataFormat
         from monalia.api.sink import Sink
         from monalia.api.source import Source
         from monalia.api.trainer import Trainer
 
-        bases = {"source": Source, "labeler": Labeler, "trainer": Trainer, "sink": Sink}
+        bases = {
+            "source": Source,
+            "labeler": Labeler,
+            "trainer": Trainer,
+            "sink": Sink,
+            "metadata-format": MetadataFormat,
+        }
         self.pm = pm
         self.plugins: dict[tuple[str, str], PluginInfo] = {}
         for kind, hook_name in KINDS.items():

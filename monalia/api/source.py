@@ -152,6 +152,12 @@ class Source(Plugin):
         source read through `items`."""
         return None
 
+    def new_bookmark(self) -> Any:
+        """After a complete run, the bookmark the next run starts from, for a source that knows
+        it better than the greatest `replication_key` value (an OAI-PMH response date); None:
+        the framework's own."""
+        return None
+
     def estimate_total(self, state: SourceState) -> int | None:
         """How many items this run will read, when the source can tell cheaply (for progress)."""
         return None

@@ -21,9 +21,14 @@ def image_file(data_dir: Path, stored: str | None) -> Path | None:
     return path if path.is_absolute() else data_dir / path
 
 
+def live_record():
+    """The image's record is not deleted at its source."""
+    return ~exists().where(RecordRow.id == ImageRow.record_id, RecordRow.deleted_at.is_not(None))
+
+
 def scorable():
-    """Images that have a file to score."""
-    return and_(ImageRow.status == FETCHED, ImageRow.path.is_not(None))
+    """Images that have a file to score, of records not deleted at their source."""
+    return and_(ImageRow.status == FETCHED, ImageRow.path.is_not(None), live_record())
 
 
 def unscored(model_id: int):
@@ -47,7 +52,7 @@ def image_filter(
     retry_failed: bool, sources: list[str] | None = None, shards: int = 1, shard: int = 0
 ) -> Any:
     """The images an image run (or one shard of it) fetches, as an SQL condition."""
-    condition = ImageRow.status.in_(image_statuses(retry_failed))
+    condition = ImageRow.status.in_(image_statuses(retry_failed)) & live_record()
     if sources:
         condition = condition & ImageRow.record_id.in_(
             select(RecordRow.id).where(RecordRow.source.in_(sources))

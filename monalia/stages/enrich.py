@@ -417,6 +417,7 @@ def iter_image_scores(catalog: Catalog, model_id: int, mentions=None) -> Iterato
                     PredictionRow.model_id == model_id,
                     PredictionRow.image_id >= ids[0],
                     PredictionRow.image_id <= ids[-1],
+                    RecordRow.deleted_at.is_(None),  # deleted at the source: out of the graph
                 )
                 .order_by(PredictionRow.image_id)
             ).all()

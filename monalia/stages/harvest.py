@@ -124,7 +124,10 @@ def harvest(
             row = state_row(session, configured.instance, configured.info.name)
             if not limited:
                 row.checkpoint = None
-                if source.replication_key and greatest is not None:
+                bookmark = source.new_bookmark()
+                if bookmark is not None:
+                    row.bookmark = bookmark
+                elif source.replication_key and greatest is not None:
                     row.bookmark = greatest
             else:
                 row.checkpoint = checkpoint

@@ -79,7 +79,7 @@ def iter_record_subjects(
                 RecordRow.id, SubjectRow.uri, SubjectRow.label, SubjectRow.lang, SubjectRow.field
             )
             .outerjoin(SubjectRow, SubjectRow.record_id == RecordRow.id)
-            .where(RecordRow.source.in_(sources))
+            .where(RecordRow.source.in_(sources), RecordRow.deleted_at.is_(None))
             .order_by(RecordRow.id, SubjectRow.position)
             .execution_options(yield_per=10_000)
         )
@@ -102,7 +102,14 @@ def iter_record_subjects(
 
 def count_records(catalog: Catalog, sources: list[str]) -> int:
     with catalog.session() as session:
-        return session.scalar(select(func.count()).where(RecordRow.source.in_(sources))) or 0
+        return (
+            session.scalar(
+                select(func.count()).where(
+                    RecordRow.source.in_(sources), RecordRow.deleted_at.is_(None)
+                )
+            )
+            or 0
+        )
 
 
 @dataclass

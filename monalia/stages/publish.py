@@ -1,4 +1,8 @@
-"""The publish stage: the catalog's records as RDF, one named graph per source, to a sink."""
+"""The publish stage: the catalog's records as RDF, one named graph per source, to a sink.
+
+Each source's graph is written whole, so a record deleted at its source (kept in the catalog,
+marked deleted) is no longer in the sinks after the next publish.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,14 @@ def catalog_sources(catalog: Catalog) -> list[str]:
 
 def count_records(catalog: Catalog, sources: list[str]) -> int:
     with catalog.session() as session:
-        return session.scalar(select(func.count()).where(RecordRow.source.in_(sources))) or 0
+        return (
+            session.scalar(
+                select(func.count()).where(
+                    RecordRow.source.in_(sources), RecordRow.deleted_at.is_(None)
+                )
+            )
+            or 0
+        )
 
 
 def iter_record_triples(
@@ -49,7 +60,8 @@ def iter_record_triples(
         if not rows:
             return
         for row in rows:
-            yield from record_triples(row)
+            if row.deleted_at is None:  # a record deleted at its source leaves the graph
+                yield from record_triples(row)
         if tracker is not None:
             tracker.add(seen=len(rows))
         last_id = rows[-1].id

@@ -55,7 +55,7 @@ def classify(catalog: Catalog, source: str, records: list[Record]) -> list[str]:
             ).all()
         )
     return [
-        NEW
+        (UNCHANGED if r.deleted else NEW)
         if known.get(r.source_id) is None
         else UNCHANGED
         if known[r.source_id] == r.content_hash()
@@ -128,7 +128,10 @@ class RecordStore:
         for record in records:
             content_hash = record.content_hash()
             known = existing.get(record.source_id)
-            if known is None:
+            if known is None and record.deleted:
+                # deleted before it was ever harvested: the catalog is already as it should be
+                changes.append((record, UNCHANGED))
+            elif known is None:
                 new.append(record)
                 changes.append((record, NEW))
             elif known[1] == content_hash:

@@ -1,0 +1,270 @@
+"""Source: an OAI-PMH repository, the protocol most libraries, archives and museums publish
+their catalogues through.
+
+Sickle speaks the protocol (the requests, resumption tokens, error codes, headers); its HTTP
+goes through monalia's shared client (retries, Retry-After, per-host rate limits), and every
+page is parsed once, by a parser that expands no entity and touches no network. Each record's
+metadata is read by the metadata format named by ``metadata_prefix`` (``oai_dc``, ``edm``,
+``lido``, or one a package registers).
+
+- A run resumes inside the list: the checkpoint holds the resumption token of the page being
+  read and how many of its records are stored. An expired token starts the list again.
+- Incremental harvests: a complete run keeps the repository's response date as the bookmark;
+  the next run asks only for what changed ``from`` it (``--since DATE`` overrides it).
+- Deleted records (``status="deleted"``) are marked deleted in the catalog, not dropped.
+- ``noRecordsMatch`` is an empty harvest; any other OAI-PMH error fails the run with its code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from lxml import etree
+from pydantic import Field
+from sickle import Sickle, oaiexceptions
+from sickle.models import Header
+
+from monalia import hookimpl
+from monalia.api.metadata_format import MetadataFormat, ReadOptions
+from monalia.api.plugin import PluginSettings
+from monalia.api.records import Record
+from monalia.api.registry import default_registry
+from monalia.api.source import RawItem, Source, SourceState
+from monalia.errors import ConfigError, PluginError, RecordError, SourceUnavailable
+from monalia.lib.http import HttpClient, HttpSettings
+from monalia.lib.xml_records import as_xml_text, parser
+
+OAI = "{http://www.openarchives.org/OAI/2.0/}"
+log = logging.getLogger(__name__)
+# every error code Sickle knows (each its own exception class)
+OAI_ERRORS = tuple(
+    value
+    for value in vars(oaiexceptions).values()
+    if isinstance(value, type) and issubclass(value, Exception)
+)
+
+
+class OaiPmhSettings(PluginSettings):
+    url: str  # the repository's base URL
+    metadata_prefix: str = "oai_dc"  # also picks the metadata format that reads the records
+    set: str | None = None  # only this set (setSpec)
+    until: str | None = None  # only records changed up to this date
+    # how `from` dates are written: "auto" asks the repository (Identify) when one is needed
+    granularity: Literal["auto", "day", "seconds"] = "auto"
+    languages: list[str] = Field(default_factory=lambda: ["en"])  # preferred label languages
+    base: str | None = None  # resolves relative IRIs in the metadata (EDM rdf:about)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+
+class SafeSickle(Sickle):
+    """Sickle whose requests go through monalia's HTTP client; a page that is not well-formed
+    XML (a truncated body) is retried like a failed request, then reported."""
+
+    def __init__(self, endpoint: str, client: HttpClient):
+        super().__init__(endpoint, max_retries=0)
+        self.client = client
+
+    def _request(self, kwargs: dict[str, Any]):
+        return self.client.request("GET", self.endpoint, params=kwargs, parse=_parsed)
+
+
+def _parsed(response: Any) -> Any:
+    try:
+        response.parsed = etree.fromstring(response.content, parser())
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"not well-formed XML ({exc})") from None
+    return response
+
+
+class OaiPmhSource(Source):
+    """Records from an OAI-PMH repository (ListRecords), read by a metadata format plugin."""
+
+    name = "oai-pmh"
+    Settings = OaiPmhSettings
+
+    def open(self) -> None:
+        self.format = self._metadata_format()
+        self.client = HttpClient(self.settings.http)
+        self.sickle = SafeSickle(self.settings.url, self.client)
+        self.started: str | None = None  # the response date of this run's first page
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _metadata_format(self) -> MetadataFormat:
+        prefix = self.settings.metadata_prefix
+        try:
+            info = default_registry().get("metadata-format", prefix)
+        except PluginError:
+            known = ", ".join(p.name for p in default_registry().all("metadata-format"))
+            raise ConfigError(
+                f"{self.context.instance}: no metadata format reads metadata_prefix "
+                f"{prefix!r} (installed: {known}); a package adds one with the "
+                "register_metadata_formats hook"
+            ) from None
+        return info.cls(context=self.context)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list_params(self, state: SourceState) -> dict[str, str]:
+        params = {"metadataPrefix": self.settings.metadata_prefix}
+        if self.settings.set:
+            params["set"] = self.settings.set
+        since = state.changed_after
+        if since:
+            params["from"] = self.date_param(str(since))
+        if self.settings.until:
+            params["until"] = self.date_param(self.settings.until)
+        return params
+
+    def date_param(self, value: str) -> str:
+        granularity = self.settings.granularity
+        if granularity == "auto":
+            granularity = self.repository_granularity()
+        if granularity == "day" or len(value) <= 10:
+            return value[:10]
+        return value if value.endswith("Z") else value.split("+")[0] + "Z"
+
+    def repository_granularity(self) -> str:
+        """What the repository's Identify says (``YYYY-MM-DD`` is day granularity)."""
+        if not hasattr(self, "_granularity"):
+            try:
+                identify = self.sickle.Identify()
+                declared = getattr(identify, "granularity", "") or ""
+            except Exception as exc:
+                log.warning("%s: Identify failed (%s); dates sent as days", self.settings.url, exc)
+                declared = "YYYY-MM-DD"
+            self._granularity = "seconds" if "hh" in declared else "day"
+        return self._granularity
+
+    def page(self, params: dict[str, str]) -> tuple[list[Any], str | None, str | None]:
+        """One ListRecords page: its record elements, the token of the next page, the
+        response date. `noRecordsMatch` is an empty page; other errors fail the run."""
+        response = self.sickle.harvest(verb="ListRecords", **params)
+        root = response.http_response.parsed
+        error = root.find(f"{OAI}error")
+        if error is not None:
+            code = error.get("code", "unknown")
+            exception = getattr(oaiexceptions, code[:1].upper() + code[1:], oaiexceptions.OAIError)
+            if exception is oaiexceptions.NoRecordsMatch:
+                return [], None, root.findtext(f"{OAI}responseDate")
+            message = " ".join((error.text or "").split())
+            raise exception(f"OAI-PMH error {code}" + (f": {message}" if message else ""))
+        listed = root.find(f"{OAI}ListRecords")
+        records = [] if listed is None else list(listed.iterfind(f"{OAI}record"))
+        token_element = None if listed is None else listed.find(f"{OAI}resumptionToken")
+        token = (token_element.text or "").strip() if token_element is not None else ""
+        return records, token or None, root.findtext(f"{OAI}responseDate")
+
+    def items(self, state: SourceState) -> Iterator[RawItem]:
+        params = self.list_params(state)
+        checkpoint = state.checkpoint if isinstance(state.checkpoint, dict) else {}
+        if checkpoint.get("params") != params:
+            checkpoint = {}  # another list (other settings, another --since): read it all
+        token, done = checkpoint.get("token"), checkpoint.get("done", 0)
+        self.started = checkpoint.get("started")
+        page_number = checkpoint.get("page", 1)
+        while True:
+            request = {"resumptionToken": token} if token else params
+            try:
+                records, next_token, response_date = self.page(request)
+            except oaiexceptions.BadResumptionToken as exc:
+                if not token:
+                    raise SourceUnavailable(str(exc)) from None
+                # the saved token expired: the list starts again, what is stored is unchanged
+                log.warning(
+                    "%s: resumption token no longer valid (%s); reading the list again",
+                    self.settings.url,
+                    exc,
+                )
+                token, done, page_number, self.started = None, 0, 1, None
+                continue
+            except OAI_ERRORS as exc:
+                raise SourceUnavailable(f"{self.context.instance}: {exc}") from None
+            if self.started is None:
+                self.started = response_date
+            for index, element in enumerate(records[done:], start=done + 1):
+                header_element = element.find(f"{OAI}header")
+                header = Header(header_element) if header_element is not None else None
+                key = (header.identifier if header and header.identifier else None) or (
+                    f"page {page_number} record {index}"
+                )
+                yield RawItem(
+                    key=key,
+                    payload=(header, element.find(f"{OAI}metadata")),
+                    checkpoint={
+                        "params": params,
+                        "token": token,
+                        "page": page_number,
+                        "done": index,
+                        "started": self.started,
+                    },
+                )
+            if not next_token:
+                return
+            token, done, page_number = next_token, 0, page_number + 1
+
+    def parse(self, item: RawItem) -> list[Record]:
+        header, metadata = item.payload
+        if header is None:
+            raise RecordError("the record has no header")
+        identifier = (header.identifier or "").strip()
+        if not identifier:
+            raise RecordError(
+                "the record's header has no identifier"
+                + (" (a deleted record)" if header.deleted else "")
+            )
+        described = {
+            "identifier": identifier,
+            "datestamp": header.datestamp,
+            "sets": header.setSpecs,
+        }
+        if header.deleted:
+            return [
+                Record(
+                    source_id=identifier,
+                    deleted=True,
+                    modified=header.datestamp,
+                    raw={"header": {**described, "status": "deleted"}},
+                )
+            ]
+        element = (
+            next((child for child in metadata if isinstance(child.tag, str)), None)
+            if (metadata is not None)
+            else None
+        )
+        if element is None:
+            raise RecordError("the record has no metadata")
+        options = ReadOptions(
+            languages=tuple(self.settings.languages),
+            identifier=identifier,
+            base=self.settings.base,
+            warn=self.warn,
+        )
+        records = self.format.read(element, options)
+        if not records:
+            raise RecordError(f"the {self.settings.metadata_prefix} metadata holds no record")
+        xml = as_xml_text(element)
+        for number, record in enumerate(records):
+            # the OAI identifier is the key: deletions and updates name the record by it
+            own_id = record.source_id
+            record.source_id = identifier if number == 0 else f"{identifier}#{number + 1}"
+            record.modified = record.modified or header.datestamp
+            record.raw = {
+                "header": described,
+                "id": own_id,
+                "metadata": xml,
+                **(record.raw if isinstance(record.raw, dict) else {}),
+            }
+        return records
+
+    def new_bookmark(self) -> Any:
+        """The response date of this run's first page: the next run reads what changed since."""
+        return self.started
+
+
+@hookimpl
+def register_sources():
+    return [OaiPmhSource]

@@ -13,6 +13,7 @@ from typing import Any
 from monalia.api.metadata_format import ReadOptions
 from monalia.api.records import ImageRef, Record, Subject
 from monalia.errors import RecordError
+from monalia.lib.iiif_presentation import service_of_image_url
 from monalia.lib.mapping import years_of
 from monalia.lib.xml_records import clean, language_of, pick_language, web_link
 
@@ -48,7 +49,9 @@ def read_dc(element: Any, options: ReadOptions) -> list[Record]:
         if link is None:
             continue
         if IMAGE_LINK.search(link):
-            images.append(ImageRef(url=link, is_main=not images))
+            images.append(
+                ImageRef(url=link, iiif_service=service_of_image_url(link), is_main=not images)
+            )
         elif landing_page is None:
             landing_page = link
     subjects = [

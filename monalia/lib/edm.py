@@ -23,6 +23,7 @@ from typing import Any
 from monalia.api.metadata_format import ReadOptions
 from monalia.api.records import ImageRef, Record, Subject
 from monalia.errors import RecordError
+from monalia.lib.iiif_presentation import service_of_image_url
 from monalia.lib.mapping import years_of
 from monalia.lib.xml_records import (
     RDF_ABOUT,
@@ -284,7 +285,11 @@ class EdmReader:
                 url = web_link(candidate, "image link", warn)
                 if url and all(image.url != url for image in images):
                     images.append(
-                        ImageRef(url=url, iiif_service=self.service(candidate), is_main=not images)
+                        ImageRef(
+                            url=url,
+                            iiif_service=self.service(candidate) or service_of_image_url(url),
+                            is_main=not images,
+                        )
                     )
             for prop in values(aggregation, EDM, "isShownAt"):
                 landing_page = landing_page or web_link(link_of(prop), "edm:isShownAt", warn)

@@ -492,6 +492,20 @@ def to_records(
 # -- Image API --------------------------------------------------------------------------------
 
 
+_IMAGE_API_REQUEST = re.compile(
+    r"^(?P<service>https?://.+?)/(full|square|\d+,\d+,\d+,\d+|pct:[\d.,]+)"
+    r"/(full|max|\^?!?\d*,\d*|\^?pct:[\d.]+)/!?\d+(\.\d+)?"
+    r"/(default|color|colour|gray|grey|bitonal|native)\.(jpg|jpeg|png|tif|gif|jp2|webp)$"
+)
+
+
+def service_of_image_url(url: str) -> str | None:
+    """The IIIF Image service an Image API request URL asks (``.../full/full/0/default.jpg``),
+    so the image stage can ask for the size it needs; None for any other URL."""
+    match = _IMAGE_API_REQUEST.match(url)
+    return match.group("service") if match else None
+
+
 def service_level(profile: str | None) -> int | None:
     """The compliance level a service's profile states (0, 1, 2), None when it states none."""
     found = re.search(r"level([012])", profile or "")

@@ -15,6 +15,7 @@ from typing import Any
 from monalia.api.metadata_format import ReadOptions
 from monalia.api.records import ImageRef, Record, Subject
 from monalia.errors import RecordError
+from monalia.lib.iiif_presentation import service_of_image_url
 from monalia.lib.mapping import years_of
 from monalia.lib.xml_records import (
     RDF_ABOUT,
@@ -334,7 +335,13 @@ class LidoReader:
                 continue
             url = web_link(best[2], "image link", self.options.warn)
             if url and all(image.url != url for image in images):
-                images.append(ImageRef(url=url, is_main=already + len(images) == 0))
+                images.append(
+                    ImageRef(
+                        url=url,
+                        iiif_service=service_of_image_url(url),
+                        is_main=already + len(images) == 0,
+                    )
+                )
         return images
 
     @staticmethod

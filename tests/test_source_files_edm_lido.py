@@ -103,9 +103,10 @@ def test_every_lido_sample_is_a_record_and_a_wrap_streams_record_by_record(real_
     assert spring.landing_page == "https://www.bildindex.de/document/obj00154983"
     assert spring.rights == "http://rightsstatements.org/vocab/NoC-OKLR/1.0/"
     # the largest representation of each resource set (1200 px, not the 350 px one)
-    assert [i.url for i in spring.images][
-        0
-    ] == "http://www.bildindex.de/bilder/d/fmp_gkka1982_01929_2l"
+    assert (
+        next(i.url for i in spring.images)
+        == "http://www.bildindex.de/bilder/d/fmp_gkka1982_01929_2l"
+    )
     assert {"http://iconclass.org/23D42", "http://vocab.getty.edu/aat/300033618"} <= {
         s.uri for s in spring.subjects
     }
@@ -126,7 +127,7 @@ def test_a_lido_file_broken_half_way_keeps_the_records_before_the_break(real_fix
     run = harvest(catalog, configure(LidoFileSource, {"path": "broken.xml"}, tmp_path, "lido"))
     assert run.status == "done"
     assert (run.counts["seen"], run.counts["new"], run.counts["failed"]) == (2, 1, 1)
-    [(level, item, message)] = [e for e in events(catalog, run.id) if e[0] == "error"]
+    [(_level, item, message)] = [e for e in events(catalog, run.id) if e[0] == "error"]
     assert item == "broken.xml after record 1" and "not well-formed XML" in message
 
 

@@ -15,19 +15,27 @@ from monalia.api.records import ImageRef, Record, Subject
 from monalia.errors import RecordError
 from monalia.lib.iiif_presentation import service_of_image_url
 from monalia.lib.mapping import years_of
-from monalia.lib.xml_records import clean, language_of, pick_language, web_link
+from monalia.lib.xml_records import XML_LANG, clean, language_of, pick_language, web_link
 
 DC = "http://purl.org/dc/elements/1.1/"
 IMAGE_LINK = re.compile(r"\.(jpe?g|png|gif|tiff?|webp|jp2)(\?|$)|/iiif/.+/full/", re.IGNORECASE)
 
 
-def values(element: Any, name: str) -> list[tuple[str | None, str]]:
-    """(language, text) of every dc:NAME child, folded, empty ones left out."""
-    found = []
-    for child in element.iterfind(f"{{{DC}}}{name}"):
-        text = clean("".join(child.itertext()))
+def fields(element: Any) -> dict[str, list[tuple[str | None, str]]]:
+    """(language, text) of every dc:* child by element name, folded, empty ones left out; one
+    pass over the children (the hot path of a large harvest)."""
+    found: dict[str, list[tuple[str | None, str]]] = {}
+    inherited = language_of(element)
+    prefix = f"{{{DC}}}"
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str) or not tag.startswith(prefix):
+            continue
+        raw = child.text if len(child) == 0 else "".join(child.itertext())
+        text = clean(raw)
         if text:
-            found.append((language_of(child), text))
+            lang = child.get(XML_LANG) or inherited
+            found.setdefault(tag[len(prefix) :], []).append((lang, text))
     return found
 
 
@@ -36,14 +44,15 @@ def read_dc(element: Any, options: ReadOptions) -> list[Record]:
     identifier = options.identifier
     if not identifier:
         raise RecordError("the record has no identifier")
-    title = pick_language(values(element, "title"), options.languages)
-    description = pick_language(values(element, "description"), options.languages)
-    dates = [text for _, text in values(element, "date")]
+    dc = fields(element)
+    title = pick_language(dc.get("title", ()), options.languages)
+    description = pick_language(dc.get("description", ()), options.languages)
+    dates = [text for _, text in dc.get("date", ())]
     start, end = years_of(dates[0]) if dates else (None, None)
     landing_page = None
     images: list[ImageRef] = []
-    for _, text in [*values(element, "identifier"), *values(element, "relation")]:
-        if not re.match(r"https?://", text, re.IGNORECASE):
+    for _, text in [*dc.get("identifier", ()), *dc.get("relation", ())]:
+        if not text[:8].lower().startswith(("http://", "https://")):
             continue  # an ISBN, a call number: kept in the raw payload
         link = web_link(text, "link", options.warn)
         if link is None:
@@ -57,16 +66,16 @@ def read_dc(element: Any, options: ReadOptions) -> list[Record]:
     subjects = [
         Subject(label=text, lang=lang, field=f"dc:{name}")
         for name in ("subject", "type")
-        for lang, text in values(element, name)
+        for lang, text in dc.get(name, ())
     ]
-    rights = [text for _, text in values(element, "rights")]
-    publishers = [text for _, text in values(element, "publisher")]
+    rights = [text for _, text in dc.get("rights", ())]
+    publishers = [text for _, text in dc.get("publisher", ())]
     return [
         Record(
             source_id=identifier,
             title=title[1] if title else None,
             description=description[1] if description else None,
-            creators=list(dict.fromkeys(text for _, text in values(element, "creator"))),
+            creators=list(dict.fromkeys(text for _, text in dc.get("creator", ()))),
             date=dates[0] if dates else None,
             date_start=start,
             date_end=end,

@@ -27,7 +27,10 @@ SKOS = "http://www.w3.org/2004/02/skos/core#"
 # Characters RFC 3987 forbids in an IRI; quoted when a link holds them.
 _NOT_IN_IRI = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-_SPACES = re.compile(r"\s+")
+# an http(s) URL with a host and nothing an IRI cannot hold: needs no repair
+_PLAIN_WEB_LINK = re.compile(
+    r'https?://[^\x00-\x20<>"{}|^`\\/?#]+(?:[/?#][^\x00-\x20<>"{}|^`\\]*)?\Z', re.I
+)
 
 Warn = Callable[[str], None]
 
@@ -88,7 +91,7 @@ def clean(text: str | None) -> str | None:
     """Text with runs of white space folded (values padded with newlines are common)."""
     if text is None:
         return None
-    folded = _SPACES.sub(" ", text).strip()
+    folded = " ".join(text.split())
     return folded or None
 
 
@@ -137,6 +140,8 @@ def repair_iri(value: str | None, what: str, warn: Warn, base: str | None = None
     text = value.strip()
     if not text:
         return None
+    if _PLAIN_WEB_LINK.match(text):
+        return text  # the common case, checked in one step
     if not _SCHEME.match(text):
         if base is None:
             warn(f"{what} {text[:200]!r} is not an absolute IRI; dropped")
@@ -156,6 +161,8 @@ def repair_iri(value: str | None, what: str, warn: Warn, base: str | None = None
 
 def web_link(value: str | None, what: str, warn: Warn) -> str | None:
     """An http(s) link (a landing page, an image), or None with a warning."""
+    if value is not None and _PLAIN_WEB_LINK.match(value):
+        return value
     link = repair_iri(value, what, warn)
     if link is None:
         return None

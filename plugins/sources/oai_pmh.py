@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from lxml import etree
 from pydantic import Field
 from sickle import Sickle, oaiexceptions
-from sickle.models import Header
 
 from monalia import hookimpl
 from monalia.api.metadata_format import MetadataFormat, ReadOptions
@@ -76,6 +76,29 @@ def _parsed(response: Any) -> Any:
     except etree.XMLSyntaxError as exc:
         raise ValueError(f"not well-formed XML ({exc})") from None
     return response
+
+
+@dataclass
+class RecordHeader:
+    """An OAI-PMH record header: identifier, datestamp, sets, and whether it is a deletion."""
+
+    identifier: str | None
+    datestamp: str | None
+    setSpecs: list[str]
+    deleted: bool
+
+
+def read_header(element: Any) -> RecordHeader | None:
+    if element is None:
+        return None
+    identifier = element.findtext(f"{OAI}identifier")
+    datestamp = element.findtext(f"{OAI}datestamp")
+    return RecordHeader(
+        identifier=identifier.strip() if identifier else None,
+        datestamp=datestamp.strip() if datestamp else None,
+        setSpecs=[(s.text or "").strip() for s in element.iterfind(f"{OAI}setSpec")],
+        deleted=element.get("status") == "deleted",
+    )
 
 
 class OaiPmhSource(Source):
@@ -186,8 +209,7 @@ class OaiPmhSource(Source):
             if self.started is None:
                 self.started = response_date
             for index, element in enumerate(records[done:], start=done + 1):
-                header_element = element.find(f"{OAI}header")
-                header = Header(header_element) if header_element is not None else None
+                header = read_header(element.find(f"{OAI}header"))
                 key = (header.identifier if header and header.identifier else None) or (
                     f"page {page_number} record {index}"
                 )

@@ -295,18 +295,24 @@ class ImagePipeline(_CatalogPipeline):
 
     def commit(self) -> None:
         if self.pending:
-            rows: list[dict[str, Any]] = []
-            seen = new = 0
+            seen = new = rows = 0
             failed: list[list[Any]] = []
-            for ids, values, error, url in self.pending:
-                seen += len(ids)
-                if error is None:
-                    new += len(ids)
-                else:
-                    failed.append([url, error, len(ids)])
-                rows.extend({"id": image_id, **values} for image_id in ids)
             with self.catalog.session() as session:
-                session.execute(update(ImageRow), rows)
+                for ids, values, error, url in self.pending:
+                    # a row another crawl has fetched meanwhile (a run started while the
+                    # crawls of a killed one were finishing) is left to the run that fetched it
+                    stored = session.execute(
+                        update(ImageRow)
+                        .where(ImageRow.id.in_(ids), ImageRow.status != "fetched")
+                        .values(**values)
+                        .execution_options(synchronize_session=False)
+                    ).rowcount
+                    rows += len(ids)
+                    seen += stored
+                    if error is None:
+                        new += stored
+                    elif stored:
+                        failed.append([url, error, stored])
                 if self.job.run_id is not None:
                     # the counts go in with the work they count: a kill at any moment leaves
                     # the run's counts equal to what is stored
@@ -315,7 +321,7 @@ class ImagePipeline(_CatalogPipeline):
                 seen=seen,
                 new=new,
                 failed=failed,
-                advance=len(rows),
+                advance=rows,
                 committed=self.job.run_id is not None,
             )
             self.pending = []

@@ -367,6 +367,15 @@ def test_prepare_refuses_a_bomb_before_decoding_it():
     assert time.monotonic() - started < 5  # 900 million pixels were never allocated
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
 @pytest.mark.slow
 def test_runs_killed_outright_count_exactly_what_they_stored(tmp_path):
     """The `monalia images` process itself is killed, twice: its crawls stop with it, and each
@@ -397,9 +406,10 @@ def test_runs_killed_outright_count_exactly_what_they_stored(tmp_path):
             children = children_of(run.pid)
             run.send_signal(signal.SIGKILL)
             run.wait()
-            for child in children:  # they stop with their parent and record what they did
-                while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
-                    time.sleep(0.05)
+            # they stop with their parent and record what they did
+            while any(alive(child) for child in children):
+                assert time.monotonic() < deadline, "a crawl outlived its killed parent"
+                time.sleep(0.05)
         last = subprocess.run([*command, "images"], env=env, capture_output=True, text=True)
         assert last.returncode == 0, last.stderr
     with catalog.session() as session:

@@ -62,7 +62,9 @@ def check(app: App) -> None:
 
 @cli.command("plugins")
 @click.option(
-    "--kind", type=click.Choice(["source", "labeler", "trainer", "sink"]), help="Only this kind."
+    "--kind",
+    type=click.Choice(["source", "labeler", "trainer", "sink", "metadata-format"]),
+    help="Only this kind.",
 )
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @pass_app

@@ -109,8 +109,6 @@ def concept_terms(element: Any) -> tuple[list[str], list[tuple[str | None, str]]
 
 class LidoReader:
     def __init__(self, element: Any, options: ReadOptions):
-        if local_name(element) == "lidoWrap":
-            raise RecordError("a lidoWrap holds several records: read each lido:lido")
         if element.tag != RECORD_TAG:
             found = element.find(f".//{RECORD_TAG}")
             if found is None:
@@ -378,5 +376,11 @@ def _year(text: str | None) -> int | None:
 
 
 def read_lido(element: Any, options: ReadOptions) -> list[Record]:
-    """The record of one lido:lido element (or of the first one inside `element`)."""
+    """The records of a lido:lido element, or of each one a lido:lidoWrap holds (some
+    repositories wrap even a single record)."""
+    if local_name(element) == "lidoWrap":
+        records = [LidoReader(e, options).record() for e in element.iterfind(RECORD_TAG)]
+        if not records:
+            raise RecordError("an empty lido:lidoWrap")
+        return records
     return [LidoReader(element, options).record()]

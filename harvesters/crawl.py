@@ -10,6 +10,7 @@ import json
 import signal
 import sys
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from scrapy.crawler import CrawlerProcess
 from scrapy.utils.misc import load_object
@@ -60,7 +61,9 @@ def image_tasks(catalog: Catalog, job: ImageJob) -> Iterator[ImageTask]:
 def run_images(job: ImageJob) -> None:
     catalog = open_catalog(job.catalog)
     settings = crawl_settings(
-        pipeline="monalia.harvesters.pipelines.ImagePipeline", **job.crawl.as_kwargs()
+        pipeline="monalia.harvesters.pipelines.ImagePipeline",
+        url_policy=job.url_policy,
+        **job.crawl.as_kwargs(),
     )
     settings["MONALIA_JOB"] = job.to_json()
     process = CrawlerProcess(settings, install_root_handler=True)
@@ -85,7 +88,11 @@ def run_harvest(job: HarvestJob) -> None:
             }
     pipeline = "DryRunPipeline" if job.dry_run else "RecordPipeline"
     settings = crawl_settings(
-        pipeline=f"monalia.harvesters.pipelines.{pipeline}", **job.crawl.as_kwargs()
+        pipeline=f"monalia.harvesters.pipelines.{pipeline}",
+        url_policy=job.url_policy,
+        # the start URL is the user's own: its host may be a private address
+        trusted_host=urlsplit(job.start_url).hostname if job.start_url else None,
+        **job.crawl.as_kwargs(),
     )
     settings["MONALIA_JOB"] = job.to_json()
     if job.limit:

@@ -16,6 +16,7 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 
+from monalia.harvesters.handlers import FileTooLarge
 from monalia.lib.http import mask_url
 
 # Error answers reach the spider (to be recorded with their reason); redirects do not: the
@@ -40,14 +41,20 @@ def describe_failure(failure: Failure) -> tuple[str, bool]:
         sizes = re.findall(r"\d+", str(error))
         if "max size" in str(error) and len(sizes) >= 2:
             return f"refused: {sizes[0]} bytes is over the size limit of {sizes[1]}", False
-        return f"refused: {str(error).split(' in request <')[0]}", False
+        text = str(error).split(" in request <")[0].strip()
+        return f"refused: {text or 'the answer is larger than max_bytes'}", False
     if isinstance(error, CancelledError):
         # Scrapy cancels a download whose size is over DOWNLOAD_MAXSIZE
-        return f"refused: {error or 'the answer is over the size limit'}", False
+        text = str(error).strip()
+        return f"refused: {text or 'the answer is larger than max_bytes'}", False
     if isinstance(error, IgnoreRequest):
-        return f"not fetched: {error or 'forbidden by robots.txt'}", False
+        return f"not fetched: {str(error).strip() or 'forbidden by robots.txt'}", False
+    if isinstance(error, FileTooLarge):
+        return f"refused: {error}", False
     if isinstance(error, FileNotFoundError):
         return f"no such file {error.filename}", False
+    if isinstance(error, OSError) and "not a regular file" in str(error):
+        return f"refused: {error}", False
     if isinstance(error, OSError):
         return f"{type(error).__name__}: {error}", True
     return f"{type(error).__name__}: {error}", True

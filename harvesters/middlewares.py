@@ -55,3 +55,35 @@ class PoliteRetryMiddleware(RetryMiddleware):
         if retry is not None:
             await self._sleep(self._pause(retry))
         return retry
+
+
+class UrlPolicyMiddleware:
+    """Every request a crawl makes, redirects included, checked against the project's URL
+    policy (`monalia.lib.url_policy`) before it leaves: a refused one fails its item with the
+    reason. Host names are resolved (once per host) so that a name pointing at a private or
+    metadata address is refused like the address itself."""
+
+    def __init__(self, settings):
+        from monalia.lib.url_policy import UrlPolicy
+
+        self.policy = UrlPolicy(**settings.getdict("MONALIA_URL_POLICY"))
+        self.trusted_host = settings.get("MONALIA_TRUSTED_HOST") or None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.settings)
+
+    def process_request(self, request: Request):
+        from scrapy.exceptions import IgnoreRequest
+
+        from monalia.lib.url_policy import UrlRefused
+
+        try:
+            self.policy.check(
+                request.url, local_source=True, trusted_host=self.trusted_host, resolve=True
+            )
+        except UrlRefused as exc:
+            hops = request.meta.get("redirect_times", 0)
+            where = f" (after {hops} redirect{'s' if hops > 1 else ''})" if hops else ""
+            raise IgnoreRequest(f"{exc}{where}") from None
+        return None

@@ -49,6 +49,7 @@ def job_source(job: Any):
     """The source plugin instance a harvest job names, as its project configured it."""
     from monalia.api.plugin import PluginContext
     from monalia.api.registry import default_registry
+    from monalia.lib.url_policy import UrlPolicy
     from monalia.project import PluginInstance
 
     info = default_registry().get("source", job.plugin)
@@ -63,6 +64,7 @@ def job_source(job: Any):
             project_dir=Path(context["project_dir"]),
             data_dir=Path(context["data_dir"]),
             base_iri=context["base_iri"],
+            url_policy=UrlPolicy(**job.url_policy),
         ),
     )
     return configured.create()

@@ -23,6 +23,8 @@ def crawl_settings(
     robots: bool,
     max_bytes: int | None = None,
     pipeline: str,
+    url_policy: dict[str, Any] | None = None,
+    trusted_host: str | None = None,
 ) -> dict[str, Any]:
     """Scrapy settings for one crawl; `pipeline` is the item pipeline that writes the catalog."""
     settings: dict[str, Any] = {
@@ -49,6 +51,8 @@ def crawl_settings(
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             MIDDLEWARE: 550,
+            # after the redirect middleware (600 runs before it on the way out): every hop
+            "monalia.harvesters.middlewares.UrlPolicyMiddleware": 650,
             # work per request that monalia's fetches have no use for
             "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
             "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
@@ -64,6 +68,11 @@ def crawl_settings(
         # or an image gives one item, and 100 idle tasks per response cost more than the fetch
         "CONCURRENT_ITEMS": 4,
         "COOKIES_ENABLED": False,
+        "MONALIA_URL_POLICY": dict(url_policy or {}),
+        "MONALIA_TRUSTED_HOST": trusted_host,
+        "REDIRECT_MAX_TIMES": (url_policy or {}).get("max_redirects", 5),
+        # file: URLs read without trusting them (regular files, never past the size limit)
+        "DOWNLOAD_HANDLERS": {"file": "monalia.harvesters.handlers.BoundedFileDownloadHandler"},
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": "WARNING",
     }

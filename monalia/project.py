@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from monalia.api.plugin import Plugin, PluginContext, PluginSettings
 from monalia.errors import ConfigError
+from monalia.lib.url_policy import UrlPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.registry import PluginInfo, PluginRegistry
@@ -42,6 +43,10 @@ class ProjectSection(_Section):
     catalog_password_env: str | None = None
     base_iri: str = "urn:monalia:"
     data_dir: str = ".monalia"
+    # what harvested URLs may point at (see the README's Security section)
+    allow_file_urls: bool = False  # file: URLs, and only from the project's own local sources
+    allow_private_addresses: bool = False  # loopback and private networks (internal servers)
+    max_redirects: int = Field(default=5, ge=0)
 
 
 class PluginSection(BaseModel):
@@ -247,12 +252,22 @@ class Project:
         url = os.environ.get(CATALOG_ENV) or self.file.project.catalog
         return resolve_catalog_url(url, self.dir, self.file.project.catalog_password_env)
 
+    @property
+    def url_policy(self) -> UrlPolicy:
+        section = self.file.project
+        return UrlPolicy(
+            allow_file=section.allow_file_urls,
+            allow_private=section.allow_private_addresses,
+            max_redirects=section.max_redirects,
+        )
+
     def context(self, instance: str) -> PluginContext:
         return PluginContext(
             instance=instance,
             project_dir=self.dir,
             data_dir=self.data_dir,
             base_iri=self.file.project.base_iri,
+            url_policy=self.url_policy,
         )
 
 

@@ -95,15 +95,24 @@ def test_malformed_records_are_reported_and_skipped(project, cli):
     _, catalog = open_project(project)
     with catalog.session() as session:
         run = session.scalar(select(RunRow))
-        assert (run.seen, run.new, run.failed) == (10, 5, 5)
+        # an image that cannot be fetched leaves its record, which is kept, with a warning
+        assert (run.seen, run.new, run.failed, run.warnings) == (10, 6, 4, 1)
         events = session.scalars(select(RunEventRow).order_by(RunEventRow.id)).all()
-        assert [e.item for e in events] == ["line 4", "line 5", "line 6", "line 7", "line 8"]
+        assert [(e.item, e.level) for e in events] == [
+            ("line 4", "error"),
+            ("line 5", "error"),
+            ("line 6", "error"),
+            ("line 7", "warning"),
+            ("line 8", "error"),
+        ]
         assert "expected a JSON object" in events[1].message
         assert "no identifier" in events[2].message
-        assert "image url 'not a url'" in events[3].message
+        assert "image 'not a url' is not fetched: scheme none" in events[3].message
         assert "date must be text" in events[4].message
+        kept = session.scalar(select(RecordRow).where(RecordRow.source_id == "bad-image"))
+        assert kept.images == [] and kept.raw["images"] == ["not a url"]
     shown = cli("runs", "show", str(run.id), project=project)
-    assert "line 7" in shown.output and "failed 5" in shown.output
+    assert "line 8" in shown.output and "failed 4" in shown.output
 
 
 def test_limit_stops_early_and_the_next_run_goes_on(project):

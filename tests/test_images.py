@@ -83,6 +83,8 @@ def project_file(folder: Path, catalog_url: str, records: list[dict], images: st
 [project]
 catalog = "{catalog_url}"
 data_dir = "data"
+allow_file_urls = true          # a local source naming local files
+allow_private_addresses = true  # the test's image server is on this machine
 
 [sources.local]
 plugin = "jsonl"

@@ -171,6 +171,7 @@ def image_project(folder: Path, server_url: str, count: int) -> Path:
 [project]
 catalog = "sqlite:///{folder / "catalog.sqlite"}"
 data_dir = "data"
+allow_private_addresses = true  # the test's image server is on this machine
 
 [sources.local]
 plugin = "jsonl"

@@ -49,7 +49,10 @@ class ImageSpider(scrapy.Spider):
 
     async def start(self):
         for task in self.tasks:
-            yield self.first_request(task)
+            try:
+                yield self.first_request(task)
+            except ValueError as exc:  # not a URL Scrapy can request (no scheme, "urn:...")
+                yield self.failure_item(task, task.url, f"not fetched: {exc}", False)
 
     def first_request(self, task: ImageTask) -> Request:
         if not task.service:
@@ -91,7 +94,10 @@ class ImageSpider(scrapy.Spider):
             yield self._request(task, task.url, "plain")
             return
         self.static_hosts.add(urlsplit(task.service).netloc)
-        yield self._request(task, url, "negotiated")
+        try:
+            yield self._request(task, url, "negotiated")
+        except ValueError:  # an info.json naming something that is not a URL
+            yield self._request(task, task.url, "plain")
 
     def _item(self, task: ImageTask, response: Response) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -113,11 +119,14 @@ class ImageSpider(scrapy.Spider):
 
     def failed(self, failure):
         request = failure.request
-        task: ImageTask = request.meta["task"]
         reason, transient = describe_failure(failure)
-        yield {
+        yield self.failure_item(request.meta["task"], request.url, reason, transient)
+
+    @staticmethod
+    def failure_item(task: ImageTask, url: str, reason: str, transient: bool) -> dict[str, Any]:
+        return {
             "ids": task.ids,
-            "url": request.url,
+            "url": url,
             "status": None,
             "body": None,
             "content_type": None,

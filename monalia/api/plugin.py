@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from monalia.errors import ConfigError
+from monalia.lib.url_policy import UrlPolicy
 
 
 class PluginSettings(BaseModel):
@@ -30,6 +31,8 @@ class PluginContext:
     project_dir: Path = field(default_factory=Path.cwd)
     data_dir: Path = field(default_factory=lambda: Path.cwd() / ".monalia")
     base_iri: str = "urn:monalia:"
+    # which URLs from this plugin's data may be fetched (the project's [project] settings)
+    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
 
     def path(self, value: str | os.PathLike[str]) -> Path:
         """A path from the project file, relative to the project file's folder."""

@@ -22,10 +22,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from monalia.api.plugin import Plugin
 from monalia.api.records import Record, mint_iri
 from monalia.errors import RecordError, SourceUnavailable
+from monalia.lib.url_policy import UrlRefused
 
 
 @dataclass
@@ -210,15 +212,58 @@ class Source(Plugin):
         if warnings is not None:
             warnings.append(message)
 
+    def _drop_refused_images(self, record: Record) -> None:
+        """Images the project's URL policy does not fetch leave the record, each with a
+        warning; the URL stays in the raw payload, the record is kept."""
+        if not record.images:
+            return
+        policy = self.context.url_policy
+        local = self.reads_local_input()
+        trusted = self.configured_host()
+        kept = []
+        for image in record.images:
+            try:
+                policy.check(image.url, local_source=local, trusted_host=trusted)
+                if image.iiif_service:
+                    policy.check(image.iiif_service, trusted_host=trusted)
+            except UrlRefused as exc:
+                self.warn(f"image {str(image.url)[:200]!r} is not fetched: {exc}")
+                continue
+            except Exception:
+                pass
+            kept.append(image)
+        if len(kept) != len(record.images):
+            if kept and not any(image.is_main for image in kept):
+                kept[0].is_main = True
+            record.images = kept
+
     def item_key(self, source_id: str) -> str:
         """The key of the item a record came from (a crawled source resumes by it)."""
         return source_id
+
+    def configured_host(self) -> str | None:
+        """The host of the service the user pointed this source at (its ``url`` or ``endpoint``
+        setting): its own addresses may be private, the user chose them."""
+        for name in ("url", "endpoint"):
+            value = getattr(self.settings, name, None)
+            if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
+                try:
+                    return (urlsplit(value).hostname or "").lower() or None
+                except ValueError:
+                    return None
+        return None
+
+    def reads_local_input(self) -> bool:
+        """Whether this source's own input is a local file (only such a source may name local
+        files as images, and only when the project allows file URLs)."""
+        return False
 
     def _finish(self, record: Record, prepare) -> Record:
         if not isinstance(record, Record):
             raise RecordError(f"parse() returned {type(record).__name__}, not a monalia Record")
         if prepare is not None:
             prepare(record)
+        self._drop_refused_images(record)
         if record.iri is None and isinstance(record.source_id, str) and record.source_id.strip():
             record.iri = mint_iri(self.context.base_iri, self.context.instance, record.source_id)
         record.validate()

@@ -94,6 +94,7 @@ PROJECT = """# The demo project `monalia demo` made: every stage on the embedded
 name = "demo"
 catalog = "sqlite:///.monalia/catalog.sqlite"
 base_iri = "urn:monalia:demo:"
+allow_file_urls = true   # the demo's images are files beside it, named by its local store
 
 [sources.jocondelab]
 plugin = "joconde-sparql"

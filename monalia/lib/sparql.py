@@ -146,6 +146,10 @@ class SparqlSource(Source):
     LIST_QUERY: ClassVar[str] = ""
     DESCRIBE_QUERY: ClassVar[str] = ""
 
+    def reads_local_input(self) -> bool:
+        """A store folder or RDF file on this machine is the project's own input."""
+        return not self.settings.endpoint.lower().startswith(("http://", "https://"))
+
     def list_bindings(self) -> dict[str, Any]:
         """Values bound into LIST_QUERY besides ``?after`` (user filters)."""
         return {}

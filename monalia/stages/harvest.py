@@ -8,7 +8,7 @@ duplicate. A record whose content hash is unchanged is only marked as seen.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from monalia.api.records import Record
@@ -185,6 +185,7 @@ def _crawl_job(
         since_run=checkpoint.get("since_run"),
         limit=options.limit,
         crawl=CrawlSettings(**spec.settings),
+        url_policy=asdict(configured.context.url_policy),
         settings={
             "settings": source.describe_settings(),
             "limit": options.limit,

@@ -10,7 +10,7 @@ failed for a reason that may pass (network, 5xx, 429); images refused for their 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import func, select
 
@@ -94,6 +94,7 @@ def fetch_images(
         sources=list(options.sources),
         target=", ".join(options.sources) or None,
         crawl=crawl,
+        url_policy=asdict(project.url_policy),
         settings={
             "box": [section.width, section.height],
             "limit": options.limit,

@@ -47,6 +47,9 @@ class BehanceSource(Source):
     Settings = BehanceSettings
     batch_size = 2000
 
+    def reads_local_input(self) -> bool:
+        return True  # a local file: it may name local image files (allow_file_urls)
+
     def open(self) -> None:
         self.path = self.input_file()
         try:

@@ -143,6 +143,9 @@ class ClevelandCsvSource(Source):
     Settings = ClevelandCsvSettings
     batch_size = 5000
 
+    def reads_local_input(self) -> bool:
+        return True  # a local file: it may name local image files (allow_file_urls)
+
     def open(self) -> None:
         unknown = set(self.settings.columns) - set(CSV_COLUMNS)
         if unknown:

@@ -39,6 +39,9 @@ class EdmFileSource(Source):
     name = "edm"
     Settings = EdmSettings
 
+    def reads_local_input(self) -> bool:
+        return True  # a local file: it may name local image files (allow_file_urls)
+
     @property
     def root(self) -> Path:
         return self.context.path(self.settings.path)

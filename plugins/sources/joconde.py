@@ -338,6 +338,9 @@ class JocondeTextSource(Source):
     Settings = JocondeTextSettings
     batch_size = 2000
 
+    def reads_local_input(self) -> bool:
+        return True  # a local file: it may name local image files (allow_file_urls)
+
     def open(self) -> None:
         self.path = self.input_file()
         try:
@@ -466,6 +469,9 @@ class JocondeCsvSource(Source):
     name = "joconde-csv"
     Settings = JocondeCsvSettings
     batch_size = 2000
+
+    def reads_local_input(self) -> bool:
+        return True  # a local file: it may name local image files (allow_file_urls)
 
     def open(self) -> None:
         self.path = self.input_file()

@@ -53,6 +53,9 @@ class JsonLinesSource(Source):
     name = "jsonl"
     Settings = JsonLinesSettings
 
+    def reads_local_input(self) -> bool:
+        return True  # a local file: it may name local image files (allow_file_urls)
+
     @property
     def path(self) -> Path:
         return self.context.path(self.settings.path)

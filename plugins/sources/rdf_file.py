@@ -85,6 +85,9 @@ class RdfFileSource(Source):
     name = "rdf-file"
     Settings = RdfFileSettings
 
+    def reads_local_input(self) -> bool:
+        return True  # a local file: it may name local image files (allow_file_urls)
+
     def open(self) -> None:
         import rdflib
 

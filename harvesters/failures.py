@@ -12,6 +12,7 @@ from scrapy.exceptions import (
     IgnoreRequest,
     ResponseDataLossError,
 )
+from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
@@ -47,6 +48,12 @@ def describe_failure(failure: Failure) -> tuple[str, bool]:
         # Scrapy cancels a download whose size is over DOWNLOAD_MAXSIZE
         text = str(error).strip()
         return f"refused: {text or 'the answer is larger than max_bytes'}", False
+    if isinstance(error, HttpError) and 300 <= error.response.status < 400:
+        # a redirect Scrapy would not follow: to another scheme, or past the hop limit
+        location = error.response.headers.get("Location", b"").decode("latin-1").strip()
+        scheme = location.split(":", 1)[0].lower() if ":" in location else ""
+        why = f"a {scheme}: URL" if scheme and scheme not in ("http", "https") else "not followed"
+        return f"not fetched: a redirect to {mask_url(location)[:200]!r} ({why})", False
     if isinstance(error, IgnoreRequest):
         return f"not fetched: {str(error).strip() or 'forbidden by robots.txt'}", False
     if isinstance(error, FileTooLarge):

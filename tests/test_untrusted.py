@@ -306,3 +306,40 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_when_fetched():
     with pytest.raises(UrlRefused, match="private"):
         UrlPolicy().check(f"http://{name}/a.jpg", resolve=True)
     assert UrlPolicy().check(f"http://{name}/a.jpg")  # unresolved, the name alone says nothing
+
+
+def test_http_sources_check_every_redirect_and_bound_every_answer():
+    from monalia.lib.http import HttpClient, HttpError, HttpSettings
+    from servers import ApiServer
+
+    endless = endless_server()
+
+    def answer(path: str, params: dict) -> Reply:
+        hops = {
+            "/moved": f"{api.url}/page",
+            "/to-file": "file:///etc/passwd",
+            "/to-metadata": "http://169.254.169.254/latest/meta-data/",
+            "/to-private": "http://10.0.0.5/page",
+            "/loop": f"{api.url}/loop",
+            "/endless": f"http://127.0.0.1:{endless.server_address[1]}/endless",
+        }
+        if path in hops:
+            return Reply(status=302, headers={"Location": hops[path]})
+        return Reply(body={"ok": True})
+
+    settings = HttpSettings(retries=0, timeout=5, max_bytes=1_000_000, max_redirects=3)
+    with ApiServer(answer) as api, HttpClient(settings) as client:
+        assert client.get_json(f"{api.url}/moved") == {"ok": True}
+        for path, words in [
+            ("/to-file", "file: URL"),
+            ("/to-metadata", "metadata"),
+            ("/to-private", "private"),
+            ("/loop", "more than 3 redirects"),
+        ]:
+            with pytest.raises(HttpError, match=words):
+                client.get(f"{api.url}{path}")
+        with pytest.raises(HttpError, match="larger than max_bytes"):
+            client.get(f"http://127.0.0.1:{endless.server_address[1]}/endless")
+        with pytest.raises(HttpError, match="file: URL"):
+            client.get("file:///etc/passwd")
+    endless.shutdown()

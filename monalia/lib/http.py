@@ -27,6 +27,7 @@ from pydantic import Field
 
 from monalia.api.plugin import PluginSettings
 from monalia.errors import SourceUnavailable
+from monalia.lib.url_policy import UrlPolicy, UrlRefused
 from monalia.version import __version__
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class HttpSettings(PluginSettings):
     max_retry_after: float = Field(600.0, ge=0)  # a longer Retry-After fails instead of waiting
     rate_limit: float | None = Field(None, gt=0)  # requests per second to one host; None: no limit
     user_agent: str = USER_AGENT
+    max_bytes: int = Field(256 * 1024 * 1024, ge=1)  # a longer answer is refused while reading
+    max_redirects: int = Field(5, ge=0)  # each hop checked by the project's URL policy
 
 
 class HttpError(SourceUnavailable):
@@ -199,8 +202,10 @@ class HttpClient:
         secrets: Iterable[str] = (),
         headers: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        policy: UrlPolicy | None = None,
     ):
         self.settings = settings or HttpSettings()
+        self.url_policy = policy or UrlPolicy()
         self.policy = RetryPolicy(self.settings, tuple(s for s in secrets if s), sleep)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = self.settings.user_agent
@@ -238,7 +243,7 @@ class HttpClient:
         def attempt() -> Any:
             self.requests_made += 1
             try:
-                response = self.session.send(prepared, timeout=self.settings.timeout, **kwargs)
+                response = self._send(prepared, **kwargs)
             except requests.Timeout:
                 raise RetryableError(f"no answer within {self.settings.timeout:g} s") from None
             except requests.exceptions.ChunkedEncodingError as exc:
@@ -263,6 +268,69 @@ class HttpClient:
                 raise RetryableError(f"malformed answer: {_first_line(exc)}", status) from None
 
         return self.policy.call(method, full_url, attempt)
+
+    def _send(self, prepared: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send, following redirects by hand so that each hop is checked by the URL policy (the
+        configured host is trusted; another host is not), and read the body in pieces, refusing
+        it past `max_bytes`."""
+        trusted = (urlsplit(prepared.url or "").hostname or "").lower()
+        try:
+            self.url_policy.check(prepared.url or "", trusted_host=trusted)
+        except UrlRefused as exc:
+            raise HttpError(f"{mask_url(prepared.url or '', self.policy.secrets)}: {exc}") from None
+        hops = 0
+        while True:
+            response = self.session.send(
+                prepared,
+                timeout=self.settings.timeout,
+                allow_redirects=False,
+                stream=True,
+                **kwargs,
+            )
+            if not response.is_redirect:
+                break
+            location = response.headers.get("Location", "")
+            response.close()
+            hops += 1
+            if hops > self.settings.max_redirects:
+                raise HttpError(
+                    f"more than {self.settings.max_redirects} redirects "
+                    f"(max_redirects) from {mask_url(prepared.url or '', self.policy.secrets)}"
+                )
+            target = requests.compat.urljoin(prepared.url or "", location)
+            try:
+                self.url_policy.check(target, trusted_host=trusted, resolve=True)
+            except UrlRefused as exc:
+                raise HttpError(
+                    f"a redirect to {mask_url(target, self.policy.secrets)[:200]} is not "
+                    f"followed: {exc}"
+                ) from None
+            prepared = prepared.copy()
+            prepared.prepare_url(target, None)
+            if (urlsplit(target).hostname or "").lower() != trusted:
+                prepared.headers.pop("Authorization", None)  # credentials stay with their host
+            if response.status_code == 303:
+                prepared.method, prepared.body = "GET", None
+        self._read_bounded(response)
+        return response
+
+    def _read_bounded(self, response: requests.Response) -> None:
+        limit = self.settings.max_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise HttpError(
+                f"the answer announces {int(declared):,} bytes, more than max_bytes ({limit:,})"
+            )
+        parts, size = [], 0
+        for chunk in response.iter_content(1 << 16):
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise HttpError(f"the answer is larger than max_bytes ({limit:,} bytes); cut off")
+        response._content = b"".join(parts)
+        response._content_consumed = True
 
     def get(self, url: str, params=None, **kwargs: Any) -> requests.Response:
         return self.request("GET", url, params=params, **kwargs)

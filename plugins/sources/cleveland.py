@@ -209,7 +209,7 @@ class ClevelandApiSource(Source):
     Settings = ClevelandApiSettings
 
     def open(self) -> None:
-        self.client = HttpClient(self.settings.http)
+        self.client = HttpClient(self.settings.http, policy=self.context.url_policy)
 
     def close(self) -> None:
         self.client.close()

@@ -57,7 +57,9 @@ class EuropeanaSource(Source):
 
     def open(self) -> None:
         self.key = self.context.secret(self.settings.api_key_env, "the Europeana API key")
-        self.client = HttpClient(self.settings.http, secrets=[self.key])
+        self.client = HttpClient(
+            self.settings.http, secrets=[self.key], policy=self.context.url_policy
+        )
 
     def close(self) -> None:
         self.client.close()

@@ -109,7 +109,7 @@ class OaiPmhSource(Source):
 
     def open(self) -> None:
         self.format = self._metadata_format()
-        self.client = HttpClient(self.settings.http)
+        self.client = HttpClient(self.settings.http, policy=self.context.url_policy)
         self.sickle = SafeSickle(self.settings.url, self.client)
         self.started: str | None = None  # the response date of this run's first page
 

@@ -343,3 +343,42 @@ def test_http_sources_check_every_redirect_and_bound_every_answer():
         with pytest.raises(HttpError, match="file: URL"):
             client.get("file:///etc/passwd")
     endless.shutdown()
+
+
+def test_the_html_report_links_only_to_web_pages():
+    from monalia.stages.html_report import report_environment
+
+    card = {
+        "record": "javascript:alert(document.cookie)",
+        "page": "javascript:alert(1)",
+        "title": '<script>alert("x")</script>',
+        "identifier": "X1",
+        "class_uri": "urn:c",
+        "class_label": "cheval",
+        "score": 0.5,
+        "annotated": True,
+        "subjects": [],
+        "thumbnail": None,
+        "remote": "javascript:alert(2)",
+        "heatmap": None,
+    }
+    safe = dict(card, page="https://museum.example.org/X2", remote="https://img.example.org/2.jpg")
+    html = (
+        report_environment()
+        .get_template("findings.html")
+        .render(
+            findings=[card, safe],
+            kind="noise",
+            explanation="",
+            title="Noise",
+            counts={"noise": 2, "silence": 0},
+            class_pages=[],
+            model=None,
+            store="",
+            written="",
+        )
+    )
+    assert "javascript:" not in html.replace('data-record="javascript:alert(document.cookie)"', "")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert '<a href="https://museum.example.org/X2">' in html
+    assert '<img src="https://img.example.org/2.jpg"' in html

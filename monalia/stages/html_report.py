@@ -74,6 +74,25 @@ def model_plots(folder: Path | None) -> list[Path]:
     return sorted(folder.rglob("*.png"))[:MAX_PLOTS]
 
 
+def web_link(value: Any) -> str | None:
+    """A link target from the data only when it is an http(s) URL: a record's landing page or
+    IRI of ``javascript:alert(1)`` is shown as text, never made clickable."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    return text if text.lower().startswith(("http://", "https://")) else None
+
+
+def report_environment() -> Environment:
+    """The report's templates: text escaped, link targets from the data filtered (`web_link`)."""
+    environment = Environment(
+        loader=PackageLoader("monalia", "templates/report"),
+        autoescape=select_autoescape(["html"]),
+    )
+    environment.filters["web_link"] = web_link
+    return environment
+
+
 def write_site(out: Path, setup, catalog, project, per_class: int, progress=None) -> Path:
     """Write the site into `out`; return its index page."""
     from monalia.stages.query import add_local_images
@@ -121,10 +140,7 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
         "counts": counts,
         "class_pages": class_pages,
     }
-    environment = Environment(
-        loader=PackageLoader("monalia", "templates/report"),
-        autoescape=select_autoescape(["html"]),
-    )
+    environment = report_environment()
 
     def render(name: str, target: str, **values: Any) -> None:
         text = environment.get_template(name).render(**common, **values)

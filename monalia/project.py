@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from monalia.api.plugin import Plugin, PluginContext, PluginSettings
 from monalia.errors import ConfigError
-from monalia.lib.url_policy import UrlPolicy
+from monalia.lib.url_policy import UrlPolicy, has_password, mask_userinfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.registry import PluginInfo, PluginRegistry
@@ -405,17 +405,30 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
 
 
 def _reject_secrets(data: Any, loc: tuple[Any, ...], fail) -> None:
+    if isinstance(data, list):
+        for number, value in enumerate(data):
+            _reject_secrets(value, (*loc, number), fail)
+        return
+    if isinstance(data, str):
+        # a password written into a URL (scheme://user:secret@host) is a secret like any other
+        if "@" in data and has_password(data.strip()):
+            raise fail(
+                loc,
+                f"{mask_userinfo(data.strip())!r} holds a password: remove it from the URL and "
+                "name the environment variable that holds it (password_env, or "
+                "catalog_password_env for the catalog)",
+            )
+        return
     if not isinstance(data, dict):
         return
     for key, value in data.items():
-        if isinstance(value, dict):
-            _reject_secrets(value, (*loc, key), fail)
-        elif isinstance(value, str) and value and _SECRET_KEY.search(key):
+        if isinstance(value, str) and value and _SECRET_KEY.search(key):
             raise fail(
                 (*loc, key),
                 f"secrets are not stored in the project file: set {key}_env to the name of "
                 "the environment variable that holds it",
             )
+        _reject_secrets(value, (*loc, key), fail)
 
 
 def _first_error(exc: ValidationError, prefix: tuple[Any, ...], fail) -> ConfigError:

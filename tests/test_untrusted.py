@@ -309,8 +309,9 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_when_fetched():
 
 
 def test_http_sources_check_every_redirect_and_bound_every_answer():
-    from monalia.lib.http import HttpClient, HttpError, HttpSettings
     from servers import ApiServer
+
+    from monalia.lib.http import HttpClient, HttpError, HttpSettings
 
     endless = endless_server()
 
@@ -382,3 +383,60 @@ def test_the_html_report_links_only_to_web_pages():
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert '<a href="https://museum.example.org/X2">' in html
     assert '<img src="https://img.example.org/2.jpg"' in html
+
+
+@pytest.mark.parametrize(
+    ("table", "line"),
+    [
+        (
+            '[sinks.db]\nplugin = "sql"',
+            'url = "postgresql+psycopg://monalia:s3cret@db.example.org/m"',
+        ),
+        (
+            '[sources.s]\nplugin = "smithsonian"',
+            'endpoint = "http://admin:s3cret@example.org/sparql"',
+        ),
+        (
+            '[sources.s]\nplugin = "oai-pmh"',
+            'url = "https://harvester:s3cret@museum.example.org/oai"',
+        ),
+    ],
+)
+def test_a_password_in_a_url_setting_is_refused_by_every_command(tmp_path, table, line):
+    import subprocess
+    import sys
+
+    (tmp_path / "monalia.toml").write_text(
+        f'[project]\ncatalog = "sqlite:///{tmp_path / "c.sqlite"}"\n{table}\n{line}\n',
+        encoding="utf-8",
+    )
+    for command in (["check"], ["runs"], ["harvest"], ["publish"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "monalia", "--project", str(tmp_path), *command],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode != 0, command
+        assert "s3cret" not in result.stdout + result.stderr
+        assert "holds a password" in result.stderr and "password_env" in result.stderr
+
+
+def test_recorded_settings_and_messages_never_show_user_info(tmp_path):
+    from monalia.catalog.run_tracking import RunTracker, load_run
+
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    tracker = RunTracker(
+        catalog, "publish", "sql", "db", {"url": "postgresql://monalia:hunter2@db/m"}
+    ).start()
+    tracker.fail_item("http://u:hunter2@example.org/x", "cannot reach http://u:hunter2@example.org")
+    run = tracker.finish("failed", "postgresql://monalia:hunter2@db/m refused the connection")
+    with catalog.session() as session:
+        stored = [
+            str(value)
+            for value in (
+                *session.execute(select(RunRow.settings, RunRow.message)).one(),
+                *session.execute(select(RunEventRow.item, RunEventRow.message)).one(),
+            )
+        ]
+    assert not any("hunter2" in text for text in stored), stored
+    assert "postgresql://***@db/m" in load_run(catalog, run.id).message

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from monalia.api.run_info import COUNTS, DONE, FAILED, INTERRUPTED, RUNNING, RunInfo
 from monalia.catalog import Catalog
 from monalia.catalog.models import RunEventRow, RunRow, utcnow
+from monalia.lib.url_policy import mask_in_settings, mask_urls_in_text
 
 # A run on another host is taken as dead when it has not written for this long.
 REMOTE_STALE_AFTER = timedelta(minutes=15)
@@ -92,7 +93,8 @@ class RunTracker:
     ):
         self.catalog = catalog
         self.hooks = hooks
-        self.info = RunInfo(0, stage, plugin, target, dict(settings or {}))
+        # settings are recorded for anyone to read: no URL's user info goes in
+        self.info = RunInfo(0, stage, plugin, target, mask_in_settings(dict(settings or {})))
         self._pending_events: list[RunEventRow] = []
         self._events_kept = 0
         # True when other processes add the counts to the run's row as they commit their work
@@ -157,7 +159,13 @@ class RunTracker:
             return
         self._events_kept += 1
         self._pending_events.append(
-            RunEventRow(run_id=self.id, at=utcnow(), level=level, item=item, message=message)
+            RunEventRow(
+                run_id=self.id,
+                at=utcnow(),
+                level=level,
+                item=mask_urls_in_text(item) if item else item,
+                message=mask_urls_in_text(message),
+            )
         )
 
     def fail_item(self, item: str | None, message: str) -> None:
@@ -195,6 +203,7 @@ class RunTracker:
 
     def finish(self, status: str, message: str | None = None) -> RunInfo:
         now = utcnow()
+        message = mask_urls_in_text(message) if message else message
         with self.catalog.session() as session:
             self.flush(session)
             session.execute(

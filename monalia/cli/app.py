@@ -65,15 +65,22 @@ class MonaliaGroup(click.Group):
     """Turns unexpected exceptions into one line (the traceback with MONALIA_DEBUG=1)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from monalia.lib.url_policy import mask_urls_in_text
+
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except click.ClickException as exc:
+            exc.message = mask_urls_in_text(exc.message)  # no URL's password on the terminal
+            raise
+        except (click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
             raise MonaliaError(
-                f"{type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)"
+                mask_urls_in_text(
+                    f"{type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)"
+                )
             ) from exc
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 # Never fetched: link-local (where cloud metadata services answer) and the metadata addresses
@@ -159,6 +161,25 @@ def mask_userinfo(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return parts._replace(netloc=f"***@{host}").geturl()
+
+
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"<>]+@")
+
+
+def mask_urls_in_text(text: str) -> str:
+    """Text (a message, an error) with the user info of every URL in it replaced by ``***``."""
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text) if "@" in text else text
+
+
+def mask_in_settings(value: Any) -> Any:
+    """Recorded settings with the user info of every URL in them masked."""
+    if isinstance(value, str):
+        return mask_urls_in_text(value)
+    if isinstance(value, dict):
+        return {key: mask_in_settings(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_in_settings(item) for item in value]
+    return value
 
 
 def has_password(url: str) -> bool:

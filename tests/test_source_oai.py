@@ -308,3 +308,12 @@ def test_a_harvest_killed_mid_list_resumes_to_what_an_uninterrupted_run_stores(t
     # each run counted what it stored, nothing twice: together, every record once
     assert sum(r.new for r in runs) == pages * per_page
     assert all(r.seen == r.new + r.changed + r.unchanged + r.failed for r in runs)
+
+
+def test_a_repository_refusing_its_own_token_fails_the_run_instead_of_looping(tmp_path, catalog):
+    first = fixture("sickle_ListRecords_oai_dc_page1.xml")  # its token is never served
+    with OaiServer({None: first}) as server:
+        with pytest.raises(Exception, match=r"badResumptionToken|BadResumptionToken|invalid"):
+            harvest(catalog, source(tmp_path, server))
+    first_pages = [r for r in server.requests if r.get("verb") == "ListRecords"]
+    assert len(first_pages) == 4  # the list, its token, the list once more, its token again

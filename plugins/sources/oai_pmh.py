@@ -189,13 +189,17 @@ class OaiPmhSource(Source):
         token, done = checkpoint.get("token"), checkpoint.get("done", 0)
         self.started = checkpoint.get("started")
         page_number = checkpoint.get("page", 1)
+        restarted = False
         while True:
             request = {"resumptionToken": token} if token else params
             try:
                 records, next_token, response_date = self.page(request)
             except oaiexceptions.BadResumptionToken as exc:
-                if not token:
-                    raise SourceUnavailable(str(exc)) from None
+                if not token or restarted:
+                    # a token the repository itself just gave is refused: starting again would
+                    # only meet it again
+                    raise SourceUnavailable(f"{self.context.instance}: {exc}") from None
+                restarted = True
                 # the saved token expired: the list starts again, what is stored is unchanged
                 log.warning(
                     "%s: resumption token no longer valid (%s); reading the list again",

@@ -6,13 +6,26 @@ non-zero, never with a traceback.
 
 from __future__ import annotations
 
+import re
+
 import click
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """Text with its control characters written as escapes: a parser quoting a newline from a
+    hostile file must not break the one line a user reads."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text.strip())
 
 
 class MonaliaError(click.ClickException):
     """A problem the user can fix: printed as one line, exit code 1."""
 
     exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(str(message)))
 
     def format_message(self) -> str:
         return self.message

@@ -77,7 +77,13 @@ class Catalog:
         except ArgumentError:
             raise CatalogError(f"catalog URL {url!r} is not a SQLAlchemy URL") from None
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CatalogError(
+                    f"cannot open catalog {safe_url(url)}: cannot create its folder "
+                    f"{Path(parsed.database).parent}: {exc.strerror or exc}"
+                ) from None
         try:
             engine = create_engine(parsed, future=True)
         except (NoSuchModuleError, ModuleNotFoundError) as exc:

@@ -25,4 +25,13 @@ __all__ = ["App", "cli", "main"]
 
 def main() -> None:
     """Entry point of the ``monalia`` console script."""
-    cli(prog_name="monalia")
+    import os
+    import sys
+
+    try:
+        cli(prog_name="monalia")
+    except BrokenPipeError:
+        # `monalia runs | head`: the reader has what it wanted; say nothing more, and keep
+        # Python from complaining while it flushes stdout on the way out
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

@@ -22,8 +22,8 @@ def init(path: Path, force: bool) -> None:
     """Write a commented starter project file (default ./monalia.toml)."""
     from monalia.project import PROJECT_FILE, starter_file
 
-    if path.is_dir():
-        path = path / PROJECT_FILE
+    if path.is_dir() or (not path.exists() and path.suffix.lower() != ".toml"):
+        path = path / PROJECT_FILE  # a folder, made when it does not exist yet
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists (use --force to overwrite it)")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,23 +38,50 @@ def check(app: App) -> None:
     from monalia.catalog import Catalog, safe_url
 
     project = app.project
+    problems: list[str] = []
+    if project.path is not None and not project.path.read_text(encoding="utf-8").strip():
+        problems.append(f"{project.path} is empty: `monalia init` writes a starter file")
     click.echo(f"project file {project.path}: valid")
     for kind, instances in (("source", project.sources), ("sink", project.sinks)):
         for name, configured in instances.items():
             click.echo(
                 f"  {kind} {name}: plugin {configured.info.name} from {configured.info.origin.package}"
             )
+            problems.extend(missing_inputs(kind, name, configured))
+    if not project.sources:
+        problems.append("no [sources.NAME] table: there is nothing to harvest")
     for configured in (project.labeler, project.trainer):
         if configured is not None:
             click.echo(f"  {configured.kind}: plugin {configured.info.name}")
     catalog = Catalog.connect(project.catalog_url)
-    status = catalog.schema_status()
+    try:
+        status = catalog.schema_status()
+    except Exception as exc:
+        raise MonaliaError(f"catalog {safe_url(project.catalog_url)}: {exc}") from None
     if status.up_to_date:
         click.echo(f"catalog {safe_url(project.catalog_url)}: schema {status.current} (current)")
     elif status.empty:
         click.echo(f"catalog {safe_url(project.catalog_url)}: new; it is created on first use")
     else:
-        raise MonaliaError(catalog.describe_mismatch(status))
+        problems.append(catalog.describe_mismatch(status))
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    if problems:
+        raise ConfigError(f"{len(problems)} problem(s) in the project; see above")
+
+
+def missing_inputs(kind: str, name: str, configured) -> list[str]:
+    """The local files a source's settings name (`path`, or a local `endpoint`) that are not
+    there."""
+    problems = []
+    for setting in ("path", "endpoint"):
+        value = getattr(configured.settings, setting, None)
+        if not isinstance(value, str) or "://" in value or "{" in value or kind != "source":
+            continue
+        location = configured.context.path(value)
+        if not location.exists():
+            problems.append(f"source {name}: {setting} {location} does not exist")
+    return problems
 
 
 # -- plugins ----------------------------------------------------------------------------------

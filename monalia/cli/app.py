@@ -61,8 +61,40 @@ class App:
         return Progress(label, unit=unit, enabled=not self.quiet)
 
 
+GLOBAL_FLAGS = ("-q", "--quiet")
+GLOBAL_VALUES = ("-p", "--project")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``--project PATH`` and ``-q`` anywhere on the line, as the README promises (``monalia
+    harvest --project x``): moved in front of the command, where the root group reads them.
+    Arguments after ``--`` are left alone."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif arg in GLOBAL_VALUES and index + 1 < len(args):
+            front.extend(args[index : index + 2])
+            index += 1
+        elif arg.startswith("--project="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 class MonaliaGroup(click.Group):
     """Turns unexpected exceptions into one line (the traceback with MONALIA_DEBUG=1)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(list(args)))
 
     def invoke(self, ctx: click.Context) -> Any:
         from monalia.lib.url_policy import mask_urls_in_text
@@ -74,6 +106,8 @@ class MonaliaGroup(click.Group):
             raise
         except (click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): main() ends quietly
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise

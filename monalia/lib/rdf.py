@@ -213,3 +213,16 @@ def record_triples(row) -> Iterator[Triple]:
     for image in row.images:
         if image.iiif_service:
             yield IRI(image.url), ML + "iiifService", IRI(image.iiif_service)
+
+
+def parse_error_line(exc: BaseException) -> str:
+    """One line for an RDF parser's error: where (the line) and why, without rdflib's
+    multi-line excerpt of the input."""
+    text = str(exc)
+    line = re.search(r"\bline (\d+)", text)
+    reason = re.search(r"Bad syntax \(([^)]*)\)", text)
+    why = reason.group(1) if reason else next((t for t in text.splitlines() if t.strip()), "")
+    why = why.strip().rstrip(":")
+    if line and f"line {line.group(1)}" not in why:
+        return f"line {line.group(1)}: {why[:300]}"
+    return why[:300] or type(exc).__name__

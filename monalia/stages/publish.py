@@ -18,6 +18,7 @@ from monalia.catalog.run_tracking import (
     RunInfo,
     RunTracker,
 )
+from monalia.errors import MonaliaError
 from monalia.lib.progress import Progress
 from monalia.lib.rdf import Triple, record_triples, records_graph_iri
 from monalia.project import PluginInstance
@@ -90,7 +91,15 @@ def publish_records(
             (records_graph_iri(base_iri, source), iter_record_triples(catalog, source, tracker))
             for source in sources
         )
-        written = sink.publish(graphs, progress=progress.advance)
+        try:
+            written = sink.publish(graphs, progress=progress.advance)
+        except OSError as exc:
+            # name the sink and the file, not a bare PermissionError
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            raise MonaliaError(
+                f"sink {configured.instance} ({sink.location()}): cannot write{where}: "
+                f"{exc.strerror or exc}"
+            ) from None
         if hooks is not None:
             for graph, triples in written.items():
                 hooks.graph_published(sink=sink, graph=graph, triples=triples, run=tracker.info)

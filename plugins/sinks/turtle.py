@@ -90,14 +90,27 @@ class TurtleSink(Sink):
         self._writer.write(triples)
 
     def close(self, ok: bool) -> None:
+        """Move each complete file into place; a failed run, or a file that cannot be finished
+        (a full disk fails its last write or its close), leaves no partial file behind."""
+        failure: BaseException | None = None
         for target, (partial, handle, writer) in self._files.items():
-            writer.close()
-            handle.close()
-            if ok:
-                os.replace(partial, target)
-            else:
-                partial.unlink(missing_ok=True)
+            try:
+                try:
+                    writer.close()
+                finally:
+                    handle.close()
+                if ok and failure is None:
+                    os.replace(partial, target)
+                    continue
+            except OSError as exc:
+                failure = failure or OSError(
+                    exc.errno,
+                    f"sink {self.context.instance}: cannot finish {target}: {exc.strerror or exc}",
+                )
+            partial.unlink(missing_ok=True)
         self._files = {}
+        if failure is not None:
+            raise failure
 
 
 @hookimpl

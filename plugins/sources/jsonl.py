@@ -106,7 +106,9 @@ class JsonLinesSource(Source):
 
     def parse(self, item: RawItem) -> Record:
         try:
-            data: Any = json.loads(item.payload.decode(self.settings.encoding))
+            text = item.payload.decode(self.settings.encoding)
+            # a byte-order mark (a file saved by a spreadsheet) is not part of the record
+            data: Any = json.loads(text.removeprefix("\ufeff"))
         except UnicodeDecodeError as exc:
             raise RecordError(f"not {self.settings.encoding} text: {exc.reason}") from None
         except json.JSONDecodeError as exc:

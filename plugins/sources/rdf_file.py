@@ -20,7 +20,7 @@ from monalia.api.records import ImageRef, Record, Subject
 from monalia.api.source import RawItem, Source, SourceState, file_fingerprint
 from monalia.errors import RecordError, SourceUnavailable
 from monalia.lib import mapping
-from monalia.lib.rdf import DCTERMS, EDM, FOAF, JCL, SCHEMA
+from monalia.lib.rdf import DCTERMS, EDM, FOAF, JCL, SCHEMA, parse_error_line
 
 DC = "http://purl.org/dc/elements/1.1/"
 CRM = "http://www.cidoc-crm.org/cidoc-crm/"
@@ -104,7 +104,7 @@ class RdfFileSource(Source):
             graph.parse(path, format=fmt)
         except Exception as exc:  # rdflib raises many parser-specific types
             raise SourceUnavailable(
-                f"{self.context.instance}: {path} is not valid {fmt}: {exc}"
+                f"{self.context.instance}: {path} is not valid {fmt}: {parse_error_line(exc)}"
             ) from None
         self.graph = graph
         self.fingerprint = file_fingerprint(path)

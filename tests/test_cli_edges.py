@@ -161,7 +161,7 @@ def test_a_turtle_file_that_cannot_be_finished_leaves_no_partial_file(tmp_path):
     sink.open()
     sink.begin_graph("urn:g:1")
     sink.begin_graph("urn:g:2")
-    [(partial, handle, _), second] = sink._files.values()
+    [(_, handle, _), _] = sink._files.values()
 
     def full_disk():
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -22,7 +22,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from sqlalchemy import update
 from twisted.internet.threads import deferToThread
 
-from monalia.api.source import ItemOutcome, RawItem
+from monalia.api.source import ItemOutcome, RawItem, seen_count
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, utcnow
 from monalia.catalog.run_tracking import DONE, FAILED, INTERRUPTED, RunTracker
@@ -210,7 +210,7 @@ class DryRunPipeline(_CatalogPipeline):
             outcome = ItemOutcome(raw, [], item["message"])
         else:
             outcome = self.duplicates.check(self.source.outcome(raw))
-        self.counts["seen"] += len(outcome.records) or 1
+        self.counts["seen"] += seen_count(outcome)
         self.warnings.extend((outcome.item.key, w) for w in outcome.warnings)
         if outcome.error is not None:
             self.counts["failed"] += 1

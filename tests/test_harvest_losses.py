@@ -152,3 +152,25 @@ def test_harvest_runs_every_source_and_fails_at_the_end_when_one_failed(tmp_path
     with catalog.session() as session:
         runs = session.execute(select(RunRow.target, RunRow.status, RunRow.new)).all()
     assert sorted(runs) == [("a", "failed", 0), ("b", "done", 3)]
+
+
+def test_items_the_settings_leave_out_keep_the_counts_adding_up(tmp_path):
+    """A source may leave an item out by its own settings (not CC0, no image): that item is
+    not seen, as if the service had filtered it; the counts still add up."""
+    from monalia.builtins.sources.cleveland import ClevelandCsvSource
+
+    (tmp_path / "data.csv").write_text(
+        "id,title,share_license_status,image_web\n"
+        "1,Open,CC0,https://img.example.org/1.jpg\n"
+        "2,Closed,Copyrighted,https://img.example.org/2.jpg\n"
+        "3,Open but no image,CC0,\n",
+        encoding="utf-8",
+    )
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    configured = configure(
+        ClevelandCsvSource, {"path": "data.csv", "cc0_only": True}, tmp_path, "cma"
+    )
+    preview = dry_run(catalog, configured)
+    run = harvest(catalog, configured)
+    assert (run.counts["seen"], run.counts["new"], run.counts["failed"]) == (1, 1, 0)
+    assert adds_up(run) and preview["counts"]["seen"] == 1

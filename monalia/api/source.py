@@ -62,6 +62,14 @@ class SourceState:
         return self.since if self.since is not None else self.bookmark
 
 
+def seen_count(outcome: ItemOutcome) -> int:
+    """What an item adds to a run's `seen`: its records, or 1 when it failed. An item the
+    source's own settings leave out (``parse`` returned None: not CC0, not changed since) is
+    not seen, as if the service had filtered it, so seen = new + changed + unchanged + failed
+    holds."""
+    return len(outcome.records) or (1 if outcome.error is not None else 0)
+
+
 @dataclass
 class ItemOutcome:
     """What one raw item gave: its valid records, or the reason it was rejected, and the

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from monalia.api.records import Record
-from monalia.api.source import CrawlSpec, ItemOutcome, Source, SourceState
+from monalia.api.source import CrawlSpec, ItemOutcome, Source, SourceState, seen_count
 from monalia.catalog import Catalog
 from monalia.catalog.models import utcnow
 from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
@@ -224,7 +224,7 @@ def dry_run(
         progress.set_total(source.estimate_total(state))
         pending: list[Record] = []
         for outcome in source.harvest(state):
-            counts["seen"] += len(outcome.records) or 1
+            counts["seen"] += seen_count(outcome)
             progress.advance(len(outcome.records) or 1)
             warnings.extend((outcome.item.key, w) for w in outcome.warnings)
             if outcome.error is not None:

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from monalia.api.records import Record
-from monalia.api.source import ItemOutcome, SourceState
+from monalia.api.source import ItemOutcome, SourceState, seen_count
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, RecordRow, SourceStateRow, SubjectRow, utcnow
 from monalia.catalog.run_tracking import RunTracker
@@ -80,7 +80,7 @@ class RecordStore:
             now = utcnow()
             records: dict[str, Record] = {}
             for outcome in batch:
-                self.tracker.add(seen=len(outcome.records) or 1)
+                self.tracker.add(seen=seen_count(outcome))
                 for warning in outcome.warnings:
                     self.tracker.warn(outcome.item.key, warning)
                 if outcome.error is not None:

@@ -440,3 +440,19 @@ def test_recorded_settings_and_messages_never_show_user_info(tmp_path):
         ]
     assert not any("hunter2" in text for text in stored), stored
     assert "postgresql://***@db/m" in load_run(catalog, run.id).message
+
+
+def test_max_pixels_above_pillows_own_limit_is_the_projects_to_set():
+    import io as stdio
+
+    from PIL import Image
+
+    from monalia.lib.image_check import ImageLimits, ImageRejected, prepare
+
+    out = stdio.BytesIO()
+    Image.new("1", (10_000, 9_500)).save(out, "PNG")  # 95 million pixels, over Pillow's 89.5M
+    body = out.getvalue()
+    image = prepare(body, "image/png", (64, 64), ImageLimits(max_pixels=100_000_000))
+    assert max(image.width, image.height) == 64
+    with pytest.raises(ImageRejected, match="decompression bomb"):
+        prepare(body, "image/png", (64, 64), ImageLimits(max_pixels=50_000_000))

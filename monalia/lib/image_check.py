@@ -71,6 +71,9 @@ def prepare(
         raise ImageRejected(
             f"not an image: the server sent {kind or 'a text page'} ({len(body)} bytes)"
         )
+    # Pillow's own guard follows the project's limit: a `max_pixels` above Pillow's default is
+    # the user's to set (one limit per process: every crawl of a run shares the project's)
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -27,7 +27,7 @@ from monalia.errors import MonaliaError
 from monalia.testing import configure
 
 FIXTURES = Path(__file__).parent / "fixtures"
-QUICK, THOROUGH = 12, 250
+QUICK, THOROUGH = 12, 1000
 SECONDS = 20  # one input taking longer than this is a hang
 TRIED: dict[str, int] = {}
 

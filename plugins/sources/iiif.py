@@ -31,6 +31,7 @@ class IiifSettings(PluginSettings):
     date_labels: list[str] = Field(default_factory=lambda: sorted(iiif.DATE_LABELS))
     institution_labels: list[str] = Field(default_factory=lambda: sorted(iiif.INSTITUTION_LABELS))
     concurrency: int = Field(8, ge=1)  # manifests fetched at once
+    max_bytes: int = Field(64 * 1024 * 1024, ge=1)  # a larger document is refused while read
     per_host: int = Field(4, ge=1)
     autothrottle: bool = True
     robots: bool = False
@@ -91,6 +92,7 @@ class IiifSource(Source):
             "max_retry_after": http.max_retry_after,
             "user_agent": http.user_agent,
             "robots": self.settings.robots,
+            "max_bytes": self.settings.max_bytes,
         }
         return CrawlSpec(
             spider="monalia.harvesters.spiders.iiif.IiifSpider",

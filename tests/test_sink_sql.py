@@ -103,17 +103,15 @@ def test_records_published_to_sql_replace_their_graph(tmp_path, sink_url, cli):
 
 
 def test_a_password_in_the_url_is_refused(tmp_path, cli):
-    build_scored_catalog(
-        tmp_path,
-        own_catalog(tmp_path),
-        cli,
-        count=2,
-        extra=SINK.format(url="postgresql+psycopg://curator:s3cret@127.0.0.1/test"),
-    )
-    result = cli("enrich", "--publish-only", project=tmp_path)
-    assert result.exit_code == 2
-    assert "s3cret" not in result.output
-    assert "password_env" in result.output
+    build_scored_catalog(tmp_path, own_catalog(tmp_path), cli, count=2)
+    with (tmp_path / "monalia.toml").open("a", encoding="utf-8") as project:
+        project.write(SINK.format(url="postgresql+psycopg://curator:s3cret@127.0.0.1/test"))
+    # refused as soon as the project is read, whatever the command
+    for command in (("enrich", "--publish-only"), ("publish",), ("runs",)):
+        result = cli(*command, project=tmp_path)
+        assert result.exit_code == 2, command
+        assert "s3cret" not in result.output
+        assert "password_env" in result.output
 
 
 def test_enrich_can_publish_the_records_with_the_scores(tmp_path, cli):

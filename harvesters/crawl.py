@@ -92,6 +92,7 @@ def run_harvest(job: HarvestJob) -> None:
         url_policy=job.url_policy,
         # the start URL is the user's own: its host may be a private address
         trusted_host=urlsplit(job.start_url).hostname if job.start_url else None,
+        start_url=job.start_url,
         **job.crawl.as_kwargs(),
     )
     settings["MONALIA_JOB"] = job.to_json()

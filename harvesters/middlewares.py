@@ -63,21 +63,28 @@ class UrlPolicyMiddleware:
     reason. Host names are resolved (once per host) so that a name pointing at a private or
     metadata address is refused like the address itself."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, crawler=None):
         from monalia.lib.url_policy import UrlPolicy
 
         self.policy = UrlPolicy(**settings.getdict("MONALIA_URL_POLICY"))
         self.trusted_host = settings.get("MONALIA_TRUSTED_HOST") or None
+        self.start_url = settings.get("MONALIA_START_URL") or None
+        # refusals of requests no errback will report: the item pipeline counts them as failed
+        self.unreported: list[tuple[str, str]] = []
+        if crawler is not None:
+            crawler.monalia_refused = self.unreported
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(crawler.settings)
+        return cls(crawler.settings, crawler)
 
     def process_request(self, request: Request):
         from scrapy.exceptions import IgnoreRequest
 
         from monalia.lib.url_policy import UrlRefused
 
+        if self.start_url is not None and request.url == self.start_url:
+            return None  # the URL the user configured: their own choice, a local file included
         try:
             self.policy.check(
                 request.url, local_source=True, trusted_host=self.trusted_host, resolve=True
@@ -85,5 +92,8 @@ class UrlPolicyMiddleware:
         except UrlRefused as exc:
             hops = request.meta.get("redirect_times", 0)
             where = f" (after {hops} redirect{'s' if hops > 1 else ''})" if hops else ""
-            raise IgnoreRequest(f"{exc}{where}") from None
+            reason = f"not fetched: {exc}{where}"
+            if request.errback is None:
+                self.unreported.append((request.url, reason))
+            raise IgnoreRequest(reason.removeprefix("not fetched: ")) from None
         return None

@@ -149,7 +149,18 @@ class RecordPipeline(_CatalogPipeline):
             self.commit()
         return {"key": item["key"]}
 
+    def take_refused(self) -> None:
+        """Requests the URL policy refused that the spider has no errback for: failed items,
+        so nothing is lost in silence whatever spider a source names."""
+        refused = getattr(self.crawler, "monalia_refused", None)
+        while refused:
+            url, reason = refused.pop(0)
+            self.batch.append(
+                ItemOutcome(RawItem(key=url, payload=None, checkpoint=self.checkpoint), [], reason)
+            )
+
     def commit(self) -> None:
+        self.take_refused()
         if self.batch:
             self.store.commit(self.catalog, self.batch, self.plugin)
             emit(advance=sum(len(o.records) or 1 for o in self.batch))
@@ -224,6 +235,13 @@ class DryRunPipeline(_CatalogPipeline):
     def commit(self) -> None:
         from monalia.stages.record_store import classify
 
+        refused = getattr(self.crawler, "monalia_refused", None)
+        while refused:
+            url, reason = refused.pop(0)
+            self.counts["seen"] += 1
+            self.counts["failed"] += 1
+            if len(self.failures) < 20:
+                self.failures.append((url, reason))
         for change in classify(self.catalog, self.job.source, self.pending):
             self.counts[change] += 1
         emit(advance=len(self.pending))

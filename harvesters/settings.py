@@ -25,6 +25,7 @@ def crawl_settings(
     pipeline: str,
     url_policy: dict[str, Any] | None = None,
     trusted_host: str | None = None,
+    start_url: str | None = None,
 ) -> dict[str, Any]:
     """Scrapy settings for one crawl; `pipeline` is the item pipeline that writes the catalog."""
     settings: dict[str, Any] = {
@@ -70,6 +71,7 @@ def crawl_settings(
         "COOKIES_ENABLED": False,
         "MONALIA_URL_POLICY": dict(url_policy or {}),
         "MONALIA_TRUSTED_HOST": trusted_host,
+        "MONALIA_START_URL": start_url,
         "REDIRECT_MAX_TIMES": (url_policy or {}).get("max_redirects", 5),
         # file: URLs read without trusting them (regular files, never past the size limit)
         "DOWNLOAD_HANDLERS": {"file": "monalia.harvesters.handlers.BoundedFileDownloadHandler"},

@@ -456,3 +456,28 @@ def test_max_pixels_above_pillows_own_limit_is_the_projects_to_set():
     assert max(image.width, image.height) == 64
     with pytest.raises(ImageRejected, match="decompression bomb"):
         prepare(body, "image/png", (64, 64), ImageLimits(max_pixels=50_000_000))
+
+
+def test_a_refused_request_no_errback_reports_is_kept_for_the_pipeline():
+    from scrapy.exceptions import IgnoreRequest
+    from scrapy.http import Request
+    from scrapy.settings import Settings
+
+    from monalia.harvesters.middlewares import UrlPolicyMiddleware
+
+    class Crawler:
+        pass
+
+    crawler = Crawler()
+    middleware = UrlPolicyMiddleware(
+        Settings({"MONALIA_URL_POLICY": {}, "MONALIA_START_URL": "file:///data/objects.json"}),
+        crawler,
+    )
+    assert middleware.process_request(Request("file:///data/objects.json")) is None
+    with pytest.raises(IgnoreRequest, match="metadata"):
+        middleware.process_request(Request("http://169.254.169.254/latest/"))
+    with pytest.raises(IgnoreRequest):
+        middleware.process_request(Request("http://10.0.0.1/a", errback=lambda failure: None))
+    # the first had no errback: the item pipeline turns it into a failed item; the second's
+    # errback reports it itself
+    assert [url for url, _ in crawler.monalia_refused] == ["http://169.254.169.254/latest/"]

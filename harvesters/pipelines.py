@@ -104,6 +104,14 @@ class _CatalogPipeline:
     def from_crawler(cls, crawler):
         return cls(crawler)
 
+    def refused(self) -> list[ItemOutcome]:
+        """Requests the URL policy refused that the spider has no errback for, as failed
+        outcomes: nothing is lost in silence whatever spider a source names."""
+        refused = getattr(self.crawler, "monalia_refused", None) or []
+        outcomes = [ItemOutcome(RawItem(key=url, payload=None), [], why) for url, why in refused]
+        refused.clear()
+        return outcomes
+
     def due(self, pending: int, size: int) -> bool:
         return pending >= size or time.monotonic() - self.last_commit >= COMMIT_EVERY
 
@@ -149,18 +157,10 @@ class RecordPipeline(_CatalogPipeline):
             self.commit()
         return {"key": item["key"]}
 
-    def take_refused(self) -> None:
-        """Requests the URL policy refused that the spider has no errback for: failed items,
-        so nothing is lost in silence whatever spider a source names."""
-        refused = getattr(self.crawler, "monalia_refused", None)
-        while refused:
-            url, reason = refused.pop(0)
-            self.batch.append(
-                ItemOutcome(RawItem(key=url, payload=None, checkpoint=self.checkpoint), [], reason)
-            )
-
     def commit(self) -> None:
-        self.take_refused()
+        for outcome in self.refused():
+            outcome.item.checkpoint = self.checkpoint
+            self.batch.append(outcome)
         if self.batch:
             self.store.commit(self.catalog, self.batch, self.plugin)
             emit(advance=sum(len(o.records) or 1 for o in self.batch))
@@ -221,27 +221,25 @@ class DryRunPipeline(_CatalogPipeline):
             outcome = ItemOutcome(raw, [], item["message"])
         else:
             outcome = self.duplicates.check(self.source.outcome(raw))
+        self.count(outcome)
+        self.pending.extend(outcome.records)
+        if self.due(len(self.pending), 500):
+            self.commit()
+        return {"key": item["key"]}
+
+    def count(self, outcome: ItemOutcome) -> None:
         self.counts["seen"] += seen_count(outcome)
         self.warnings.extend((outcome.item.key, w) for w in outcome.warnings)
         if outcome.error is not None:
             self.counts["failed"] += 1
             if len(self.failures) < 20:
                 self.failures.append((outcome.item.key, outcome.error))
-        self.pending.extend(outcome.records)
-        if self.due(len(self.pending), 500):
-            self.commit()
-        return {"key": item["key"]}
 
     def commit(self) -> None:
         from monalia.stages.record_store import classify
 
-        refused = getattr(self.crawler, "monalia_refused", None)
-        while refused:
-            url, reason = refused.pop(0)
-            self.counts["seen"] += 1
-            self.counts["failed"] += 1
-            if len(self.failures) < 20:
-                self.failures.append((url, reason))
+        for outcome in self.refused():
+            self.count(outcome)
         for change in classify(self.catalog, self.job.source, self.pending):
             self.counts[change] += 1
         emit(advance=len(self.pending))

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from monalia.errors import RecordError
 
 # Characters RFC 3987 forbids in an IRI; a record carrying one would break every RDF sink.
-_BAD_IRI_CHARS = re.compile(r'[\x00-\x20<>"{}|^`\\]')
+IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 _HASH_ENCODER = json.JSONEncoder(
     sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
 )
@@ -135,7 +135,7 @@ def check_iri(value: Any, what: str) -> None:
     """Raise `RecordError` unless `value` is an absolute IRI an RDF store will accept."""
     if not isinstance(value, str) or not value:
         raise RecordError(f"{what} is not a string: {value!r}")
-    if _BAD_IRI_CHARS.search(value):
+    if IRI_FORBIDDEN.search(value):
         raise RecordError(f"{what} {value!r} contains characters not allowed in an IRI")
     if not _SCHEME.match(value):
         raise RecordError(f"{what} {value!r} is not an absolute IRI (no scheme)")

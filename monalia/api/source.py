@@ -227,7 +227,9 @@ class Source(Plugin):
             return
         policy = self.context.url_policy
         local = self.reads_local_input()
-        trusted = self.configured_host()
+        trusted = self.__dict__.get("_configured_host", ...)
+        if trusted is ...:  # once per source: this runs for every record
+            trusted = self.__dict__["_configured_host"] = self.configured_host()
         kept = []
         for image in record.images:
             try:

@@ -84,14 +84,15 @@ class CrawlProcess:
         self.errors.close()
 
 
-def run_crawl(catalog: Catalog, job: Job, progress: Progress | None = None) -> RunInfo:
-    """Run the crawl `job` in its own process; return the run it recorded."""
-    run_id: int | None = None
+def follow(job: Job, progress: Progress | None, key: str) -> tuple[Any, CrawlProcess]:
+    """Run the crawl `job` in its own process, showing its progress; return the last value it
+    reported under `key` (None if it never did) and the finished process."""
+    found: Any = None
     crawl = CrawlProcess(job)
     try:
         for message in crawl.messages():
-            if "run" in message:
-                run_id = message["run"]
+            if key in message:
+                found = message[key]
             elif progress is not None and "total" in message:
                 progress.set_total(message["total"])
             elif progress is not None and "advance" in message:
@@ -103,6 +104,12 @@ def run_crawl(catalog: Catalog, job: Job, progress: Progress | None = None) -> R
         if progress is not None:
             progress.close()
         crawl.close()
+    return found, crawl
+
+
+def run_crawl(catalog: Catalog, job: Job, progress: Progress | None = None) -> RunInfo:
+    """Run the crawl `job` in its own process; return the run it recorded."""
+    run_id, crawl = follow(job, progress, "run")
     if run_id is None:
         raise MonaliaError(
             f"the crawl process ended before it started its run: {crawl.last_error()}"
@@ -113,21 +120,7 @@ def run_crawl(catalog: Catalog, job: Job, progress: Progress | None = None) -> R
 
 def run_dry_crawl(job: Job, progress: Progress | None = None) -> dict[str, Any]:
     """Run a dry-run crawl (nothing written); return its counts, first failures and warnings."""
-    result: dict[str, Any] | None = None
-    crawl = CrawlProcess(job)
-    try:
-        for message in crawl.messages():
-            if "dry_run" in message:
-                result = message["dry_run"]
-            elif progress is not None and "advance" in message:
-                progress.advance(message["advance"])
-    except BaseException:
-        crawl.stop()
-        raise
-    finally:
-        if progress is not None:
-            progress.close()
-        crawl.close()
+    result, crawl = follow(job, progress, "dry_run")
     if result is None:
         raise MonaliaError(f"the dry-run crawl ended without its counts: {crawl.last_error()}")
     return result

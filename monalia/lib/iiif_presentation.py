@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from monalia.api.records import ImageRef, Record, Subject
+from monalia.api.records import IRI_FORBIDDEN, ImageRef, Record, Subject
 from monalia.errors import RecordError
 from monalia.lib.mapping import years_of
 
 PRESENTATION_2 = "http://iiif.io/api/presentation/2/context.json"
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
-_NOT_IN_URL = re.compile(r'[\x00-\x20<>"{}|\\^`]')
 # Metadata labels (lower case, any language) that carry the fields a record has.
 CREATOR_LABELS = frozenset(
     {"creator", "artist", "author", "maker", "painter", "auteur", "artiste", "künstler", "people"}
@@ -354,7 +353,7 @@ class Members:
 
 def fetchable_url(value: Any) -> bool:
     """An absolute http(s) URL with a host and no characters a URL cannot hold."""
-    if not isinstance(value, str) or _NOT_IN_URL.search(value):
+    if not isinstance(value, str) or IRI_FORBIDDEN.search(value):
         return False
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc)

@@ -14,6 +14,7 @@ from typing import IO
 from pydantic import Field
 
 from monalia.api.plugin import PluginSettings
+from monalia.api.source import Source, file_fingerprint
 from monalia.errors import SourceUnavailable
 
 MIB = 1024 * 1024
@@ -68,8 +69,22 @@ class FileSettings(PluginSettings):
 
 
 def fingerprint(file: RecordFile) -> str:
-    stat = file.path.stat()
-    return f"{file.member or ''}:{stat.st_size}:{stat.st_mtime_ns}"
+    """The file's (or its archive's) size and time, and the member's name: a checkpoint from
+    another version of it does not apply."""
+    return f"{file.member or ''}:{file_fingerprint(file.path)}"
+
+
+class RecordFilesSource(Source):
+    """Base of sources reading `FileSettings` files: a local input, its files listed in order
+    when the run opens."""
+
+    Settings = FileSettings
+
+    def reads_local_input(self) -> bool:
+        return True  # a local file: it may name local image files (allow_file_urls)
+
+    def open(self) -> None:
+        self.files = record_files(self.context.path(self.settings.path), self.settings.pattern)
 
 
 def files_after(files: list[RecordFile], checkpoint: dict | None) -> tuple[list[RecordFile], int]:

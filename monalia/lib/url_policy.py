@@ -102,11 +102,6 @@ class UrlPolicy:
                     "true under [project] when images live on an internal server"
                 )
 
-    def check_configured(self, url: str) -> str:
-        """A URL the user configured (an endpoint): http(s) only, never a metadata address;
-        a private address is the user's choice."""
-        return self.check(url, trusted_host=_host(urlsplit(url.strip())))
-
 
 def _host(parts: SplitResult) -> str:
     try:

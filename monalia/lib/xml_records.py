@@ -16,6 +16,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from lxml import etree
 
+from monalia.api.records import IRI_FORBIDDEN
 from monalia.errors import RecordError
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -25,7 +26,6 @@ RDF_RESOURCE = f"{{{RDF}}}resource"
 SKOS = "http://www.w3.org/2004/02/skos/core#"
 
 # Characters RFC 3987 forbids in an IRI; quoted when a link holds them.
-_NOT_IN_IRI = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 # an http(s) URL with a host and nothing an IRI cannot hold: needs no repair
 _PLAIN_WEB_LINK = re.compile(
@@ -147,8 +147,8 @@ def repair_iri(value: str | None, what: str, warn: Warn, base: str | None = None
             warn(f"{what} {text[:200]!r} is not an absolute IRI; dropped")
             return None
         text = urljoin(base, text)
-    if _NOT_IN_IRI.search(text):
-        repaired = _NOT_IN_IRI.sub(lambda m: quote(m.group(), safe=""), text)
+    if IRI_FORBIDDEN.search(text):
+        repaired = IRI_FORBIDDEN.sub(lambda m: quote(m.group(), safe=""), text)
         warn(f"{what} {text[:200]!r} holds characters an IRI cannot; kept as {repaired[:200]!r}")
         text = repaired
     if not _SCHEME.match(text) or (

@@ -11,20 +11,19 @@ warning, and its record kept.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 from monalia import hookimpl
 from monalia.api.metadata_format import ReadOptions
 from monalia.api.records import Record
-from monalia.api.source import RawItem, Source, SourceState
+from monalia.api.source import RawItem, SourceState
 from monalia.errors import RecordError
 from monalia.lib.edm import read_edm
 from monalia.lib.record_files import (
     FileSettings,
     RecordFile,
+    RecordFilesSource,
     files_after,
     fingerprint,
-    record_files,
 )
 from monalia.lib.xml_records import parse_bytes
 
@@ -33,21 +32,11 @@ class EdmSettings(FileSettings):
     base: str | None = None  # resolves relative rdf:about values into record IRIs
 
 
-class EdmFileSource(Source):
+class EdmFileSource(RecordFilesSource):
     """EDM RDF/XML files (provider or Europeana shape)."""
 
     name = "edm"
     Settings = EdmSettings
-
-    def reads_local_input(self) -> bool:
-        return True  # a local file: it may name local image files (allow_file_urls)
-
-    @property
-    def root(self) -> Path:
-        return self.context.path(self.settings.path)
-
-    def open(self) -> None:
-        self.files = record_files(self.root, self.settings.pattern)
 
     def estimate_total(self, state: SourceState) -> int | None:
         return len(files_after(self.files, state.checkpoint)[0])

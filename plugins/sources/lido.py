@@ -9,33 +9,21 @@ before that point are kept and the rest of the file is one failed item with the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 from monalia import hookimpl
 from monalia.api.metadata_format import ReadOptions
 from monalia.api.records import Record
-from monalia.api.source import RawItem, Source, SourceState
+from monalia.api.source import RawItem, SourceState
 from monalia.errors import RecordError
 from monalia.lib.lido import LIDO, RECORD_TAG, read_lido
-from monalia.lib.record_files import FileSettings, files_after, fingerprint, record_files
+from monalia.lib.record_files import RecordFilesSource, files_after, fingerprint
 from monalia.lib.xml_records import as_xml_text, clean, iter_elements
 
 
-class LidoFileSource(Source):
+class LidoFileSource(RecordFilesSource):
     """LIDO XML files (lido:lidoWrap or single lido:lido records)."""
 
     name = "lido"
-    Settings = FileSettings
-
-    def reads_local_input(self) -> bool:
-        return True  # a local file: it may name local image files (allow_file_urls)
-
-    @property
-    def root(self) -> Path:
-        return self.context.path(self.settings.path)
-
-    def open(self) -> None:
-        self.files = record_files(self.root, self.settings.pattern)
 
     def items(self, state: SourceState) -> Iterator[RawItem]:
         files, skip = files_after(self.files, state.checkpoint)

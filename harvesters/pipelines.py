@@ -124,7 +124,7 @@ class RecordPipeline(_CatalogPipeline):
         from monalia.api.source import DuplicateIds, SourceState
         from monalia.stages.record_store import RecordStore
 
-        self.hooks = default_registry().pm.hook
+        self.hooks = default_registry().hook
         self.plugin = self.job.plugin
         self.instance = self.job.source
         self.catalog = open_catalog(self.job.catalog)

@@ -17,20 +17,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from monalia.api.plugin import Plugin, PluginContext, PluginSettings
 from monalia.errors import ConfigError
-from monalia.lib.url_policy import UrlPolicy, has_password, mask_userinfo
+from monalia.lib.url_policy import UrlPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.registry import PluginInfo, PluginRegistry
 
-PROJECT_FILE = "monalia.toml"
-CATALOG_ENV = "MONALIA_CATALOG"
-PROJECT_ENV = "MONALIA_PROJECT"
+from monalia.lib.project_toml import (  # noqa: F401  (part of this module's interface)
+    CATALOG_ENV,
+    DEFAULT_CATALOG,
+    PROJECT_ENV,
+    PROJECT_FILE,
+    find_project_file,
+    find_secret,
+    resolve_catalog_url,
+    resolve_path,
+)
+
 DEFAULT_TRAINER = "cnn"  # used when the project file has no [trainer] table
 DEFAULT_LABELER = "skos"  # used when the project file names classes but no [labeler]
 STAGES = ("harvest", "images", "label", "train", "enrich", "publish")
-
-# Setting names that would hold a secret in the clear.
-_SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|token|api_?key|wskey|credentials?)$", re.I)
 
 
 class _Section(BaseModel):
@@ -39,7 +44,7 @@ class _Section(BaseModel):
 
 class ProjectSection(_Section):
     name: str = "monalia"
-    catalog: str = "sqlite:///.monalia/catalog.sqlite"
+    catalog: str = DEFAULT_CATALOG
     catalog_password_env: str | None = None
     base_iri: str = "urn:monalia:"
     data_dir: str = ".monalia"
@@ -244,7 +249,7 @@ class Project:
 
     @property
     def data_dir(self) -> Path:
-        return _resolve(self.dir, self.file.project.data_dir)
+        return resolve_path(self.dir, self.file.project.data_dir)
 
     @property
     def catalog_url(self) -> str:
@@ -269,53 +274,6 @@ class Project:
             base_iri=self.file.project.base_iri,
             url_policy=self.url_policy,
         )
-
-
-def _resolve(base: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base / path
-
-
-def resolve_catalog_url(url: str, base: Path, password_env: str | None = None) -> str:
-    """Make a relative SQLite path absolute (from the project folder) and add the password."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"catalog {url!r} is not a SQLAlchemy URL") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        parsed = parsed.set(database=str(_resolve(base, parsed.database)))
-    if password_env:
-        password = os.environ.get(password_env)
-        if password is None:
-            raise ConfigError(
-                f"the catalog password is read from ${password_env}, which is not set"
-            )
-        parsed = parsed.set(password=password)
-    return parsed.render_as_string(hide_password=False)
-
-
-# -- finding the file --------------------------------------------------------------------------
-
-
-def find_project_file(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The project file named on the command line, by $MONALIA_PROJECT, or ./monalia.toml."""
-    candidate = explicit or os.environ.get(PROJECT_ENV)
-    if candidate:
-        path = Path(candidate)
-        if path.is_dir():
-            path = path / PROJECT_FILE
-        if not path.is_file():
-            raise ConfigError(f"project file {path} does not exist")
-        return path.resolve()
-    path = Path.cwd() / PROJECT_FILE
-    if not path.is_file():
-        raise ConfigError(
-            f"no {PROJECT_FILE} in {Path.cwd()}: run `monalia init` or pass --project PATH"
-        )
-    return path.resolve()
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -350,20 +308,20 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
         model = ProjectFile.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc, (), fail) from None
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from monalia.lib.db_url import parse_db_url
 
     try:
-        if make_url(model.project.catalog).password:
-            raise fail(
-                ("project", "catalog"),
-                "a password in the catalog URL is a secret: remove it and set "
-                "catalog_password_env to the name of the variable holding it",
-            )
-    except ArgumentError:
+        catalog_url = parse_db_url(model.project.catalog)
+    except ValueError:
         raise fail(
             ("project", "catalog"), f"{model.project.catalog!r} is not a SQLAlchemy URL"
         ) from None
+    if catalog_url.password:
+        raise fail(
+            ("project", "catalog"),
+            "a password in the catalog URL is a secret: remove it and set "
+            "catalog_password_env to the name of the variable holding it",
+        )
 
     project = Project(path=path, file=model, registry=registry)
     registry = project.plugins()
@@ -405,30 +363,9 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
 
 
 def _reject_secrets(data: Any, loc: tuple[Any, ...], fail) -> None:
-    if isinstance(data, list):
-        for number, value in enumerate(data):
-            _reject_secrets(value, (*loc, number), fail)
-        return
-    if isinstance(data, str):
-        # a password written into a URL (scheme://user:secret@host) is a secret like any other
-        if "@" in data and has_password(data.strip()):
-            raise fail(
-                loc,
-                f"{mask_userinfo(data.strip())!r} holds a password: remove it from the URL and "
-                "name the environment variable that holds it (password_env, or "
-                "catalog_password_env for the catalog)",
-            )
-        return
-    if not isinstance(data, dict):
-        return
-    for key, value in data.items():
-        if isinstance(value, str) and value and _SECRET_KEY.search(key):
-            raise fail(
-                (*loc, key),
-                f"secrets are not stored in the project file: set {key}_env to the name of "
-                "the environment variable that holds it",
-            )
-        _reject_secrets(value, (*loc, key), fail)
+    found = find_secret(data, loc)
+    if found is not None:
+        raise fail(*found)
 
 
 def _first_error(exc: ValidationError, prefix: tuple[Any, ...], fail) -> ConfigError:

@@ -20,7 +20,8 @@ class PluginSettings(BaseModel):
     with `PluginContext.secret`. Secrets themselves never go in the project file.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # built when first used: listing plugins or reading a project builds only the settings it reads
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 @dataclass

@@ -65,6 +65,8 @@ class MonaliaPluginManager(pluggy.PluginManager):
         super().__init__(ENTRY_POINT_GROUP)
         self.origins: dict[int, PluginOrigin] = {}
         self.broken: list[BrokenPlugin] = []
+        self.on_demand = False  # entry points are loaded when a plugin is asked for
+        self._unloaded: list[tuple[Any, PluginOrigin]] | None = None
 
     def register_plugin(
         self, plugin: Any, name: str | None = None, origin: PluginOrigin | None = None
@@ -75,27 +77,46 @@ class MonaliaPluginManager(pluggy.PluginManager):
             self.origins[id(plugin)] = origin
         return registered
 
-    def load_entry_points(self) -> int:
-        """Load every plugin declared under the ``monalia`` entry-point group; return how many."""
+    def _declared(self) -> list[tuple[Any, PluginOrigin]]:
+        """Every entry point of the ``monalia`` group not loaded yet, found once."""
+        if self._unloaded is None:
+            self._unloaded = []
+            for dist in importlib.metadata.distributions():
+                found = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+                if not found:
+                    continue
+                # the metadata file is parsed once per distribution: it holds the whole README
+                metadata = dist.metadata
+                package, version = metadata["Name"], metadata["Version"]
+                for ep in found:
+                    origin = PluginOrigin(package, version, f"{ep.name} = {ep.value}")
+                    self._unloaded.append((ep, origin))
+        return self._unloaded
+
+    @property
+    def pending(self) -> bool:
+        """Whether entry points remain to be loaded when a plugin is asked for."""
+        return self.on_demand and bool(self._declared())
+
+    def load_entry_points(self, name: str | None = None) -> int:
+        """Load the plugins declared under the ``monalia`` entry-point group (only those of
+        entry-point name `name`, if given); return how many."""
         loaded = 0
-        for dist in importlib.metadata.distributions():
-            for ep in dist.entry_points:
-                if ep.group != ENTRY_POINT_GROUP:
-                    continue
-                if self.get_plugin(ep.name) is not None or self.is_blocked(ep.name):
-                    continue  # the same distribution seen twice on sys.path
-                origin = PluginOrigin(
-                    dist.metadata["Name"], dist.version, f"{ep.name} = {ep.value}"
-                )
-                try:
-                    plugin = ep.load()
-                    self.register_plugin(plugin, name=ep.name, origin=origin)
-                except Exception as exc:  # a broken third-party plugin must not hide the others
-                    self.broken.append(
-                        BrokenPlugin(ep.name, origin, f"{type(exc).__name__}: {exc}")
-                    )
-                    continue
-                loaded += 1
+        remaining = []
+        for ep, origin in self._declared():
+            if name is not None and ep.name != name:
+                remaining.append((ep, origin))
+                continue
+            if self.get_plugin(ep.name) is not None or self.is_blocked(ep.name):
+                continue  # the same distribution seen twice on sys.path
+            try:
+                plugin = ep.load()
+                self.register_plugin(plugin, name=ep.name, origin=origin)
+            except Exception as exc:  # a broken third-party plugin must not hide the others
+                self.broken.append(BrokenPlugin(ep.name, origin, f"{type(exc).__name__}: {exc}"))
+                continue
+            loaded += 1
+        self._unloaded = remaining
         return loaded
 
     def origin_of(self, plugin: Any) -> PluginOrigin:
@@ -106,11 +127,18 @@ class MonaliaPluginManager(pluggy.PluginManager):
         return PluginOrigin(package=module, version="-")
 
 
-def get_plugin_manager(load_entry_points: bool = True) -> MonaliaPluginManager:
-    """Build a plugin manager with every monalia hookspec and, by default, every installed plugin."""
+def get_plugin_manager(
+    load_entry_points: bool = True, on_demand: bool = False
+) -> MonaliaPluginManager:
+    """Build a plugin manager with every monalia hookspec and, by default, every installed plugin.
+
+    `on_demand`: the installed plugins are loaded as a registry asks for them instead: a command
+    that reads a project imports the plugins it names, not every one installed."""
     pm = MonaliaPluginManager()
     pm.add_hookspecs(hookspecs)
-    if load_entry_points:
+    if on_demand:
+        pm.on_demand = True
+    elif load_entry_points:
         pm.load_entry_points()
     pm.check_pending()
     return pm
@@ -134,13 +162,43 @@ class PluginRegistry:
             "metadata-format": MetadataFormat,
         }
         self.pm = pm
+        self.bases = bases
         self.plugins: dict[tuple[str, str], PluginInfo] = {}
+        self._indexed: set[tuple[str, int]] = set()
+        self._index()
+
+    def _index(self) -> None:
+        """Add the classes of the registration hooks not read yet."""
         for kind, hook_name in KINDS.items():
-            for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                origin = pm.origin_of(impl.plugin)
-                classes = impl.function() or []
-                for cls in classes:
-                    self._add(kind, cls, bases[kind], origin)
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                key = (hook_name, id(impl.plugin))
+                if key in self._indexed:
+                    continue
+                self._indexed.add(key)
+                origin = self.pm.origin_of(impl.plugin)
+                for cls in impl.function() or []:
+                    self._add(kind, cls, self.bases[kind], origin)
+
+    def load_all(self) -> None:
+        """Load every installed plugin not loaded yet (a no-op for a registry built eagerly)."""
+        if self.pm.pending:
+            self.pm.load_entry_points()
+            self._index()
+
+    def _ensure(self, kind: str, name: str) -> None:
+        # the entry point of the plugin's own name first (a package's usual layout), then all
+        if (kind, name) in self.plugins or not self.pm.pending:
+            return
+        self.pm.load_entry_points(name)
+        self._index()
+        if (kind, name) not in self.plugins:
+            self.load_all()
+
+    @property
+    def hook(self):
+        """The hooks of every installed plugin (all of them loaded first)."""
+        self.load_all()
+        return self.pm.hook
 
     def _add(self, kind: str, cls: Any, base: type, origin: PluginOrigin) -> None:
         if not (isinstance(cls, type) and issubclass(cls, base)):
@@ -161,15 +219,18 @@ class PluginRegistry:
 
     def all(self, kind: str | None = None) -> list[PluginInfo]:
         """Every plugin, optionally of one kind, sorted by kind and name."""
+        self.load_all()
         found = [p for p in self.plugins.values() if kind is None or p.kind == kind]
         return sorted(found, key=lambda p: (list(KINDS).index(p.kind), p.name))
 
     def has(self, kind: str, name: str) -> bool:
         """Whether a plugin of this kind and name is installed and loaded."""
+        self._ensure(kind, name)
         return (kind, name) in self.plugins
 
     def get(self, kind: str, name: str) -> PluginInfo:
         """The plugin of this kind and name; a clear error listing the installed ones if none."""
+        self._ensure(kind, name)
         info = self.plugins.get((kind, name))
         if info is not None:
             return info
@@ -190,5 +251,5 @@ def default_registry() -> PluginRegistry:
     """The registry of every installed plugin, built once per process."""
     global _default_registry
     if _default_registry is None:
-        _default_registry = PluginRegistry(get_plugin_manager())
+        _default_registry = PluginRegistry(get_plugin_manager(on_demand=True))
     return _default_registry

@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from monalia.api.plugin import Plugin
 from monalia.errors import MonaliaError
@@ -24,6 +22,9 @@ from monalia.lib.hashing import file_sha256
 
 T = TypeVar("T")
 MODEL_CARD = "model_card.json"
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ class Predictor:
     ) -> Iterator[ChunkScores[T]]:
         """Score (items, image paths, cache keys) chunks in order; `progress.advance(n)` as it
         goes. An image that cannot be decoded is listed in the chunk's `unreadable`."""
+        import numpy as np
+
         from monalia.lib.image_decode import decode_batches
 
         for items, paths, keys in chunks:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monalia.errors import CatalogError
-from monalia.lib.migrations import migrations_dir
+from monalia.lib.migrations import SCHEMA_HEAD, migrations_dir
 
 __all__ = ["Catalog", "SchemaStatus", "safe_url"]
 
@@ -139,6 +139,9 @@ class Catalog:
     # -- schema -----------------------------------------------------------------------------
 
     def schema_status(self) -> SchemaStatus:
+        current = self._stamped_revision()
+        if current == SCHEMA_HEAD:  # the usual case, known without loading Alembic
+            return SchemaStatus(current=current, head=SCHEMA_HEAD, known=True, empty=False)
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
@@ -149,6 +152,18 @@ class Catalog:
             tables = inspect(connection).get_table_names()
         known = current is None or _revision_known(script, current)
         return SchemaStatus(current=current, head=head, known=known, empty=not tables)
+
+    def _stamped_revision(self) -> str | None:
+        """The revision stored in the catalog, or None when there is none to read."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        except DBAPIError:
+            return None  # no table yet: Alembic's path tells a new catalog from a foreign one
+        return rows[0][0] if len(rows) == 1 else None
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply migrations up to `revision` in one transaction where the database allows it."""

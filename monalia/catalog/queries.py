@@ -3,22 +3,14 @@ where an image's file is."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, exists, select
 
 from monalia.catalog.models import ImageRow, PredictionRow, RecordRow
+from monalia.lib.catalog_reader import image_file  # noqa: F401  (where the stages look for it)
 
 PENDING, FETCHED, FAILED, REJECTED = "pending", "fetched", "failed", "rejected"
-
-
-def image_file(data_dir: Path, stored: str | None) -> Path | None:
-    """Where an image's file is: catalog paths are relative to the project's data folder."""
-    if not stored:
-        return None
-    path = Path(stored)
-    return path if path.is_absolute() else data_dir / path
 
 
 def live_record():

@@ -37,9 +37,25 @@ class App:
 
         return load_project(find_project_file(self.project_path), self.registry)
 
+    @cached_property
+    def reader(self):
+        """The catalog for reading: without SQLAlchemy where the catalog allows it (see
+        `monalia.lib.catalog_reader`), else the catalog itself."""
+        from monalia.lib.catalog_reader import CatalogReader
+        from monalia.lib.project_toml import catalog_url_of, find_project_file
+
+        if "catalog" in self.__dict__:
+            return self.catalog
+        if "project" in self.__dict__:
+            url = self.project.catalog_url
+        else:
+            url = catalog_url_of(find_project_file(self.project_path))
+        reader = CatalogReader.open(url) if url is not None else None
+        return reader if reader is not None else self.catalog
+
     @property
     def hooks(self):
-        return self.registry.pm.hook
+        return self.registry.hook
 
     @cached_property
     def catalog(self):

@@ -73,7 +73,7 @@ def print_findings(title: str, findings, output_format: str) -> None:
 def _setup(app: App, model_ref, store, below=None, above=None):
     from monalia.stages.query import open_curation
 
-    setup = open_curation(app.catalog, app.project, model_ref, store, below, above)
+    setup = open_curation(app.reader, app.project, model_ref, store, below, above)
     app.say(f"model {setup.model.name}, querying {setup.store}")
     return setup
 
@@ -82,7 +82,7 @@ def _finish(app: App, setup, findings) -> None:
     from monalia.stages.query import add_local_images
 
     setup.curation.describe(findings)
-    add_local_images(app.catalog, app.project, findings)
+    add_local_images(app.reader, app.project, findings)
 
 
 @cli.command()

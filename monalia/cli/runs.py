@@ -29,35 +29,32 @@ def runs(ctx: click.Context, stage: str | None, status: str | None, limit: int) 
     """List stage runs (newest first); `monalia runs show ID` details one."""
     if ctx.invoked_subcommand is not None:
         return
-    from sqlalchemy import select
-
-    from monalia.catalog.models import RunRow
+    from monalia.lib.catalog_reader import CatalogReader
     from monalia.lib.progress import summary_table
 
     app: App = ctx.obj
-    query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
-    if stage:
-        query = query.where(RunRow.stage == stage)
-    if status:
-        query = query.where(RunRow.status == status)
-    with app.catalog.session() as session:
-        rows = [
-            (
-                r.id,
-                r.stage,
-                r.plugin,
-                r.target,
-                r.status,
-                _when(r.started_at),
-                f"{(r.ended_at - r.started_at).total_seconds():.1f}s" if r.ended_at else "",
-                r.seen,
-                r.new,
-                r.changed,
-                r.unchanged,
-                r.failed,
-            )
-            for r in session.scalars(query)
-        ]
+    reader = app.reader
+    if isinstance(reader, CatalogReader):
+        found = reader.runs(stage, status, limit)
+    else:
+        found = _runs_of_catalog(reader, stage, status, limit)
+    rows = [
+        (
+            r.id,
+            r.stage,
+            r.plugin,
+            r.target,
+            r.status,
+            _when(r.started_at),
+            f"{(r.ended_at - r.started_at).total_seconds():.1f}s" if r.ended_at else "",
+            r.seen,
+            r.new,
+            r.changed,
+            r.unchanged,
+            r.failed,
+        )
+        for r in found
+    ]
     summary_table(
         "runs (UTC)",
         [
@@ -76,6 +73,22 @@ def runs(ctx: click.Context, stage: str | None, status: str | None, limit: int) 
         ],
         rows,
     )
+
+
+def _runs_of_catalog(catalog, stage: str | None, status: str | None, limit: int) -> list:
+    from sqlalchemy import select
+
+    from monalia.catalog.models import RunRow
+
+    query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
+    if stage:
+        query = query.where(RunRow.stage == stage)
+    if status:
+        query = query.where(RunRow.status == status)
+    with catalog.session() as session:
+        rows = session.scalars(query).all()
+        session.expunge_all()
+        return rows
 
 
 @runs.command("show")

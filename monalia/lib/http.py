@@ -19,16 +19,18 @@ import time
 import urllib.error
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import requests
 from pydantic import Field
 
 from monalia.api.plugin import PluginSettings
 from monalia.errors import SourceUnavailable
 from monalia.lib.url_policy import UrlPolicy, UrlRefused
 from monalia.version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -207,6 +209,8 @@ class HttpClient:
         self.settings = settings or HttpSettings()
         self.url_policy = policy or UrlPolicy()
         self.policy = RetryPolicy(self.settings, tuple(s for s in secrets if s), sleep)
+        import requests  # here, not at the top: reading a project does not need it
+
         self.session = requests.Session()
         self.session.headers["User-Agent"] = self.settings.user_agent
         self.session.headers.update(headers or {})
@@ -235,6 +239,8 @@ class HttpClient:
         """One request with retries; `parse` turns the answer into a value and may raise
         `ValueError` for a malformed body, which is retried like a truncated one. A `data`
         body is sent again on each try, so it must be bytes or a dict, not a stream."""
+        import requests
+
         prepared = self.session.prepare_request(
             requests.Request(method, url, params=params, data=data, headers=headers)
         )
@@ -297,7 +303,7 @@ class HttpClient:
                     f"more than {self.settings.max_redirects} redirects "
                     f"(max_redirects) from {mask_url(prepared.url or '', self.policy.secrets)}"
                 )
-            target = requests.compat.urljoin(prepared.url or "", location)
+            target = urljoin(prepared.url or "", location)
             try:
                 self.url_policy.check(target, trusted_host=trusted, resolve=True)
             except UrlRefused as exc:

@@ -120,13 +120,62 @@ class Progress:
 def summary_table(
     title: str, columns: list[str], rows: Iterable[Iterable[Any]], stream=None
 ) -> None:
-    """Print a table (the end-of-run summary, listings)."""
-    from rich.console import Console
-    from rich.table import Table
+    """Print a table (the end-of-run summary, listings): columns apart by `│`, values longer
+    than their column folded onto the next lines, as wide as the terminal (160 elsewhere).
 
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
-    Console(file=stream or sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
+    Written out by hand rather than with rich: a report of thousands of findings prints in
+    milliseconds instead of seconds."""
+    out = stream or sys.stdout
+    headers = [str(column) for column in columns]
+    cells = [
+        [" ".join(("" if value is None else str(value)).split()) for value in row] for row in rows
+    ]
+    widths = [
+        max([1, len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)
+    ]
+    fit_widths(widths, _table_width(out) - 3 * (len(widths) - 1))
+    lines = [title] if title else []
+    lines += _folded(headers, widths)
+    lines.append("─┼─".join("─" * width for width in widths))
+    for row in cells:
+        lines += _folded(row, widths)
+    out.write("\n".join(lines) + "\n")
+
+
+def _table_width(stream) -> int:
+    if getattr(stream, "isatty", lambda: False)():
+        import shutil
+
+        return shutil.get_terminal_size((160, 24)).columns
+    return 160
+
+
+def fit_widths(widths: list[int], room: int, narrowest: int = 8) -> None:
+    """Narrow the widest columns, in place, until they fit `room` characters (or reach
+    `narrowest`)."""
+    while sum(widths) > room:
+        widest = max(range(len(widths)), key=widths.__getitem__)
+        if widths[widest] <= narrowest:
+            return
+        others = [w for i, w in enumerate(widths) if i != widest]
+        runner_up = max(others, default=narrowest)
+        excess = sum(widths) - room
+        widths[widest] = max(narrowest, runner_up, widths[widest] - excess)
+        if widths[widest] == runner_up and runner_up > narrowest and excess > 0:
+            widths[widest] -= 1  # two columns of equal width: narrow them in turn
+
+
+def _folded(row: list[str], widths: list[int]) -> list[str]:
+    """One row as text lines, each value cut into pieces of its column's width."""
+    pieces = [
+        [value[start : start + width] for start in range(0, len(value), width)] or [""]
+        for value, width in zip(row, widths, strict=True)
+    ]
+    height = max(len(parts) for parts in pieces)
+    return [
+        " │ ".join(
+            (parts[line] if line < len(parts) else "").ljust(width)
+            for parts, width in zip(pieces, widths, strict=True)
+        ).rstrip()
+        for line in range(height)
+    ]

@@ -6,15 +6,13 @@ labels of the records and not the records themselves.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
 from sqlalchemy import func, select
 
-from monalia.api.labeler import ClassRequest, Labeler, Labeling, TargetClass
+from monalia.api.labeler import Labeler, Labeling, TargetClass
 from monalia.api.records import Subject
 from monalia.catalog import Catalog
 from monalia.catalog.models import RecordRow, SubjectRow
@@ -23,6 +21,12 @@ from monalia.errors import ConfigError
 from monalia.lib.progress import Progress
 from monalia.lib.thesaurus import Thesaurus, open_project_thesaurus
 from monalia.project import Project
+from monalia.stages.classes import (  # noqa: F401  (part of this module's interface)
+    PRESETS,
+    class_request,
+    prepare_labeler,
+    preset_targets,
+)
 from monalia.stages.datasets import (
     DatasetPlan,
     dataset_folder,
@@ -30,28 +34,6 @@ from monalia.stages.datasets import (
     plan_dataset,
     store_dataset,
 )
-
-PRESETS = ("monalia-40",)
-
-
-def preset_targets(name: str) -> list[str]:
-    """The class targets of a shipped preset: IRIs where known, labels otherwise."""
-    if name not in PRESETS:
-        raise ConfigError(f"[classes] preset {name!r} is unknown (presets: {', '.join(PRESETS)})")
-    text = (files("monalia.ontology") / "classes" / f"{name}.csv").read_text(encoding="utf-8")
-    return [row["uri"] or row["label"] for row in csv.DictReader(text.splitlines())]
-
-
-def class_request(project: Project) -> ClassRequest:
-    """The classes the project asks for, from ``[classes]`` (a preset, then its targets)."""
-    section = project.file.classes
-    targets = (preset_targets(section.preset) if section.preset else []) + list(section.targets)
-    if not targets:
-        raise ConfigError(
-            "the project file names no classes: set [classes] targets (IRIs or labels) "
-            'or preset = "monalia-40"'
-        )
-    return ClassRequest(tuple(targets), section.language, tuple(section.schemes))
 
 
 def record_sources(catalog: Catalog, wanted: list[str]) -> list[str]:
@@ -152,17 +134,6 @@ def class_concepts(
         uri: {concept: sorted(labels[concept]) for concept in sorted(concepts)}
         for uri, concepts in covered.items()
     }
-
-
-def prepare_labeler(project: Project, thesaurus: Thesaurus) -> tuple[Labeler, list[TargetClass]]:
-    if project.labeler is None:
-        raise ConfigError(
-            "the project file names no classes: set [classes] targets or preset (and optionally "
-            "a [labeler] table)"
-        )
-    labeler: Labeler = project.labeler.create()
-    classes = labeler.prepare(thesaurus, class_request(project))
-    return labeler, classes
 
 
 def label_records(

@@ -6,12 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
-from monalia.catalog import Catalog
-from monalia.catalog.models import DatasetRow, ImageRow, ModelRow
-from monalia.catalog.queries import image_file
 from monalia.errors import ConfigError
+from monalia.lib.catalog_reader import BATCH, CatalogReader, image_file
 from monalia.lib.curation import (
     Curation,
     CurationClass,
@@ -23,13 +19,60 @@ from monalia.lib.curation import (
 from monalia.lib.local_store import sparql_client
 from monalia.lib.score_rdf import model_graph_iri
 from monalia.project import Project
-from monalia.stages.train import find_model
+
+# `catalog` below is a `Catalog` or a `CatalogReader` (the commands a user waits on at the
+# terminal read without SQLAlchemy): both answer the lookups of `reader_of`.
+
+
+class OrmReader:
+    """The reader's lookups over an open `Catalog`: any database SQLAlchemy speaks."""
+
+    def __init__(self, catalog: Any):
+        self.catalog = catalog
+
+    def find_model(self, reference: str | None):
+        from monalia.stages.train import find_model
+
+        return find_model(self.catalog, reference)
+
+    def class_concepts(self, dataset_id: int | None) -> dict[str, Any] | None:
+        from sqlalchemy import select
+
+        from monalia.catalog.models import DatasetRow
+
+        if dataset_id is None:
+            return None
+        with self.catalog.session() as session:
+            return session.scalar(
+                select(DatasetRow.class_concepts).where(DatasetRow.id == dataset_id)
+            )
+
+    def image_paths(self, urls: list[str]) -> dict[str, str]:
+        from sqlalchemy import select
+
+        from monalia.catalog.models import ImageRow
+
+        paths: dict[str, str] = {}
+        with self.catalog.session() as session:
+            for start in range(0, len(urls), BATCH):
+                rows = session.execute(
+                    select(ImageRow.url, ImageRow.path).where(
+                        ImageRow.url.in_(urls[start : start + BATCH]), ImageRow.path.is_not(None)
+                    )
+                )
+                paths.update({url: path for url, path in rows})
+        return paths
+
+
+def reader_of(catalog: Any) -> CatalogReader | OrmReader:
+    """The lookups of a reader or of a `Catalog`."""
+    return catalog if isinstance(catalog, CatalogReader | OrmReader) else OrmReader(catalog)
 
 
 @dataclass
 class CurationSetup:
     curation: Curation
-    model: ModelRow
+    model: Any  # a ModelRow, or a ModelView from a CatalogReader
     store: str  # where the queries go, for messages
 
 
@@ -79,16 +122,11 @@ class ClassCoverage:
             self.thesaurus.close()
 
 
-def class_coverage(catalog: Catalog, project: Project, model: ModelRow) -> ClassCoverage:
+def class_coverage(catalog, project: Project, model) -> ClassCoverage:
     """The concepts each class covered when the model's dataset was labelled, as the catalog
     keeps them; for a dataset made before datasets kept them, the project's labeler and
     thesaurus as they are today."""
-    stored = None
-    if model.dataset_id is not None:
-        with catalog.session() as session:
-            stored = session.scalar(
-                select(DatasetRow.class_concepts).where(DatasetRow.id == model.dataset_id)
-            )
+    stored = reader_of(catalog).class_concepts(model.dataset_id)
     if stored:
         labels: dict[str, set[str]] = {}
         for concepts in stored.values():
@@ -98,7 +136,7 @@ def class_coverage(catalog: Catalog, project: Project, model: ModelRow) -> Class
     if not project.file.thesaurus.files:
         return ClassCoverage()
     from monalia.lib.thesaurus import open_project_thesaurus
-    from monalia.stages.label import prepare_labeler
+    from monalia.stages.classes import prepare_labeler
 
     thesaurus = open_project_thesaurus(project)
     expansions = None
@@ -109,9 +147,9 @@ def class_coverage(catalog: Catalog, project: Project, model: ModelRow) -> Class
 
 
 def model_classes(
-    catalog: Catalog,
+    catalog,
     project: Project,
-    model: ModelRow,
+    model,
     overrides: dict[str, ThresholdOverride] | None = None,
     everywhere: ThresholdOverride | None = None,
 ) -> list[CurationClass]:
@@ -131,13 +169,13 @@ def model_classes(
         coverage.close()
 
 
-def project_mentions(catalog: Catalog, project: Project, model: ModelRow) -> Mentions:
+def project_mentions(catalog, project: Project, model) -> Mentions:
     """What counts as mentioning each of the model's classes."""
     return Mentions(model_classes(catalog, project, model))
 
 
 def open_curation(
-    catalog: Catalog,
+    catalog,
     project: Project,
     model_ref: str | None = None,
     store: str | None = None,
@@ -146,7 +184,7 @@ def open_curation(
 ) -> CurationSetup:
     """Search and reports for a registered model over the configured (or named) store."""
     section = project.file.report
-    model = find_model(catalog, model_ref or section.model or project.file.enrich.model)
+    model = reader_of(catalog).find_model(model_ref or section.model or project.file.enrich.model)
     classes = model_classes(
         catalog,
         project,
@@ -173,20 +211,13 @@ def pick_classes(setup: CurationSetup, names: tuple[str, ...]) -> list[CurationC
     return [find_class(setup.curation.classes, name) for name in names]
 
 
-def add_local_images(catalog: Catalog, project: Project, findings: list[Finding]) -> None:
+def add_local_images(catalog, project: Project, findings: list[Finding]) -> None:
     """Set each finding's `image_path` to the catalog's copy of its image, where there is one."""
     urls = sorted({f.image for f in findings})
     paths: dict[str, str] = {}
-    with catalog.session() as session:
-        for start in range(0, len(urls), 500):
-            rows = session.execute(
-                select(ImageRow.url, ImageRow.path).where(
-                    ImageRow.url.in_(urls[start : start + 500]), ImageRow.path.is_not(None)
-                )
-            )
-            for url, stored in rows:
-                path = image_file(project.data_dir, stored)
-                if path is not None and Path(path).is_file():
-                    paths[url] = str(path)
+    for url, stored in reader_of(catalog).image_paths(urls).items():
+        path = image_file(project.data_dir, stored)
+        if path is not None and Path(path).is_file():
+            paths[url] = str(path)
     for finding in findings:
         finding.image_path = paths.get(finding.image)

@@ -83,28 +83,14 @@ class TrainOutcome:
 
 def find_model(catalog: Catalog, reference: str | None) -> ModelRow:
     """A registered model by name (or its start); the newest when `reference` is None."""
+    from monalia.lib.catalog_reader import pick_model
+
     with catalog.session() as session:
-        query = select(ModelRow).order_by(ModelRow.id.desc())
-        if reference:
-            rows = session.scalars(query.where(ModelRow.name.startswith(reference))).all()
-            exact = [row for row in rows if row.name == reference]
-            rows = exact or rows
-        else:
-            rows = session.scalars(query.limit(1)).all()
-        if not rows:
-            if not reference:
-                raise MonaliaError("the catalog holds no model yet: run `monalia train`")
-            known = session.scalars(select(ModelRow.name)).all()
-            raise MonaliaError(
-                f"no model {reference!r} in the catalog"
-                + (f" (it has: {', '.join(known)})" if known else "")
-            )
-        if len(rows) > 1:
-            raise MonaliaError(
-                f"{reference!r} starts several model names: {', '.join(r.name for r in rows)}"
-            )
-        session.expunge(rows[0])
-        return rows[0]
+        names = session.scalars(select(ModelRow.name).order_by(ModelRow.id.desc())).all()
+        name = pick_model(list(names), reference)
+        row = session.scalars(select(ModelRow).where(ModelRow.name == name)).one()
+        session.expunge(row)
+        return row
 
 
 def model_folder(project: Project, row: ModelRow) -> Path:

@@ -20,32 +20,20 @@ import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
-from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    delete,
-    insert,
-)
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+# SQLAlchemy is imported where it is used: listing plugins or reading a project never pays for it
 from monalia import hookimpl
 from monalia.api.plugin import PluginSettings
 from monalia.api.sink import Sink
 from monalia.errors import ConfigError, MonaliaError
 from monalia.lib.rdf import Triple, nt_term
 from monalia.lib.score_rdf import ImageScores, ModelInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy import Table
 
 
 class SqlSettings(PluginSettings):
@@ -64,6 +52,8 @@ class SqlSettings(PluginSettings):
 
 def tables(prefix: str) -> tuple[Table, Table, Table]:
     """The sink's tables as its migration creates them."""
+    from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, String, Table, Text
+
     metadata = MetaData()
     models = Table(
         f"{prefix}models",
@@ -120,6 +110,9 @@ class SqlSink(Sink):
         return self.settings.chunk_rows
 
     def _url(self):
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(self.settings.url)
         except ArgumentError:
@@ -146,6 +139,8 @@ class SqlSink(Sink):
 
     def open(self) -> None:
         from alembic.config import Config
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import NoSuchModuleError, OperationalError
 
         from alembic import command
         from monalia.lib.migrations import migrations_dir
@@ -176,6 +171,8 @@ class SqlSink(Sink):
     def _upsert(self, connection, table: Table, rows: list[dict[str, Any]], keep_best: bool):
         """Insert rows, or update those whose key is there; with `keep_best`, a row already
         written by this publish keeps the higher score (a record's several images)."""
+        from sqlalchemy import delete, insert
+
         if self.dialect in ("postgresql", "sqlite"):
             if self.dialect == "postgresql":
                 from sqlalchemy.dialects.postgresql import insert as dialect_insert
@@ -204,6 +201,8 @@ class SqlSink(Sink):
     # -- RDF graphs --------------------------------------------------------------------------
 
     def begin_graph(self, graph: str) -> None:
+        from sqlalchemy import delete
+
         with self.engine.begin() as connection:
             connection.execute(delete(self.triples).where(self.triples.c.graph == graph))
 
@@ -245,6 +244,8 @@ class SqlSink(Sink):
     def _publish_scores(
         self, model: ModelInfo, images: Iterable[ImageScores], min_score: float
     ) -> int:
+        from sqlalchemy import delete, insert
+
         publish_id = str(uuid.uuid4())
         labels = {entry.uri: entry.label for entry in model.classes}
         written = 0

@@ -22,9 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lxml import etree
 from pydantic import Field
-from sickle import Sickle, oaiexceptions
 
 from monalia import hookimpl
 from monalia.api.metadata_format import MetadataFormat, ReadOptions
@@ -34,16 +32,10 @@ from monalia.api.registry import default_registry
 from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import ConfigError, PluginError, RecordError, SourceUnavailable
 from monalia.lib.http import HttpClient, HttpSettings
-from monalia.lib.xml_records import as_xml_text, parser
+from monalia.lib.xml_records import as_xml_text
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 log = logging.getLogger(__name__)
-# every error code Sickle knows (each its own exception class)
-OAI_ERRORS = tuple(
-    value
-    for value in vars(oaiexceptions).values()
-    if isinstance(value, type) and issubclass(value, Exception)
-)
 
 
 class OaiPmhSettings(PluginSettings):
@@ -56,26 +48,6 @@ class OaiPmhSettings(PluginSettings):
     languages: list[str] = Field(default_factory=lambda: ["en"])  # preferred label languages
     base: str | None = None  # resolves relative IRIs in the metadata (EDM rdf:about)
     http: HttpSettings = Field(default_factory=HttpSettings)
-
-
-class SafeSickle(Sickle):
-    """Sickle whose requests go through monalia's HTTP client; a page that is not well-formed
-    XML (a truncated body) is retried like a failed request, then reported."""
-
-    def __init__(self, endpoint: str, client: HttpClient):
-        super().__init__(endpoint, max_retries=0)
-        self.client = client
-
-    def _request(self, kwargs: dict[str, Any]):
-        return self.client.request("GET", self.endpoint, params=kwargs, parse=_parsed)
-
-
-def _parsed(response: Any) -> Any:
-    try:
-        response.parsed = etree.fromstring(response.content, parser())
-    except etree.XMLSyntaxError as exc:
-        raise ValueError(f"not well-formed XML ({exc})") from None
-    return response
 
 
 @dataclass
@@ -110,6 +82,8 @@ class OaiPmhSource(Source):
     def open(self) -> None:
         self.format = self._metadata_format()
         self.client = HttpClient(self.settings.http, policy=self.context.url_policy)
+        from monalia.lib.oai_protocol import SafeSickle
+
         self.sickle = SafeSickle(self.settings.url, self.client)
         self.started: str | None = None  # the response date of this run's first page
 
@@ -165,6 +139,8 @@ class OaiPmhSource(Source):
     def page(self, params: dict[str, str]) -> tuple[list[Any], str | None, str | None]:
         """One ListRecords page: its record elements, the token of the next page, the
         response date. `noRecordsMatch` is an empty page; other errors fail the run."""
+        from sickle import oaiexceptions
+
         response = self.sickle.harvest(verb="ListRecords", **params)
         root = response.http_response.parsed
         error = root.find(f"{OAI}error")
@@ -182,6 +158,10 @@ class OaiPmhSource(Source):
         return records, token or None, root.findtext(f"{OAI}responseDate")
 
     def items(self, state: SourceState) -> Iterator[RawItem]:
+        from sickle import oaiexceptions
+
+        from monalia.lib.oai_protocol import OAI_ERRORS
+
         params = self.list_params(state)
         checkpoint = state.checkpoint if isinstance(state.checkpoint, dict) else {}
         if checkpoint.get("params") != params:

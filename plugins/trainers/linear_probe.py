@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import Field
 
 from monalia import hookimpl
@@ -35,6 +34,9 @@ WEIGHTS = "probe.npz"
 # A class with only positives (or only negatives) among the training images gets a constant
 # score: its share of positives, kept away from 0 and 1.
 CONSTANT_SCORE_LIMITS = (0.01, 0.99)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 
 class LinearProbeSettings(PluginSettings):
@@ -65,6 +67,7 @@ class FeatureReader:
 
     def features(self, pixels: np.ndarray) -> np.ndarray:
         """Features of decoded images: uint8 (N, 3, S, S) in, float32 (N, dimensions) out."""
+        import numpy as np
         import torch
 
         with torch.inference_mode():
@@ -78,6 +81,8 @@ class FeatureReader:
         self, samples: Sequence[Sample], batch_size: int, cache_dir: Path | None, progress=None
     ) -> tuple[np.ndarray, list[int], list[int]]:
         """Features of the readable samples, their positions, and the positions not readable."""
+        import numpy as np
+
         from monalia.lib.image_decode import decode_batches
 
         rows, kept, unreadable = [], [], []
@@ -100,6 +105,8 @@ class FeatureReader:
 
 
 def _targets(samples: Sequence[Sample], kept: list[int], uris: list[str]) -> np.ndarray:
+    import numpy as np
+
     column = {uri: k for k, uri in enumerate(uris)}
     targets = np.zeros((len(kept), len(uris)), dtype=np.float32)
     for row, index in enumerate(kept):
@@ -110,6 +117,8 @@ def _targets(samples: Sequence[Sample], kept: list[int], uris: list[str]) -> np.
 
 
 def _sigmoid(values: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return 1.0 / (1.0 + np.exp(-np.clip(values, -60, 60)))
 
 
@@ -117,6 +126,8 @@ class LinearProbePredictor(Predictor):
     """Backbone features, then one logistic regression per class."""
 
     def __init__(self, card: dict[str, Any], reader: FeatureReader, weights: Any, options):
+        import numpy as np
+
         super().__init__(
             [entry["uri"] for entry in card["classes"]],
             card["input"]["size"],
@@ -131,6 +142,8 @@ class LinearProbePredictor(Predictor):
         self.intercepts = np.asarray(weights["intercepts"], dtype=np.float32)
 
     def score_batch(self, pixels: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         features = self.reader.features(pixels)
         return _sigmoid(features @ self.coefficients.T + self.intercepts).astype(np.float32)
 
@@ -150,6 +163,7 @@ class LinearProbeTrainer(Trainer):
         return weights if weights == "imagenet" else self.context.path(weights)
 
     def fit(self, dataset: DatasetSpec, output_dir: Path, options: TrainOptions) -> TrainedModel:
+        import numpy as np
         from sklearn.linear_model import LogisticRegression
 
         from monalia.lib.metrics import (
@@ -259,6 +273,8 @@ class LinearProbeTrainer(Trainer):
         )
 
     def load(self, folder: Path, options: LoadOptions) -> Predictor:
+        import numpy as np
+
         card = read_model_card(folder)
         path = model_weights(folder, card)
         weights = self._weights(card.get("settings", {}).get("weights", "imagenet"))
@@ -269,6 +285,7 @@ class LinearProbeTrainer(Trainer):
     def library_versions(self) -> dict[str, str]:
         import platform
 
+        import numpy as np
         import sklearn
         import torch
 

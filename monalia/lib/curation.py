@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Protocol
 
 from monalia.errors import ConfigError
@@ -279,22 +280,28 @@ class Curation:
                 break
         return list(findings.values())
 
-    def _search_banded(self, cls, min_score: float, limit: int | None) -> list[Finding]:
+    def _scored_detections(self, cls, min_score: float, lazily: bool):
+        """(score, detection) best first. Lazily, one tenth of [0, 1] at a time from the top:
+        a search for the best few reads the highest bands only."""
         deciles = range(score_decile(min_score), 10)
-        bands = self._bands(cls, True, deciles) + self._bands(cls, False, deciles)
-        query = bind(
-            query_text("curation-search-banded"), scores=IRI(self.graph), minScore=min_score
-        )
-        query = bind_block(query, "bands", values_block("band", bands))
-        scored = sorted(
-            ((_score(row), value_of(row, "detection")) for row in self.client.select(query)),
-            key=lambda pair: (-pair[0], pair[1]),
-        )
+        groups = [[decile] for decile in reversed(deciles)] if lazily else [list(deciles)]
+        for group in groups:
+            bands = self._bands(cls, True, group) + self._bands(cls, False, group)
+            query = bind(
+                query_text("curation-search-banded"), scores=IRI(self.graph), minScore=min_score
+            )
+            query = bind_block(query, "bands", values_block("band", bands))
+            yield from sorted(
+                ((_score(row), value_of(row, "detection")) for row in self.client.select(query)),
+                key=lambda pair: (-pair[0], pair[1]),
+            )
+
+    def _search_banded(self, cls, min_score: float, limit: int | None) -> list[Finding]:
+        scored = self._scored_detections(cls, min_score, lazily=limit is not None)
         findings: dict[str, Finding] = {}
         # whose images the best detections are, a batch at a time until the limit is reached
         step = DETAIL_BATCH if limit is None else max(2 * limit, 50)
-        for start in range(0, len(scored), step):
-            batch = scored[start : start + step]
+        while batch := list(islice(scored, step)):
             query = bind(query_text("curation-detections"), scores=IRI(self.graph))
             query = bind_block(
                 query, "detections", values_block("detection", (IRI(d) for _, d in batch))

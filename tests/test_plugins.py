@@ -149,6 +149,22 @@ def test_built_ins_come_from_monalias_own_entry_points():
     assert names[("sink", "turtle")] == "monalia"
 
 
+def test_plugins_load_on_demand_the_one_asked_for_first():
+    """A command reading a project imports the plugins it names, not every one installed."""
+    pm = get_plugin_manager(on_demand=True)
+    registry = PluginRegistry(pm)
+    assert registry.plugins == {}
+    assert registry.get("sink", "turtle").origin.package == "monalia"
+    loaded = {name for name, _ in pm.list_name_plugin()}
+    assert "turtle" in loaded and "jsonl" not in loaded
+    # an entry point of another name (joconde registers joconde-sparql): all are loaded to find it
+    assert registry.get("source", "joconde-sparql").origin.package == "monalia"
+    assert "jsonl" in {name for name, _ in pm.list_name_plugin()} and not pm.pending
+    assert {p.name for p in registry.all()} == {
+        p.name for p in PluginRegistry(get_plugin_manager()).all()
+    }
+
+
 @pytest.mark.slow
 def test_third_party_plugin_is_listed_and_usable_by_name(third_party_site, tmp_path):
     listed = run_monalia("plugins", "--json", cwd=tmp_path, site=third_party_site)

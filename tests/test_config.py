@@ -105,3 +105,33 @@ def test_key_lines_follow_tables_and_dotted_keys():
     assert lines.line_of(("t", "u", "b", "c")) == 3
     assert lines.line_of(("arr", 0, "quoted key")) == 5
     assert lines.line_of(("t", "u", "missing")) == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///relative/cat.sqlite",
+        "sqlite:////abs/cat.sqlite",
+        "sqlite://",
+        "postgresql+psycopg://monalia@db:5433/x?sslmode=require",
+        "postgresql://user@[::1]:5432/test",
+        "mysql+pymysql://u@h/d",
+    ],
+)
+def test_catalog_urls_read_without_sqlalchemy_read_as_sqlalchemy_reads_them(url):
+    from sqlalchemy.engine import make_url
+
+    from monalia.lib.db_url import parse_db_url
+
+    ours, theirs = parse_db_url(url), make_url(url)
+    assert (ours.drivername, ours.username, ours.host, ours.database) == (
+        theirs.drivername,
+        theirs.username,
+        theirs.host,
+        theirs.database,
+    )
+    assert ours.port == (str(theirs.port) if theirs.port else None)
+    if ours.username is not None:
+        # a password set from the environment survives SQLAlchemy's reading, whatever it holds
+        secret = "p@ss:w/rd %20?#"
+        assert make_url(ours.set(password=secret).render()).password == secret

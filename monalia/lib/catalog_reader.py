@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote
 
 from monalia.errors import MonaliaError
 from monalia.lib.migrations import SCHEMA_HEAD
@@ -121,28 +121,31 @@ class CatalogReader:
 
     @classmethod
     def _connect(cls, url: str) -> CatalogReader | None:
-        parts = urlsplit(url)
-        scheme = parts.scheme
-        if scheme in ("sqlite", "sqlite+pysqlite"):
-            path = url.split(":///", 1)[1] if ":///" in url else ""
-            path = unquote(path.split("?", 1)[0])
+        from monalia.lib.db_url import parse_db_url
+
+        try:
+            parsed = parse_db_url(url)
+        except ValueError:
+            return None
+        if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+            path = parsed.database or ""
             if not path or path == ":memory:" or not Path(path).is_file():
                 return None  # a new catalog is created by Catalog.open
             import sqlite3
 
             try:
-                connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+                connection = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=30)
             except sqlite3.Error:
                 return None
             return cls(connection, "?")
-        if scheme in ("postgresql", "postgresql+psycopg", "postgres"):
+        if parsed.drivername in ("postgresql", "postgresql+psycopg", "postgres"):
             try:
                 import psycopg
             except ImportError:
                 return None
             try:
                 connection = psycopg.connect(
-                    parts._replace(scheme="postgresql").geturl(), connect_timeout=10
+                    parsed.set(drivername="postgresql").render(), connect_timeout=10
                 )
             except psycopg.Error:
                 return None

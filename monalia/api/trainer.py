@@ -67,6 +67,10 @@ class TrainedModel:
     metrics: dict[str, Any] = field(default_factory=dict)
     backbone: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # split -> (targets, raw scores), classes in the dataset's order: with "val" there, the
+    # framework calibrates the scores, picks the thresholds and computes the metrics itself
+    # (`monalia.lib.evaluation.settle_model`), the same way for every trainer
+    split_scores: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -211,6 +215,19 @@ class Trainer(Plugin):
             json.dumps(self.describe_settings(), indent=2, sort_keys=True), encoding="utf-8"
         )
         model = self.fit(dataset, output_dir, options or TrainOptions())
+        settled = None
+        if model.split_scores:
+            from monalia.lib.evaluation import settle_model
+
+            settled = settle_model(
+                dataset.classes,
+                model.split_scores,
+                float(getattr(self.settings, "beta", 1.0)),
+                str(getattr(self.settings, "calibration", "auto")),
+            )
+            model.thresholds = settled.thresholds
+            model.metrics = {**model.metrics, **settled.metrics}
+            model.extra = {**model.extra, "calibration": settled.calibration}
         card = {
             "name": output_dir.name,
             "trainer": self.name,
@@ -230,7 +247,57 @@ class Trainer(Plugin):
             "versions": {"monalia": __version__, **self.library_versions()},
             **model.extra,
         }
+        if settled is not None and settled.evaluation is not None:
+            # the plots where `monalia report html` finds them, as `monalia evaluate` leaves them
+            from monalia.lib.evaluation import write_report
+
+            split = settled.evaluation.split
+            card["plots"] = [
+                path.relative_to(output_dir).as_posix()
+                for path in write_report(
+                    settled.evaluation, card, output_dir / f"evaluation-{split}"
+                )
+            ]
         (output_dir / MODEL_CARD).write_text(
             json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
         )
         return card
+
+    def scorer(self, folder: Path, options: LoadOptions) -> Predictor:
+        """The model in `folder`, ready to score, its scores calibrated as its card says.
+
+        Everything that scores with a registered model (enrich, evaluate, the Ray executor,
+        cross-fitting) loads it through here, so calibrated scores are the only ones written.
+        """
+        predictor = self.load(folder, options)
+        from monalia.lib.calibration import Calibration
+
+        calibration = Calibration.from_card(
+            read_model_card(folder).get("calibration"), list(predictor.classes)
+        )
+        return predictor if calibration is None else CalibratedPredictor(predictor, calibration)
+
+
+class CalibratedPredictor(Predictor):
+    """A predictor whose scores go through the model's calibration."""
+
+    def __init__(self, inner: Predictor, calibration: Any):
+        super().__init__(
+            inner.classes,
+            inner.input_size,
+            inner.mean,
+            inner.std,
+            inner.device,
+            inner.batch_size,
+            inner.cache_dir,
+        )
+        self.inner = inner
+        self.calibration = calibration
+
+    def score_batch(self, pixels: np.ndarray) -> np.ndarray:
+        return self.calibration.apply(self.inner.score_batch(pixels))
+
+    def score_chunks(self, chunks, progress=None):
+        for chunk in self.inner.score_chunks(chunks, progress):
+            chunk.scores = self.calibration.apply(chunk.scores)
+            yield chunk

@@ -78,13 +78,26 @@ def summary_line(split: str, summary: dict) -> str:
 @click.option(
     "--retrain", is_flag=True, help="Train again although this model is already registered."
 )
+@click.option(
+    "--folds",
+    type=click.IntRange(2, 20),
+    help="Also score every image of the dataset out of sample: K models, each trained "
+    'without one fold (for `[report] method = "confident"`).',
+)
 @pass_app
 def train(
-    app: App, dataset_ref: str | None, device: str | None, restart: bool, retrain: bool
+    app: App,
+    dataset_ref: str | None,
+    device: str | None,
+    restart: bool,
+    retrain: bool,
+    folds: int | None,
 ) -> None:
     """Train the project's trainer on a dataset and register the model with its card.
 
-    A killed training resumes from its last checkpoint when run again.
+    A killed training resumes from its last checkpoint when run again. With --folds K, K more
+    models each train without one fold of the dataset and score it: the model's out-of-sample
+    scores, registered as MODEL-oosK (K more trainings; a killed one resumes too).
     """
     from monalia.stages.train import train_model
 
@@ -113,7 +126,41 @@ def train(
         click.echo(
             f"model card: {app.project.data_dir / 'models' / outcome.name / 'model_card.json'}"
         )
-    print_runs_summary("train", [outcome.run], app)
+    runs = [outcome.run]
+    if folds:
+        from monalia.stages.crossfit import crossfit
+
+        fitted = crossfit(
+            app.catalog,
+            app.project,
+            folds,
+            app.hooks,
+            outcome.name,
+            _train_options(app, device, restart),
+            retrain=retrain or restart,
+            device=device or "auto",
+        )
+        _print_folds(fitted)
+        runs.append(fitted.run)
+    print_runs_summary("train", runs, app)
+
+
+def _print_folds(fitted) -> None:
+    from monalia.lib.progress import summary_table
+
+    summary_table(
+        f"{fitted.name}: out-of-sample scores",
+        ["fold", "images", "test mAP", "calibration"],
+        [
+            (
+                entry["fold"],
+                entry["images"],
+                _number(entry.get("test_map")),
+                entry.get("calibration") or "-",
+            )
+            for entry in fitted.folds
+        ],
+    )
 
 
 @cli.command()
@@ -224,6 +271,21 @@ def models_command(app: App) -> None:
         for model, dataset in rows:
             metrics = model.metrics or {}
             evaluated = metrics.get("evaluated_on")
+            card = model.card or {}
+            if card.get("kind") == "out-of-sample":
+                table.append(
+                    (
+                        model.id,
+                        model.name,
+                        dataset or "",
+                        f"out-of-sample scores of {card.get('model')}",
+                        len(model.classes),
+                        f"{len(card.get('folds') or [])} folds",
+                        model.created_at.strftime("%Y-%m-%d %H:%M"),
+                        model.path,
+                    )
+                )
+                continue
             table.append(
                 (
                     model.id,

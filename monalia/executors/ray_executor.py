@@ -163,7 +163,7 @@ class ModelActor:
             except ImportError:  # a trainer that does without torch
                 pass
         trainer = default_registry().get("trainer", job.trainer).cls()
-        self.predictor = trainer.load(
+        self.predictor = trainer.scorer(
             Path(job.model_folder), LoadOptions(job.device, job.batch_size, 0)
         )
         self.classes = len(self.predictor.classes)

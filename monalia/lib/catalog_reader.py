@@ -78,15 +78,26 @@ def image_file(data_dir: Path, stored: str | None) -> Path | None:
     return path if path.is_absolute() else data_dir / path
 
 
-def pick_model(names: list[str], reference: str | None) -> str:
+SCORE_SET_KIND = "out-of-sample"  # see monalia.stages.crossfit
+
+
+def pick_model(
+    names: list[str], reference: str | None, score_sets: frozenset[str] = frozenset()
+) -> str:
     """The model a reference names: the exact name, else the only name it starts; the newest
-    when there is no reference. `names` are newest first."""
+    model when there is no reference (never a set of out-of-sample scores, `score_sets`).
+    `names` are newest first."""
     if not reference:
-        if not names:
+        models = [name for name in names if name not in score_sets]
+        if not models:
             raise MonaliaError("the catalog holds no model yet: run `monalia train`")
-        return names[0]
+        return models[0]
     exact = [name for name in names if name == reference]
     matching = exact or [name for name in names if name.startswith(reference)]
+    models = [name for name in matching if name not in score_sets]
+    if len(matching) > 1 and len(models) == 1:
+        # a model's name starts the names of its score sets: the start names the model
+        return models[0]
     if not matching:
         raise MonaliaError(
             f"no model {reference!r} in the catalog"
@@ -177,8 +188,12 @@ class CatalogReader:
 
     def find_model(self, reference: str | None) -> ModelView:
         """A registered model by name (or its start); the newest when `reference` is None."""
-        names = [name for (name,) in self.rows("SELECT name FROM models ORDER BY id DESC")]
-        name = pick_model(names, reference)
+        rows = self.rows("SELECT name, card FROM models ORDER BY id DESC")
+        names = [name for name, _ in rows]
+        sets = frozenset(
+            name for name, card in rows if (_json(card) or {}).get("kind") == SCORE_SET_KIND
+        )
+        name = pick_model(names, reference, sets)
         (row,) = self.rows(f"SELECT {MODEL_COLUMNS} FROM models WHERE name = ?", (name,))
         values = list(row)
         for index in (5, 6, 7, 8):  # the JSON columns

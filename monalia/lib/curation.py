@@ -119,7 +119,7 @@ def curation_classes(
     elif thesaurus is not None:
         for entries in thesaurus.labels().values():
             for entry in entries:
-                if language_matches(entry.lang, language):
+                if entry.kind != "notation" and language_matches(entry.lang, language):
                     labels_of[entry.concept].add(entry.text.lower())
     classes = []
     for entry in model_row.classes:

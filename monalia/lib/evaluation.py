@@ -10,7 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from monalia.lib.metrics import ClassMetrics, evaluate_scores, json_safe
+from monalia.lib.metrics import (
+    ClassMetrics,
+    evaluate_scores,
+    json_safe,
+    pick_curation_thresholds,
+    pick_thresholds,
+)
+from monalia.lib.score_rdf import as_written
 
 
 @dataclass
@@ -59,6 +66,92 @@ def evaluate_model(card: dict[str, Any], scores: Any, split: str) -> Evaluation:
     )
     per_class, summary = evaluate_scores(scores.targets, scores.scores, thresholds)
     return Evaluation(split, card["classes"], per_class, summary, scores)
+
+
+@dataclass
+class Settled:
+    """What the framework decides from a trainer's raw scores on validation and test."""
+
+    thresholds: dict[str, float]
+    metrics: dict[str, Any]
+    calibration: dict[str, Any]
+    evaluation: Evaluation | None
+
+
+def settle_model(
+    classes: list[dict[str, str]],
+    split_scores: dict[str, tuple[Any, Any]],
+    beta: float = 1.0,
+    calibration: str = "auto",
+) -> Settled:
+    """Calibrate on validation, pick the thresholds on the calibrated validation scores, and
+    measure the model on test (else validation) at those thresholds.
+
+    Thresholds are stored as scores are written in RDF (`as_written`), so that the reports
+    compare like with like. The card gets the expected calibration error before and after on
+    the evaluated split (test, which the calibration never saw, when there is one).
+    """
+    from monalia.lib.calibration import choose_calibration, expected_calibration_error
+
+    uris = [entry["uri"] for entry in classes]
+    metrics: dict[str, Any] = {}
+    if split_scores.get("val") is not None and len(split_scores["val"][0]):
+        val_targets, val_scores = (np.asarray(part) for part in split_scores["val"])
+        fitted = choose_calibration(val_targets, val_scores, calibration)
+        calibrated = fitted.apply(val_scores)
+        cuts = np.array(
+            [as_written(float(t)) for t in pick_thresholds(val_targets, calibrated, beta)]
+        )
+        _, metrics["val"] = evaluate_scores(val_targets, calibrated, cuts)
+        metrics["curation"] = {
+            uri: {
+                key: as_written(value)
+                if key in ("noise_below", "silence_above") and value is not None
+                else value
+                for key, value in entry.items()
+            }
+            for uri, entry in zip(
+                uris, pick_curation_thresholds(val_targets, calibrated, cuts), strict=True
+            )
+        }
+    else:  # nothing to calibrate or pick thresholds on
+        fitted = choose_calibration(np.zeros((0, len(uris))), np.zeros((0, len(uris))), "none")
+        cuts = np.full(len(uris), 0.5)
+    evaluated = next(
+        (split for split in ("test", "val") if split_scores.get(split) is not None), None
+    )
+    targets, raw = (
+        (np.asarray(part) for part in split_scores[evaluated])
+        if evaluated
+        else (np.zeros((0, len(uris))), np.zeros((0, len(uris))))
+    )
+    evaluation = None
+    card = fitted.as_card(uris)
+    if len(targets):
+        scores = fitted.apply(raw)
+        per_class, metrics[evaluated] = evaluate_scores(targets, scores, cuts)
+        metrics["evaluated_on"] = evaluated
+        metrics["per_class"] = {
+            uri: entry.as_dict() for uri, entry in zip(uris, per_class, strict=True)
+        }
+        card["ece"] = {
+            "split": evaluated,
+            "before": round(expected_calibration_error(targets, raw), 5),
+            "after": round(expected_calibration_error(targets, scores), 5),
+        }
+        order = np.arange(len(targets))
+        evaluation = Evaluation(
+            evaluated,
+            [
+                {"uri": entry["uri"], "label": entry.get("label") or entry["uri"]}
+                for entry in classes
+            ],
+            per_class,
+            metrics[evaluated],
+            Scores(targets, scores, order, []),
+        )
+    thresholds = {uri: float(value) for uri, value in zip(uris, cuts, strict=True)}
+    return Settled(thresholds, json_safe(metrics), card, evaluation)
 
 
 def write_report(evaluation: Evaluation, card: dict[str, Any], folder: Path) -> list[Path]:

@@ -68,30 +68,58 @@ def pick_thresholds(targets: np.ndarray, scores: np.ndarray, beta: float = 1.0) 
     return thresholds
 
 
+# A class needs this many positives on validation for its own noise and silence thresholds;
+# with fewer, the quantiles collapse onto the decision threshold and the pooled rule applies.
+MIN_CURATION_POSITIVES = 5
+# logit distances of the defaults (0.1 and 0.9) from 0.5: the pooled rule's margins when no
+# class has enough validation positives to measure them
+DEFAULT_MARGIN = math.log(0.9 / 0.1)
+
+
+def _logit(value: float) -> float:
+    value = min(max(value, 1e-6), 1 - 1e-6)
+    return math.log(value / (1 - value))
+
+
+def _sigmoid(value: float) -> float:
+    return 1.0 / (1.0 + math.exp(-value))
+
+
 def pick_curation_thresholds(
     targets: np.ndarray,
     scores: np.ndarray,
     thresholds: np.ndarray,
     keep_recall: float = 0.95,
     min_precision: float = 0.95,
-) -> list[dict[str, float | None]]:
+    min_positives: int = MIN_CURATION_POSITIVES,
+) -> list[dict[str, Any]]:
     """Per class, where noise and silence start, from these (validation) scores.
 
     ``noise_below``: the score under which only ``1 - keep_recall`` of the true annotations
     fall, so an annotation scored lower is suspect. ``silence_above``: the lowest score from
     which the model is right at least ``min_precision`` of the time, and above the same share
     of the images without the class, so an unannotated record scored higher probably lacks
-    the annotation. They bracket the F-beta threshold; None where
-    the class has no positive example, or never reaches that precision.
+    the annotation. They bracket the F-beta threshold.
+
+    ``rule`` says where each pair comes from: ``validation`` (the class's own scores), or
+    ``pooled`` for a class with fewer than `min_positives` validation positives (its quantiles
+    would sit on its decision threshold): the class's threshold moved down and up by the
+    median logit distance that the measured classes keep between their threshold and their
+    noise and silence thresholds (the defaults' distance, 0.5 to 0.1 and 0.9, when no class
+    was measured). ``positives`` is the count of validation positives.
     """
-    found: list[dict[str, float | None]] = []
+    found: list[dict[str, Any]] = []
+    noise_margins: list[float] = []
+    silence_margins: list[float] = []
     for column in range(targets.shape[1]):
         truth = targets[:, column].astype(bool)
-        if not truth.any():
-            found.append({"noise_below": None, "silence_above": None})
+        positives = int(truth.sum())
+        threshold = float(thresholds[column])
+        if positives < min_positives:
+            found.append({"positives": positives, "rule": "pooled"})
             continue
         column_scores = scores[:, column]
-        noise = float(np.quantile(column_scores[truth], 1.0 - keep_recall))
+        noise = min(float(np.quantile(column_scores[truth], 1.0 - keep_recall)), threshold)
         precision, _, cuts = precision_recall_curve(truth, column_scores)
         precise = cuts[precision[:-1] >= min_precision]
         silence = float(precise.min()) if precise.size else None
@@ -99,13 +127,26 @@ def pick_curation_thresholds(
             # a small validation split reaches that precision early: also stay above nearly
             # every image without the class
             silence = max(silence, float(np.quantile(column_scores[~truth], min_precision)))
-        threshold = float(thresholds[column])
+        silence = None if silence is None else max(silence, threshold)
+        noise_margins.append(_logit(threshold) - _logit(noise))
+        if silence is not None:
+            silence_margins.append(_logit(silence) - _logit(threshold))
         found.append(
             {
-                "noise_below": min(noise, threshold),
-                "silence_above": None if silence is None else max(silence, threshold),
+                "noise_below": noise,
+                "silence_above": silence,
+                "positives": positives,
+                "rule": "validation",
             }
         )
+    # a measured margin of zero is a collapse too: it does not speak for the other classes
+    noise_margin = float(np.median([m for m in noise_margins if m > 0] or [DEFAULT_MARGIN]))
+    silence_margin = float(np.median([m for m in silence_margins if m > 0] or [DEFAULT_MARGIN]))
+    for column, entry in enumerate(found):
+        if entry["rule"] == "pooled":
+            center = _logit(float(thresholds[column]))
+            entry["noise_below"] = _sigmoid(center - noise_margin)
+            entry["silence_above"] = _sigmoid(center + silence_margin)
     return found
 
 

@@ -36,6 +36,14 @@ VOCAB_ID = "REPR"  # the Joconde field whose vocabulary the classifiers predict
 # unmentioned detections are banded from this score up (or from the class's threshold if lower):
 # silence and search ask about high scores only, and the low ones are most of the collection
 UNMENTIONED_BANDS_FROM = 0.5
+# decimal places of a score as the RDF writes it; thresholds are stored with the same places, so
+# that the reports compare a written score with a threshold written the same way
+SCORE_DECIMALS = 4
+
+
+def as_written(score: float) -> float:
+    """A score (or threshold) rounded as the RDF writes it."""
+    return float(f"{score:.{SCORE_DECIMALS}f}")
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ def detection_iri(classification: str, concept: str) -> str:
 
 def score_decile(score: float) -> int:
     """The tenth of [0, 1] a score falls in (0 to 9), taken on the score as written (4 places)."""
-    return min(9, max(0, round(float(f"{score:.4f}") * 10_000) // 1000))
+    return min(9, max(0, round(as_written(score) * 10_000) // 1000))
 
 
 def band_floor(threshold: float | None) -> int:
@@ -133,7 +141,7 @@ def _time(value: datetime) -> Literal:
 
 
 def _float(value: float) -> Literal:
-    return Literal(f"{value:.4f}", datatype=XSD + "float")
+    return Literal(f"{value:.{SCORE_DECIMALS}f}", datatype=XSD + "float")
 
 
 def model_triples(

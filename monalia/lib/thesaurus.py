@@ -38,8 +38,10 @@ LABEL_KINDS = {
     SKOS + "altLabel": "alt",
     SKOS + "hiddenLabel": "hidden",
     RDFS_LABEL: "label",
+    # a code such as Iconclass's 11H(JEROME): matched only where a labeler asks for notations
+    SKOS + "notation": "notation",
 }
-KIND_RANK = {"pref": 0, "alt": 1, "hidden": 2, "label": 3}
+KIND_RANK = {"pref": 0, "alt": 1, "hidden": 2, "label": 3, "notation": 4}
 
 # The SKOS properties a class expansion may follow; the path is built from these names only.
 HIERARCHY_PATH = "skos:narrower|^skos:broader"

@@ -32,7 +32,7 @@ from monalia.catalog.run_tracking import (
     RunInfo,
     RunTracker,
 )
-from monalia.errors import ConfigError
+from monalia.errors import ConfigError, MonaliaError
 from monalia.lib.devices import resolve_device
 from monalia.lib.progress import Progress
 from monalia.lib.score_rdf import ImageScores, ModelClass, ModelInfo, model_graph_iri, model_triples
@@ -191,8 +191,13 @@ def write_predictions(
 
 def load_predictor(project: Project, model: ModelRow, options: LoadOptions) -> Predictor:
     """The model, loaded by the trainer plugin that made it."""
+    if (model.card or {}).get("kind") == "out-of-sample":
+        raise MonaliaError(
+            f"{model.name} is a set of out-of-sample scores made by `monalia train --folds`, "
+            f"not a model that can score: name the model itself ({model.card.get('model')})"
+        )
     trainer = project.trainer_plugin(model.trainer)
-    return trainer.load(model_folder(project, model), options)
+    return trainer.scorer(model_folder(project, model), options)
 
 
 def score_images(

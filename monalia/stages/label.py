@@ -126,8 +126,12 @@ def class_concepts(
     }
     wanted = set().union(*covered.values()) if covered else set()
     labels: dict[str, set[str]] = {concept: set() for concept in wanted}
+    # notations count as a mention only where the labeler matched them
+    kinds = getattr(labeler, "kinds", None) or set()
     for entries in thesaurus.labels().values():
         for entry in entries:
+            if entry.kind == "notation" and "notation" not in kinds:
+                continue
             if entry.concept in labels and language_matches(entry.lang, language):
                 labels[entry.concept].add(entry.text.lower())
     return {

@@ -44,7 +44,7 @@ LINK_PROPERTIES = (
     "narrowMatch",
     "relatedMatch",
 )
-LabelKind = Literal["pref", "alt", "hidden", "label"]
+LabelKind = Literal["pref", "alt", "hidden", "label", "notation"]
 
 
 class SkosLabelerSettings(PluginSettings):
@@ -75,6 +75,7 @@ class SkosLabeler(Labeler):
         settings: SkosLabelerSettings = self.settings  # type: ignore[assignment]
         self.thesaurus = thesaurus
         self.request = request
+        self.kinds = set(settings.label_kinds)
         self.warnings: list[str] = []
         self.links = thesaurus.set_links(self._read_links(settings.links))
         classes: list[TargetClass] = []
@@ -101,7 +102,6 @@ class SkosLabeler(Labeler):
             for concept in concepts:
                 self.concept_classes.setdefault(concept, set()).add(uri)
         self.known = set(thesaurus.iter_concepts()) | set(self.concept_classes) | excluded
-        self.kinds = set(settings.label_kinds)
         self.fields = set(settings.fields)
         self.match_labels = settings.match_labels
         self._by_label: dict[tuple[str, str | None], tuple[bool, frozenset[str], bool]] = {}
@@ -122,7 +122,9 @@ class SkosLabeler(Labeler):
                     "(check [thesaurus] files, or the IRI)"
                 )
             return name
-        entries = self.thesaurus.find(name, self.request.language, schemes=self.request.schemes)
+        entries = self.thesaurus.find(
+            name, self.request.language, kinds=self.kinds, schemes=self.request.schemes
+        )
         if not entries:
             raise ConfigError(self._unknown_label(name, what))
         best_rank = KIND_RANK[entries[0].kind]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -45,6 +45,8 @@ class LinearProbeSettings(PluginSettings):
     regularization: float = Field(1.0, gt=0)  # inverse strength (scikit-learn's C)
     max_iterations: int = Field(1000, ge=10)
     beta: float = Field(1.0, gt=0)  # thresholds maximise F-beta on validation
+    # how scores are calibrated on validation: "auto" measures and picks (monalia.lib.calibration)
+    calibration: Literal["auto", "none", "temperature", "isotonic"] = "auto"
     batch_size: int = Field(32, ge=1)
     device: str = "auto"
 
@@ -166,13 +168,6 @@ class LinearProbeTrainer(Trainer):
         import numpy as np
         from sklearn.linear_model import LogisticRegression
 
-        from monalia.lib.metrics import (
-            evaluate_scores,
-            json_safe,
-            pick_curation_thresholds,
-            pick_thresholds,
-        )
-
         settings: LinearProbeSettings = self.settings  # type: ignore[assignment]
         reader = FeatureReader(
             settings.backbone, self._weights(), options.device or settings.device
@@ -224,40 +219,19 @@ class LinearProbeTrainer(Trainer):
             split_features, split_targets = split_data[split]
             return split_targets, _sigmoid(split_features @ folded.T + folded_intercepts)
 
-        metrics: dict[str, Any] = {}
-        thresholds = np.full(len(uris), 0.5)
-        if "val" in split_data and len(split_data["val"][0]):
-            val_targets, val_scores = scores_of("val")
-            thresholds = pick_thresholds(val_targets, val_scores, settings.beta)
-            _, metrics["val"] = evaluate_scores(val_targets, val_scores, thresholds)
-            metrics["curation"] = dict(
-                zip(
-                    uris,
-                    pick_curation_thresholds(val_targets, val_scores, thresholds),
-                    strict=True,
-                )
-            )
-        evaluated = next(
-            (
-                split
-                for split in ("test", "val")
-                if split in split_data and len(split_data[split][0])
-            ),
-            None,
-        )
-        if evaluated:
-            eval_targets, eval_scores = scores_of(evaluated)
-            per_class, metrics[evaluated] = evaluate_scores(eval_targets, eval_scores, thresholds)
-            metrics["evaluated_on"] = evaluated
-            metrics["per_class"] = {
-                uri: entry.as_dict() for uri, entry in zip(uris, per_class, strict=True)
-            }
+        # the raw scores of validation and test: the framework calibrates them, picks the
+        # thresholds and computes the metrics (monalia.lib.evaluation.settle_model)
+        split_scores = {
+            split: scores_of(split)
+            for split in ("val", "test")
+            if split in split_data and len(split_data[split][0])
+        }
         weights_path = output_dir / WEIGHTS
         np.savez(weights_path, coefficients=folded, intercepts=folded_intercepts)
         return TrainedModel(
             weights=weights_path,
-            thresholds={uri: float(value) for uri, value in zip(uris, thresholds, strict=True)},
-            metrics=json_safe(metrics),
+            thresholds=dict.fromkeys(uris, 0.5),
+            split_scores=split_scores,
             backbone=settings.backbone,
             extra={
                 "input": {

@@ -40,8 +40,6 @@ from monalia.lib.devices import resolve_device
 from monalia.lib.metrics import (
     evaluate_scores,
     json_safe,
-    pick_curation_thresholds,
-    pick_thresholds,
 )
 
 LAST = "last.pt"
@@ -369,29 +367,13 @@ class Training:
             model.load_state_dict(torch.load(best, map_location=self.device, weights_only=True))
         beta = self.settings.beta
         metrics: dict[str, Any] = {"history": state["history"], "best_epoch": state["best_epoch"]}
-        thresholds = np.full(len(self.uris), 0.5)
-        if "val" in self.splits:
-            val = self._score(model, "val", criterion, precision, normalize)
-            thresholds = pick_thresholds(val.targets, val.scores, beta)
-            per_class, summary = evaluate_scores(val.targets, val.scores, thresholds)
-            metrics["val"] = summary
-            # where `monalia report noise` and `report silence` start, per class
-            metrics["curation"] = dict(
-                zip(
-                    self.uris,
-                    pick_curation_thresholds(val.targets, val.scores, thresholds),
-                    strict=True,
-                )
-            )
-        evaluated = "test" if "test" in self.splits else ("val" if "val" in self.splits else None)
-        if evaluated:
-            scores = self._score(model, evaluated, criterion, precision, normalize)
-            per_class, summary = evaluate_scores(scores.targets, scores.scores, thresholds)
-            metrics[evaluated] = summary
-            metrics["evaluated_on"] = evaluated
-            metrics["per_class"] = {
-                uri: entry.as_dict() for uri, entry in zip(self.uris, per_class, strict=True)
-            }
+        # the raw scores of validation and test: the framework calibrates them, picks the
+        # thresholds and computes the metrics (monalia.lib.evaluation.settle_model)
+        split_scores = {}
+        for split in ("val", "test"):
+            if split in self.splits:
+                scores = self._score(model, split, criterion, precision, normalize)
+                split_scores[split] = (scores.targets, scores.scores)
         final = self.output_dir / FINAL
         partial = final.with_name(FINAL + ".partial")
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, partial)
@@ -406,10 +388,9 @@ class Training:
         )
         return TrainedModel(
             weights=final,
-            thresholds={
-                uri: float(value) for uri, value in zip(self.uris, thresholds, strict=True)
-            },
+            thresholds=dict.fromkeys(self.uris, 0.5),
             metrics=json_safe(metrics),
+            split_scores=split_scores,
             backbone=self.settings.backbone,
             extra={
                 "input": {

@@ -1,0 +1,338 @@
+"""Out-of-sample scores: K models, each trained without one fold of the dataset (cross-fitting).
+
+A model that trained on a wrong annotation has partly learnt it, so the annotations it should
+question are those it scores most confidently as right. `monalia train --folds K` scores every
+labelled image of a dataset with a model that never saw it: the dataset's images (all splits)
+are drawn into K folds like the dataset's own split (multi-label stratification with the
+dataset's seed; one image per record, so a record's images stay together), fold k's model
+trains on the other folds (the dataset's validation images among them stay its validation), and
+it scores fold k. The scores are stored as a prediction set of their own, registered beside the
+models as ``MODEL-oosK`` with a card that names the main model, the fold models and the folds.
+
+Resumable: a fold whose images all have their scores is done; a fold killed mid-training resumes
+from its checkpoint; each fold's scores are written in one transaction, so a kill leaves every
+image with all of its scores or none.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select
+
+from monalia.api.trainer import DatasetSpec, LoadOptions, Sample, TrainOptions
+from monalia.catalog import Catalog
+from monalia.catalog.models import DatasetRow, ModelRow, PredictionRow, utcnow
+from monalia.catalog.queries import image_file
+from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
+from monalia.errors import MonaliaError
+from monalia.lib.catalog_reader import SCORE_SET_KIND as SCORE_SET
+from monalia.project import Project
+from monalia.stages.datasets import iter_members, stratified_split
+from monalia.stages.train import find_model, register_model
+
+MIN_FOLDS, MAX_FOLDS = 2, 20
+
+
+def is_score_set(card: dict[str, Any] | None) -> bool:
+    """Whether a registered model is a set of out-of-sample scores rather than a model."""
+    return bool(card) and card.get("kind") == SCORE_SET
+
+
+def score_set_name(model_name: str, folds: int) -> str:
+    return f"{model_name}-oos{folds}"
+
+
+@dataclass
+class Member:
+    sample: Sample
+    image_id: int
+    record_id: int
+    split: str
+
+
+@dataclass
+class CrossfitOutcome:
+    run: RunInfo
+    name: str
+    model_id: int
+    folds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _members(catalog: Catalog, dataset: DatasetRow, data_dir: Path, tracker) -> list[Member]:
+    """The dataset's images on disk; the others are failed items of the run."""
+    members = []
+    for row in iter_members(catalog, dataset.id):
+        path = image_file(data_dir, row["path"])
+        if path is None or not path.is_file():
+            tracker.fail_item(row["url"], "image not on disk (run `monalia images`)")
+            continue
+        members.append(
+            Member(
+                Sample(path, tuple(row["labels"]), row["sha256"]),
+                row["image_id"],
+                row["record_id"],
+                row["split"],
+            )
+        )
+    return members
+
+
+def draw_folds(members: list[Member], uris: list[str], folds: int, seed: int) -> np.ndarray:
+    """Each member's fold, drawn like the dataset's split: stratified on the labels."""
+    column = {uri: index for index, uri in enumerate(uris)}
+    matrix = np.zeros((len(members), len(uris)), dtype=np.int8)
+    for row, member in enumerate(members):
+        for uri in member.sample.labels:
+            if uri in column:
+                matrix[row, column[uri]] = 1
+    return stratified_split(matrix, tuple([1.0 / folds] * folds), seed)
+
+
+def fold_spec(dataset: DatasetRow, members: list[Member], assigned: np.ndarray, fold: int):
+    """Fold `fold`'s model: trains on the other folds, validates on their validation images,
+    is tested on (and scores) its own fold."""
+    splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
+    for member, where in zip(members, assigned, strict=True):
+        if where == fold:
+            splits["test"].append(member.sample)
+        elif member.split == "val":
+            splits["val"].append(member.sample)
+        else:
+            splits["train"].append(member.sample)
+    classes = [{"uri": entry["uri"], "label": entry["label"]} for entry in dataset.classes]
+    return DatasetSpec(f"{dataset.name}-fold{fold + 1}", dataset.hash, classes, splits)
+
+
+def _scored_images(catalog: Catalog, set_id: int) -> set[int]:
+    with catalog.session() as session:
+        return set(
+            session.scalars(
+                select(PredictionRow.image_id)
+                .where(PredictionRow.model_id == set_id)
+                .group_by(PredictionRow.image_id)
+            )
+        )
+
+
+def _register_set(catalog, name, main, dataset, relative, run_id, card) -> int:
+    return register_model(catalog, card, name, main.trainer, dataset, relative, run_id)
+
+
+def write_fold_scores(
+    catalog: Catalog,
+    set_id: int,
+    members: list[Member],
+    scores: np.ndarray,
+    indices: np.ndarray,
+    uris: list[str],
+    run_id: int,
+) -> None:
+    """One fold's scores, in one transaction: every image has all its classes or none."""
+    scored_at = utcnow()
+    rows = []
+    for row, index in enumerate(indices):
+        member = members[int(index)]
+        for column, uri in enumerate(uris):
+            rows.append(
+                {
+                    "model_id": set_id,
+                    "image_id": member.image_id,
+                    "record_id": member.record_id,
+                    "class_uri": uri,
+                    "score": float(scores[row, column]),
+                    "image_sha256": member.sample.key,
+                    "run_id": run_id,
+                    "scored_at": scored_at,
+                }
+            )
+    image_ids = sorted({members[int(index)].image_id for index in indices})
+    with catalog.session() as session:
+        for start in range(0, len(image_ids), 500):
+            session.execute(
+                delete(PredictionRow).where(
+                    PredictionRow.model_id == set_id,
+                    PredictionRow.image_id.in_(image_ids[start : start + 500]),
+                )
+            )
+        if rows:
+            session.execute(insert(PredictionRow), rows)
+
+
+def crossfit(
+    catalog: Catalog,
+    project: Project,
+    folds: int,
+    hooks=None,
+    model_ref: str | None = None,
+    options: TrainOptions | None = None,
+    retrain: bool = False,
+    device: str = "auto",
+) -> CrossfitOutcome:
+    """Out-of-sample scores of every image of a model's dataset, from `folds` fold models."""
+    from monalia.lib.evaluation import score_samples
+
+    if not MIN_FOLDS <= folds <= MAX_FOLDS:
+        raise MonaliaError(f"--folds must be between {MIN_FOLDS} and {MAX_FOLDS}, not {folds}")
+    options = options or TrainOptions()
+    main = find_model(catalog, model_ref)
+    if is_score_set(main.card):
+        raise MonaliaError(f"{main.name} is a set of out-of-sample scores, not a model")
+    with catalog.session() as session:
+        dataset = session.get(DatasetRow, main.dataset_id) if main.dataset_id else None
+        if dataset is None:
+            raise MonaliaError(f"model {main.name} has no dataset in this catalog")
+        session.expunge(dataset)
+    if project.trainer is None or project.trainer.info.name != main.trainer:
+        raise MonaliaError(
+            f"model {main.name} was made by trainer {main.trainer}: the project's [trainer] "
+            "must be that plugin to train its folds"
+        )
+    trainer = project.trainer.create()
+    name = score_set_name(main.name, folds)
+    relative = Path("models") / name
+    folder = project.data_dir / relative
+    uris = [entry["uri"] for entry in dataset.classes]
+    seed = int((dataset.settings or {}).get("seed", 0))
+    settings = {"model": main.name, "folds": folds, "seed": seed, "dataset": dataset.hash}
+    with RunTracker(catalog, "train", trainer.name, name, settings, hooks) as tracker:
+        members = _members(catalog, dataset, project.data_dir, tracker)
+        tracker.add(seen=len(members) + tracker.counts["failed"])
+        if len(members) < folds:
+            raise MonaliaError(
+                f"dataset {dataset.name} has {len(members)} images on disk: too few for "
+                f"{folds} folds"
+            )
+        assigned = draw_folds(members, uris, folds, seed)
+        card: dict[str, Any] = {
+            "kind": SCORE_SET,
+            "name": name,
+            "model": main.name,
+            "trainer": trainer.name,
+            "backbone": main.backbone,
+            "dataset": {"name": dataset.name, "hash": dataset.hash},
+            "classes": [dict(entry) for entry in main.classes],
+            "thresholds": main.thresholds,
+            "metrics": {},
+            "folds": [],
+            "fold_of": "stratified on the labels with the dataset's seed, one image per record",
+            "settings": trainer.describe_settings(),
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        with catalog.session() as session:
+            existing = session.scalar(select(ModelRow).where(ModelRow.name == name))
+            previous = dict(existing.card or {}) if existing is not None else {}
+        if existing is not None and previous.get("fold_assignment_hash") not in (
+            None,
+            _assignment_hash(members, assigned),
+        ):
+            retrain = True  # the dataset's images changed: the old folds mean nothing now
+        card["fold_assignment_hash"] = _assignment_hash(members, assigned)
+        set_id = _register_set(catalog, name, main, dataset, relative, tracker.id, card)
+        if retrain:
+            with catalog.session() as session:
+                session.execute(delete(PredictionRow).where(PredictionRow.model_id == set_id))
+        done = _scored_images(catalog, set_id)
+        load = LoadOptions(device, cache_dir=options.cache_dir)
+        for fold in range(folds):
+            held = [index for index, where in enumerate(assigned) if where == fold]
+            fold_dir = folder / f"fold-{fold + 1}"
+            entry = {"fold": fold + 1, "images": len(held), "folder": fold_dir.name}
+            if all(members[index].image_id in done for index in held):
+                tracker.add(unchanged=len(held))
+                entry.update(_fold_summary(fold_dir))
+                card["folds"].append(entry)
+                options.say(f"fold {fold + 1}/{folds}: already scored")
+                continue
+            options.say(f"fold {fold + 1}/{folds}: training without its {len(held)} images")
+            spec = fold_spec(dataset, members, assigned, fold)
+            fold_card = trainer.train(spec, fold_dir, options)
+            predictor = trainer.scorer(fold_dir, load)
+            samples = [members[index].sample for index in held]
+            if options.progress is not None:
+                with options.progress(f"score fold {fold + 1}", len(samples), "images") as bar:
+                    scored = score_samples(predictor, samples, bar)
+            else:
+                scored = score_samples(predictor, samples)
+            columns = [list(predictor.classes).index(uri) for uri in uris]
+            kept = [held[int(index)] for index in scored.indices]
+            write_fold_scores(
+                catalog,
+                set_id,
+                members,
+                scored.scores[:, columns],
+                np.array(kept, dtype=int),
+                uris,
+                tracker.id,
+            )
+            for index in scored.unreadable:
+                tracker.fail_item(str(samples[index].path), "image could not be decoded")
+            tracker.add(new=len(kept))
+            entry.update(_fold_summary(fold_dir, fold_card))
+            card["folds"].append(entry)
+            with catalog.session() as session:
+                tracker.flush(session)
+        card["scored_images"] = len(_scored_images(catalog, set_id))
+        card["created_at"] = utcnow().isoformat(timespec="seconds")
+        (folder / "model_card.json").write_text(
+            json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+        )
+        set_id = _register_set(catalog, name, main, dataset, relative, tracker.id, card)
+        maps = [f["test_map"] for f in card["folds"] if f.get("test_map") is not None]
+        mean = f", mean fold mAP {sum(maps) / len(maps):.3f}" if maps else ""
+        run = tracker.finish(
+            DONE, f"{name}: out-of-sample scores of {card['scored_images']} images{mean}"
+        )
+    return CrossfitOutcome(run, name, set_id, card["folds"])
+
+
+def _assignment_hash(members: list[Member], assigned: np.ndarray) -> str:
+    import hashlib
+
+    text = ",".join(
+        f"{member.image_id}:{int(where)}" for member, where in zip(members, assigned, strict=True)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fold_summary(fold_dir: Path, card: dict[str, Any] | None = None) -> dict[str, Any]:
+    if card is None:
+        path = fold_dir / "model_card.json"
+        if not path.is_file():
+            return {}
+        card = json.loads(path.read_text(encoding="utf-8"))
+    metrics = card.get("metrics") or {}
+    return {
+        "test_map": (metrics.get("test") or {}).get("map"),
+        "calibration": (card.get("calibration") or {}).get("method"),
+    }
+
+
+def score_set_of(catalog: Catalog, model_name: str) -> ModelRow | None:
+    """The newest set of out-of-sample scores made for a model, or None."""
+    with catalog.session() as session:
+        rows = session.scalars(
+            select(ModelRow)
+            .where(ModelRow.name.like(f"{model_name}-oos%"))
+            .order_by(ModelRow.id.desc())
+        ).all()
+        for row in rows:
+            if is_score_set(row.card) and row.card.get("model") == model_name:
+                session.expunge(row)
+                return row
+    return None
+
+
+def count_scores(catalog: Catalog, set_id: int) -> tuple[int, int]:
+    """(images, scores) a set holds."""
+    with catalog.session() as session:
+        images, scores = session.execute(
+            select(func.count(func.distinct(PredictionRow.image_id)), func.count()).where(
+                PredictionRow.model_id == set_id
+            )
+        ).one()
+    return int(images), int(scores)

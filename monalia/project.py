@@ -171,6 +171,10 @@ class ReportSection(_Section):
     noise_below: float | None = Field(default=None, ge=0.0, le=1.0)  # every class
     silence_above: float | None = Field(default=None, ge=0.0, le=1.0)  # every class
     classes: dict[str, ClassThresholds] = Field(default_factory=dict)  # by class URI or label
+    # how noise and silence are found: "confident" (confident learning over out-of-sample
+    # scores, for the records of the model's dataset; needs `monalia train --folds K`) or
+    # "threshold" (MonaLIA's rule on the model's own scores)
+    method: Literal["confident", "threshold"] = "confident"
     search_limit: int = Field(default=24, ge=1)  # search results per class in the HTML report
 
 

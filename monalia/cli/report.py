@@ -15,8 +15,18 @@ import click
 from monalia.cli.app import App, cli, pass_app
 
 FORMATS = click.Choice(["table", "csv", "json"])
-COLUMNS = ["score", "class", "reference", "title", "annotated", "image", "record"]
-TABLE_COLUMNS = COLUMNS[:-1]  # the reference names the record; the IRI is in csv and json
+COLUMNS = [
+    "score",
+    "class",
+    "reference",
+    "title",
+    "annotated",
+    "image",
+    "record",
+    "method",
+    "scores",
+]
+TABLE_COLUMNS = COLUMNS[:6]  # the reference names the record; the rest is in csv and json
 
 
 def _store_option(function):
@@ -49,6 +59,8 @@ def _row(finding, short: bool = False) -> list[str]:
         annotated,
         image,
         finding.record,
+        finding.method,
+        finding.scores or "",
     ]
     return row[: len(TABLE_COLUMNS)] if short else row
 
@@ -70,11 +82,22 @@ def print_findings(title: str, findings, output_format: str) -> None:
     summary_table(title, TABLE_COLUMNS, [_row(f, short=True) for f in findings])
 
 
-def _setup(app: App, model_ref, store, below=None, above=None):
+def _method_option(function):
+    return click.option(
+        "--method",
+        type=click.Choice(["confident", "threshold"]),
+        help="How noise and silence are found (default: [report] method, confident): "
+        "confident learning over out-of-sample scores, or the card's thresholds.",
+    )(function)
+
+
+def _setup(app: App, model_ref, store, below=None, above=None, method=None):
     from monalia.stages.query import open_curation
 
-    setup = open_curation(app.reader, app.project, model_ref, store, below, above)
+    setup = open_curation(app.reader, app.project, model_ref, store, below, above, method)
     app.say(f"model {setup.model.name}, querying {setup.store}")
+    if setup.note:
+        app.say(setup.note)
     return setup
 
 
@@ -141,20 +164,29 @@ def _report_command(kind: str):
     )
     @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
     @_store_option
+    @_method_option
     @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
     @pass_app
-    def command(app: App, model_ref, class_names, threshold, limit, store, output_format) -> None:
+    def command(
+        app: App, model_ref, class_names, threshold, limit, store, method, output_format
+    ) -> None:
         from monalia.stages.query import pick_classes
 
         below, above = (threshold, None) if kind == "noise" else (None, threshold)
-        setup = _setup(app, model_ref, store, below, above)
+        setup = _setup(app, model_ref, store, below, above, method)
         classes = pick_classes(setup, class_names)
         findings = getattr(setup.curation, kind)(classes)
         total = len(findings)
         findings = findings[:limit] if limit else findings
         _finish(app, setup, findings)
         shown = f"{total} records" + (f", {len(findings)} shown" if len(findings) < total else "")
-        print_findings(f"{kind}: {shown}", findings, output_format)
+        how = (
+            f"method {setup.method}: confident learning on {setup.curation.out_of_sample.name}"
+            " for the dataset's records, thresholds for the others"
+            if setup.method == "confident" and setup.curation.out_of_sample is not None
+            else f"method {setup.method}"
+        )
+        print_findings(f"{kind}: {shown} ({how})", findings, output_format)
 
     return command
 
@@ -172,14 +204,15 @@ silence_command = _report_command("silence")
     type=click.IntRange(min=1),
     help="Search results per class (default: [report] search_limit).",
 )
+@_method_option
 @pass_app
-def report_html(app: App, out, model_ref, store, per_class) -> None:
+def report_html(app: App, out, model_ref, store, per_class, method) -> None:
     """A static site: noise, silence and search results with thumbnails, the model's metrics."""
     from pathlib import Path
 
     from monalia.stages.html_report import write_site
 
-    setup = _setup(app, model_ref, store)
+    setup = _setup(app, model_ref, store, method=method)
     index = write_site(
         Path(out),
         setup,

@@ -1,15 +1,18 @@
 """Calibrated scores: per class, a map from a model's raw score to a probability that means it.
 
-A curator who reads 0.9 should be right about nine times in ten. Two maps are fitted per class on
+A curator who reads 0.9 should be right about nine times in ten. Maps are fitted per class on
 the validation split, and the one kept is chosen by measurement: the expected calibration error
 of each, cross-validated on validation (the map is fitted on some images and measured on the
 others), against the raw scores.
 
 - ``temperature``: one temperature per class on the logit, ``sigmoid(logit(p) / T)``, fitted by
   log loss. It keeps the ranking exactly.
-- ``isotonic``: a monotone step function (scikit-learn's isotonic regression). Its flat steps
-  would tie many images, so a thousandth of the raw score is added back: the ranking within a
-  step is kept, which search and the reports rely on, and no score moves by more than 0.001.
+- ``platt``: a scale and a shift on the logit, ``sigmoid(a logit(p) + b)`` (Platt scaling): it
+  also corrects a model that is too sure or too shy of a class overall.
+- ``isotonic``: a monotone step function (scikit-learn's isotonic regression). It is measured
+  and its error is on the card, but it is not applied: its flat steps tie many images at one
+  score (and scores are written with four decimals), so search and the reports could no longer
+  rank them; on small validation splits it also puts a class's thresholds on one step.
 
 A class without both positives and negatives on validation is left as it is. The map is stored
 on the model card and applied where the model scores (``monalia.api.trainer.Trainer.scorer``).
@@ -23,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-METHODS = ("none", "temperature", "isotonic")
+METHODS = ("none", "temperature", "platt", "isotonic")
+APPLIED = ("none", "temperature", "platt")  # those that keep the ranking (see above)
 ECE_BINS = 10
 TIE_BREAK = 1e-3  # share of the raw score kept by the isotonic map, to keep the ranking
 CV_FOLDS = 3
@@ -68,6 +72,17 @@ def _fit_temperature(truth: np.ndarray, scores: np.ndarray) -> float:
     return float(math.exp(found.x))
 
 
+def _fit_platt(truth: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=100.0, max_iter=1000)
+    model.fit(_logit(scores).reshape(-1, 1), truth.astype(int))
+    scale = float(model.coef_[0][0])
+    if scale <= 0:  # it would reverse the ranking: keep the scores' order
+        return 1.0, 0.0
+    return scale, float(model.intercept_[0])
+
+
 def _fit_isotonic(truth: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[float]]:
     from sklearn.isotonic import IsotonicRegression
 
@@ -84,11 +99,15 @@ class ClassMap:
     temperature: float = 1.0
     x: list[float] = field(default_factory=list)
     y: list[float] = field(default_factory=list)
+    scale: float = 1.0
+    shift: float = 0.0
 
     def apply(self, scores: np.ndarray) -> np.ndarray:
         scores = np.asarray(scores, dtype=float)
         if self.method == "temperature":
             return _sigmoid(_logit(scores) / self.temperature)
+        if self.method == "platt":
+            return _sigmoid(self.scale * _logit(scores) + self.shift)
         if self.method == "isotonic" and self.x:
             stepped = np.interp(scores, self.x, self.y)
             return (1 - TIE_BREAK) * stepped + TIE_BREAK * scores
@@ -97,6 +116,8 @@ class ClassMap:
     def as_card(self) -> dict[str, Any]:
         if self.method == "temperature":
             return {"method": "temperature", "temperature": round(self.temperature, 6)}
+        if self.method == "platt":
+            return {"method": "platt", "scale": round(self.scale, 6), "shift": round(self.shift, 6)}
         if self.method == "isotonic":
             return {"method": "isotonic", "x": self.x, "y": self.y}
         return {"method": "none"}
@@ -109,6 +130,9 @@ def fit_map(method: str, truth: np.ndarray, scores: np.ndarray) -> ClassMap:
         return ClassMap()
     if method == "temperature":
         return ClassMap("temperature", temperature=_fit_temperature(truth, scores))
+    if method == "platt":
+        scale, shift = _fit_platt(truth, scores)
+        return ClassMap("platt", scale=scale, shift=shift)
     x, y = _fit_isotonic(truth, scores)
     return ClassMap("isotonic", x=x, y=y)
 
@@ -153,6 +177,8 @@ class Calibration:
                     float(entry.get("temperature", 1.0)),
                     list(entry.get("x", [])),
                     list(entry.get("y", [])),
+                    float(entry.get("scale", 1.0)),
+                    float(entry.get("shift", 0.0)),
                 )
             )
         return cls(card["method"], maps)
@@ -187,13 +213,14 @@ def choose_calibration(
     targets: np.ndarray, scores: np.ndarray, method: str = "auto"
 ) -> Calibration:
     """The calibration fitted on these (validation) scores: `method`, or with "auto" the one of
-    `METHODS` whose cross-validated ECE is lowest (raw scores win ties)."""
+    `APPLIED` whose cross-validated ECE is lowest (raw scores win ties); every method's ECE is
+    kept, isotonic's included."""
     targets = np.asarray(targets, dtype=float)
     scores = np.asarray(scores, dtype=float)
     measured: dict[str, float] = {}
     if method == "auto":
         measured = {name: cross_validated_ece(name, targets, scores) for name in METHODS}
-        method = min(METHODS, key=lambda name: (measured[name], METHODS.index(name)))
+        method = min(APPLIED, key=lambda name: (measured[name], APPLIED.index(name)))
     chosen = fit_all(method, targets, scores)
     if measured:
         chosen.measured = {

@@ -201,6 +201,33 @@ class CatalogReader:
         values[10] = _timestamp(values[10])
         return ModelView(*values)
 
+    def score_sets(self) -> list[tuple[int, str, dict[str, Any]]]:
+        """(id, name, card) of every set of out-of-sample scores, newest first."""
+        rows = self.rows("SELECT id, name, card FROM models ORDER BY id DESC")
+        cards = [(id_, name, _json(card) or {}) for id_, name, card in rows]
+        return [entry for entry in cards if entry[2].get("kind") == SCORE_SET_KIND]
+
+    def dataset_images(self, dataset_id: int) -> list[tuple[int, str, str, list[str]]]:
+        """(image id, record IRI, image URL, labels) of a dataset's images whose records are
+        still at their source."""
+        rows = self.rows(
+            "SELECT m.image_id, r.iri, i.url, m.labels FROM dataset_members m "
+            "JOIN records r ON r.id = m.record_id JOIN images i ON i.id = m.image_id "
+            "WHERE m.dataset_id = ? AND r.deleted_at IS NULL ORDER BY m.id",
+            (dataset_id,),
+        )
+        return [(image, iri, url, _json(labels) or []) for image, iri, url, labels in rows]
+
+    def set_scores(self, model_id: int) -> list[tuple[int, str, float]]:
+        """(image id, class URI, score) of every score a model or score set holds."""
+        return [
+            (image, uri, float(score))
+            for image, uri, score in self.rows(
+                "SELECT image_id, class_uri, score FROM predictions WHERE model_id = ?",
+                (model_id,),
+            )
+        ]
+
     def class_concepts(self, dataset_id: int | None) -> dict[str, Any] | None:
         """What each class of a dataset covered when it was labelled (None before datasets kept
         it)."""

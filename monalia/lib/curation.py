@@ -15,13 +15,22 @@ card (picked on validation at training time), else from defaults, and can be ove
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, Protocol
 
 from monalia.errors import ConfigError
-from monalia.lib.score_rdf import band_floor, band_iri, score_decile
-from monalia.lib.sparql import IRI, bind, bind_block, value_of, values_block, values_rows
+from monalia.lib.score_rdf import as_written, band_floor, band_iri, score_decile
+from monalia.lib.sparql import (
+    IRI,
+    ScoreValue,
+    bind,
+    bind_block,
+    value_of,
+    values_block,
+    values_rows,
+)
 from monalia.lib.thesaurus import language_matches, normalize_label, query_text
 
 DEFAULT_NOISE_BELOW = 0.1
@@ -70,6 +79,8 @@ class Finding:
     page: str | None = None
     subjects: list[str] = field(default_factory=list)
     image_path: str | None = None  # the local copy, where the catalog has one
+    method: str = "threshold"  # what made the finding: "threshold" or "confident"
+    scores: str | None = None  # whose scores: the model, or its out-of-sample score set
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +95,8 @@ class Finding:
             "image_path": self.image_path,
             "page": self.page,
             "subjects": self.subjects,
+            "method": self.method,
+            "scores": self.scores,
         }
 
 
@@ -150,10 +163,13 @@ def curation_classes(
                 label=label,
                 concepts=frozenset(concepts),
                 labels=frozenset(texts),
-                threshold=thresholds.get(uri),
+                threshold=None if thresholds.get(uri) is None else as_written(thresholds[uri]),
                 band_floor=band_floor(thresholds.get(uri)),
-                noise_below=DEFAULT_NOISE_BELOW if noise is None else float(noise),
-                silence_above=DEFAULT_SILENCE_ABOVE if silence is None else float(silence),
+                # compared with scores as the RDF writes them: written the same way
+                noise_below=as_written(DEFAULT_NOISE_BELOW if noise is None else float(noise)),
+                silence_above=as_written(
+                    DEFAULT_SILENCE_ABOVE if silence is None else float(silence)
+                ),
             )
         )
     return classes
@@ -216,17 +232,41 @@ def _score(row: dict[str, Any]) -> float:
     return float(value_of(row, "score") or 0.0)
 
 
+@dataclass
+class OutOfSample:
+    """The `confident` method's findings over a dataset's images (monalia.lib.confident), from a
+    model's out-of-sample scores; `records` are the dataset's records, which only these judge."""
+
+    name: str  # the score set
+    records: frozenset[str]
+    noise: list[Finding]
+    silence: list[Finding]
+
+
 class Curation:
     """Search, noise and silence for one model over one store.
 
     Where the model's graph has the curation bands (`monalia enrich` writes them), each query
     reads only the bands that can hold an answer, then checks the store's current metadata;
     otherwise, or for thresholds under the bands, it reads every score of the asked classes.
+
+    With `out_of_sample` (the `confident` method), the records of the model's dataset are
+    judged by confident learning over their out-of-sample scores, and the other records, which
+    the model never trained on, by the thresholds.
     """
 
-    def __init__(self, client: SelectClient, graph: str, classes: list[CurationClass]):
+    def __init__(
+        self,
+        client: SelectClient,
+        graph: str,
+        classes: list[CurationClass],
+        model_name: str | None = None,
+        out_of_sample: OutOfSample | Callable[[], OutOfSample | None] | None = None,
+    ):
         self.client = client
         self.graph = graph
+        self.model_name = model_name
+        self._out_of_sample = out_of_sample
         self.classes = classes
         self.by_uri = {c.uri: c for c in classes}
         self.mentions = Mentions(classes)
@@ -259,6 +299,8 @@ class Curation:
         else:
             found = self._search_everything(cls, float(min_score), limit)
         self.mark_annotated(found)
+        for finding in found:
+            finding.scores = self.model_name
         return found
 
     def _search_everything(self, cls, min_score: float, limit: int | None) -> list[Finding]:
@@ -266,7 +308,7 @@ class Curation:
             query_text("curation-search"),
             scores=IRI(self.graph),
             **{"class": IRI(cls.uri)},
-            minScore=min_score,
+            minScore=ScoreValue(min_score),
         )
         findings: dict[str, Finding] = {}
         for row in self.client.select(query):
@@ -288,7 +330,9 @@ class Curation:
         for group in groups:
             bands = self._bands(cls, True, group) + self._bands(cls, False, group)
             query = bind(
-                query_text("curation-search-banded"), scores=IRI(self.graph), minScore=min_score
+                query_text("curation-search-banded"),
+                scores=IRI(self.graph),
+                minScore=ScoreValue(min_score),
             )
             query = bind_block(query, "bands", values_block("band", bands))
             yield from sorted(
@@ -329,7 +373,8 @@ class Curation:
             query,
             "thresholds",
             values_rows(
-                ("class", variable), [(IRI(c.uri), float(getattr(c, threshold))) for c in classes]
+                ("class", variable),
+                [(IRI(c.uri), ScoreValue(getattr(c, threshold))) for c in classes],
             ),
         )
         query = _class_blocks(query, classes)
@@ -360,7 +405,7 @@ class Curation:
 
     def _noise_banded(self, classes: list[CurationClass]) -> list[Finding]:
         bands = [
-            (band, IRI(c.uri), float(c.noise_below))
+            (band, IRI(c.uri), ScoreValue(c.noise_below))
             for c in classes
             for band in self._bands(c, True, range(score_decile(c.noise_below) + 1))
         ]
@@ -413,7 +458,7 @@ class Curation:
 
     def _silence_banded(self, classes: list[CurationClass]) -> list[Finding]:
         bands = [
-            (band, IRI(c.uri), float(c.silence_above))
+            (band, IRI(c.uri), ScoreValue(c.silence_above))
             for c in classes
             for band in self._bands(c, False, range(score_decile(c.silence_above), 10))
         ]
@@ -422,6 +467,34 @@ class Curation:
         self.mark_annotated(found)  # the metadata as it is now: a record fixed since is not silence
         return [f for f in found if not f.annotated]
 
+    @property
+    def out_of_sample(self) -> OutOfSample | None:
+        if callable(self._out_of_sample):
+            self._out_of_sample = self._out_of_sample()
+        return self._out_of_sample
+
+    @property
+    def method(self) -> str:
+        return "confident" if self._out_of_sample is not None else "threshold"
+
+    def _judged(self, found: list[Finding], kind: str, classes) -> list[Finding]:
+        """The threshold findings outside the dataset, and the confident ones inside it, as
+        the store's metadata stands now."""
+        for finding in found:
+            finding.scores = self.model_name
+        oos = self.out_of_sample
+        if oos is None:
+            return found
+        wanted = {c.uri for c in classes}
+        kept = [f for f in found if f.record not in oos.records]
+        judged = [
+            replace(f)
+            for f in (oos.noise if kind == "noise" else oos.silence)
+            if f.class_uri in wanted
+        ]
+        self.mark_annotated(judged)  # a record fixed since is no longer a finding
+        return kept + [f for f in judged if f.annotated == (kind == "noise")]
+
     def noise(self, classes: list[CurationClass] | None = None) -> list[Finding]:
         """Suspect annotations: lowest scores first."""
         classes = classes or self.classes
@@ -429,6 +502,7 @@ class Curation:
             found = self._noise_banded(classes)
         else:
             found = self._report_everything("curation-noise", "below", classes)
+        found = self._judged(found, "noise", classes)
         return sorted(found, key=lambda f: (f.score, f.class_label, f.record))
 
     def silence(self, classes: list[CurationClass] | None = None) -> list[Finding]:
@@ -441,6 +515,7 @@ class Curation:
         found = self._silence_banded(banded) if banded else []
         if rest:
             found += self._report_everything("curation-silence", "above", rest)
+        found = self._judged(found, "silence", classes)
         return sorted(found, key=lambda f: (-f.score, f.class_label, f.record))
 
     def _record_details(self, records) -> dict[str, dict[str, list[tuple[str, str]]]]:

@@ -31,6 +31,12 @@ class IRI(str):
     """A value to bind as an IRI rather than as a string literal."""
 
 
+class ScoreValue(float):
+    """A score or threshold bound as ``xsd:float``, the type scores are written with: compared
+    with a stored score, a threshold of 0.8333 then equals the score "0.8333"^^xsd:float
+    instead of exceeding it (an xsd:double 0.8333 is above the float nearest 0.8333)."""
+
+
 def term(value: Any) -> str:
     """A Python value written as a SPARQL term."""
     if isinstance(value, IRI):
@@ -43,6 +49,8 @@ def term(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return f'"{value}"^^<http://www.w3.org/2001/XMLSchema#integer>'
+    if isinstance(value, ScoreValue):
+        return f'"{float(value)!r}"^^<http://www.w3.org/2001/XMLSchema#float>'
     if isinstance(value, float):
         return f'"{value!r}"^^<http://www.w3.org/2001/XMLSchema#double>'
     if isinstance(value, str):

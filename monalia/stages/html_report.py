@@ -31,6 +31,14 @@ EXPLAIN = {
     "silence": "Records the model scores above the class's silence threshold whose metadata does "
     "not mention the class: the annotation is probably missing. Highest score first.",
 }
+EXPLAIN_CONFIDENT = {
+    "noise": "Annotations that confident learning flags as wrong, from scores of models that did "
+    "not train on the image ({scores}), for the records of the model's dataset; for the other "
+    "records, the class's noise threshold. Lowest score first.",
+    "silence": "Missing annotations that confident learning flags, from scores of models that "
+    "did not train on the image ({scores}), for the records of the model's dataset; for the "
+    "other records, the class's silence threshold. Highest score first.",
+}
 
 
 def _slug(text: str) -> str:
@@ -148,13 +156,16 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
         if progress is not None:
             progress.advance(1)
 
+    oos = curation.out_of_sample
     for kind, found in (("noise", noise), ("silence", silence)):
         render(
             "findings.html",
             f"{kind}.html",
             title=kind.capitalize(),
             kind=kind,
-            explanation=EXPLAIN[kind],
+            explanation=EXPLAIN_CONFIDENT[kind].format(scores=oos.name)
+            if oos is not None
+            else EXPLAIN[kind],
             findings=[_card(f, thumbs) for f in found],
         )
     for page, cls in zip(class_pages, curation.classes, strict=True):

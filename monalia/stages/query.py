@@ -13,6 +13,7 @@ from monalia.lib.curation import (
     CurationClass,
     Finding,
     Mentions,
+    OutOfSample,
     ThresholdOverride,
     curation_classes,
 )
@@ -47,6 +48,46 @@ class OrmReader:
                 select(DatasetRow.class_concepts).where(DatasetRow.id == dataset_id)
             )
 
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+        from sqlalchemy import text
+
+        with self.catalog.session() as session:
+            return [tuple(row) for row in session.execute(text(sql), params)]
+
+    def score_sets(self) -> list[tuple[int, str, dict[str, Any]]]:
+        from sqlalchemy import select
+
+        from monalia.catalog.models import ModelRow
+        from monalia.lib.catalog_reader import SCORE_SET_KIND
+
+        with self.catalog.session() as session:
+            rows = session.execute(
+                select(ModelRow.id, ModelRow.name, ModelRow.card).order_by(ModelRow.id.desc())
+            ).all()
+        return [
+            (id_, name, card or {})
+            for id_, name, card in rows
+            if (card or {}).get("kind") == SCORE_SET_KIND
+        ]
+
+    def dataset_images(self, dataset_id: int) -> list[tuple[int, str, str, list[str]]]:
+        from monalia.lib.catalog_reader import _json
+
+        rows = self._rows(
+            "SELECT m.image_id, r.iri, i.url, m.labels FROM dataset_members m "
+            "JOIN records r ON r.id = m.record_id JOIN images i ON i.id = m.image_id "
+            "WHERE m.dataset_id = :dataset AND r.deleted_at IS NULL ORDER BY m.id",
+            {"dataset": dataset_id},
+        )
+        return [(image, iri, url, _json(labels) or []) for image, iri, url, labels in rows]
+
+    def set_scores(self, model_id: int) -> list[tuple[int, str, float]]:
+        rows = self._rows(
+            "SELECT image_id, class_uri, score FROM predictions WHERE model_id = :model",
+            {"model": model_id},
+        )
+        return [(image, uri, float(score)) for image, uri, score in rows]
+
     def image_paths(self, urls: list[str]) -> dict[str, str]:
         from sqlalchemy import select
 
@@ -74,6 +115,61 @@ class CurationSetup:
     curation: Curation
     model: Any  # a ModelRow, or a ModelView from a CatalogReader
     store: str  # where the queries go, for messages
+    method: str = "threshold"  # how noise and silence are found
+    note: str | None = None  # why the method is not the one asked for, when it is not
+
+
+def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample | None:
+    """The `confident` method's findings over the model's dataset, from the newest set of
+    out-of-sample scores made for the model (`monalia train --folds K`); None without one."""
+    import numpy as np
+
+    from monalia.lib.confident import find_issues
+
+    reader = reader_of(catalog)
+    found = [entry for entry in reader.score_sets() if entry[2].get("model") == model.name]
+    if not found or model.dataset_id is None:
+        return None
+    set_id, set_name, _ = found[0]
+    images = reader.dataset_images(model.dataset_id)
+    row_of = {image: row for row, (image, *_rest) in enumerate(images)}
+    column_of = {cls.uri: column for column, cls in enumerate(classes)}
+    scores = np.full((len(images), len(classes)), np.nan)
+    for image, uri, score in reader.set_scores(set_id):
+        row, column = row_of.get(image), column_of.get(uri)
+        if row is not None and column is not None:
+            scores[row, column] = score
+    scored = ~np.isnan(scores).any(axis=1)  # images the folds could not read have no scores
+    labels = np.zeros(scores.shape, dtype=int)
+    for row, (_image, _iri, _url, given) in enumerate(images):
+        for uri in given:
+            if uri in column_of:
+                labels[row, column_of[uri]] = 1
+    kept = np.flatnonzero(scored)
+    issues = find_issues(labels[kept], scores[kept])
+
+    def findings(kind: str) -> list[Finding]:
+        made = []
+        for column, entry in enumerate(issues):
+            cls = classes[column]
+            for index in entry.noise if kind == "noise" else entry.silence:
+                _image, iri, url, _given = images[int(kept[index])]
+                made.append(
+                    Finding(
+                        iri,
+                        cls.uri,
+                        cls.label,
+                        float(scores[kept[index], column]),
+                        url,
+                        annotated=kind == "noise",
+                        method="confident",
+                        scores=set_name,
+                    )
+                )
+        return made
+
+    records = frozenset(images[int(row)][1] for row in kept)
+    return OutOfSample(set_name, records, findings("noise"), findings("silence"))
 
 
 def report_client(project: Project, store: str | None):
@@ -181,8 +277,15 @@ def open_curation(
     store: str | None = None,
     below: float | None = None,
     above: float | None = None,
+    method: str | None = None,
 ) -> CurationSetup:
-    """Search and reports for a registered model over the configured (or named) store."""
+    """Search and reports for a registered model over the configured (or named) store.
+
+    `method` (default `[report] method`): "threshold" judges every record by the model's own
+    scores and the card's thresholds; "confident" judges the records of the model's dataset by
+    confident learning over their out-of-sample scores, the others by the thresholds. Without
+    out-of-sample scores, "confident" falls back to "threshold" and says so in `note`.
+    """
     section = project.file.report
     model = reader_of(catalog).find_model(model_ref or section.model or project.file.enrich.model)
     classes = model_classes(
@@ -200,7 +303,22 @@ def open_curation(
     )
     client = report_client(project, store)
     graph = model_graph_iri(project.file.project.base_iri, model.name)
-    return CurationSetup(Curation(client, graph, classes), model, client.endpoint)
+    method = method or section.method
+    oos, note = None, None
+    if method == "confident":
+        has_set = any(
+            card.get("model") == model.name for _, _, card in reader_of(catalog).score_sets()
+        )
+        # computed when noise or silence is asked for, not for a search
+        oos = (lambda: out_of_sample(catalog, model, classes)) if has_set else None
+        if oos is None:
+            method = "threshold"
+            note = (
+                f"model {model.name} has no out-of-sample scores (`monalia train --folds 5` "
+                "makes them): noise and silence by the thresholds"
+            )
+    curation = Curation(client, graph, classes, model.name, oos)
+    return CurationSetup(curation, model, client.endpoint, method, note)
 
 
 def pick_classes(setup: CurationSetup, names: tuple[str, ...]) -> list[CurationClass] | None:

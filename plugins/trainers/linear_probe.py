@@ -46,7 +46,7 @@ class LinearProbeSettings(PluginSettings):
     max_iterations: int = Field(1000, ge=10)
     beta: float = Field(1.0, gt=0)  # thresholds maximise F-beta on validation
     # how scores are calibrated on validation: "auto" measures and picks (monalia.lib.calibration)
-    calibration: Literal["auto", "none", "temperature", "isotonic"] = "auto"
+    calibration: Literal["auto", "none", "temperature", "platt"] = "auto"
     batch_size: int = Field(32, ge=1)
     device: str = "auto"
 

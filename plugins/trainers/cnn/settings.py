@@ -46,7 +46,7 @@ class CnnSettings(PluginSettings):
     min_delta: float = Field(default=0.001, ge=0)
     beta: float = Field(default=1.0, gt=0)  # thresholds maximise F-beta on validation
     # how scores are calibrated on validation: "auto" measures and picks (monalia.lib.calibration)
-    calibration: Literal["auto", "none", "temperature", "isotonic"] = "auto"
+    calibration: Literal["auto", "none", "temperature", "platt"] = "auto"
     seed: int = 0
     device: str = "auto"  # auto: CUDA when there is one
     workers: int | None = Field(default=None, ge=0)  # loader processes; default by device

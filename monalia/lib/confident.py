@@ -1,0 +1,87 @@
+"""Noise and silence by confident learning (Northcutt et al.) over out-of-sample scores.
+
+Per class, cleanlab compares each labelled image's given annotation with its out-of-sample
+score: it estimates the joint distribution of given and true labels from per-class confident
+thresholds (the mean score of the images annotated with the class), and flags as label issues
+the images whose annotation that distribution says is most likely wrong (pruned by the
+estimated noise rate). A flagged image annotated with the class is *noise* (the annotation is
+suspect); a flagged image without it is *silence* (the annotation is missing). Both are ranked
+by cleanlab's self-confidence: the score of the given annotation, lowest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ClassIssues:
+    """One class's label issues: row indices, most suspect first, with their scores."""
+
+    noise: list[int]
+    silence: list[int]
+
+
+def find_issues(labels: np.ndarray, scores: np.ndarray) -> list[ClassIssues]:
+    """Per class (column), the rows whose annotation confident learning flags.
+
+    `labels` is 0/1 (images x classes), `scores` the out-of-sample probabilities, same shape.
+    A class without both annotated and unannotated images has no issue.
+    """
+    import warnings
+
+    from cleanlab.multilabel_classification.filter import find_multilabel_issues_per_class
+
+    labels = np.asarray(labels, dtype=int)
+    scores = np.clip(np.asarray(scores, dtype=float), 1e-6, 1 - 1e-6)
+    count, classes = labels.shape
+    found = [ClassIssues([], []) for _ in range(classes)]
+    if count == 0:
+        return found
+    # cleanlab wants every class seen, annotated and not: the others are left out of its call
+    usable = [c for c in range(classes) if 0 < labels[:, c].sum() < count]
+    if not usable:
+        return found
+    given = [[k for k, c in enumerate(usable) if labels[row, c]] for row in range(count)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its notes on small classes are for notebooks
+        masks = find_multilabel_issues_per_class(
+            labels=given, pred_probs=scores[:, usable], low_memory=False
+        )
+    masks = np.asarray(masks, dtype=bool)  # images x the classes it was given
+    for k, column in enumerate(usable):
+        flagged = np.flatnonzero(masks[:, k])
+        annotated = labels[flagged, column] == 1
+        noise = flagged[annotated]
+        silence = flagged[~annotated]
+        found[column] = ClassIssues(
+            # self-confidence: the score of the given annotation, lowest first
+            noise=[int(i) for i in noise[np.argsort(scores[noise, column], kind="stable")]],
+            silence=[int(i) for i in silence[np.argsort(-scores[silence, column], kind="stable")]],
+        )
+    return found
+
+
+def ranking(labels: np.ndarray, scores: np.ndarray, issues: list[ClassIssues], kind: str):
+    """Every (row, class) pair that could be a `kind` finding, in the confident method's order:
+    the flagged ones first (as ranked), then the others by self-confidence."""
+    labels = np.asarray(labels, dtype=int)
+    order: list[tuple[int, int]] = []
+    for column, entry in enumerate(issues):
+        for row in entry.noise if kind == "noise" else entry.silence:
+            order.append((row, column))
+    flagged = set(order)
+    ranked_flagged = sorted(
+        order,
+        key=lambda pair: scores[pair] if kind == "noise" else -scores[pair],
+    )
+    wanted = 1 if kind == "noise" else 0
+    rest = [
+        (row, column)
+        for row, column in zip(*np.nonzero(labels == wanted), strict=True)
+        if (int(row), int(column)) not in flagged
+    ]
+    rest.sort(key=lambda pair: scores[pair] if kind == "noise" else -scores[pair])
+    return ranked_flagged + [(int(r), int(c)) for r, c in rest]

@@ -300,3 +300,36 @@ def run_crawls_on_ray(catalog, tracker, jobs: list[Any], settings, progress=None
     if unfinished:
         return tracker.finish(INTERRUPTED, "; ".join(unfinished))
     return tracker.finish(DONE)
+
+
+# -- cross-fitting -----------------------------------------------------------------------------
+
+
+def train_folds_on_ray(project, trainer, jobs: list[Any], members: list[Any], options, device):
+    """Train and score the folds as Ray tasks, one GPU each, yielding each fold's result (as
+    `monalia.stages.crossfit.train_fold` returns it) as soon as it is done.
+
+    Each task resumes its fold from the checkpoint in the fold's folder (the shared data
+    folder), so a fold whose worker died is trained on from there when Ray retries it.
+    """
+    from monalia.api.trainer import LoadOptions, TrainOptions
+
+    ray = connect(project.file.executor)
+
+    def run_fold(trainer, job, members, cache_dir, device):
+        from monalia.stages.crossfit import train_fold
+
+        fold_options = TrainOptions(cache_dir=cache_dir)
+        return train_fold(
+            trainer, job, members, fold_options, LoadOptions(device, cache_dir=cache_dir)
+        )
+
+    remote = ray.remote(num_gpus=1, num_cpus=1, max_retries=TASK_RETRIES)(run_fold)
+    shared = ray.put(members)
+    waiting = {remote.remote(trainer, job, shared, options.cache_dir, device): job for job in jobs}
+    while waiting:
+        done, _ = ray.wait(list(waiting), num_returns=1)
+        job = waiting.pop(done[0])
+        result = ray.get(done[0])
+        options.say(f"fold {job.fold + 1}: trained on the Ray cluster")
+        yield result

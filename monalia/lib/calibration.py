@@ -126,7 +126,7 @@ class ClassMap:
 def fit_map(method: str, truth: np.ndarray, scores: np.ndarray) -> ClassMap:
     """One class's map by `method`; identity where the class lacks positives or negatives."""
     truth = np.asarray(truth, dtype=float)
-    if method == "none" or truth.min(initial=0) == truth.max(initial=0):
+    if method == "none" or len(np.unique(truth)) < 2:
         return ClassMap()
     if method == "temperature":
         return ClassMap("temperature", temperature=_fit_temperature(truth, scores))

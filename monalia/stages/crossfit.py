@@ -131,8 +131,10 @@ def write_fold_scores(
     indices: np.ndarray,
     uris: list[str],
     run_id: int,
+    tracker=None,
 ) -> None:
-    """One fold's scores, in one transaction: every image has all its classes or none."""
+    """One fold's scores, in one transaction: every image has all its classes or none, and the
+    run's counts (`tracker`) are written with them, so a kill leaves them true."""
     scored_at = utcnow()
     rows = []
     for row, index in enumerate(indices):
@@ -161,6 +163,8 @@ def write_fold_scores(
             )
         if rows:
             session.execute(insert(PredictionRow), rows)
+        if tracker is not None:
+            tracker.flush(session)
 
 
 def crossfit(
@@ -174,8 +178,6 @@ def crossfit(
     device: str = "auto",
 ) -> CrossfitOutcome:
     """Out-of-sample scores of every image of a model's dataset, from `folds` fold models."""
-    from monalia.lib.evaluation import score_samples
-
     if not MIN_FOLDS <= folds <= MAX_FOLDS:
         raise MonaliaError(f"--folds must be between {MIN_FOLDS} and {MAX_FOLDS}, not {folds}")
     options = options or TrainOptions()
@@ -237,45 +239,47 @@ def crossfit(
             with catalog.session() as session:
                 session.execute(delete(PredictionRow).where(PredictionRow.model_id == set_id))
         done = _scored_images(catalog, set_id)
-        load = LoadOptions(device, cache_dir=options.cache_dir)
+        pending = []
         for fold in range(folds):
             held = [index for index, where in enumerate(assigned) if where == fold]
             fold_dir = folder / f"fold-{fold + 1}"
-            entry = {"fold": fold + 1, "images": len(held), "folder": fold_dir.name}
             if all(members[index].image_id in done for index in held):
                 tracker.add(unchanged=len(held))
-                entry.update(_fold_summary(fold_dir))
-                card["folds"].append(entry)
+                entry = {"fold": fold + 1, "images": len(held), "folder": fold_dir.name}
+                card["folds"].append({**entry, **_fold_summary(fold_dir)})
                 options.say(f"fold {fold + 1}/{folds}: already scored")
                 continue
-            options.say(f"fold {fold + 1}/{folds}: training without its {len(held)} images")
             spec = fold_spec(dataset, members, assigned, fold)
-            fold_card = trainer.train(spec, fold_dir, options)
-            predictor = trainer.scorer(fold_dir, load)
-            samples = [members[index].sample for index in held]
-            if options.progress is not None:
-                with options.progress(f"score fold {fold + 1}", len(samples), "images") as bar:
-                    scored = score_samples(predictor, samples, bar)
-            else:
-                scored = score_samples(predictor, samples)
-            columns = [list(predictor.classes).index(uri) for uri in uris]
-            kept = [held[int(index)] for index in scored.indices]
+            pending.append(FoldJob(fold, held, spec, fold_dir))
+        if pending and parallel_folds(project, len(pending), options):
+            from monalia.executors.ray_executor import train_folds_on_ray
+
+            results = train_folds_on_ray(project, trainer, pending, members, options, device)
+        else:
+            results = (
+                train_fold(
+                    trainer, job, members, options, LoadOptions(device, cache_dir=options.cache_dir)
+                )
+                for job in pending
+            )
+        for job, fold_card, scores, indices, unreadable in results:
+            for path in unreadable:
+                tracker.fail_item(path, "image could not be decoded")
+            tracker.add(new=len(indices))
             write_fold_scores(
                 catalog,
                 set_id,
                 members,
-                scored.scores[:, columns],
-                np.array(kept, dtype=int),
+                scores,
+                np.array(indices, dtype=int),
                 uris,
                 tracker.id,
+                tracker,
             )
-            for index in scored.unreadable:
-                tracker.fail_item(str(samples[index].path), "image could not be decoded")
-            tracker.add(new=len(kept))
-            entry.update(_fold_summary(fold_dir, fold_card))
-            card["folds"].append(entry)
-            with catalog.session() as session:
-                tracker.flush(session)
+            entry = {"fold": job.fold + 1, "images": len(job.held), "folder": job.folder.name}
+            card["folds"].append({**entry, **_fold_summary(job.folder, fold_card)})
+            options.say(f"fold {job.fold + 1}/{folds}: {len(indices)} images scored")
+        card["folds"].sort(key=lambda entry: entry["fold"])
         card["scored_images"] = len(_scored_images(catalog, set_id))
         card["created_at"] = utcnow().isoformat(timespec="seconds")
         (folder / "model_card.json").write_text(
@@ -288,6 +292,54 @@ def crossfit(
             DONE, f"{name}: out-of-sample scores of {card['scored_images']} images{mean}"
         )
     return CrossfitOutcome(run, name, set_id, card["folds"])
+
+
+@dataclass
+class FoldJob:
+    """One fold to train and score: its members' indices, its dataset, its folder."""
+
+    fold: int
+    held: list[int]
+    spec: DatasetSpec
+    folder: Path
+
+
+def train_fold(trainer, job: FoldJob, members: list[Member], options: TrainOptions, load):
+    """Train fold `job.fold`'s model (resuming from its checkpoint) and score its own images:
+    (job, the fold model's card, scores in the dataset's class order, member indices, paths
+    that could not be decoded)."""
+    from monalia.lib.evaluation import score_samples
+
+    options.say(f"fold {job.fold + 1}: training without its {len(job.held)} images")
+    fold_card = trainer.train(job.spec, job.folder, options)
+    predictor = trainer.scorer(job.folder, load)
+    samples = [members[index].sample for index in job.held]
+    if options.progress is not None:
+        with options.progress(f"score fold {job.fold + 1}", len(samples), "images") as bar:
+            scored = score_samples(predictor, samples, bar)
+    else:
+        scored = score_samples(predictor, samples)
+    uris = [entry["uri"] for entry in job.spec.classes]
+    columns = [list(predictor.classes).index(uri) for uri in uris]
+    indices = [job.held[int(index)] for index in scored.indices]
+    unreadable = [str(samples[index].path) for index in scored.unreadable]
+    return job, fold_card, np.asarray(scored.scores)[:, columns], indices, unreadable
+
+
+def parallel_folds(project: Project, pending: int, options: TrainOptions) -> bool:
+    """Whether the folds train side by side: on the Ray executor, when its cluster has a GPU
+    for each of at least two folds (on CPUs they would only fight over the same cores)."""
+    if project.file.executor.kind != "ray" or pending < 2:
+        return False
+    from monalia.executors.ray_executor import cluster_resources, connect
+
+    ray = connect(project.file.executor)
+    _cpus, gpus = cluster_resources(ray)
+    if gpus < 2:
+        options.say(f"the Ray cluster has {gpus} GPU(s): the folds train one after another")
+        return False
+    options.say(f"{min(gpus, pending)} folds train at a time, one per GPU of the Ray cluster")
+    return True
 
 
 def _assignment_hash(members: list[Member], assigned: np.ndarray) -> str:

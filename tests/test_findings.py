@@ -243,3 +243,31 @@ def test_out_of_sample_scores_survive_a_kill_and_the_confident_report_lists_its_
     card = json.loads((folder_of_model / "model_card.json").read_text())
     assert {"before", "after"} <= set(card["calibration"]["ece"])
     assert list((folder_of_model / "evaluation-test").glob("*.png"))
+
+
+@pytest.mark.slow
+def test_on_a_ray_cluster_with_gpus_the_folds_train_side_by_side(tmp_path):
+    folder = tmp_path / "icons"
+    build(folder, ICONS, lambda *a: monalia(folder, *a), rate=0.05, min_images=20)
+    monalia(folder, "train")
+    with (folder / "monalia.toml").open("a", encoding="utf-8") as toml:
+        # a local Ray that declares two GPUs: the scheduling is what is checked, on CPUs
+        toml.write('\n[executor]\nkind = "ray"\ncpus = 2\ngpus = 2\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "monalia", "train", "--folds", "2"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 folds train at a time" in done.stdout + done.stderr
+    with sqlite3.connect(folder / "catalog.sqlite") as db:
+        members = db.execute("SELECT count(*) FROM dataset_members").fetchone()[0]
+        classes = len(json.loads(db.execute("SELECT classes FROM datasets").fetchone()[0]))
+        pairs = db.execute(
+            "SELECT count(*), count(DISTINCT p.image_id || ' ' || p.class_uri) FROM predictions p "
+            "JOIN models m ON m.id = p.model_id WHERE m.name LIKE '%-oos2'"
+        ).fetchone()
+    assert pairs == (members * classes, members * classes)
+    folds = sorted((folder / ".monalia" / "models").glob("*-oos2/fold-*/model_card.json"))
+    assert len(folds) == 2

@@ -29,15 +29,20 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
     with catalog.session() as session:
         runs = session.execute(select(RunRow.stage, RunRow.status)).all()
     stages = {stage for stage, _ in runs}
+    assert sum(stage == "train" for stage, _ in runs) == 2, "the model, then its folds"
     assert {"harvest", "images", "label", "train", "enrich", "publish"} <= stages
     assert all(status == "done" for _, status in runs)
 
     setup = open_curation(catalog, project)
+    # the demo trains its fold models: its findings come from out-of-sample scores
+    assert setup.method == "confident"
     reported = {}
     for kind in ("noise", "silence"):
         findings = getattr(setup.curation, kind)()
         setup.curation.describe(findings)
         reported[kind] = {f"{f.identifier} {f.class_label}" for f in findings}
+        assert {f.method for f in findings} <= {"confident", "threshold"}
+        assert any(f.method == "confident" for f in findings)
     # the model is small and trained for seconds: most planted cases, not all, must surface,
     # and they must be a good share of what the reports show
     for kind in ("noise", "silence"):

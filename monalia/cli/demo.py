@@ -21,20 +21,28 @@ OUTPUTS = (".monalia", "store", "out", "report", *MADE_BY_DEMO)
 @click.argument("folder", default="monalia-demo", type=click.Path(file_okay=False))
 @click.option("--notices", type=click.IntRange(min=60), default=300, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--folds",
+    type=click.IntRange(min=0, max=20),
+    default=3,
+    show_default=True,
+    help="Fold models for the out-of-sample scores of the confident method (0: none).",
+)
 @click.pass_context
-def demo(ctx: click.Context, folder: str, notices: int, epochs: int) -> None:
+def demo(ctx: click.Context, folder: str, notices: int, epochs: int, folds: int) -> None:
     """Make a sample collection in FOLDER and take it through the whole pipeline.
 
     Notices in JocondeLab's shape in an embedded store, a thesaurus with Garnier's labels,
     pictures drawn so the classes are learnable, a few notices planted wrong. Then harvest,
-    fetch the images, label, train (on the CPU, a few minutes at most), enrich into a Turtle
-    file and an embedded store, and report noise and silence, with an HTML report.
+    fetch the images, label, train (on the CPU, a few minutes at most) with its fold models,
+    enrich into a Turtle file and an embedded store, and report noise and silence, with an
+    HTML report.
     """
     from monalia.catalog.run_tracking import DONE
     from monalia.cli.enrich import run_enrich_stage
     from monalia.cli.images import run_images_stage
     from monalia.cli.report import print_findings
-    from monalia.cli.train import run_train_stage
+    from monalia.cli.train import run_crossfit_stage, run_train_stage
     from monalia.lib.demo_collection import build_sample
     from monalia.stages.html_report import write_site
     from monalia.stages.query import add_local_images, open_curation
@@ -59,7 +67,10 @@ def demo(ctx: click.Context, folder: str, notices: int, epochs: int) -> None:
 
     app = App(str(root / "monalia.toml"), quiet)
     runs = run_harvest_stage(app, (), None, None, False)
-    for stage in (run_images_stage, run_label_stage, run_train_stage, run_enrich_stage):
+    stages = [run_images_stage, run_label_stage, run_train_stage]
+    if folds:
+        stages.append(lambda app: run_crossfit_stage(app, folds))
+    for stage in (*stages, run_enrich_stage):
         if any(run.status != DONE for run in runs):
             break
         runs.extend(stage(app))
@@ -72,7 +83,9 @@ def demo(ctx: click.Context, folder: str, notices: int, epochs: int) -> None:
         findings = getattr(setup.curation, kind)()
         setup.curation.describe(findings)
         add_local_images(app.catalog, app.project, findings)
-        print_findings(f"{kind}: {len(findings)} records", findings, "table")
+        print_findings(
+            f"{kind}: {len(findings)} records (method {setup.method})", findings, "table"
+        )
     index = write_site(
         root / "report", setup, app.catalog, app.project, 24, app.progress("report", "pages")
     )

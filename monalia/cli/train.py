@@ -310,6 +310,16 @@ def models_command(app: App) -> None:
     )
 
 
+def run_crossfit_stage(app: App, folds: int) -> list:
+    """Out-of-sample scores of the newest model, from `folds` fold models."""
+    from monalia.stages.crossfit import crossfit
+
+    fitted = crossfit(
+        app.catalog, app.project, folds, app.hooks, None, _train_options(app, None, False)
+    )
+    return [fitted.run]
+
+
 def run_train_stage(app: App) -> list:
     """The train stage of `monalia run`."""
     from monalia.stages.train import train_model

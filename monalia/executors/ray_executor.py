@@ -305,9 +305,12 @@ def run_crawls_on_ray(catalog, tracker, jobs: list[Any], settings, progress=None
 # -- cross-fitting -----------------------------------------------------------------------------
 
 
-def train_folds_on_ray(project, trainer, jobs: list[Any], members: list[Any], options, device):
-    """Train and score the folds as Ray tasks, one GPU each, yielding each fold's result (as
-    `monalia.stages.crossfit.train_fold` returns it) as soon as it is done.
+def train_folds_on_ray(
+    project, trainer, jobs: list[Any], members: list[Any], options, device, train_fold
+):
+    """Train and score the folds as Ray tasks, one GPU each, with `train_fold(trainer, job,
+    members, options, load options)` (`monalia.stages.crossfit.train_fold`), yielding each
+    fold's result as soon as it is done.
 
     Each task resumes its fold from the checkpoint in the fold's folder (the shared data
     folder), so a fold whose worker died is trained on from there when Ray retries it.
@@ -317,8 +320,6 @@ def train_folds_on_ray(project, trainer, jobs: list[Any], members: list[Any], op
     ray = connect(project.file.executor)
 
     def run_fold(trainer, job, members, cache_dir, device):
-        from monalia.stages.crossfit import train_fold
-
         fold_options = TrainOptions(cache_dir=cache_dir)
         return train_fold(
             trainer, job, members, fold_options, LoadOptions(device, cache_dir=cache_dir)

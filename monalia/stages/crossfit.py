@@ -254,7 +254,9 @@ def crossfit(
         if pending and parallel_folds(project, len(pending), options):
             from monalia.executors.ray_executor import train_folds_on_ray
 
-            results = train_folds_on_ray(project, trainer, pending, members, options, device)
+            results = train_folds_on_ray(
+                project, trainer, pending, members, options, device, train_fold
+            )
         else:
             results = (
                 train_fold(

@@ -123,6 +123,26 @@ def train(
             for split in ("val", "test"):
                 if split in metrics:
                     click.echo(summary_line(split, metrics[split]))
+        pooled = [
+            entry["label"]
+            for entry in card["classes"]
+            if (metrics.get("curation") or {}).get(entry["uri"], {}).get("rule") == "pooled"
+        ]
+        if pooled:
+            from monalia.lib.metrics import MIN_CURATION_POSITIVES
+
+            click.echo(
+                f"{len(pooled)} classes have fewer than {MIN_CURATION_POSITIVES} validation "
+                "positives: their noise and "
+                f"silence thresholds follow the pooled rule ({', '.join(pooled)})"
+            )
+        calibration = card.get("calibration") or {}
+        ece = calibration.get("ece") or {}
+        if ece:
+            click.echo(
+                f"calibration {calibration.get('method')}: expected calibration error on "
+                f"{ece['split']} {ece['before']:.3f} before, {ece['after']:.3f} after"
+            )
         click.echo(
             f"model card: {app.project.data_dir / 'models' / outcome.name / 'model_card.json'}"
         )

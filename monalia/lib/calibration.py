@@ -31,6 +31,11 @@ APPLIED = ("none", "temperature", "platt")  # those that keep the ranking (see a
 ECE_BINS = 10
 TIE_BREAK = 1e-3  # share of the raw score kept by the isotonic map, to keep the ranking
 CV_FOLDS = 3
+# How far a map may sharpen the logit: further, a small validation split that the model
+# separates perfectly would push scores to exactly 0 or 1, and images the model ranks apart
+# would tie there (search and the reports rank by these scores).
+MAX_SCALE = 2.0
+MAX_SHIFT = 5.0
 EPSILON = 1e-6
 
 
@@ -68,19 +73,21 @@ def _fit_temperature(truth: np.ndarray, scores: np.ndarray) -> float:
         p = np.clip(_sigmoid(logits / math.exp(log_temperature)), EPSILON, 1 - EPSILON)
         return float(-np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)))
 
-    found = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded")
+    # a temperature from 1 / MAX_SCALE (sharper) up to 20 (softer)
+    found = minimize_scalar(loss, bounds=(-math.log(MAX_SCALE), 3.0), method="bounded")
     return float(math.exp(found.x))
 
 
 def _fit_platt(truth: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=100.0, max_iter=1000)
+    model = LogisticRegression(C=1.0, max_iter=1000)
     model.fit(_logit(scores).reshape(-1, 1), truth.astype(int))
     scale = float(model.coef_[0][0])
     if scale <= 0:  # it would reverse the ranking: keep the scores' order
         return 1.0, 0.0
-    return scale, float(model.intercept_[0])
+    shift = float(np.clip(model.intercept_[0], -MAX_SHIFT, MAX_SHIFT))
+    return min(scale, MAX_SCALE), shift
 
 
 def _fit_isotonic(truth: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[float]]:

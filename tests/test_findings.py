@@ -151,6 +151,11 @@ def monalia(folder: Path, *args: str, check: bool = True):
     return done
 
 
+def scores_name(catalog: Path) -> str:
+    with sqlite3.connect(catalog) as db:
+        return db.execute("SELECT name FROM models WHERE name LIKE '%-oos3'").fetchone()[0]
+
+
 @pytest.mark.slow
 def test_out_of_sample_scores_survive_a_kill_and_the_confident_report_lists_its_top_errors(
     tmp_path,
@@ -203,6 +208,9 @@ def test_out_of_sample_scores_survive_a_kill_and_the_confident_report_lists_its_
     assert finished[3] == written_before // classes, "what the killed run scored is kept"
     assert killed[2] + finished[2] == members, "each image scored once over the two runs"
 
+    # the score set is never taken for a model: enrich scores with the model itself
+    refused = monalia(folder, "enrich", "--model", scores_name(catalog), check=False)
+    assert refused.returncode != 0 and "not a model that can score" in refused.stderr
     monalia(folder, "enrich")
     noise = json.loads(monalia(folder, "report", "noise", "--format", "json").stdout)
     silence = json.loads(monalia(folder, "report", "silence", "--format", "json").stdout)

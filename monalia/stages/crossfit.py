@@ -16,13 +16,15 @@ image with all of its scores or none.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 
 from monalia.api.trainer import DatasetSpec, LoadOptions, Sample, TrainOptions
 from monalia.catalog import Catalog
@@ -95,7 +97,8 @@ def draw_folds(members: list[Member], uris: list[str], folds: int, seed: int) ->
 
 def fold_spec(dataset: DatasetRow, members: list[Member], assigned: np.ndarray, fold: int):
     """Fold `fold`'s model: trains on the other folds, validates on their validation images,
-    is tested on (and scores) its own fold."""
+    is tested on (and scores) its own fold. Its hash covers the fold and the assignment, so a
+    checkpoint of another fold or of another draw is never resumed."""
     splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
     for member, where in zip(members, assigned, strict=True):
         if where == fold:
@@ -105,7 +108,10 @@ def fold_spec(dataset: DatasetRow, members: list[Member], assigned: np.ndarray, 
         else:
             splits["train"].append(member.sample)
     classes = [{"uri": entry["uri"], "label": entry["label"]} for entry in dataset.classes]
-    return DatasetSpec(f"{dataset.name}-fold{fold + 1}", dataset.hash, classes, splits)
+    digest = hashlib.sha256(
+        f"{dataset.hash} {_assignment_hash(members, assigned)} {fold}".encode()
+    ).hexdigest()
+    return DatasetSpec(f"{dataset.name}-fold{fold + 1}", digest, classes, splits)
 
 
 def _scored_images(catalog: Catalog, set_id: int) -> set[int]:
@@ -194,7 +200,18 @@ def crossfit(
             f"model {main.name} was made by trainer {main.trainer}: the project's [trainer] "
             "must be that plugin to train its folds"
         )
-    trainer = project.trainer.create()
+    # the folds learn as the model did (its settings, whatever the project file says today)
+    # and run as the project says (device, workers, caches)
+    instance = project.trainer
+    trainer = instance.create()
+    recorded = (main.card or {}).get("settings")
+    if recorded:
+        runtime = set(type(trainer).runtime_settings)
+        today = trainer.describe_settings()
+        merged = {key: today[key] if key in runtime else value for key, value in recorded.items()}
+        trainer = instance.info.cls(
+            settings=instance.info.cls.Settings(**merged), context=instance.context
+        )
     name = score_set_name(main.name, folds)
     relative = Path("models") / name
     folder = project.data_dir / relative
@@ -238,6 +255,8 @@ def crossfit(
         if retrain:
             with catalog.session() as session:
                 session.execute(delete(PredictionRow).where(PredictionRow.model_id == set_id))
+            for fold_dir in folder.glob("fold-*"):
+                shutil.rmtree(fold_dir)  # their checkpoints belong to the old draw
         done = _scored_images(catalog, set_id)
         pending = []
         for fold in range(folds):
@@ -345,8 +364,6 @@ def parallel_folds(project: Project, pending: int, options: TrainOptions) -> boo
 
 
 def _assignment_hash(members: list[Member], assigned: np.ndarray) -> str:
-    import hashlib
-
     text = ",".join(
         f"{member.image_id}:{int(where)}" for member, where in zip(members, assigned, strict=True)
     )
@@ -379,14 +396,3 @@ def score_set_of(catalog: Catalog, model_name: str) -> ModelRow | None:
                 session.expunge(row)
                 return row
     return None
-
-
-def count_scores(catalog: Catalog, set_id: int) -> tuple[int, int]:
-    """(images, scores) a set holds."""
-    with catalog.session() as session:
-        images, scores = session.execute(
-            select(func.count(func.distinct(PredictionRow.image_id)), func.count()).where(
-                PredictionRow.model_id == set_id
-            )
-        ).one()
-    return int(images), int(scores)

@@ -286,8 +286,15 @@ def open_curation(
     confident learning over their out-of-sample scores, the others by the thresholds. Without
     out-of-sample scores, "confident" falls back to "threshold" and says so in `note`.
     """
+    from monalia.lib.catalog_reader import SCORE_SET_KIND
+
     section = project.file.report
     model = reader_of(catalog).find_model(model_ref or section.model or project.file.enrich.model)
+    if (model.card or {}).get("kind") == SCORE_SET_KIND:
+        raise ConfigError(
+            f"{model.name} is the out-of-sample scores of {model.card.get('model')}: name that "
+            "model (the confident method reads these scores for it)"
+        )
     classes = model_classes(
         catalog,
         project,

@@ -69,3 +69,47 @@ def test_password_is_never_shown():
     with pytest.raises(CatalogError) as error:
         Catalog.open("postgresql+psycopg://nobody:s3cr3tpw@127.0.0.1:1/none")
     assert "s3cr3tpw" not in str(error.value)
+
+
+def test_predictions_written_in_bulk_read_back_as_written_and_roll_back_whole(catalog_url):
+    """COPY on PostgreSQL, executemany on SQLite: the same rows, times and transaction."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import func, select
+
+    from monalia.catalog.bulk import insert_predictions
+    from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow
+
+    catalog = Catalog.open(catalog_url)
+    with catalog.session() as session:
+        now = datetime.now(UTC)
+        record = RecordRow(
+            source="s", source_id="r1", iri="urn:r1", content_hash="h", first_seen=now, last_seen=now
+        )
+        session.add(record)
+        session.flush()
+        image = ImageRow(record_id=record.id, url="https://img/1.jpg", position=0, is_main=True)
+        model = ModelRow(name="m", trainer="t", classes=[], created_at=datetime.now(UTC))
+        session.add_all([image, model])
+        session.flush()
+        ids = (model.id, image.id, record.id)
+    # a time given in another zone is stored as the same instant in UTC
+    paris = datetime(2026, 12, 1, 22, 0, 0, 5, tzinfo=timezone(timedelta(hours=1)))
+    rows = [(*ids, f"urn:c{k}", k / 10, "abc", None, paris) for k in range(5)]
+    with catalog.session() as session:
+        insert_predictions(session, rows)
+    with catalog.session() as session:
+        stored = session.execute(
+            select(PredictionRow.class_uri, PredictionRow.score, PredictionRow.scored_at).order_by(
+                PredictionRow.class_uri
+            )
+        ).all()
+    assert [(uri, score) for uri, score, _ in stored] == [(f"urn:c{k}", k / 10) for k in range(5)]
+    assert {at for _, _, at in stored} == {paris.astimezone(UTC)}
+
+    more = [(*ids, "urn:extra", 0.5, "abc", None, paris)]
+    with pytest.raises(RuntimeError), catalog.session() as session:
+        insert_predictions(session, more)
+        raise RuntimeError("killed before the commit")
+    with catalog.session() as session:
+        assert session.scalar(select(func.count()).select_from(PredictionRow)) == 5

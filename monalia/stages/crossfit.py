@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 
 from monalia.api.trainer import DatasetSpec, LoadOptions, Sample, TrainOptions
 from monalia.catalog import Catalog
@@ -141,22 +141,24 @@ def write_fold_scores(
 ) -> None:
     """One fold's scores, in one transaction: every image has all its classes or none, and the
     run's counts (`tracker`) are written with them, so a kill leaves them true."""
+    from monalia.catalog.bulk import insert_predictions
+
     scored_at = utcnow()
     rows = []
     for row, index in enumerate(indices):
         member = members[int(index)]
         for column, uri in enumerate(uris):
             rows.append(
-                {
-                    "model_id": set_id,
-                    "image_id": member.image_id,
-                    "record_id": member.record_id,
-                    "class_uri": uri,
-                    "score": float(scores[row, column]),
-                    "image_sha256": member.sample.key,
-                    "run_id": run_id,
-                    "scored_at": scored_at,
-                }
+                (
+                    set_id,
+                    member.image_id,
+                    member.record_id,
+                    uri,
+                    float(scores[row, column]),
+                    member.sample.key,
+                    run_id,
+                    scored_at,
+                )
             )
     image_ids = sorted({members[int(index)].image_id for index in indices})
     with catalog.session() as session:
@@ -167,8 +169,7 @@ def write_fold_scores(
                     PredictionRow.image_id.in_(image_ids[start : start + 500]),
                 )
             )
-        if rows:
-            session.execute(insert(PredictionRow), rows)
+        insert_predictions(session, rows)
         if tracker is not None:
             tracker.flush(session)
 

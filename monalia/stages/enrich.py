@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 
 from monalia.api.trainer import ChunkScores, LoadOptions, Predictor
 from monalia.catalog import Catalog
@@ -154,22 +154,17 @@ def write_predictions(
     tracker: RunTracker,
 ) -> int:
     """Replace the chunk's predictions for this model, with the run's counts, in one commit."""
+    from monalia.catalog.bulk import insert_predictions
+
     uris = [entry["uri"] for entry in model.classes]
     now = utcnow()
-    rows: list[dict[str, Any]] = []
-    for scores, index in zip(chunk.scores, chunk.indices, strict=True):
+    run_id = tracker.id
+    rows: list[tuple[Any, ...]] = []
+    for scores, index in zip(chunk.scores.tolist(), chunk.indices, strict=True):
         item = chunk.items[int(index)]
+        key = (model.id, item.image_id, item.record_id)
         rows.extend(
-            {
-                "model_id": model.id,
-                "image_id": item.image_id,
-                "record_id": item.record_id,
-                "class_uri": uri,
-                "score": float(score),
-                "image_sha256": item.sha256,
-                "run_id": tracker.id,
-                "scored_at": now,
-            }
+            (*key, uri, score, item.sha256, run_id, now)
             for uri, score in zip(uris, scores, strict=True)
         )
     for index in chunk.unreadable:
@@ -183,7 +178,7 @@ def write_predictions(
                     PredictionRow.model_id == model.id, PredictionRow.image_id.in_(image_ids)
                 )
             )
-            session.execute(insert(PredictionRow), rows)
+            insert_predictions(session, rows)
         tracker.add(seen=len(chunk.items), new=len(image_ids))
         tracker.flush(session)
     return len(image_ids)

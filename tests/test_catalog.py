@@ -84,7 +84,12 @@ def test_predictions_written_in_bulk_read_back_as_written_and_roll_back_whole(ca
     with catalog.session() as session:
         now = datetime.now(UTC)
         record = RecordRow(
-            source="s", source_id="r1", iri="urn:r1", content_hash="h", first_seen=now, last_seen=now
+            source="s",
+            source_id="r1",
+            iri="urn:r1",
+            content_hash="h",
+            first_seen=now,
+            last_seen=now,
         )
         session.add(record)
         session.flush()

@@ -151,6 +151,19 @@ def monalia(folder: Path, *args: str, check: bool = True):
     return done
 
 
+def score_set_counts(catalog: Path, suffix: str) -> tuple[int, int, tuple[int, int]]:
+    """(dataset images, classes, (scores, distinct (image, class) pairs)) of a score set."""
+    with sqlite3.connect(catalog) as db:
+        members = db.execute("SELECT count(*) FROM dataset_members").fetchone()[0]
+        classes = len(json.loads(db.execute("SELECT classes FROM datasets").fetchone()[0]))
+        pairs = db.execute(
+            "SELECT count(*), count(DISTINCT p.image_id || ' ' || p.class_uri) FROM predictions p "
+            "JOIN models m ON m.id = p.model_id WHERE m.name LIKE ?",
+            (f"%{suffix}",),
+        ).fetchone()
+    return members, classes, tuple(pairs)
+
+
 def scores_name(catalog: Path) -> str:
     with sqlite3.connect(catalog) as db:
         return db.execute("SELECT name FROM models WHERE name LIKE '%-oos3'").fetchone()[0]
@@ -188,13 +201,8 @@ def test_out_of_sample_scores_survive_a_kill_and_the_confident_report_lists_its_
     process.wait()
     written_before = oos_rows()
     monalia(folder, "train", "--folds", "3")
+    members, classes, pairs = score_set_counts(catalog, "-oos3")
     with sqlite3.connect(catalog) as db:
-        members = db.execute("SELECT count(*) FROM dataset_members").fetchone()[0]
-        classes = len(json.loads(db.execute("SELECT classes FROM datasets").fetchone()[0]))
-        pairs = db.execute(
-            "SELECT count(*), count(DISTINCT p.image_id || ' ' || p.class_uri) FROM predictions p "
-            "JOIN models m ON m.id = p.model_id WHERE m.name LIKE '%-oos3'"
-        ).fetchone()
         runs = db.execute(
             "SELECT status, seen, new, unchanged, failed FROM runs WHERE stage = 'train' "
             "AND target LIKE '%-oos3' ORDER BY id"
@@ -269,13 +277,7 @@ def test_on_a_ray_cluster_with_gpus_the_folds_train_side_by_side(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 folds train at a time" in done.stdout + done.stderr
-    with sqlite3.connect(folder / "catalog.sqlite") as db:
-        members = db.execute("SELECT count(*) FROM dataset_members").fetchone()[0]
-        classes = len(json.loads(db.execute("SELECT classes FROM datasets").fetchone()[0]))
-        pairs = db.execute(
-            "SELECT count(*), count(DISTINCT p.image_id || ' ' || p.class_uri) FROM predictions p "
-            "JOIN models m ON m.id = p.model_id WHERE m.name LIKE '%-oos2'"
-        ).fetchone()
+    members, classes, pairs = score_set_counts(folder / "catalog.sqlite", "-oos2")
     assert pairs == (members * classes, members * classes)
     folds = sorted((folder / ".monalia" / "models").glob("*-oos2/fold-*/model_card.json"))
     assert len(folds) == 2

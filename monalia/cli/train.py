@@ -279,6 +279,7 @@ def models_command(app: App) -> None:
     from sqlalchemy import select
 
     from monalia.catalog.models import DatasetRow, ModelRow
+    from monalia.lib.catalog_reader import is_score_set
     from monalia.lib.progress import summary_table
 
     with app.catalog.session() as session:
@@ -292,7 +293,7 @@ def models_command(app: App) -> None:
             metrics = model.metrics or {}
             evaluated = metrics.get("evaluated_on")
             card = model.card or {}
-            if card.get("kind") == "out-of-sample":
+            if is_score_set(card):
                 table.append(
                     (
                         model.id,

@@ -79,6 +79,18 @@ def image_file(data_dir: Path, stored: str | None) -> Path | None:
 
 
 SCORE_SET_KIND = "out-of-sample"  # see monalia.stages.crossfit
+# score sets are named MODEL-oosK: only rows whose name is LIKE this can be one, so listing them
+# parses no other model's card
+SCORE_SET_NAME_LIKE = "%-oos%"
+
+
+def score_set_name(model_name: str, folds: int) -> str:
+    return f"{model_name}-oos{folds}"
+
+
+def is_score_set(card: dict[str, Any] | None) -> bool:
+    """Whether a registered model's card is that of a set of out-of-sample scores."""
+    return bool(card) and card.get("kind") == SCORE_SET_KIND
 
 
 def pick_model(
@@ -188,11 +200,8 @@ class CatalogReader:
 
     def find_model(self, reference: str | None) -> ModelView:
         """A registered model by name (or its start); the newest when `reference` is None."""
-        rows = self.rows("SELECT name, card FROM models ORDER BY id DESC")
-        names = [name for name, _ in rows]
-        sets = frozenset(
-            name for name, card in rows if (_json(card) or {}).get("kind") == SCORE_SET_KIND
-        )
+        names = [name for (name,) in self.rows("SELECT name FROM models ORDER BY id DESC")]
+        sets = frozenset(name for _, name, _ in self.score_sets())
         name = pick_model(names, reference, sets)
         (row,) = self.rows(f"SELECT {MODEL_COLUMNS} FROM models WHERE name = ?", (name,))
         values = list(row)
@@ -203,9 +212,12 @@ class CatalogReader:
 
     def score_sets(self) -> list[tuple[int, str, dict[str, Any]]]:
         """(id, name, card) of every set of out-of-sample scores, newest first."""
-        rows = self.rows("SELECT id, name, card FROM models ORDER BY id DESC")
+        rows = self.rows(
+            "SELECT id, name, card FROM models WHERE name LIKE ? ORDER BY id DESC",
+            (SCORE_SET_NAME_LIKE,),
+        )
         cards = [(id_, name, _json(card) or {}) for id_, name, card in rows]
-        return [entry for entry in cards if entry[2].get("kind") == SCORE_SET_KIND]
+        return [entry for entry in cards if is_score_set(entry[2])]
 
     def dataset_images(self, dataset_id: int) -> list[tuple[int, str, str, list[str]]]:
         """(image id, record IRI, image URL, labels) of a dataset's images whose records are

@@ -91,7 +91,12 @@ def settle_model(
     compare like with like. The card gets the expected calibration error before and after on
     the evaluated split (test, which the calibration never saw, when there is one).
     """
-    from monalia.lib.calibration import choose_calibration, expected_calibration_error
+    from monalia.lib.calibration import (
+        Calibration,
+        ClassMap,
+        choose_calibration,
+        expected_calibration_error,
+    )
 
     uris = [entry["uri"] for entry in classes]
     metrics: dict[str, Any] = {}
@@ -115,7 +120,7 @@ def settle_model(
             )
         }
     else:  # nothing to calibrate or pick thresholds on
-        fitted = choose_calibration(np.zeros((0, len(uris))), np.zeros((0, len(uris))), "none")
+        fitted = Calibration("none", [ClassMap() for _ in uris])
         cuts = np.full(len(uris), 0.5)
     evaluated = next(
         (split for split in ("test", "val") if split_scores.get(split) is not None), None

@@ -32,21 +32,12 @@ from monalia.catalog.models import DatasetRow, ModelRow, PredictionRow, utcnow
 from monalia.catalog.queries import image_file
 from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.errors import MonaliaError
-from monalia.lib.catalog_reader import SCORE_SET_KIND as SCORE_SET
+from monalia.lib.catalog_reader import SCORE_SET_KIND, is_score_set, score_set_name
 from monalia.project import Project
 from monalia.stages.datasets import iter_members, stratified_split
 from monalia.stages.train import find_model, register_model
 
 MIN_FOLDS, MAX_FOLDS = 2, 20
-
-
-def is_score_set(card: dict[str, Any] | None) -> bool:
-    """Whether a registered model is a set of out-of-sample scores rather than a model."""
-    return bool(card) and card.get("kind") == SCORE_SET
-
-
-def score_set_name(model_name: str, folds: int) -> str:
-    return f"{model_name}-oos{folds}"
 
 
 @dataclass
@@ -95,10 +86,12 @@ def draw_folds(members: list[Member], uris: list[str], folds: int, seed: int) ->
     return stratified_split(matrix, tuple([1.0 / folds] * folds), seed)
 
 
-def fold_spec(dataset: DatasetRow, members: list[Member], assigned: np.ndarray, fold: int):
+def fold_spec(
+    dataset: DatasetRow, members: list[Member], assigned: np.ndarray, draw: str, fold: int
+):
     """Fold `fold`'s model: trains on the other folds, validates on their validation images,
-    is tested on (and scores) its own fold. Its hash covers the fold and the assignment, so a
-    checkpoint of another fold or of another draw is never resumed."""
+    is tested on (and scores) its own fold. Its hash covers the fold and the draw (the hash of
+    `assigned`), so a checkpoint of another fold or of another draw is never resumed."""
     splits: dict[str, list[Sample]] = {"train": [], "val": [], "test": []}
     for member, where in zip(members, assigned, strict=True):
         if where == fold:
@@ -108,9 +101,7 @@ def fold_spec(dataset: DatasetRow, members: list[Member], assigned: np.ndarray, 
         else:
             splits["train"].append(member.sample)
     classes = [{"uri": entry["uri"], "label": entry["label"]} for entry in dataset.classes]
-    digest = hashlib.sha256(
-        f"{dataset.hash} {_assignment_hash(members, assigned)} {fold}".encode()
-    ).hexdigest()
+    digest = hashlib.sha256(f"{dataset.hash} {draw} {fold}".encode()).hexdigest()
     return DatasetSpec(f"{dataset.name}-fold{fold + 1}", digest, classes, splits)
 
 
@@ -123,10 +114,6 @@ def _scored_images(catalog: Catalog, set_id: int) -> set[int]:
                 .group_by(PredictionRow.image_id)
             )
         )
-
-
-def _register_set(catalog, name, main, dataset, relative, run_id, card) -> int:
-    return register_model(catalog, card, name, main.trainer, dataset, relative, run_id)
 
 
 def write_fold_scores(
@@ -229,7 +216,7 @@ def crossfit(
             )
         assigned = draw_folds(members, uris, folds, seed)
         card: dict[str, Any] = {
-            "kind": SCORE_SET,
+            "kind": SCORE_SET_KIND,
             "name": name,
             "model": main.name,
             "trainer": trainer.name,
@@ -246,13 +233,11 @@ def crossfit(
         with catalog.session() as session:
             existing = session.scalar(select(ModelRow).where(ModelRow.name == name))
             previous = dict(existing.card or {}) if existing is not None else {}
-        if existing is not None and previous.get("fold_assignment_hash") not in (
-            None,
-            _assignment_hash(members, assigned),
-        ):
+        draw = _assignment_hash(members, assigned)
+        if previous.get("fold_assignment_hash") not in (None, draw):
             retrain = True  # the dataset's images changed: the old folds mean nothing now
-        card["fold_assignment_hash"] = _assignment_hash(members, assigned)
-        set_id = _register_set(catalog, name, main, dataset, relative, tracker.id, card)
+        card["fold_assignment_hash"] = draw
+        set_id = register_model(catalog, card, name, main.trainer, dataset, relative, tracker.id)
         if retrain:
             with catalog.session() as session:
                 session.execute(delete(PredictionRow).where(PredictionRow.model_id == set_id))
@@ -269,7 +254,7 @@ def crossfit(
                 card["folds"].append({**entry, **_fold_summary(fold_dir)})
                 options.say(f"fold {fold + 1}/{folds}: already scored")
                 continue
-            spec = fold_spec(dataset, members, assigned, fold)
+            spec = fold_spec(dataset, members, assigned, draw, fold)
             pending.append(FoldJob(fold, held, spec, fold_dir))
         if pending and parallel_folds(project, len(pending), options):
             from monalia.executors.ray_executor import train_folds_on_ray
@@ -307,7 +292,7 @@ def crossfit(
         (folder / "model_card.json").write_text(
             json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
         )
-        set_id = _register_set(catalog, name, main, dataset, relative, tracker.id, card)
+        set_id = register_model(catalog, card, name, main.trainer, dataset, relative, tracker.id)
         maps = [f["test_map"] for f in card["folds"] if f.get("test_map") is not None]
         mean = f", mean fold mAP {sum(maps) / len(maps):.3f}" if maps else ""
         run = tracker.finish(

@@ -186,7 +186,9 @@ def write_predictions(
 
 def load_predictor(project: Project, model: ModelRow, options: LoadOptions) -> Predictor:
     """The model, loaded by the trainer plugin that made it."""
-    if (model.card or {}).get("kind") == "out-of-sample":
+    from monalia.lib.catalog_reader import is_score_set
+
+    if is_score_set(model.card):
         raise MonaliaError(
             f"{model.name} is a set of out-of-sample scores made by `monalia train --folds`, "
             f"not a model that can score: name the model itself ({model.card.get('model')})"

@@ -58,17 +58,15 @@ class OrmReader:
         from sqlalchemy import select
 
         from monalia.catalog.models import ModelRow
-        from monalia.lib.catalog_reader import SCORE_SET_KIND
+        from monalia.lib.catalog_reader import SCORE_SET_NAME_LIKE, is_score_set
 
         with self.catalog.session() as session:
             rows = session.execute(
-                select(ModelRow.id, ModelRow.name, ModelRow.card).order_by(ModelRow.id.desc())
+                select(ModelRow.id, ModelRow.name, ModelRow.card)
+                .where(ModelRow.name.like(SCORE_SET_NAME_LIKE))
+                .order_by(ModelRow.id.desc())
             ).all()
-        return [
-            (id_, name, card or {})
-            for id_, name, card in rows
-            if (card or {}).get("kind") == SCORE_SET_KIND
-        ]
+        return [(id_, name, card or {}) for id_, name, card in rows if is_score_set(card)]
 
     def dataset_images(self, dataset_id: int) -> list[tuple[int, str, str, list[str]]]:
         from monalia.lib.catalog_reader import _json
@@ -286,11 +284,11 @@ def open_curation(
     confident learning over their out-of-sample scores, the others by the thresholds. Without
     out-of-sample scores, "confident" falls back to "threshold" and says so in `note`.
     """
-    from monalia.lib.catalog_reader import SCORE_SET_KIND
+    from monalia.lib.catalog_reader import is_score_set
 
     section = project.file.report
     model = reader_of(catalog).find_model(model_ref or section.model or project.file.enrich.model)
-    if (model.card or {}).get("kind") == SCORE_SET_KIND:
+    if is_score_set(model.card):
         raise ConfigError(
             f"{model.name} is the out-of-sample scores of {model.card.get('model')}: name that "
             "model (the confident method reads these scores for it)"

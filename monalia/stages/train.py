@@ -83,14 +83,15 @@ class TrainOutcome:
 
 def find_model(catalog: Catalog, reference: str | None) -> ModelRow:
     """A registered model by name (or its start); the newest when `reference` is None."""
-    from monalia.lib.catalog_reader import SCORE_SET_KIND, pick_model
+    from monalia.lib.catalog_reader import SCORE_SET_NAME_LIKE, is_score_set, pick_model
 
     with catalog.session() as session:
-        rows = session.execute(
-            select(ModelRow.name, ModelRow.card).order_by(ModelRow.id.desc())
+        names = session.scalars(select(ModelRow.name).order_by(ModelRow.id.desc())).all()
+        candidates = session.execute(
+            select(ModelRow.name, ModelRow.card).where(ModelRow.name.like(SCORE_SET_NAME_LIKE))
         ).all()
-        sets = frozenset(name for name, card in rows if (card or {}).get("kind") == SCORE_SET_KIND)
-        name = pick_model([name for name, _ in rows], reference, sets)
+        sets = frozenset(name for name, card in candidates if is_score_set(card))
+        name = pick_model(list(names), reference, sets)
         row = session.scalars(select(ModelRow).where(ModelRow.name == name)).one()
         session.expunge(row)
         return row

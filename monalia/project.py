@@ -178,6 +178,17 @@ class ReportSection(_Section):
     search_limit: int = Field(default=24, ge=1)  # search results per class in the HTML report
 
 
+class ServeSection(_Section):
+    """The curators' workbench, `monalia serve`."""
+
+    # users who may log in when the workbench is bound to another address than loopback:
+    # lines of `name:scrypt$...` written by `monalia users add` (relative to the project file)
+    users_file: str = "workbench-users.txt"
+    per_page: int = Field(default=50, ge=5, le=500)  # findings per page
+    search_limit: int = Field(default=500, ge=10)  # search results kept per class
+    heatmaps: int = Field(default=60, ge=0)  # heat maps in `monalia report html` (0: none)
+
+
 class PipelineSection(_Section):
     stages: list[Literal["harvest", "images", "label", "train", "enrich", "publish"]] = Field(
         default_factory=lambda: ["harvest", "publish"]
@@ -198,6 +209,7 @@ class ProjectFile(_Section):
     executor: ExecutorSection = Field(default_factory=ExecutorSection)
     enrich: EnrichSection = Field(default_factory=EnrichSection)
     report: ReportSection = Field(default_factory=ReportSection)
+    serve: ServeSection = Field(default_factory=ServeSection)
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
 
 

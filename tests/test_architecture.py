@@ -12,7 +12,8 @@ Layers, lowest first; a module may import its own layer and those below it:
 2. ``monalia.catalog`` and ``monalia.project`` (the project file)
 3. ``monalia.executors``
 4. ``monalia.stages``
-5. ``monalia.cli``, ``monalia.testing`` and ``monalia.harvesters`` (the crawl process)
+5. ``monalia.cli``, ``monalia.web`` (the workbench), ``monalia.testing`` and
+   ``monalia.harvesters`` (the crawl process)
 
 The built-in plugins (``monalia.builtins``) import only layers 0 and 1 and their own package;
 nothing outside ``plugins/`` imports a built-in plugin.
@@ -40,6 +41,7 @@ LAYERS = {
     "monalia.stages": 4,
     "monalia.cli": 5,
     "monalia.testing": 5,
+    "monalia.web": 5,
     "monalia.harvesters": 5,
     "monalia.__main__": 5,
 }

@@ -125,6 +125,15 @@ class Predictor:
         """Scores of a batch of decoded images: uint8 (N, 3, S, S) in, float32 (N, classes) out."""
         raise NotImplementedError(f"{type(self).__name__} must implement score_batch()")
 
+    def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
+        """Where in one decoded image the model sees a class (Grad-CAM, say): uint8 (3, S, S)
+        in, float32 (S, S) in 0..1 out. An optional capability: `can_explain` tells."""
+        raise NotImplementedError(f"models of {type(self).__name__} cannot explain their scores")
+
+    @property
+    def can_explain(self) -> bool:
+        return type(self).explain is not Predictor.explain
+
     def score_chunks(
         self,
         chunks: Iterable[tuple[Sequence[T], Sequence[Path], Sequence[str | None]]],
@@ -296,6 +305,14 @@ class CalibratedPredictor(Predictor):
 
     def score_batch(self, pixels: np.ndarray) -> np.ndarray:
         return self.calibration.apply(self.inner.score_batch(pixels))
+
+    def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
+        # calibration is monotone per class: where the model looks does not change
+        return self.inner.explain(pixels, class_index)
+
+    @property
+    def can_explain(self) -> bool:
+        return self.inner.can_explain
 
     def score_chunks(self, chunks, progress=None):
         for chunk in self.inner.score_chunks(chunks, progress):

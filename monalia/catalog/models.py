@@ -277,3 +277,34 @@ class SourceStateRow(Base):
     checkpoint: Mapped[Any] = mapped_column(JSON, nullable=True)  # where an unfinished run stopped
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+
+
+class ReviewDecisionRow(Base):
+    """A curator's decision on one finding (a record, a class, noise, silence or search).
+
+    Append-only: a new decision, or an undo, is a new row; a reviewer's latest one counts.
+    """
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (Index("ix_review_decisions_finding", "record_iri", "class_uri"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int | None] = mapped_column(
+        ForeignKey("records.id", ondelete="SET NULL"), nullable=True
+    )
+    record_iri: Mapped[str] = mapped_column(String(1000))
+    class_uri: Mapped[str] = mapped_column(String(1000))
+    class_label: Mapped[str | None] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(10))  # noise, silence, search
+    decision: Mapped[str] = mapped_column(String(10))  # accept, reject, skip, undo
+    comment: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL"), nullable=True
+    )
+    model_name: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[float | None] = mapped_column(Float)  # the model's score when decided
+    image_url: Mapped[str | None] = mapped_column(String(2000))  # the image the score is of
+    method: Mapped[str | None] = mapped_column(String(20))  # threshold or confident
+    annotated: Mapped[bool | None] = mapped_column(Boolean)  # did the metadata mention it then
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)

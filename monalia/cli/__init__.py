@@ -16,6 +16,7 @@ from monalia.cli import (  # noqa: F401  (each module registers its commands)
     label,
     report,
     runs,
+    serve,
     train,
 )
 from monalia.cli.app import App, cli

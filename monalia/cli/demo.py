@@ -6,6 +6,7 @@ It registers on the ``monalia`` group when `monalia.cli` is imported.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -92,3 +93,10 @@ def demo(ctx: click.Context, folder: str, notices: int, epochs: int, folds: int)
     planted = ", ".join(sample.noise + sample.silence)
     click.echo(f"planted (planted.json): {planted}")
     click.echo(f"HTML report: {index}")
+    project_file = root / "monalia.toml"
+    script = sys.argv[0] if sys.argv else ""
+    command = script if Path(script).name == "monalia" else "python -m monalia"
+    click.echo(
+        f"review the findings in the workbench: {command} --project {project_file} serve "
+        "(then open http://127.0.0.1:8000/)"
+    )

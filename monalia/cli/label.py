@@ -257,6 +257,14 @@ def label(app: App, unmatched: bool, top: int, csv_path: Path | None) -> None:
         f"{stats['unmatched_labels']:,} distinct subject labels matched no concept"
         + (" (`monalia label --unmatched`)" if stats["unmatched_labels"] else "")
     )
+    feedback = stats.get("review_decisions") or {}
+    if feedback.get("used"):
+        click.echo(
+            f"review decisions: {feedback['used']} used ({feedback['added']} labels added, "
+            f"{feedback['removed']} removed, {feedback['confirmed']} confirmed"
+            + (f", {feedback['disputed']} disputed" if feedback.get("disputed") else "")
+            + ")"
+        )
     if outcome.exported:
         click.echo(f"manifests: {', '.join(str(path) for path in outcome.exported)}")
     if outcome.run is not None:

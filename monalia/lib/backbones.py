@@ -196,6 +196,19 @@ def classifier_head(model: Any, backbone: str) -> Any:
     return model.classifier[-1]
 
 
+def cam_layer(model: Any, backbone: str) -> Any:
+    """The last convolutional block of a `build_model` network: where Grad-CAM looks."""
+    if backbone == OFFLINE_BACKBONE:
+        return model.bn2  # timm: the head convolution's normalised, activated output
+    if backbone == "resnet50":
+        return model.layer4[-1]
+    if backbone == "inception_v3":
+        return model.Mixed_7c
+    if backbone == "vgg16_bn":
+        return model.features[-2]  # the last ReLU, before the final pooling
+    return model.features[-1]  # efficientnet_b0, convnext_tiny
+
+
 def freeze_backbone(model: Any, backbone: str) -> list[Any]:
     """Train only the head; return the frozen modules that hold batch-norm statistics.
 

@@ -66,13 +66,59 @@ def thumbnail(source: Path, folder: Path) -> str | None:
     return f"{folder.name}/{name}"
 
 
-def _card(finding: Finding, thumbs: dict[str, str | None]) -> dict[str, Any]:
+def _card(
+    finding: Finding,
+    thumbs: dict[str, str | None],
+    heatmaps: dict[tuple[str, str], str] | None = None,
+) -> dict[str, Any]:
     card = asdict(finding)
     card["thumbnail"] = thumbs.get(finding.image_path or "")
     remote = finding.image if finding.image.startswith(("http://", "https://")) else None
     card["remote"] = None if card["thumbnail"] else remote
-    card["heatmap"] = None
+    card["heatmap"] = (heatmaps or {}).get((finding.image_path or "", finding.class_uri))
     return card
+
+
+def write_heatmaps(
+    findings: list[Finding], project, model, folder: Path, progress=None
+) -> dict[tuple[str, str], str]:
+    """Heat maps (the model's view with Grad-CAM laid over it) of the findings' images for
+    their class, as JPEGs in `folder`: (image path, class URI) -> path relative to the site.
+    Nothing when the model's trainer cannot explain or its weights are not here."""
+    from monalia.api.trainer import LoadOptions
+    from monalia.errors import MonaliaError
+    from monalia.lib.explain import blend
+    from monalia.lib.image_decode import decode_for_model
+    from monalia.stages.enrich import load_predictor
+
+    wanted = [f for f in findings if f.image_path]
+    if not wanted or not model.path:
+        return {}
+    try:
+        predictor = load_predictor(project, model, LoadOptions("auto", 1, 0))
+    except (MonaliaError, OSError, ImportError):
+        return {}
+    if not predictor.can_explain:
+        return {}
+    made: dict[tuple[str, str], str] = {}
+    for finding in wanted:
+        key = (finding.image_path, finding.class_uri)
+        if key in made or finding.class_uri not in predictor.classes:
+            continue
+        name = f"{_slug(Path(finding.image_path).stem)}-{predictor.classes.index(finding.class_uri)}.jpg"
+        target = folder / name
+        if not target.exists():
+            try:
+                pixels = decode_for_model(Path(finding.image_path), predictor.input_size)
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+                continue
+            heat = predictor.explain(pixels, predictor.classes.index(finding.class_uri))
+            folder.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blend(pixels, heat))
+        made[key] = f"{folder.name}/{name}"
+        if progress is not None:
+            progress.advance(1)
+    return made
 
 
 def model_plots(folder: Path | None) -> list[Path]:
@@ -126,6 +172,16 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
             if progress is not None:
                 progress.advance(1)
 
+    limit = project.file.serve.heatmaps
+    half = limit // 2
+    heatmaps = write_heatmaps(
+        noise[:half] + silence[: limit - min(half, len(noise))],
+        project,
+        model,
+        out / "heatmaps",
+        progress,
+    )
+
     plots = []
     for plot in model_plots(model_folder(project, model) if model.path else None):
         target = out / "plots" / f"{plot.parent.name}-{plot.name}"
@@ -166,7 +222,7 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
             explanation=EXPLAIN_CONFIDENT[kind].format(scores=oos.name)
             if oos is not None
             else EXPLAIN[kind],
-            findings=[_card(f, thumbs) for f in found],
+            findings=[_card(f, thumbs, heatmaps) for f in found],
         )
     for page, cls in zip(class_pages, curation.classes, strict=True):
         threshold = cls.threshold if cls.threshold is not None else 0.5

@@ -140,6 +140,52 @@ def class_concepts(
     }
 
 
+def apply_review_decisions(catalog: Catalog, labeling: Labeling) -> dict[str, Any]:
+    """Take the curators' decisions (`monalia serve`) into the labels before the dataset is
+    planned: an accepted silence or search result adds the class to the record, an accepted
+    noise finding removes it; a rejected finding confirms the metadata. Returns what was used."""
+    from monalia.catalog.reviews import reviews
+
+    known = {target.uri for target in labeling.classes}
+    counts = {"used": 0, "added": 0, "removed": 0, "confirmed": 0, "disputed": 0, "other": 0}
+    verdicts = [(review, review.verdict) for review in reviews(catalog).values() if review.verdict]
+    if not verdicts:
+        return counts
+    iris = sorted({review.record_iri for review, _ in verdicts})
+    ids: dict[str, int] = {}
+    with catalog.session() as session:
+        for start in range(0, len(iris), 500):
+            rows = session.execute(
+                select(RecordRow.iri, RecordRow.id).where(
+                    RecordRow.iri.in_(iris[start : start + 500]), RecordRow.deleted_at.is_(None)
+                )
+            )
+            ids.update(dict(rows.tuples()))
+    for review, verdict in verdicts:
+        record_id = ids.get(review.record_iri)
+        if record_id is None or review.class_uri not in known:
+            counts["other"] += 1  # a record gone, or a class this dataset does not have
+            continue
+        labels = labeling.assignments.get(record_id, set())
+        counts["used"] += 1
+        counts["disputed"] += review.disputed
+        if verdict.present and review.class_uri not in labels:
+            labeling.assignments[record_id] = labels | {review.class_uri}
+            labeling.records_without_class.discard(record_id)
+            counts["added"] += 1
+        elif verdict.present is False and review.class_uri in labels:
+            labels = labels - {review.class_uri}
+            if labels:
+                labeling.assignments[record_id] = labels
+            else:  # an image that shows none of the classes: a negative
+                del labeling.assignments[record_id]
+                labeling.records_without_class.add(record_id)
+            counts["removed"] += 1
+        else:
+            counts["confirmed"] += 1
+    return counts
+
+
 def label_records(
     catalog: Catalog,
     project: Project,
@@ -187,7 +233,15 @@ def label_records(
                     "`monalia label --unmatched` lists them",
                     level="info",
                 )
+            feedback = apply_review_decisions(catalog, labeling)
+            if feedback["used"]:
+                tracker.event(
+                    f"{feedback['used']} review decisions taken in: {feedback['added']} labels "
+                    f"added, {feedback['removed']} removed, {feedback['confirmed']} confirmed",
+                    level="info",
+                )
             plan = plan_dataset(catalog, labeling, settings, section.name)
+            plan.stats["review_decisions"] = feedback
             concepts = class_concepts(
                 labeler, plan.classes, thesaurus, project.file.classes.language
             )

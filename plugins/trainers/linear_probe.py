@@ -149,6 +149,25 @@ class LinearProbePredictor(Predictor):
         features = self.reader.features(pixels)
         return _sigmoid(features @ self.coefficients.T + self.intercepts).astype(np.float32)
 
+    def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
+        """Grad-CAM through the backbone and the class's regression, a linear layer."""
+        import numpy as np
+        import torch
+
+        from monalia.lib.backbones import cam_layer
+        from monalia.lib.explain import grad_cam
+
+        reader = self.reader
+        linear = torch.nn.Linear(self.coefficients.shape[1], self.coefficients.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(self.coefficients))
+            linear.bias.copy_(torch.from_numpy(self.intercepts))
+        network = torch.nn.Sequential(reader.model, linear.to(reader.device)).eval()
+        batch = torch.from_numpy(np.ascontiguousarray(pixels[None])).to(reader.device).float()
+        batch = (batch - reader.mean) / reader.std
+        layer = cam_layer(reader.model, reader.spec.name)
+        return grad_cam(network, layer, batch, class_index)
+
 
 class LinearProbeTrainer(Trainer):
     """Logistic regression per class on frozen ImageNet features: seconds on a CPU."""

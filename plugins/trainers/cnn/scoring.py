@@ -133,6 +133,7 @@ class CnnPredictor(Predictor):
         self.scorer = Scorer(
             model, card, device, options.batch_size, options.workers, options.cache_dir
         )
+        self.backbone = card["backbone"]
 
     @torch.inference_mode()
     def score_batch(self, pixels: np.ndarray) -> np.ndarray:
@@ -141,6 +142,15 @@ class CnnPredictor(Predictor):
         with scorer.precision.autocast(scorer.device):
             logits, _ = _logits(scorer.model(scorer.normalize(batch)))
         return torch.sigmoid(logits.float()).cpu().numpy()
+
+    def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
+        """Grad-CAM on the backbone's last convolutional block (`monalia.lib.backbones`)."""
+        from monalia.lib.backbones import cam_layer
+        from monalia.lib.explain import grad_cam
+
+        scorer = self.scorer
+        batch = scorer.normalize(torch.from_numpy(np.ascontiguousarray(pixels[None])))
+        return grad_cam(scorer.model, cam_layer(scorer.model, self.backbone), batch, class_index)
 
     def score_chunks(self, chunks, progress=None) -> Iterator[ChunkScores]:
         return self.scorer.score_chunks(chunks, progress)

@@ -1,0 +1,105 @@
+"""Heat maps of where a model sees a class: Grad-CAM (the `grad-cam` package) and their images.
+
+Trainers call `grad_cam` from their predictor's `explain`; the workbench and the HTML report turn
+the map into a picture with `heat_rgba` (a colour map whose transparency follows the heat, to lay
+over the model's view of the image) or `blend` (one picture, for static pages).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+HEAT_OPACITY = 0.45
+
+
+def grad_cam(model: Any, layer: Any, batch: Any, class_index: int) -> np.ndarray:
+    """Grad-CAM of class `class_index` for a one-image normalised batch: float32 (S, S) in 0..1.
+
+    `model` may return a tuple (inception's auxiliary output): the first element is the logits.
+    """
+    import torch
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, pixels):
+            output = self.inner(pixels)
+            return output[0] if isinstance(output, tuple) else output
+
+    wrapped = Logits(model).eval()
+    with torch.enable_grad(), GradCAM(model=wrapped, target_layers=[layer]) as cam:
+        maps = cam(input_tensor=batch, targets=[ClassifierOutputTarget(int(class_index))])
+    heat = np.nan_to_num(np.asarray(maps[0], dtype=np.float32))
+    return np.clip(heat, 0.0, 1.0)
+
+
+def _colours(heat: np.ndarray) -> np.ndarray:
+    """RGB uint8 (S, S, 3) of a heat map through matplotlib's "inferno"."""
+    from matplotlib import colormaps
+
+    return (colormaps["inferno"](heat)[..., :3] * 255).astype(np.uint8)
+
+
+def heat_rgba(heat: np.ndarray, side: int | None = None) -> bytes:
+    """A PNG of the heat map, transparent where the model does not look."""
+    from PIL import Image
+
+    rgba = np.dstack([_colours(heat), (np.clip(heat, 0, 1) * 255).astype(np.uint8)])
+    image = Image.fromarray(rgba, "RGBA")
+    if side is not None and side != image.width:
+        image = image.resize((side, side), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def view_jpeg(pixels: np.ndarray, side: int | None = None) -> bytes:
+    """The model's view of an image (its decoded uint8 (3, S, S) square) as a JPEG."""
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(pixels.transpose(1, 2, 0)), "RGB")
+    if side is not None and side != image.width:
+        image = image.resize((side, side), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def blend(pixels: np.ndarray, heat: np.ndarray, opacity: float = HEAT_OPACITY) -> bytes:
+    """The model's view with the heat map laid over it, as one JPEG (for static pages)."""
+    from PIL import Image
+
+    view = pixels.transpose(1, 2, 0).astype(np.float32)
+    weight = (np.clip(heat, 0, 1) * opacity)[..., None]
+    mixed = view * (1 - weight) + _colours(heat).astype(np.float32) * weight
+    buffer = io.BytesIO()
+    Image.fromarray(mixed.clip(0, 255).astype(np.uint8), "RGB").save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def picture_jpeg(path, side: int) -> bytes | None:
+    """A JPEG of the image file at `path`, its longer side at most `side`; None when it cannot
+    be read (or is larger than an image the pipeline would decode)."""
+    from PIL import Image
+
+    from monalia.lib.image_decode import MAX_PIXELS
+
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                return None
+            image.draft("RGB", (side, side))
+            small = image.convert("RGB")
+            small.thumbnail((side, side))
+            buffer = io.BytesIO()
+            small.save(buffer, "JPEG", quality=85)
+            return buffer.getvalue()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None

@@ -160,7 +160,7 @@ def apply_review_decisions(catalog: Catalog, labeling: Labeling) -> dict[str, An
                     RecordRow.iri.in_(iris[start : start + 500]), RecordRow.deleted_at.is_(None)
                 )
             )
-            ids.update(dict(rows.tuples()))
+            ids.update({iri: id_ for iri, id_ in rows})
     for review, verdict in verdicts:
         record_id = ids.get(review.record_iri)
         if record_id is None or review.class_uri not in known:

@@ -1,0 +1,605 @@
+"""The curators' workbench (`monalia serve`): pages, decisions, access, and what follows from them.
+
+A drawn collection is trained and enriched once; each test works on its own copy. The report's
+thresholds are set so that every annotated record is a noise finding and every other one a
+silence finding: the lists are known without depending on how well two epochs learnt.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from monalia.catalog import Catalog
+from monalia.catalog.models import DatasetRow, ReviewDecisionRow
+
+pytest.importorskip("torch", reason="the train extra is not installed")
+pytest.importorskip("starlette", reason="the workbench's web framework is not installed")
+
+from starlette.testclient import TestClient
+from workbench_project import build_trained, copy_project
+
+THRESHOLDS = '\n[report]\nmethod = "threshold"\nnoise_below = 0.999\nsilence_above = 0.001\n'
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory) -> Path:
+    folder = build_trained(tmp_path_factory.mktemp("workbench-template"))
+    project_file = folder / "monalia.toml"
+    text = project_file.read_text(encoding="utf-8").replace(
+        '\n[report]\nmethod = "threshold"\n', ""
+    )
+    project_file.write_text(text + THRESHOLDS, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def folder(trained_template, tmp_path, monkeypatch) -> Path:
+    monkeypatch.delenv("MONALIA_CATALOG", raising=False)
+    monkeypatch.delenv("MONALIA_SERVE_TOKEN", raising=False)
+    return copy_project(trained_template, tmp_path / "project")
+
+
+def open_workbench(folder: Path, **settings):
+    from monalia.api.registry import default_registry
+    from monalia.lib.passwords import read_users  # noqa: F401  (the users file is read per login)
+    from monalia.project import load_project
+    from monalia.stages.workbench import Workbench
+    from monalia.web import Settings, create_app
+
+    project = load_project(folder / "monalia.toml", default_registry())
+    catalog = Catalog.open(project.catalog_url)
+    workbench = Workbench(catalog, project)
+    options = {
+        "reviewer": "marie",
+        "login_required": False,
+        "read_only": False,
+        "users_file": folder / "workbench-users.txt",
+        **settings,
+    }
+    return workbench, catalog, create_app(workbench, Settings(**options), secret="test-secret")
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+def cards(page: str) -> list[tuple[str, str]]:
+    """(record, class) of each finding card on a page, in order."""
+    return re.findall(r'class="card[^"]*"[^>]*data-record="([^"]+)" data-class="([^"]+)"', page)
+
+
+def decisions(catalog) -> list[ReviewDecisionRow]:
+    with catalog.session() as session:
+        return list(session.scalars(select(ReviewDecisionRow).order_by(ReviewDecisionRow.id)))
+
+
+def decide(client, token, record, cls, kind, decision, comment=""):
+    return client.post(
+        "/decide",
+        data={
+            "record": record,
+            "class": cls,
+            "kind": kind,
+            "decision": decision,
+            "comment": comment,
+        },
+        headers={"X-CSRF-Token": token, "Accept": "application/json"},
+    )
+
+
+def test_pages_show_classes_findings_records_images_and_heat_maps(folder):
+    workbench, _catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    home = client.get("/")
+    assert home.status_code == 200
+    labels = re.findall(r"<tr>\s*<td>([^<]+)</td>", home.text)
+    assert labels == ["cheval", "arbre", "chien"]
+    assert home.headers["content-security-policy"].startswith("default-src 'self'")
+
+    noise = client.get("/findings", params={"class": 0, "kind": "noise"})
+    assert noise.status_code == 200
+    found = cards(noise.text)
+    expected = [item.finding.record for item in workbench.items(workbench.classes[0].uri, "noise")]
+    assert found and [record for record, _ in found] == expected[:50]
+    assert "Accept (a)" in noise.text and "<kbd>a</kbd>" in noise.text
+    thumbs = re.findall(r'src="(/image/\d+/thumb)"', noise.text)
+    assert len(thumbs) == len(found)
+    picture = client.get(thumbs[0])
+    assert picture.status_code == 200 and picture.content[:2] == b"\xff\xd8"
+    # scores ordered lowest first for noise, highest first for silence
+    scores = [float(s) for s in re.findall(r'<div class="score">([0-9.]+)</div>', noise.text)]
+    assert scores == sorted(scores)
+    silence = client.get("/findings", params={"class": 1, "kind": "silence"})
+    scores = [float(s) for s in re.findall(r'<div class="score">([0-9.]+)</div>', silence.text)]
+    assert scores and scores == sorted(scores, reverse=True)
+
+    record_iri = found[0][0]
+    record = client.get("/record", params={"iri": record_iri, "class": 0, "kind": "noise"})
+    assert record.status_code == 200
+    assert "Scores" in record.text and "cheval" in record.text and "arbre" in record.text
+    image_id = re.search(r'data-image="(\d+)"', record.text).group(1)
+    heat = client.get(f"/explain/{image_id}/0/heat")
+    view = client.get(f"/explain/{image_id}/0/view")
+    assert heat.status_code == 200 and heat.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert view.status_code == 200 and view.content[:2] == b"\xff\xd8"
+    cached = list((folder / ".monalia" / "heatmaps").rglob("*.png"))
+    assert len(cached) == 1  # computed once, kept
+
+    # filters: a score range, a source, and search by a narrower term's label
+    narrow = client.get("/findings", params={"class": 0, "kind": "noise", "min": "0", "max": "0"})
+    assert cards(narrow.text) == []
+    other = client.get("/findings", params={"class": 0, "kind": "noise", "source": "elsewhere"})
+    assert cards(other.text) == []
+    assert client.get("/suggest", params={"q": "chev"}).json()[0]["class"] == "cheval"
+    search = client.get("/search", params={"q": "cheval"}, follow_redirects=False)
+    assert search.status_code == 303 and "kind=search" in search.headers["location"]
+
+
+def test_a_decision_is_kept_with_its_context_hides_the_finding_and_can_be_undone(folder):
+    workbench, catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    page = client.get("/findings", params={"class": 0, "kind": "noise"})
+    token = csrf_of(page.text)
+    (record, cls), second = cards(page.text)[:2]
+    answer = decide(client, token, record, cls, "noise", "accept", "no horse here")
+    assert answer.status_code == 200 and answer.json()["decision"] == "accept"
+    [row] = decisions(catalog)
+    item = next(i for i in workbench.items(cls, "noise") if i.finding.record == record)
+    assert (row.record_iri, row.class_uri, row.kind, row.decision) == (
+        record,
+        cls,
+        "noise",
+        "accept",
+    )
+    assert row.reviewer == "marie" and row.comment == "no horse here"
+    assert row.model_name == workbench.model.name and row.score == pytest.approx(item.finding.score)
+    assert row.record_id is not None and row.decided_at is not None
+
+    # the open list no longer offers it; the decided list shows it with its decision
+    again = client.get("/findings", params={"class": 0, "kind": "noise"})
+    assert cards(again.text)[0] == second
+    decided = client.get("/findings", params={"class": 0, "kind": "noise", "reviewed": "decided"})
+    assert cards(decided.text) == [(record, cls)] and "marie: accept" in decided.text
+    assert "(1 reviewed)" in client.get("/").text
+
+    # undo brings back the finding; the history keeps both rows
+    assert decide(client, token, record, cls, "noise", "undo").json()["decision"] is None
+    assert cards(client.get("/findings", params={"class": 0, "kind": "noise"}).text)[0] == (
+        record,
+        cls,
+    )
+    assert [r.decision for r in decisions(catalog)] == ["accept", "undo"]
+
+
+def test_two_reviewers_are_both_kept_and_their_disagreement_shown(folder):
+    _workbench, catalog, app_marie = open_workbench(folder)
+    _other, _, app_paul = open_workbench(folder, reviewer="paul")
+    marie, paul = TestClient(app_marie), TestClient(app_paul)
+    page = marie.get("/findings", params={"class": 1, "kind": "silence"})
+    record, cls = cards(page.text)[0]
+    decide(marie, csrf_of(page.text), record, cls, "silence", "accept")
+    paul_token = csrf_of(paul.get("/").text)
+    answer = decide(paul, paul_token, record, cls, "silence", "reject").json()
+    assert answer["disputed"] and answer["reviewers"] == {"marie": "accept", "paul": "reject"}
+    assert {(r.reviewer, r.decision) for r in decisions(catalog)} == {
+        ("marie", "accept"),
+        ("paul", "reject"),
+    }
+    disputed = marie.get(
+        "/findings", params={"class": 1, "kind": "silence", "reviewed": "disputed"}
+    )
+    assert cards(disputed.text) == [(record, cls)] and "reviewers disagree" in disputed.text
+    assert "reviewers disagree" in marie.get("/record", params={"iri": record}).text
+
+
+def test_a_write_without_the_csrf_token_or_in_read_only_mode_is_refused(folder):
+    _workbench, catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    page = client.get("/findings", params={"class": 0, "kind": "noise"})
+    record, cls = cards(page.text)[0]
+    assert decide(client, "", record, cls, "noise", "accept").status_code == 403
+    assert decide(client, "forged-token", record, cls, "noise", "accept").status_code == 403
+    # another browser's token does not fit this session
+    stranger = TestClient(app)
+    other_token = csrf_of(stranger.get("/").text)
+    assert decide(client, other_token, record, cls, "noise", "accept").status_code == 403
+    assert decisions(catalog) == []
+
+    _workbench, catalog, read_only = open_workbench(folder, read_only=True)
+    viewer = TestClient(read_only)
+    page = viewer.get("/findings", params={"class": 0, "kind": "noise"})
+    assert "Accept (a)" not in page.text
+    assert decide(viewer, csrf_of(page.text), record, cls, "noise", "accept").status_code == 403
+    assert decisions(catalog) == []
+
+
+def test_off_loopback_every_page_needs_a_login(folder, monkeypatch):
+    from monalia.lib.passwords import add_user
+
+    add_user(folder / "workbench-users.txt", "marie", "correct horse")
+    _workbench, catalog, app = open_workbench(folder, login_required=True)
+    client = TestClient(app)
+    for path in ("/", "/findings?class=0&kind=noise", "/record?iri=x", "/image/1/thumb"):
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == "/login", path
+    login = client.get("/login")
+    token = csrf_of(login.text)
+    assert decide(client, token, "r", "c", "noise", "accept").status_code == 401
+    wrong = client.post("/login", data={"user": "marie", "password": "wrong", "csrf": token})
+    assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
+    no_token = client.post("/login", data={"user": "marie", "password": "correct horse"})
+    assert no_token.status_code == 403
+    right = client.post(
+        "/login", data={"user": "marie", "password": "correct horse", "csrf": token}
+    )
+    assert right.status_code == 200 and "cheval" in right.text  # followed to the classes
+    page = client.get("/findings", params={"class": 0, "kind": "noise"})
+    record, cls = cards(page.text)[0]
+    assert decide(client, csrf_of(page.text), record, cls, "noise", "reject").status_code == 200
+    assert [r.reviewer for r in decisions(catalog)] == ["marie"]
+    # the users file holds a hash, not the password
+    assert "correct horse" not in (folder / "workbench-users.txt").read_text()
+
+    # a token from the environment, for scripts
+    monkeypatch.setenv("MONALIA_SERVE_TOKEN", "s3cret-token-value")
+    script = TestClient(app)
+    assert (
+        script.get(
+            "/", headers={"Authorization": "Bearer wrong"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    assert (
+        script.get("/", headers={"Authorization": "Bearer s3cret-token-value"}).status_code == 200
+    )
+
+
+def test_errors_reach_the_browser_as_a_short_page_never_a_trace(folder, monkeypatch):
+    workbench, _catalog, app = open_workbench(folder)
+    client = TestClient(app, raise_server_exceptions=False)
+    missing = client.get("/findings", params={"class": 99})
+    assert missing.status_code == 404 and "no such class" in missing.text
+    assert client.get("/findings", params={"class": 0, "min": "x"}).status_code == 400
+    assert client.get("/record", params={"iri": "urn:nothing"}).status_code == 404
+
+    def broken():
+        raise RuntimeError("secret detail /etc/passwd")
+
+    monkeypatch.setattr(workbench, "summary", broken)
+    answer = client.get("/")
+    assert answer.status_code == 500
+    assert "Traceback" not in answer.text and "secret detail" not in answer.text
+
+
+def test_serve_refuses_another_address_without_users_and_users_add_hashes(folder):
+    result = subprocess.run(
+        [sys.executable, "-m", "monalia", "--project", str(folder), "serve", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "needs a login" in lines[0] and "users add" in lines[0]
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monalia",
+            "--project",
+            str(folder),
+            "users",
+            "add",
+            "ana",
+            "--password-stdin",
+        ],
+        input="a long password\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    stored = (folder / "workbench-users.txt").read_text()
+    assert stored.startswith("ana:scrypt$") and "a long password" not in stored
+
+
+def test_review_export_gives_the_changes_and_a_prov_graph_that_passes_the_shapes(folder, cli):
+    pyshacl = pytest.importorskip("pyshacl")
+    import rdflib
+
+    workbench, _catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    token = csrf_of(client.get("/").text)
+    horse = workbench.classes[0]
+    noise = workbench.items(horse.uri, "noise")
+    silence = workbench.items(horse.uri, "silence")
+    decide(client, token, noise[0].finding.record, horse.uri, "noise", "accept", "a tree")
+    decide(client, token, silence[0].finding.record, horse.uri, "silence", "accept")
+    decide(client, token, silence[1].finding.record, horse.uri, "silence", "reject")
+    decide(client, token, noise[1].finding.record, horse.uri, "noise", "skip")
+
+    as_csv = cli("review", "export", "--format", "csv", project=folder)
+    assert as_csv.exit_code == 0, as_csv.output
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    changes = {(row["record"], row["action"], row["term_uri"]) for row in rows}
+    assert changes == {
+        (noise[0].finding.record, "remove", horse.uri),
+        (silence[0].finding.record, "add", horse.uri),
+    }
+    removal = next(row for row in rows if row["action"] == "remove")
+    assert removal["field"] and removal["reviewer"] == "marie" and removal["comment"] == "a tree"
+    assert next(row for row in rows if row["action"] == "add")["term_label"] == "cheval"
+
+    as_json = json.loads(cli("review", "export", "--format", "json", project=folder).stdout)
+    assert as_json["confirmed"] == 1 and len(as_json["decisions"]) == 3
+
+    turtle = cli("review", "export", "--format", "rdf", project=folder).stdout
+    graph = rdflib.Graph().parse(data=turtle, format="turtle")
+    prov = rdflib.Namespace("http://www.w3.org/ns/prov#")
+    ml = rdflib.Namespace("http://ns.inria.fr/monalia/")
+    assert len(set(graph.subjects(rdflib.RDF.type, prov.Activity))) == 3
+    assert len(set(graph.subjects(rdflib.RDF.type, prov.Agent))) == 1
+    assert len(set(graph.subjects(rdflib.RDF.type, ml.SubjectChange))) == 2
+    used = set(graph.objects(None, prov.used))
+    assert len(used) == 3  # each decision points at the model's detection it judged
+    enrichment = rdflib.Graph()
+    for path in (folder / "out").glob("*.ttl"):
+        enrichment.parse(path, format="turtle")
+    assert used <= set(enrichment.subjects())  # ... which the enrichment graph holds
+    shapes = rdflib.Graph().parse(
+        Path(__file__).resolve().parent.parent / "ontology" / "shapes.ttl", format="turtle"
+    )
+    conforms, _, text = pyshacl.validate(graph, shacl_graph=shapes)
+    assert conforms, text
+    # a broken graph does not pass: the shapes do check it
+    graph.remove((None, prov.wasAssociatedWith, None))
+    assert not pyshacl.validate(graph, shacl_graph=shapes)[0]
+
+    published = cli("review", "publish", "--sink", "files", project=folder)
+    assert published.exit_code == 0 and "graph/curation" in published.output
+    written = list((folder / "out").glob("*curation*.ttl"))
+    assert len(written) == 1
+    assert len(rdflib.Graph().parse(written[0], format="turtle")) == len(
+        rdflib.Graph().parse(data=turtle, format="turtle")
+    )
+
+
+def test_label_takes_the_decisions_into_the_next_dataset(folder, cli):
+    workbench, catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    token = csrf_of(client.get("/").text)
+    horse = workbench.classes[0]
+    removed = workbench.items(horse.uri, "noise")[0].finding.record
+    added = workbench.items(horse.uri, "silence")[0].finding.record
+    kept = workbench.items(horse.uri, "silence")[1].finding.record
+    decide(client, token, removed, horse.uri, "noise", "accept")
+    decide(client, token, added, horse.uri, "silence", "accept")
+    decide(client, token, kept, horse.uri, "silence", "reject")
+
+    result = cli("label", project=folder)
+    assert result.exit_code == 0, result.output
+    assert "review decisions: 3 used (1 labels added, 1 removed, 1 confirmed)" in result.output
+    with catalog.session() as session:
+        newest = session.scalars(select(DatasetRow).order_by(DatasetRow.id.desc())).first()
+        assert newest.stats["review_decisions"]["used"] == 3
+        members = {
+            iri: labels
+            for iri, labels in session.execute(
+                __import__("sqlalchemy").text(
+                    "SELECT r.iri, m.labels FROM dataset_members m JOIN records r "
+                    "ON r.id = m.record_id WHERE m.dataset_id = :d"
+                ),
+                {"d": newest.id},
+            )
+        }
+    labels = {
+        iri: json.loads(value) if isinstance(value, str) else value
+        for iri, value in members.items()
+    }
+    assert horse.uri in labels[added]
+    assert horse.uri not in labels.get(removed, [])
+    assert horse.uri not in labels.get(kept, [])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_workbench_in_a_real_browser(folder):
+    from test_curation import browser
+
+    driver = browser()
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monalia",
+            "--project",
+            str(folder),
+            "serve",
+            "--port",
+            str(port),
+            "--reviewer",
+            "marie",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.3)
+        driver.get(f"{base}/findings?class=0&kind=noise")
+        shown = driver.find_elements("css selector", ".card")
+        assert len(shown) >= 2
+        for _ in range(50):  # thumbnails load lazily: those in view
+            loaded = driver.execute_script(
+                "return Array.from(document.images)"
+                ".filter(i => i.getBoundingClientRect().top < window.innerHeight)"
+                ".map(i => i.complete && i.naturalWidth > 0)"
+            )
+            if loaded and all(loaded):
+                break
+            time.sleep(0.1)
+        assert loaded and all(loaded)
+        first, second = (card.get_attribute("data-record") for card in shown[:2])
+        assert "selected" in shown[0].get_attribute("class")
+        driver.find_element("css selector", "body").send_keys("a")
+        for _ in range(50):  # the decision is written, then the next finding is selected
+            selected = driver.find_elements("css selector", ".card.selected")
+            if selected and selected[0].get_attribute("data-record") == second:
+                break
+            time.sleep(0.1)
+        assert selected[0].get_attribute("data-record") == second
+        assert "marie: accept" in shown[0].text
+        catalog = Catalog.open(f"sqlite:///{folder / 'catalog.sqlite'}")
+        [row] = decisions(catalog)
+        assert (row.record_iri, row.decision, row.reviewer) == (first, "accept", "marie")
+
+        # a reload: the decided finding is no longer offered; among the decided ones, it is
+        driver.refresh()
+        records = [
+            c.get_attribute("data-record") for c in driver.find_elements("css selector", ".card")
+        ]
+        assert first not in records and records[0] == second
+        driver.get(f"{base}/findings?class=0&kind=noise&reviewed=decided")
+        [card] = driver.find_elements("css selector", ".card")
+        assert card.get_attribute("data-record") == first and "marie: accept" in card.text
+
+        # the record page: its heat map on demand, over the model's view
+        driver.get(f"{base}/record?iri={first}&class=0&kind=noise")
+        for _ in range(100):
+            ready = driver.execute_script(
+                "const h = document.querySelector('.explain .heat');"
+                "return h && h.complete && h.naturalWidth > 0"
+            )
+            if ready:
+                break
+            time.sleep(0.1)
+        assert ready
+        slider = driver.find_element("css selector", ".explain .opacity")
+        driver.execute_script(
+            "arguments[0].value = 20; arguments[0].dispatchEvent(new Event('input', {bubbles: true}))",
+            slider,
+        )
+        opacity = driver.execute_script(
+            "return document.querySelector('.explain .heat').style.opacity"
+        )
+        assert float(opacity) == pytest.approx(0.2)
+        shot = folder / "record.png"
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    finally:
+        driver.quit()
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_finding_is_shown_again_only_when_the_model_claims_the_opposite():
+    from datetime import UTC, datetime
+
+    from monalia.catalog.reviews import Decision, FindingReview
+
+    def decision(id_, kind, what, reviewer="marie"):
+        return Decision(
+            id_,
+            "r",
+            "c",
+            "cheval",
+            kind,
+            what,
+            None,
+            reviewer,
+            "m1",
+            0.9,
+            None,
+            None,
+            None,
+            datetime.now(UTC),
+        )
+
+    accepted_silence = FindingReview("r", "c", {"marie": decision(1, "silence", "accept")})
+    assert accepted_silence.hides("silence") and accepted_silence.hides("search")
+    assert not accepted_silence.hides("noise")  # the model now says the class is not there
+    assert accepted_silence.verdict.present is True
+    rejected_noise = FindingReview("r", "c", {"marie": decision(2, "noise", "reject")})
+    assert rejected_noise.hides("noise") and not rejected_noise.hides("silence")
+    assert rejected_noise.verdict.present is True
+    skipped = FindingReview("r", "c", {"marie": decision(3, "noise", "skip")})
+    assert skipped.verdict is None and skipped.hides("noise")
+    both = FindingReview(
+        "r",
+        "c",
+        {"marie": decision(4, "noise", "accept"), "paul": decision(5, "noise", "reject", "paul")},
+    )
+    assert both.disputed and both.verdict.reviewer == "paul"  # the latest one counts
+
+
+@pytest.mark.slow
+def test_the_next_round_learns_from_the_decisions_and_does_not_offer_them_again(folder, cli):
+    workbench, catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    token = csrf_of(client.get("/").text)
+    horse = workbench.classes[0]
+    decided = {
+        "noise": [item.finding.record for item in workbench.items(horse.uri, "noise")[:3]],
+        "silence": [item.finding.record for item in workbench.items(horse.uri, "silence")[:3]],
+    }
+    for kind, records in decided.items():
+        for number, record in enumerate(records):
+            decide(client, token, record, horse.uri, kind, "accept" if number else "reject")
+    old_model = workbench.model.name
+
+    assert "review decisions: 6 used" in cli("label", project=folder).output
+    trained = cli("train", project=folder)
+    assert trained.exit_code == 0, trained.output
+    assert cli("enrich", project=folder).exit_code == 0
+
+    again, _catalog, app = open_workbench(folder)
+    assert again.model.name != old_model  # a new dataset, so a new model
+    with catalog.session() as session:
+        newest = session.scalars(select(DatasetRow).order_by(DatasetRow.id.desc())).first()
+    assert again.model.dataset_id == newest.id
+    assert newest.stats["review_decisions"]["used"] == 6
+    client = TestClient(app)
+    for kind, records in decided.items():
+        shown = {
+            record
+            for record, _ in cards(
+                client.get("/findings", params={"class": 0, "kind": kind, "reviewed": "open"}).text
+            )
+        }
+        listed = {item.finding.record for item in again.items(horse.uri, kind)}
+        assert set(records) <= listed  # the new model still makes these findings ...
+        assert not shown & set(records)  # ... but they are not offered again
+        assert shown  # the others are
+
+
+def test_the_html_report_shows_heat_maps_of_its_findings(folder, cli):
+    result = cli("report", "html", str(folder / "site"), project=folder)
+    assert result.exit_code == 0, result.output
+    heatmaps = sorted((folder / "site" / "heatmaps").glob("*.jpg"))
+    assert 0 < len(heatmaps) <= 60  # [serve] heatmaps: the noise and silence findings first
+    noise = (folder / "site" / "noise.html").read_text(encoding="utf-8")
+    shown = re.findall(r'<img class="heatmap" src="(heatmaps/[^"]+)"', noise)
+    assert shown and all((folder / "site" / path).is_file() for path in shown)

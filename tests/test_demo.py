@@ -60,3 +60,8 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
         path.read_text(encoding="utf-8") for path in (folder / "report").glob("*.html")
     )
     assert any(case.split()[0] in pages for case in planted["noise"] + planted["silence"])
+    # the noise and silence cards show where the model looks
+    assert list((folder / "report" / "heatmaps").glob("*.jpg"))
+    # it ends with the command that opens the workbench on the demo project
+    last = shown.strip().splitlines()[-1]
+    assert "serve" in last and str(folder / "monalia.toml") in last

@@ -9,6 +9,7 @@ import getpass
 import ipaddress
 import os
 import sys
+import threading
 
 import click
 
@@ -85,6 +86,9 @@ def serve(app: App, host, port, read_only, model_ref, store, method, reviewer) -
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app.say(f"findings of model {workbench.model.name} ({workbench.setup.method})…")
     workbench.warm()
+    # the model loads while the curator opens the first page, not when the first heat map is
+    # asked for
+    threading.Thread(target=workbench.can_explain, name="load-model", daemon=True).start()
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"workbench on http://{shown}:{port}/"

@@ -125,6 +125,7 @@ class Workbench:
         self._lock = threading.Lock()
         self._explain_lock = threading.Lock()
         self._predictor = None
+        self._predictor_lock = threading.Lock()
         self._sources: list[str] | None = None
 
     # -- classes and findings -------------------------------------------------------------
@@ -451,14 +452,16 @@ class Workbench:
 
     @property
     def predictor(self):
-        if self._predictor is None:
-            from monalia.api.trainer import LoadOptions
-            from monalia.stages.enrich import load_predictor
+        with self._predictor_lock:  # loaded once, whichever thread asks first
+            if self._predictor is None:
+                from monalia.api.trainer import LoadOptions
+                from monalia.stages.enrich import load_predictor
 
-            if not self.model.path:
-                raise MonaliaError(f"model {self.model.name} has no weights to explain with")
-            self._predictor = load_predictor(self.project, self.model, LoadOptions("auto", 1, 0))
-        return self._predictor
+                if not self.model.path:
+                    raise MonaliaError(f"model {self.model.name} has no weights to explain with")
+                options = LoadOptions("auto", 1, 0)
+                self._predictor = load_predictor(self.project, self.model, options)
+            return self._predictor
 
     def can_explain(self) -> bool:
         try:

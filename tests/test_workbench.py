@@ -603,3 +603,60 @@ def test_the_html_report_shows_heat_maps_of_its_findings(folder, cli):
     noise = (folder / "site" / "noise.html").read_text(encoding="utf-8")
     shown = re.findall(r'<img class="heatmap" src="(heatmaps/[^"]+)"', noise)
     assert shown and all((folder / "site" / path).is_file() for path in shown)
+
+
+def test_search_results_are_read_as_far_as_the_pages_need(folder, monkeypatch):
+    import monalia.stages.workbench as module
+
+    monkeypatch.setattr(module, "SEARCH_FIRST", 4)
+    workbench, _catalog, _app = open_workbench(folder)
+    horse = workbench.classes[0]
+    everything = [f.record for f in workbench.curation.search(horse, None, 500)]
+    assert len(everything) > 12
+    first = workbench.page(horse.uri, "search", 1, per_page=3, reviewed="all")
+    assert not first.complete and len(workbench.items(horse.uri, "search", 1)) == 4
+    assert [i.finding.record for i in first.items] == everything[:3]
+    third = workbench.page(horse.uri, "search", 3, per_page=3, reviewed="all")
+    assert [i.finding.record for i in third.items] == everything[6:9]
+    last = workbench.page(horse.uri, "search", 99, per_page=3, source="collection")
+    assert last.complete and last.total == len(everything)  # a filter reads them all
+
+
+def test_the_decision_history_on_each_catalog_database(catalog_url):
+    from monalia.catalog.reviews import history, record_decision, reviews, undo_decision
+
+    catalog = Catalog.open(catalog_url)
+    record, cls = "urn:r1", "urn:class/horse"
+
+    def decide_as(reviewer, decision, kind="silence"):
+        return record_decision(
+            catalog,
+            record_iri=record,
+            class_uri=cls,
+            kind=kind,
+            decision=decision,
+            reviewer=reviewer,
+            score=0.97,
+        )
+
+    decide_as("marie", "reject")
+    decide_as("marie", "accept")
+    decide_as("paul", "reject")
+    review = reviews(catalog)[record, cls]
+    assert review.disputed and review.verdict.reviewer == "paul"
+    assert undo_decision(catalog, record, cls, "paul", "silence")
+    assert not undo_decision(catalog, record, cls, "ana", "silence")  # nothing of hers to undo
+    review = reviews(catalog, [(record, cls)])[record, cls]
+    assert set(review.by_reviewer) == {"marie"} and not review.disputed
+    assert review.verdict.decision == "accept" and review.verdict.present is True
+    assert undo_decision(catalog, record, cls, "marie", "silence")  # back to her first one
+    assert reviews(catalog)[record, cls].verdict.decision == "reject"
+    assert [(d.reviewer, d.decision) for d in history(catalog, record)] == [
+        ("marie", "reject"),
+        ("marie", "accept"),
+        ("paul", "reject"),
+        ("paul", "undo"),
+        ("marie", "undo"),
+    ]
+    with pytest.raises(Exception, match="unknown decision"):
+        decide_as("marie", "maybe")

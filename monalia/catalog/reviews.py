@@ -200,7 +200,8 @@ def undo_decision(catalog, record_iri: str, class_uri: str, reviewer: str, kind:
     return True
 
 
-def _replay(rows: Iterable[ReviewDecisionRow]) -> dict[tuple[str, str], FindingReview]:
+def _replay(rows: Iterable[Any]) -> dict[tuple[str, str], FindingReview]:
+    """Rows (or `Decision`s) in id order -> where each finding's decisions stand."""
     stacks: dict[tuple[str, str, str], list[Decision]] = defaultdict(list)
     for row in rows:  # in id order
         stack = stacks[row.record_iri, row.class_uri, row.reviewer]

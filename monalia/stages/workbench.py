@@ -27,6 +27,7 @@ from monalia.catalog.reviews import (
     KINDS,
     Decision,
     FindingReview,
+    _decision,
     _replay,
     history,
     record_decision,
@@ -40,6 +41,7 @@ from monalia.project import Project
 REVIEWED = ("open", "decided", "skipped", "disputed", "all")
 THUMBNAIL_SIDE = 240
 LARGE_SIDE = 1024
+SEARCH_FIRST = 100  # search results read for a class's first pages
 VIEW_SIDE = 448  # the model's view and its heat map, as the record page shows them
 BATCH = 500
 
@@ -72,6 +74,7 @@ class Page:
     pages: int
     per_page: int
     counts: dict[str, int]  # of the whole list, by review status
+    complete: bool = True  # False: there are more (a search list read as far as needed)
 
 
 class ReviewLog:
@@ -79,7 +82,7 @@ class ReviewLog:
 
     def __init__(self, catalog):
         self.catalog = catalog
-        self.rows: list[ReviewDecisionRow] = []
+        self.rows: list[Decision] = []
         self.last_id = 0
         self.by_pair: dict[tuple[str, str], FindingReview] = {}
         self.lock = threading.Lock()
@@ -92,9 +95,8 @@ class ReviewLog:
                     select(ReviewDecisionRow)
                     .where(ReviewDecisionRow.id > self.last_id)
                     .order_by(ReviewDecisionRow.id)
-                ).all()
-                session.expunge_all()
-                self.rows.extend(fresh)
+                )
+                self.rows.extend(_decision(row) for row in fresh)
                 self.last_id = newest
                 self.by_pair = _replay(self.rows)
             return self.by_pair
@@ -127,6 +129,7 @@ class Workbench:
         self._predictor = None
         self._predictor_lock = threading.Lock()
         self._sources: list[str] | None = None
+        self._search_read: dict[str, int] = {}  # how many search results were asked for
 
     # -- classes and findings -------------------------------------------------------------
 
@@ -167,18 +170,34 @@ class Workbench:
                     ]
                 self._lists["", kind] = items
 
-    def items(self, class_uri: str, kind: str) -> list[Item]:
+    def items(self, class_uri: str, kind: str, needed: int | None = None) -> list[Item]:
+        """The class's findings of one kind, best first. Search results are read as far as
+        `needed` asks (at least SEARCH_FIRST, at most `[serve] search_limit`; all of them
+        without `needed`), and read further when a later page needs more."""
         if kind not in KINDS:
             raise ConfigError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
         if kind != "search":
             self.warm()
             return self._lists.get((class_uri, kind), [])
+        most = self.settings.search_limit
+        wanted = most if needed is None else min(most, max(SEARCH_FIRST, needed))
         with self._lock:
-            if (class_uri, kind) not in self._lists:
+            known = self._lists.get((class_uri, kind))
+            read = self._search_read.get(class_uri, 0)
+            if known is None or (len(known) >= read and wanted > read):
                 cls = self.curation.by_uri[class_uri]
-                found = self.curation.search(cls, None, self.settings.search_limit)
+                found = self.curation.search(cls, None, wanted)
                 self._lists[class_uri, kind] = self._items(found, "search")
+                self._search_read[class_uri] = wanted
             return self._lists[class_uri, kind]
+
+    def complete(self, class_uri: str, kind: str) -> bool:
+        """Whether the list holds every finding there is (search lists are read lazily)."""
+        if kind != "search":
+            return True
+        known = self._lists.get((class_uri, kind), [])
+        read = self._search_read.get(class_uri, 0)
+        return len(known) < read or read >= self.settings.search_limit
 
     def sources(self) -> list[str]:
         if self._sources is None:
@@ -207,7 +226,13 @@ class Workbench:
         if reviewed not in REVIEWED:
             raise ConfigError(f"unknown review filter {reviewed!r}: one of {', '.join(REVIEWED)}")
         per_page = per_page or self.settings.per_page
-        items = self.items(class_uri, kind)
+        filtered = source is not None or min_score is not None or max_score is not None
+        needed = None
+        if kind == "search" and not filtered and reviewed in ("open", "all"):
+            # enough for this page, and for the decided findings the open list leaves out
+            decided = sum(1 for key in self.log.current() if key[1] == class_uri)
+            needed = page * per_page + 1 + (decided if reviewed == "open" else 0)
+        items = self.items(class_uri, kind, needed)
         self._attach(items)
         counts = {status: 0 for status in REVIEWED}
         shown = []
@@ -233,7 +258,8 @@ class Workbench:
         chosen = shown[(page - 1) * per_page : page * per_page]
         self.curation.describe([item.finding for item in chosen])
         self._add_images(chosen)
-        return Page(chosen, len(shown), page, pages, per_page, counts)
+        complete = self.complete(class_uri, kind)
+        return Page(chosen, len(shown), page, pages, per_page, counts, complete)
 
     def _add_images(self, items: list[Item]) -> None:
         """Each item's image as the catalog has it: its id (for thumbnails) and local copy."""

@@ -82,24 +82,3 @@ def blend(pixels: np.ndarray, heat: np.ndarray, opacity: float = HEAT_OPACITY) -
     buffer = io.BytesIO()
     Image.fromarray(mixed.clip(0, 255).astype(np.uint8), "RGB").save(buffer, "JPEG", quality=88)
     return buffer.getvalue()
-
-
-def picture_jpeg(path, side: int) -> bytes | None:
-    """A JPEG of the image file at `path`, its longer side at most `side`; None when it cannot
-    be read (or is larger than an image the pipeline would decode)."""
-    from PIL import Image
-
-    from monalia.lib.image_decode import MAX_PIXELS
-
-    try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                return None
-            image.draft("RGB", (side, side))
-            small = image.convert("RGB")
-            small.thumbnail((side, side))
-            buffer = io.BytesIO()
-            small.save(buffer, "JPEG", quality=85)
-            return buffer.getvalue()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None

@@ -118,3 +118,20 @@ def decode_for_model(
     side = cache_side(input_size)
     folder = cache_dir / f"side-{side}" if cache_dir is not None else None
     return resize_and_crop(load_resized(Path(path), key, side, folder), input_size)
+
+
+def picture_jpeg(path: Path, side: int, max_pixels: int = MAX_PIXELS) -> bytes | None:
+    """A JPEG of the image file at `path`, its longer side at most `side` (thumbnails, pages);
+    None when it cannot be read or has more than `max_pixels` pixels (checked before decoding)."""
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > max_pixels:
+                return None
+            image.draft("RGB", (side, side))
+            small = image.convert("RGB")
+            small.thumbnail((side, side))
+            buffer = io.BytesIO()
+            small.save(buffer, "JPEG", quality=85)
+            return buffer.getvalue()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None

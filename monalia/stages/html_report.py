@@ -20,6 +20,7 @@ from PIL import Image
 
 from monalia.lib.curation import Finding
 from monalia.lib.hashing import file_sha256
+from monalia.lib.image_decode import picture_jpeg
 
 THUMBNAIL_SIDE = 240
 MAX_PIXELS = 100_000_000  # a larger image is refused, not decoded
@@ -50,19 +51,13 @@ def thumbnail(source: Path, folder: Path) -> str | None:
     name = f"{file_sha256(source)}.jpg"
     target = folder / name
     if not target.exists():
-        try:
-            with Image.open(source) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    return None
-                image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-                small = image.convert("RGB")
-                small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-                folder.mkdir(parents=True, exist_ok=True)
-                partial = target.with_suffix(".partial")
-                small.save(partial, "JPEG", quality=85)
-                partial.replace(target)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        data = picture_jpeg(source, THUMBNAIL_SIDE, MAX_PIXELS)
+        if data is None:
             return None
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(target)
     return f"{folder.name}/{name}"
 
 
@@ -137,10 +132,11 @@ def web_link(value: Any) -> str | None:
     return text if text.lower().startswith(("http://", "https://")) else None
 
 
-def report_environment() -> Environment:
-    """The report's templates: text escaped, link targets from the data filtered (`web_link`)."""
+def report_environment(folder: str = "templates/report") -> Environment:
+    """The report's templates (or the workbench's, from `folder`): text escaped, link targets
+    from the data filtered (`web_link`)."""
     environment = Environment(
-        loader=PackageLoader("monalia", "templates/report"),
+        loader=PackageLoader("monalia", folder),
         autoescape=select_autoescape(["html"]),
     )
     environment.filters["web_link"] = web_link

@@ -460,7 +460,7 @@ class Workbench:
 
     def picture(self, image_id: int, side: int) -> bytes | None:
         """A JPEG of the catalog's copy of an image, its longer side at most `side`, cached."""
-        from monalia.lib.explain import picture_jpeg
+        from monalia.lib.image_decode import picture_jpeg
 
         path = self.image_path(image_id)
         if path is None:

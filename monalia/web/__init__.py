@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -36,7 +35,7 @@ from starlette.templating import Jinja2Templates
 
 from monalia.errors import ConfigError, MonaliaError
 from monalia.lib.passwords import check_password, check_token, read_users
-from monalia.stages.html_report import web_link
+from monalia.stages.html_report import report_environment
 from monalia.stages.workbench import LARGE_SIDE, REVIEWED, THUMBNAIL_SIDE, Workbench
 
 log = logging.getLogger("monalia.web")
@@ -72,15 +71,6 @@ class Settings:
         self.users_file = users_file
 
 
-def _environment() -> Environment:
-    environment = Environment(
-        loader=PackageLoader("monalia", "templates/workbench"),
-        autoescape=select_autoescape(["html"]),
-    )
-    environment.filters["web_link"] = web_link
-    return environment
-
-
 def _number(value: str | None, low: float | None = None, high: float | None = None):
     if value is None or value.strip() == "":
         return None
@@ -95,7 +85,7 @@ def _number(value: str | None, low: float | None = None, high: float | None = No
 
 def create_app(workbench: Workbench, settings: Settings, secret: str | None = None) -> Starlette:
     """The workbench's web application."""
-    templates = Jinja2Templates(env=_environment())
+    templates = Jinja2Templates(env=report_environment("templates/workbench"))
 
     def csrf_token(request: Request) -> str:
         token = request.session.get("csrf")

@@ -178,6 +178,23 @@ class ReportSection(_Section):
     search_limit: int = Field(default=24, ge=1)  # search results per class in the HTML report
 
 
+class SimilaritySection(_Section):
+    """Image similarity and near duplicates: `monalia similar`, `monalia duplicates`, the split."""
+
+    # whose feature vectors: "imagenet" (the ImageNet backbone below: works before any
+    # training), "scoring" (the model `monalia enrich` scores with, kept in the same pass),
+    # or a registered model's name
+    model: str = "imagenet"
+    backbone: str = "efficientnet_lite0"  # with model = "imagenet"
+    weights: str = "imagenet"  # the backbone's packaged or cached ImageNet weights, or a path
+    enrich: bool = True  # `monalia enrich` keeps the vectors of the images it scores
+    threshold: float = Field(default=0.87, gt=0.0, le=1.0)  # cosine: near duplicates from here
+    split: bool = True  # `monalia label` keeps near-duplicate groups on one side of the split
+    exact_up_to: int = Field(default=50_000, ge=1)  # an exact index up to this many vectors
+    device: str = "auto"
+    batch_size: int = Field(default=32, ge=1)
+
+
 class ServeSection(_Section):
     """The curators' workbench, `monalia serve`."""
 
@@ -210,6 +227,7 @@ class ProjectFile(_Section):
     enrich: EnrichSection = Field(default_factory=EnrichSection)
     report: ReportSection = Field(default_factory=ReportSection)
     serve: ServeSection = Field(default_factory=ServeSection)
+    similarity: SimilaritySection = Field(default_factory=SimilaritySection)
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
 
 

@@ -82,6 +82,8 @@ class ChunkScores(Generic[T]):
     scores: np.ndarray
     indices: np.ndarray
     unreadable: list[int]
+    # with `score_chunks(..., embed=True)`: each scored image's feature vector, in `scores` order
+    embeddings: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,19 @@ class Predictor:
         """Scores of a batch of decoded images: uint8 (N, 3, S, S) in, float32 (N, classes) out."""
         raise NotImplementedError(f"{type(self).__name__} must implement score_batch()")
 
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
+        """Feature vectors of a batch of decoded images (what the model's classifier reads):
+        uint8 (N, 3, S, S) in, float32 (N, D) out. An optional capability: `can_embed` tells."""
+        raise NotImplementedError(f"models of {type(self).__name__} cannot embed images")
+
+    @property
+    def can_embed(self) -> bool:
+        return type(self).embed_batch is not Predictor.embed_batch
+
+    def score_and_embed_batch(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and feature vectors of a batch; override to get both from one forward pass."""
+        return self.score_batch(pixels), self.embed_batch(pixels)
+
     def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
         """Where in one decoded image the model sees a class (Grad-CAM, say): uint8 (3, S, S)
         in, float32 (S, S) in 0..1 out. An optional capability: `can_explain` tells."""
@@ -138,20 +153,27 @@ class Predictor:
         self,
         chunks: Iterable[tuple[Sequence[T], Sequence[Path], Sequence[str | None]]],
         progress=None,
+        embed: bool = False,
     ) -> Iterator[ChunkScores[T]]:
         """Score (items, image paths, cache keys) chunks in order; `progress.advance(n)` as it
-        goes. An image that cannot be decoded is listed in the chunk's `unreadable`."""
+        goes. An image that cannot be decoded is listed in the chunk's `unreadable`. With
+        `embed`, each chunk also carries its images' feature vectors (`embed_batch`)."""
         import numpy as np
 
         from monalia.lib.image_decode import decode_batches
 
         for items, paths, keys in chunks:
-            scores, indices, unreadable = [], [], []
+            scores, vectors, indices, unreadable = [], [], [], []
             for pixels, kept, bad in decode_batches(
                 paths, keys, self.input_size, self.batch_size, self.cache_dir
             ):
                 if pixels is not None:
-                    scores.append(np.asarray(self.score_batch(pixels), np.float32))
+                    if embed:
+                        batch_scores, batch_vectors = self.score_and_embed_batch(pixels)
+                        vectors.append(np.asarray(batch_vectors, np.float32))
+                    else:
+                        batch_scores = self.score_batch(pixels)
+                    scores.append(np.asarray(batch_scores, np.float32))
                     indices.extend(kept)
                 unreadable.extend(bad)
                 if progress is not None:
@@ -161,6 +183,9 @@ class Predictor:
                 np.concatenate(scores) if scores else np.zeros((0, len(self.classes)), np.float32),
                 np.array(indices, dtype=int),
                 unreadable,
+                (np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32))
+                if embed
+                else None,
             )
 
 
@@ -306,6 +331,17 @@ class CalibratedPredictor(Predictor):
     def score_batch(self, pixels: np.ndarray) -> np.ndarray:
         return self.calibration.apply(self.inner.score_batch(pixels))
 
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
+        return self.inner.embed_batch(pixels)
+
+    @property
+    def can_embed(self) -> bool:
+        return self.inner.can_embed
+
+    def score_and_embed_batch(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores, vectors = self.inner.score_and_embed_batch(pixels)
+        return self.calibration.apply(scores), vectors
+
     def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
         # calibration is monotone per class: where the model looks does not change
         return self.inner.explain(pixels, class_index)
@@ -314,7 +350,7 @@ class CalibratedPredictor(Predictor):
     def can_explain(self) -> bool:
         return self.inner.can_explain
 
-    def score_chunks(self, chunks, progress=None):
-        for chunk in self.inner.score_chunks(chunks, progress):
+    def score_chunks(self, chunks, progress=None, embed: bool = False):
+        for chunk in self.inner.score_chunks(chunks, progress, embed):
             chunk.scores = self.calibration.apply(chunk.scores)
             yield chunk

@@ -308,3 +308,30 @@ class ReviewDecisionRow(Base):
     method: Mapped[str | None] = mapped_column(String(20))  # threshold or confident
     annotated: Mapped[bool | None] = mapped_column(Boolean)  # did the metadata mention it then
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DuplicatePairRow(Base):
+    """Two records' images found to be the same picture: identical files (method "content")
+    or near-identical feature vectors (method "embedding"), with the group they fall in.
+
+    `monalia duplicates` replaces the pairs of its embedder at each run.
+    """
+
+    __tablename__ = "duplicate_pairs"
+    __table_args__ = (
+        Index("ix_duplicate_pairs_record_a", "record_a"),
+        Index("ix_duplicate_pairs_record_b", "record_b"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_number: Mapped[int] = mapped_column(Integer)
+    image_a: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    image_b: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    record_a: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    record_b: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    similarity: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(20))
+    embedder: Mapped[str] = mapped_column(String(200))
+    threshold: Mapped[float] = mapped_column(Float)
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))

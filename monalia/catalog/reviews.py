@@ -21,7 +21,9 @@ from sqlalchemy import select
 from monalia.catalog.models import RecordRow, ReviewDecisionRow, utcnow
 from monalia.errors import ConfigError
 
-KINDS = ("noise", "silence", "search")
+KINDS = ("noise", "silence", "search", "duplicate")
+# a "duplicate" decision is about two records (the second in `class_uri`): accept = the same
+# picture, reject = two different ones; it changes no labels
 DECISIONS = ("accept", "reject", "skip")
 UNDO = "undo"
 MAX_COMMENT = 2000

@@ -17,6 +17,7 @@ from monalia.cli import (  # noqa: F401  (each module registers its commands)
     report,
     runs,
     serve,
+    similarity,
     train,
 )
 from monalia.cli.app import App, cli

@@ -257,6 +257,11 @@ def label(app: App, unmatched: bool, top: int, csv_path: Path | None) -> None:
         f"{stats['unmatched_labels']:,} distinct subject labels matched no concept"
         + (" (`monalia label --unmatched`)" if stats["unmatched_labels"] else "")
     )
+    if stats.get("near_duplicate_groups"):
+        click.echo(
+            f"near duplicates: {stats['near_duplicate_groups']} groups kept on one side of the "
+            f"split ({stats['near_duplicate_moved']} images moved)"
+        )
     feedback = stats.get("review_decisions") or {}
     if feedback.get("used"):
         click.echo(

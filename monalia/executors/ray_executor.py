@@ -87,6 +87,11 @@ class ScoringJob:
     rescore: bool
     batch_size: int
     device: str  # what the model actors use: "cuda" with GPUs, else "cpu"
+    # image vectors kept in the same pass: "" none, "scoring" (the model's own features), or
+    # "imagenet" (the ImageNet backbone `embed_backbone` with `embed_weights`)
+    embed: str = ""
+    embed_backbone: str = "efficientnet_lite0"
+    embed_weights: str = "imagenet"
 
 
 def id_shards(first: int, last: int, shards: int) -> list[dict[str, int]]:
@@ -130,21 +135,32 @@ def read_shard(shard: dict[str, int], job: ScoringJob) -> Iterator[dict[str, Any
         }
 
 
-def decode_batch(batch: dict[str, np.ndarray], input_size: int) -> dict[str, np.ndarray]:
-    """Decode a batch of images on a CPU worker, as every predictor expects them."""
+def decode_batch(
+    batch: dict[str, np.ndarray], input_size: int, similarity_size: int = 0
+) -> dict[str, np.ndarray]:
+    """Decode a batch of images on a CPU worker, as every predictor expects them; with
+    `similarity_size`, also as the ImageNet embedder sees them (`similar_pixels`)."""
     from monalia.lib.image_decode import decode_for_model
 
     count = len(batch["image_id"])
     pixels = np.zeros((count, 3, input_size, input_size), dtype=np.uint8)
+    similar = np.zeros((count, 3, similarity_size, similarity_size), dtype=np.uint8)
     errors = list(batch["error"])
     for k in range(count):
         if errors[k]:
             continue
         try:
             pixels[k] = decode_for_model(Path(batch["path"][k]), input_size)
+            if similarity_size:
+                from monalia.lib.embedder import similarity_pixels
+
+                similar[k] = similarity_pixels(Path(batch["path"][k]), similarity_size)
         except Exception:
             errors[k] = f"{batch['path'][k]}: the image could not be decoded"
-    return dict(batch, pixels=pixels, error=np.array(errors, dtype=object))
+    out = dict(batch, pixels=pixels, error=np.array(errors, dtype=object))
+    if similarity_size:
+        out["similar_pixels"] = similar
+    return out
 
 
 class ModelActor:
@@ -167,14 +183,39 @@ class ModelActor:
             Path(job.model_folder), LoadOptions(job.device, job.batch_size, 0)
         )
         self.classes = len(self.predictor.classes)
+        self.embed = job.embed
+        self.embedder = None
+        if job.embed == "imagenet":
+            from monalia.lib.embedder import BackboneEmbedder
+
+            self.embedder = BackboneEmbedder(
+                job.embed_backbone, job.embed_weights, job.device, job.batch_size
+            )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = np.array([not error for error in batch["error"]], dtype=bool)
         scores = np.full((len(ok), self.classes), np.nan, dtype=np.float32)
+        vectors = None
         if ok.any():
-            scores[ok] = self.predictor.score_batch(np.ascontiguousarray(batch["pixels"][ok]))
-        out = {key: value for key, value in batch.items() if key != "pixels"}
+            pixels = np.ascontiguousarray(batch["pixels"][ok])
+            if self.embed == "scoring":  # the model's own features, from the same forward
+                found, features = self.predictor.score_and_embed_batch(pixels)
+            else:
+                found, features = self.predictor.score_batch(pixels), None
+            if self.embedder is not None:
+                features = self.embedder.embed_batch(
+                    np.ascontiguousarray(batch["similar_pixels"][ok])
+                )
+            scores[ok] = found
+            if features is not None:
+                vectors = np.full((len(ok), features.shape[1]), np.nan, dtype=np.float32)
+                vectors[ok] = features
+        out = {k: v for k, v in batch.items() if k not in ("pixels", "similar_pixels")}
         out["scores"] = scores
+        if self.embed:
+            out["embedding"] = (
+                vectors if vectors is not None else np.zeros((len(ok), 0), np.float32)
+            )
         return out
 
 
@@ -203,9 +244,14 @@ def score_on_ray(
         compute=TaskPoolStrategy(size=max(1, cpus // 2)),
         num_cpus=task_cpus,
     )
+    similarity_size = 0
+    if job.embed == "imagenet":
+        from monalia.lib.backbones import backbone_spec
+
+        similarity_size = backbone_spec(job.embed_backbone).input_size
     decoded = rows.map_batches(
         decode_batch,
-        fn_kwargs={"input_size": input_size},
+        fn_kwargs={"input_size": input_size, "similarity_size": similarity_size},
         batch_size=job.batch_size,
         compute=TaskPoolStrategy(size=max(1, cpus)),
         num_cpus=task_cpus,

@@ -139,10 +139,50 @@ def stratified_split(
     return result
 
 
+def keep_groups_together(
+    members: list[Candidate], splits: np.ndarray, near_pairs: list[tuple[str, str]]
+) -> tuple[np.ndarray, int, int]:
+    """Put each group of near-duplicate members on one side of the split: the side most of
+    them are on (ties: the earliest split, train first). (splits, groups, images moved)"""
+    row_of = {candidate.key: row for row, candidate in enumerate(members)}
+    parent = list(range(len(members)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in near_pairs:
+        if a in row_of and b in row_of:
+            parent[find(row_of[a])] = find(row_of[b])
+    groups: dict[int, list[int]] = {}
+    for row in range(len(members)):
+        groups.setdefault(find(row), []).append(row)
+    result = splits.copy()
+    merged = moved = 0
+    for rows in groups.values():
+        if len(rows) < 2:
+            continue
+        merged += 1
+        sides = Counter(int(splits[row]) for row in rows)
+        side = max(sorted(sides), key=lambda split: sides[split])
+        for row in rows:
+            if result[row] != side:
+                result[row] = side
+                moved += 1
+    return result, merged, moved
+
+
 def plan_dataset(
-    catalog: Catalog, labeling: Labeling, settings: dict[str, Any], name: str
+    catalog: Catalog,
+    labeling: Labeling,
+    settings: dict[str, Any],
+    name: str,
+    near_pairs: list[tuple[str, str]] | None = None,
 ) -> DatasetPlan:
-    """Choose, balance and split the dataset's members; nothing is written."""
+    """Choose, balance and split the dataset's members; nothing is written. Images in
+    `near_pairs` (content hashes of near duplicates) end up on the same side of the split."""
     fetched_only = settings["images"] == "fetched"
     class_uris = [target.uri for target in labeling.classes]
     labelled = labeling.assignments
@@ -173,16 +213,19 @@ def plan_dataset(
             if known is None or image.reference < known.reference:
                 pool[image.key] = image
     negative_pool = sorted(pool)
+    candidates = set(by_key) | set(pool)
+    near = sorted({tuple(sorted(pair)) for pair in near_pairs or [] if set(pair) <= candidates})
 
-    dataset_hash = _hash(
-        {
-            "algorithm": ALGORITHM,
-            "settings": settings,
-            "classes": [[target.uri, target.label] for target in labeling.classes],
-            "images": [[c.key, sorted(c.labels)] for c in positives],
-            "negatives": negative_pool if settings["negatives"] > 0 else [],
-        }
-    )
+    inputs = {
+        "algorithm": ALGORITHM,
+        "settings": settings,
+        "classes": [[target.uri, target.label] for target in labeling.classes],
+        "images": [[c.key, sorted(c.labels)] for c in positives],
+        "negatives": negative_pool if settings["negatives"] > 0 else [],
+    }
+    if near:  # a dataset made without near duplicates keeps its identity
+        inputs["near_duplicates"] = near
+    dataset_hash = _hash(inputs)
 
     # Classes with too few images are dropped; images left with no class go with them.
     available = Counter(label for candidate in positives for label in candidate.labels)
@@ -219,6 +262,7 @@ def plan_dataset(
         for label in candidate.labels:
             matrix[row, column[label]] = 1
     splits = stratified_split(matrix, tuple(settings["split"]), settings["seed"])
+    splits, near_groups, near_moved = keep_groups_together(members, splits, near)
     planned = [(candidate, SPLITS[split]) for candidate, split in zip(members, splits, strict=True)]
 
     plan = DatasetPlan(name, dataset_hash, kept_classes, planned, settings)
@@ -241,6 +285,8 @@ def plan_dataset(
             {"field": key[0], "label": key[1], "records": count}
             for key, count in labeling.unmatched.most_common(50)
         ],
+        "near_duplicate_groups": near_groups,  # kept on one side of the split
+        "near_duplicate_moved": near_moved,  # images moved there from where stratifying put them
         **split_stats(planned, kept_uris),
     }
     return plan

@@ -37,6 +37,7 @@ from monalia.lib.devices import resolve_device
 from monalia.lib.progress import Progress
 from monalia.lib.score_rdf import ImageScores, ModelClass, ModelInfo, model_graph_iri, model_triples
 from monalia.project import PluginInstance, Project
+from monalia.stages.similarity import embed_files, keep_chunk_vectors
 from monalia.stages.train import find_model, model_folder
 
 PUBLISH_PAGE = 500  # images read back per query when publishing
@@ -245,10 +246,38 @@ def score_images(
             tracker,
         )
         scored = 0
+        vectors = similarity_vectors(catalog, project, model, predictor, tracker, options.say)
+        same_pass = vectors is not None and vectors.name == model.name
         with options.progress(f"enrich {model.name}", pending, "images") as progress:
-            for chunk in predictor.score_chunks(chunks, progress):
+            for chunk in predictor.score_chunks(chunks, progress, embed=same_pass):
                 scored += write_predictions(catalog, model, chunk, tracker)
+                if same_pass:
+                    keep_chunk_vectors(vectors, chunk)
+                elif vectors is not None:  # the ImageNet backbone's, for the same images
+                    embed_files(
+                        vectors,
+                        {item.sha256: item.path for item in chunk.items if item.sha256},
+                    )
         return _finish_scoring(tracker, model, scored, unchanged)
+
+
+def similarity_vectors(catalog, project: Project, model, predictor, tracker, say):
+    """Where enrich keeps image vectors (`[similarity]`), or None: not asked for, or the
+    scoring model cannot embed when its own features are asked for."""
+    from monalia.stages.similarity import embedding
+
+    if not project.file.similarity.enrich:
+        return None
+    found = embedding(catalog, project, scoring_model=model)
+    if found.name == model.name and predictor is not None and not predictor.can_embed:
+        tracker.event(
+            f"model {model.name} cannot embed images: no vectors kept for similarity",
+            level="warning",
+        )
+        return None
+    if found.name != model.name:
+        say(f"keeping image vectors of {found.name} for similarity ([similarity] model)")
+    return found
 
 
 def _finish_scoring(tracker: RunTracker, model: ModelRow, scored: int, unchanged: int) -> RunInfo:
@@ -313,6 +342,16 @@ def score_on_cluster(
         batch_size=batch_size,
         device="cuda" if gpus else "cpu",
     )
+    vectors = similarity_vectors(catalog, project, model, None, tracker, options.say)
+    if vectors is not None:
+        similarity = project.file.similarity
+        job.embed = "scoring" if vectors.name == model.name else "imagenet"
+        job.embed_backbone = similarity.backbone
+        job.embed_weights = (
+            similarity.weights
+            if similarity.weights == "imagenet"
+            else str(project.context("similarity").path(similarity.weights))
+        )
     tracker.info.settings.update(cluster={"cpus": cpus, "gpus": gpus, "actors": actors})
     options.say(
         f"scoring {pending:,} images with {model.name} on Ray: {cpus} CPUs, {gpus} GPUs, "
@@ -353,8 +392,14 @@ def score_on_cluster(
             ),
             np.array([index for index, _ in rows], dtype=int),
             unreadable,
+            np.array([columns["embedding"][k] for _, k in rows], dtype=np.float32)
+            if "embedding" in columns and rows
+            else None,
         )
-        return write_predictions(catalog, model, chunk, tracker)
+        written = write_predictions(catalog, model, chunk, tracker)
+        if vectors is not None and chunk.embeddings is not None and chunk.embeddings.shape[1]:
+            keep_chunk_vectors(vectors, chunk)
+        return written
 
     with options.progress(f"enrich {model.name} (ray)", pending, "images") as progress:
         size = 0

@@ -140,6 +140,41 @@ def class_concepts(
     }
 
 
+def near_duplicate_pairs(
+    catalog: Catalog, project: Project, tracker=None, progress=None
+) -> list[tuple[str, str]]:
+    """Content hashes of the catalog's near-duplicate images (`[similarity] split`), embedding
+    the fetched images that have no vector yet; none when the split is not asked for or the
+    embedder cannot run here (no torch)."""
+    section = project.file.similarity
+    if not section.split:
+        return []
+    try:
+        import faiss  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        if tracker is not None:
+            tracker.event(
+                "near duplicates not looked for: the train extra is not installed",
+                level="warning",
+            )
+        return []
+    from monalia.lib.vectors import pairs_above
+    from monalia.stages.similarity import embedding, ready_index
+
+    found = embedding(catalog, project)
+    images, index = ready_index(catalog, project, found)
+    keys, vectors = found.store.load()
+    present = {image.sha256 for image in images}
+    rows = [k for k, key in enumerate(keys) if key in present]
+    return [
+        (a, b)
+        for a, b, _score in pairs_above(
+            index, [keys[k] for k in rows], vectors[rows], section.threshold
+        )
+    ]
+
+
 def apply_review_decisions(catalog: Catalog, labeling: Labeling) -> dict[str, Any]:
     """Take the curators' decisions (`monalia serve`) into the labels before the dataset is
     planned: an accepted silence or search result adds the class to the record, an accepted
@@ -148,7 +183,11 @@ def apply_review_decisions(catalog: Catalog, labeling: Labeling) -> dict[str, An
 
     known = {target.uri for target in labeling.classes}
     counts = {"used": 0, "added": 0, "removed": 0, "confirmed": 0, "disputed": 0, "other": 0}
-    verdicts = [(review, review.verdict) for review in reviews(catalog).values() if review.verdict]
+    verdicts = [
+        (review, review.verdict)
+        for review in reviews(catalog).values()
+        if review.verdict and review.verdict.kind != "duplicate"
+    ]
     if not verdicts:
         return counts
     iris = sorted({review.record_iri for review, _ in verdicts})
@@ -240,8 +279,15 @@ def label_records(
                     f"added, {feedback['removed']} removed, {feedback['confirmed']} confirmed",
                     level="info",
                 )
-            plan = plan_dataset(catalog, labeling, settings, section.name)
+            near = near_duplicate_pairs(catalog, project, tracker, progress)
+            plan = plan_dataset(catalog, labeling, settings, section.name, near)
             plan.stats["review_decisions"] = feedback
+            if plan.stats["near_duplicate_groups"]:
+                tracker.event(
+                    f"{plan.stats['near_duplicate_groups']} groups of near-duplicate images kept "
+                    f"on one side of the split ({plan.stats['near_duplicate_moved']} images moved)",
+                    level="info",
+                )
             concepts = class_concepts(
                 labeler, plan.classes, thesaurus, project.file.classes.language
             )

@@ -95,7 +95,11 @@ def _change(review, row, verdict: Decision, field: str, action: str, uri, label)
 
 def accepted_changes(catalog, project: Project) -> ReviewExport:
     """The changes the decisions that count call for, record by record."""
-    found = [review for review in reviews(catalog).values() if review.verdict is not None]
+    found = [
+        review
+        for review in reviews(catalog).values()
+        if review.verdict is not None and review.verdict.kind != "duplicate"
+    ]
     decisions = sorted(
         (d for review in found for d in review.by_reviewer.values() if d.decision != "skip"),
         key=lambda d: d.id,

@@ -130,6 +130,7 @@ class Workbench:
         self._predictor_lock = threading.Lock()
         self._sources: list[str] | None = None
         self._search_read: dict[str, int] = {}  # how many search results were asked for
+        self._index = None  # (embedding, vector index), opened when first asked
 
     # -- classes and findings -------------------------------------------------------------
 
@@ -331,9 +332,22 @@ class Workbench:
     ) -> FindingReview:
         """Store a decision (or an undo) on a finding; return where its decisions stand."""
         cls = self.curation.by_uri.get(class_uri)
-        if cls is None:
+        if cls is None and kind != "duplicate":
             raise ConfigError(f"the model has no class {class_uri!r}")
-        if decision == "undo":
+        if kind == "duplicate":
+            if decision == "undo":
+                undo_decision(self.catalog, record_iri, class_uri, reviewer, kind)
+            else:
+                record_decision(
+                    self.catalog,
+                    record_iri=record_iri,
+                    class_uri=class_uri,
+                    kind=kind,
+                    decision=decision,
+                    reviewer=reviewer,
+                    comment=comment,
+                )
+        elif decision == "undo":
             undo_decision(self.catalog, record_iri, class_uri, reviewer, kind)
         else:
             item = next(
@@ -370,6 +384,74 @@ class Workbench:
                     PredictionRow.class_uri == cls.uri,
                 )
             )
+
+    # -- similarity -----------------------------------------------------------------------
+
+    def _similarity(self):
+        """The embedder and its index as they are (nothing is embedded here: `monalia
+        duplicates`, `similar` or `enrich` do that); None without vectors."""
+        if self._index is None:
+            from monalia.lib.vectors import open_index
+            from monalia.stages.similarity import embedding
+
+            found = embedding(self.catalog, self.project)
+            if not found.store.keys():
+                return None
+            exact = self.project.file.similarity.exact_up_to
+            self._index = (found, open_index(found.store, exact))
+        return self._index
+
+    def more_like_this(self, record: dict[str, Any], k: int = 8) -> list[dict[str, Any]] | None:
+        """The records whose images look most like this record's; None without vectors."""
+        import numpy as np
+
+        opened = self._similarity()
+        if opened is None:
+            return None
+        found, index = opened
+        with self.catalog.session() as session:
+            keys = list(
+                session.scalars(
+                    select(ImageRow.sha256).where(
+                        ImageRow.record_id == record["id"], ImageRow.sha256.is_not(None)
+                    )
+                )
+            )
+        vectors = [v for v in (found.store.vector(key) for key in keys) if v is not None]
+        if not vectors:
+            return None
+        hits: dict[str, float] = {}
+        for row in index.search(np.stack(vectors), k * 3 + 5):
+            for hit in row:
+                hits[hit.key] = max(hit.similarity, hits.get(hit.key, -1.0))
+        with self.catalog.session() as session:
+            rows = session.execute(
+                select(ImageRow.id, ImageRow.sha256, RecordRow.iri, RecordRow.title, RecordRow.id)
+                .join(RecordRow, RecordRow.id == ImageRow.record_id)
+                .where(ImageRow.sha256.in_(list(hits)), RecordRow.deleted_at.is_(None))
+            ).all()
+        best: dict[int, dict[str, Any]] = {}
+        for image_id, sha, iri, title, record_id in rows:
+            if record_id == record["id"]:
+                continue
+            entry = {"iri": iri, "title": title, "image_id": image_id, "similarity": hits[sha]}
+            if record_id not in best or entry["similarity"] > best[record_id]["similarity"]:
+                best[record_id] = entry
+        return sorted(best.values(), key=lambda e: -e["similarity"])[:k]
+
+    def duplicate_groups(self) -> list[dict[str, Any]]:
+        """The catalog's near-duplicate groups (`monalia duplicates`), each other record with
+        the decisions on whether it is the same picture as the group's first."""
+        from monalia.stages.similarity import stored_groups
+
+        current = self.log.current()
+        groups = stored_groups(self.catalog)
+        for group in groups:
+            first = group["records"][0]["iri"]
+            for entry in group["records"][1:]:
+                entry["review"] = current.get((first, entry["iri"]))
+            group["first"] = first
+        return groups
 
     # -- records and images ---------------------------------------------------------------
 

@@ -190,9 +190,11 @@ def create_app(workbench: Workbench, settings: Settings, secret: str | None = No
         if kind not in ("noise", "silence", "search"):
             kind = None
         explains = await run_in_threadpool(workbench.can_explain)
+        similar = await run_in_threadpool(workbench.more_like_this, record)
         return render(
             request,
             "record.html",
+            similar=similar,
             title=record["title"] or record["iri"],
             record=record,
             focus=focus,
@@ -200,6 +202,10 @@ def create_app(workbench: Workbench, settings: Settings, secret: str | None = No
             explains=explains,
             keys=KEYS,
         )
+
+    async def duplicates_page(request: Request) -> Response:
+        groups = await run_in_threadpool(workbench.duplicate_groups)
+        return render(request, "duplicates.html", title="Near duplicates", groups=groups, keys=KEYS)
 
     async def search_page(request: Request) -> Response:
         term = request.query_params.get("q", "").strip()
@@ -373,6 +379,7 @@ def create_app(workbench: Workbench, settings: Settings, secret: str | None = No
         Route("/findings", findings_page),
         Route("/record", record_page),
         Route("/search", search_page),
+        Route("/duplicates", duplicates_page),
         Route("/suggest", suggest),
         Route("/image/{image_id:int}/{size:str}", image),
         Route("/explain/{image_id:int}/{class_index:int}/{part:str}", explanation),

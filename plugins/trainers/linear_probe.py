@@ -149,6 +149,16 @@ class LinearProbePredictor(Predictor):
         features = self.reader.features(pixels)
         return _sigmoid(features @ self.coefficients.T + self.intercepts).astype(np.float32)
 
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
+        return self.reader.features(pixels)
+
+    def score_and_embed_batch(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        features = self.reader.features(pixels)  # one backbone pass for both
+        scores = _sigmoid(features @ self.coefficients.T + self.intercepts).astype(np.float32)
+        return scores, features
+
     def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
         """Grad-CAM through the backbone and the class's regression, a linear layer."""
         import numpy as np

@@ -18,6 +18,7 @@ import torch
 from monalia.api.trainer import ChunkScores, LoadOptions, Predictor
 from monalia.builtins.trainers.cnn import data as data_module
 from monalia.builtins.trainers.cnn.engine import _logits, choose_precision
+from monalia.lib.backbones import classifier_head
 
 T = TypeVar("T")
 
@@ -52,6 +53,7 @@ class Scorer:
             card["input"]["mean"], card["input"]["std"], device, channels_last
         )
         self.precision = choose_precision(device, amp)
+        self.head = classifier_head(self.model, card["backbone"])
 
     def _batches(self, paths: Sequence[Path], keys: Sequence[str | None]):
         dataset = data_module.ImageListDataset(
@@ -72,48 +74,69 @@ class Scorer:
         )
         return iter(loader)  # starts the worker processes now
 
+    def forward(self, batch, embed: bool = False):
+        """Logits of a normalised batch and, with `embed`, the features the classifier head
+        read in the same pass (captured by a hook on the head's input)."""
+        captured = []
+        hook = None
+        if embed:
+            hook = self.head.register_forward_pre_hook(
+                lambda _module, inputs: captured.append(inputs[0].detach())
+            )
+        try:
+            with self.precision.autocast(self.device):
+                logits, _ = _logits(self.model(batch))
+        finally:
+            if hook is not None:
+                hook.remove()
+        return logits, (torch.flatten(captured[0], 1).float() if embed else None)
+
     @torch.inference_mode()
-    def _score(self, batches, progress) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        scores, indices = [], []
+    def _score(self, batches, progress, embed: bool = False):
+        scores, vectors, indices = [], [], []
         unreadable: list[int] = []
         for pixels, _targets, index, ok in batches:
             if not bool(ok.all()):
                 unreadable.extend(int(i) for i in index[~ok])
                 pixels, index = pixels[ok], index[ok]
             if len(pixels):
-                with self.precision.autocast(self.device):
-                    logits, _ = _logits(self.model(self.normalize(pixels)))
+                logits, features = self.forward(self.normalize(pixels), embed)
                 scores.append(torch.sigmoid(logits.float()))
+                if features is not None:
+                    vectors.append(features)
                 indices.append(index)
             if progress is not None:
                 progress.advance(len(ok))
         if not scores:
-            return np.zeros((0, self.classes), np.float32), np.zeros(0, int), unreadable
+            empty = np.zeros((0, 0), np.float32) if embed else None
+            return np.zeros((0, self.classes), np.float32), np.zeros(0, int), unreadable, empty
         return (
             torch.cat(scores).cpu().numpy(),
             torch.cat(indices).numpy(),
             unreadable,
+            torch.cat(vectors).cpu().numpy() if embed else None,
         )
 
     def score_chunks(
         self,
         chunks: Iterable[tuple[Sequence[T], Sequence[Path], Sequence[str | None]]],
         progress=None,
+        embed: bool = False,
     ) -> Iterator[ChunkScores[T]]:
         """Score (items, paths, cache keys) chunks in order, one chunk's loader ahead."""
         pending = None
         for items, paths, keys in chunks:
             started = (items, self._batches(paths, keys))
             if pending is not None:
-                yield self._finish(pending, progress)
+                yield self._finish(pending, progress, embed)
             pending = started
         if pending is not None:
-            yield self._finish(pending, progress)
+            yield self._finish(pending, progress, embed)
 
-    def _finish(self, pending, progress) -> ChunkScores:
+    def _finish(self, pending, progress, embed: bool = False) -> ChunkScores:
         items, batches = pending
-        scores, indices, unreadable = self._score(batches, progress)
-        return ChunkScores(items, scores, indices, unreadable)
+        scores, indices, unreadable, vectors = self._score(batches, progress, embed)
+        return ChunkScores(items, scores, indices, unreadable, vectors)
 
 
 class CnnPredictor(Predictor):
@@ -143,6 +166,17 @@ class CnnPredictor(Predictor):
             logits, _ = _logits(scorer.model(scorer.normalize(batch)))
         return torch.sigmoid(logits.float()).cpu().numpy()
 
+    @torch.inference_mode()
+    def embed_batch(self, pixels: np.ndarray) -> np.ndarray:
+        return self.score_and_embed_batch(pixels)[1]
+
+    @torch.inference_mode()
+    def score_and_embed_batch(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scorer = self.scorer
+        batch = scorer.normalize(torch.from_numpy(np.ascontiguousarray(pixels)))
+        logits, features = scorer.forward(batch, embed=True)
+        return torch.sigmoid(logits.float()).cpu().numpy(), features.cpu().numpy()
+
     def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
         """Grad-CAM on the backbone's last convolutional block (`monalia.lib.backbones`)."""
         from monalia.lib.backbones import cam_layer
@@ -152,5 +186,5 @@ class CnnPredictor(Predictor):
         batch = scorer.normalize(torch.from_numpy(np.ascontiguousarray(pixels[None])))
         return grad_cam(scorer.model, cam_layer(scorer.model, self.backbone), batch, class_index)
 
-    def score_chunks(self, chunks, progress=None) -> Iterator[ChunkScores]:
-        return self.scorer.score_chunks(chunks, progress)
+    def score_chunks(self, chunks, progress=None, embed: bool = False) -> Iterator[ChunkScores]:
+        return self.scorer.score_chunks(chunks, progress, embed)

@@ -1,0 +1,142 @@
+"""The ``similar`` and ``duplicates`` commands: "more like this" and near-duplicate groups.
+
+It registers on the ``monalia`` group when `monalia.cli` is imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import click
+
+from monalia.cli.app import App, cli, pass_app, print_runs_summary
+
+FORMATS = click.Choice(["table", "csv", "json"])
+
+
+def _table(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    from monalia.lib.progress import summary_table
+
+    summary_table(title, headers, rows, sys.stdout)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--source", help="Only records of this source.")
+@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+@pass_app
+def similar(app: App, query: str, k: int, source: str | None, output_format: str) -> None:
+    """The records whose images look most like QUERY's, best first.
+
+    QUERY is a record (its IRI, SOURCE:ID or ID), an image URL of the catalog, or an image
+    file, which need not be in the collection (it is embedded on the fly). Images not yet
+    embedded are embedded first, with `[similarity] model`, and kept.
+    """
+    from monalia.stages.similarity import similar as find
+
+    progress = app.progress("embed", "images")
+    own, found = find(app.catalog, app.project, query, k, source, progress, app.say)
+    progress.close()
+    rows = [{"similarity": round(n.similarity, 4), **n.image.as_dict()} for n in found]
+    if output_format == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif output_format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["similarity"])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        title = own[0].title or own[0].record if own else query
+        _table(
+            f"like {title}: {len(rows)} records",
+            ["similarity", "source", "reference", "title", "image"],
+            [
+                [
+                    f"{r['similarity']:.4f}",
+                    r["source"],
+                    r["reference"],
+                    r["title"] or "",
+                    r["image"],
+                ]
+                for r in rows
+            ],
+        )
+
+
+@cli.command()
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Cosine similarity from which two images are the same picture ([similarity] threshold).",
+)
+@click.option(
+    "--across-sources", is_flag=True, help="Only pairs whose records come from two sources."
+)
+@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
+@click.option("--no-publish", is_flag=True, help="Record the groups in the catalog only.")
+@pass_app
+def duplicates(app: App, threshold, across_sources, output_format, no_publish) -> None:
+    """Groups of near-duplicate images: the same artwork photographed twice, the same object
+    in two sources, crops, recompressions, greyscale copies.
+
+    Identical files (the same content hash) come first, for free; then pairs of images whose
+    vectors are at or above the threshold, grouped. The groups are recorded in the catalog and
+    published to the sinks as the graph `<base>graph/duplicates` (`ml:nearDuplicateOf`).
+    """
+    from monalia.catalog.run_tracking import DONE, RunTracker
+    from monalia.stages.similarity import find_duplicates, publish_duplicates, store_duplicates
+
+    settings = {"threshold": threshold, "across_sources": across_sources}
+    with RunTracker(app.catalog, "duplicates", "similarity", None, settings, app.hooks) as tracker:
+        progress = app.progress("embed", "images")
+        embedder, used, groups = find_duplicates(
+            app.catalog, app.project, threshold, across_sources, progress, app.say
+        )
+        progress.close()
+        pairs = store_duplicates(app.catalog, embedder, used, groups, tracker.id)
+        records = sum(len({i.record_id for i in g.images}) for g in groups)
+        tracker.add(seen=records, new=pairs)
+        written = {} if no_publish else publish_duplicates(app.project, groups, embedder)
+        info = tracker.finish(
+            DONE,
+            f"{len(groups):,} groups, {records:,} records, {pairs:,} pairs at {used} "
+            f"({embedder})" + (f"; published to {', '.join(written)}" if written else ""),
+        )
+    entries = [
+        {
+            "group": group.number,
+            "records": [image.as_dict() for image in group.images],
+            "pairs": [
+                {"a": a.record, "b": b.record, "similarity": round(s, 4), "method": m}
+                for a, b, s, m in group.pairs
+            ],
+        }
+        for group in groups
+    ]
+    if output_format == "json":
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+    elif output_format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["group", "record", "source", "reference", "title", "image", "lowest"])
+        for group in groups:
+            for image in group.images:
+                writer.writerow(
+                    [
+                        group.number,
+                        image.record,
+                        image.source,
+                        image.source_id,
+                        image.title or "",
+                        image.url,
+                        f"{group.lowest:.4f}",
+                    ]
+                )
+    else:
+        click.echo(f"{len(groups)} groups of near duplicates (threshold {used}, {embedder})")
+        for group in groups:
+            click.echo(f"group {group.number} (lowest similarity {group.lowest:.4f}):")
+            for image in group.images:
+                click.echo(f"  {image.source}:{image.source_id}  {image.title or ''}  {image.url}")
+    print_runs_summary("duplicates", [info], app)

@@ -660,3 +660,32 @@ def test_the_decision_history_on_each_catalog_database(catalog_url):
     ]
     with pytest.raises(Exception, match="unknown decision"):
         decide_as("marie", "maybe")
+
+
+def test_more_like_this_and_the_duplicates_page(folder, cli):
+    pytest.importorskip("faiss")
+    workbench, catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    record = workbench.items(workbench.classes[0].uri, "noise")[0].finding.record
+    before = client.get("/record", params={"iri": record})
+    assert "No image vectors yet" in before.text
+    assert "No groups" in client.get("/duplicates").text
+
+    result = cli("duplicates", "--threshold", "0.8", "--no-publish", project=folder)
+    assert result.exit_code == 0, result.output
+    workbench, catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    page = client.get("/record", params={"iri": record})
+    similar = re.findall(r'<div class="similar">(.*?)</div>', page.text, re.S)
+    assert similar and len(re.findall(r"<a href=", similar[0])) == 8
+    assert record not in similar[0]  # not itself
+    groups = client.get("/duplicates")
+    found = cards(groups.text)
+    assert found  # each other record of a group, against the group's first
+    first, other = found[0]
+    answer = decide(client, csrf_of(groups.text), first, other, "duplicate", "reject")
+    assert answer.status_code == 200 and answer.json()["decision"] == "reject"
+    [row] = decisions(catalog)
+    assert (row.kind, row.record_iri, row.class_uri) == ("duplicate", first, other)
+    # a duplicate decision changes no labels
+    assert "review decisions" not in cli("label", project=folder).output

@@ -136,15 +136,16 @@ class VectorIndex:
             index = faiss.IndexFlatIP(dim)
             kind = "exact"
         else:
-            lists = int(min(16 * np.sqrt(len(keys)), len(keys) // 39))
+            # about 4 sqrt(n) lists, each trained on 50 vectors: k-means stays minutes at 1M
+            lists = max(1, int(min(4 * np.sqrt(len(keys)), len(keys) // 39)))
             quantizer = faiss.IndexFlatIP(dim)
             index = faiss.IndexIVFScalarQuantizer(
                 quantizer, dim, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
             )
             sample = data
-            if len(data) > 64 * lists:
+            if len(data) > 50 * lists:
                 rng = np.random.default_rng(0)
-                sample = data[rng.choice(len(data), 64 * lists, replace=False)]
+                sample = data[rng.choice(len(data), 50 * lists, replace=False)]
             index.train(sample)
             index.nprobe = NPROBE
             kind = "ivf"

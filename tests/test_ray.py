@@ -237,3 +237,32 @@ def test_images_on_ray_match_the_local_executor_and_survive_a_killed_worker(
         run = session.scalars(select(RunRow).where(RunRow.stage == "images")).one()
     assert run.status == "done" and run.settings["executor"] == "ray"
     assert run.new == count and run.failed == 0
+
+
+def test_the_ray_actors_keep_the_same_vectors_as_the_local_executor(local_ray, trained, cli):
+    """`[similarity] model = "scoring"`: the actors that score also embed, in the same pass."""
+    import shutil
+
+    import numpy as np
+
+    from monalia.lib.vectors import VectorStore
+
+    folder, catalog = trained
+    project_file = folder / "monalia.toml"
+    project_file.write_text(
+        project_file.read_text(encoding="utf-8") + '\n[similarity]\nmodel = "scoring"\n',
+        encoding="utf-8",
+    )
+    assert cli("enrich", "--executor", "local", project=folder).exit_code == 0
+    [stored] = list((folder / ".monalia" / "similarity").iterdir())
+    local_keys, local_vectors = VectorStore(stored).load()
+    assert len(local_keys) == len(set(local_keys)) > 0
+    shutil.rmtree(stored)
+    result = cli("enrich", "--executor", "ray", "--rescore", project=folder)
+    assert result.exit_code == 0, result.output
+    ray_keys, ray_vectors = VectorStore(stored).load()
+    assert sorted(ray_keys) == sorted(local_keys)
+    order = {key: row for row, key in enumerate(ray_keys)}
+    aligned = ray_vectors[[order[key] for key in local_keys]].astype(np.float32)
+    cosines = (aligned * local_vectors.astype(np.float32)).sum(axis=1)
+    assert cosines.min() > 0.999

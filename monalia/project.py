@@ -190,7 +190,16 @@ class SimilaritySection(_Section):
     enrich: bool = True  # `monalia enrich` keeps the vectors of the images it scores
     threshold: float = Field(default=0.87, gt=0.0, le=1.0)  # cosine: near duplicates from here
     split: bool = True  # `monalia label` keeps near-duplicate groups on one side of the split
-    exact_up_to: int = Field(default=50_000, ge=1)  # an exact index up to this many vectors
+    # the index: "auto" (exact up to `exact_up_to` vectors, an inverted file past it),
+    # "exact" (always: slower past a few hundred thousand) or "ivf" (always)
+    index: Literal["auto", "exact", "ivf"] = "auto"
+    exact_up_to: int = Field(default=50_000, ge=1)
+
+    @property
+    def exact_limit(self) -> int:
+        """How many vectors the index keeps exact."""
+        return {"auto": self.exact_up_to, "exact": 2**62, "ivf": 0}[self.index]
+
     device: str = "auto"
     batch_size: int = Field(default=32, ge=1)
 

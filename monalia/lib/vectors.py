@@ -132,7 +132,7 @@ class VectorIndex:
 
         data = np.ascontiguousarray(normalise(vectors))
         dim = data.shape[1]
-        if len(keys) <= exact_up_to:
+        if len(keys) <= exact_up_to or len(keys) < 39:  # too few to train lists on
             index = faiss.IndexFlatIP(dim)
             kind = "exact"
         else:

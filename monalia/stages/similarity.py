@@ -192,7 +192,7 @@ def ready_index(catalog, project: Project, found: Embedding, progress=None, say=
     if missing and say is not None:
         say(f"embedding {missing:,} images with {found.name} (kept for the next time)")
     embed_missing(project, found, images, progress)
-    index = open_index(found.store, project.file.similarity.exact_up_to)
+    index = open_index(found.store, project.file.similarity.exact_limit)
     return images, index
 
 

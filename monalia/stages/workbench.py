@@ -397,7 +397,7 @@ class Workbench:
             found = embedding(self.catalog, self.project)
             if not found.store.keys():
                 return None
-            exact = self.project.file.similarity.exact_up_to
+            exact = self.project.file.similarity.exact_limit
             self._index = (found, open_index(found.store, exact))
         return self._index
 

@@ -332,6 +332,18 @@ def score_on_cluster(
     # loaded here too: the input size decides how the workers decode, and a model that cannot
     # load should fail before the cluster starts on it
     input_size = load_predictor(project, model, LoadOptions("cpu", 1, 0)).input_size
+    vectors = similarity_vectors(catalog, project, model, None, tracker, options.say)
+    embed = {}
+    if vectors is not None:
+        similarity = project.file.similarity
+        weights = similarity.weights
+        if weights != "imagenet":
+            weights = str(project.context("similarity").path(weights))
+        embed = {
+            "embed": "scoring" if vectors.name == model.name else "imagenet",
+            "embed_backbone": similarity.backbone,
+            "embed_weights": weights,
+        }
     job = cluster.ScoringJob(
         catalog_url=catalog.url,
         model_id=model.id,
@@ -341,17 +353,8 @@ def score_on_cluster(
         rescore=options.rescore,
         batch_size=batch_size,
         device="cuda" if gpus else "cpu",
+        **embed,
     )
-    vectors = similarity_vectors(catalog, project, model, None, tracker, options.say)
-    if vectors is not None:
-        similarity = project.file.similarity
-        job.embed = "scoring" if vectors.name == model.name else "imagenet"
-        job.embed_backbone = similarity.backbone
-        job.embed_weights = (
-            similarity.weights
-            if similarity.weights == "imagenet"
-            else str(project.context("similarity").path(similarity.weights))
-        )
     tracker.info.settings.update(cluster={"cpus": cpus, "gpus": gpus, "actors": actors})
     options.say(
         f"scoring {pending:,} images with {model.name} on Ray: {cpus} CPUs, {gpus} GPUs, "

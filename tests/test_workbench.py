@@ -689,3 +689,42 @@ def test_more_like_this_and_the_duplicates_page(folder, cli):
     assert (row.kind, row.record_iri, row.class_uri) == ("duplicate", first, other)
     # a duplicate decision changes no labels
     assert "review decisions" not in cli("label", project=folder).output
+
+
+def test_enrich_killed_mid_run_then_run_again_keeps_one_vector_per_image(folder, cli, monkeypatch):
+    import numpy as np
+
+    from monalia.lib.vectors import VectorStore
+
+    pytest.importorskip("faiss")
+    project_file = folder / "monalia.toml"
+    text = project_file.read_text(encoding="utf-8")
+    project_file.write_text(text.replace("[enrich]\n", "[enrich]\nchunk_size = 16\n"), "utf-8")
+    shutil_rmtree = __import__("shutil").rmtree
+    shutil_rmtree(folder / ".monalia" / "similarity")
+    real_add = VectorStore.add
+    calls = []
+
+    def add_then_die(self, keys, vectors):
+        written = real_add(self, keys, vectors)
+        calls.append(written)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process is stopped after two chunks are kept
+        return written
+
+    monkeypatch.setattr(VectorStore, "add", add_then_die)
+    stopped = cli("enrich", "--rescore", project=folder)
+    assert stopped.exit_code != 0 and len(calls) == 2
+    monkeypatch.setattr(VectorStore, "add", real_add)
+    assert cli("enrich", project=folder).exit_code == 0
+    [stored] = list((folder / ".monalia" / "similarity").iterdir())
+    keys, vectors = VectorStore(stored).load()
+    catalog = Catalog.open(f"sqlite:///{folder / 'catalog.sqlite'}")
+    with catalog.session() as session:
+        fetched = set(
+            session.scalars(
+                select(__import__("monalia.catalog.models", fromlist=["ImageRow"]).ImageRow.sha256)
+            )
+        )
+    assert len(keys) == len(set(keys)) == len(fetched - {None})
+    assert vectors.shape[0] == len(keys) and np.isfinite(vectors.astype(np.float32)).all()

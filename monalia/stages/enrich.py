@@ -227,6 +227,7 @@ def score_images(
         tracker.add(unchanged=unchanged)
         if executor == "ray":
             scored = score_on_cluster(catalog, project, model, options, tracker, pending)
+            catch_up_vectors(catalog, project, model, tracker, options)
             return _finish_scoring(tracker, model, scored, unchanged)
         # images are scored once: a resized copy would only fill the disk, so no cache
         predictor = load_predictor(
@@ -258,7 +259,27 @@ def score_images(
                         vectors,
                         {item.sha256: item.path for item in chunk.items if item.sha256},
                     )
+        catch_up_vectors(catalog, project, model, tracker, options)
         return _finish_scoring(tracker, model, scored, unchanged)
+
+
+def catch_up_vectors(catalog, project: Project, model, tracker, options) -> None:
+    """Embed the fetched images that are scored but have no vector (a run stopped between
+    the two, or vectors asked for after the scores): skipped images need them too."""
+    from monalia.stages.similarity import embed_missing, embedding, fetched_images
+
+    if not project.file.similarity.enrich:
+        return
+    found = embedding(catalog, project, scoring_model=model)
+    images = fetched_images(catalog)
+    missing = len({image.sha256 for image in images} - found.store.keys())
+    if not missing:
+        return
+    options.say(f"keeping the vectors of {missing:,} images scored earlier ({found.name})")
+    try:
+        embed_missing(project, found, images)
+    except MonaliaError as exc:  # a model that cannot embed: the scores stand
+        tracker.event(f"no vectors kept: {exc}", level="warning")
 
 
 def similarity_vectors(catalog, project: Project, model, predictor, tracker, say):

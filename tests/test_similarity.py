@@ -81,6 +81,13 @@ def test_duplicates_finds_the_planted_copies_and_pairs_no_two_artworks(project):
         pairs = session.scalars(select(DuplicatePairRow)).all()
     assert len(pairs) == sum(len(g["pairs"]) for g in groups)
     assert {p.embedder for p in pairs} == {"imagenet-efficientnet_lite0"}
+    # the run's counts: every fetched image in a group, in none, or failed
+    from monalia.catalog.models import RunRow
+
+    with catalog_of(folder).session() as session:
+        run = session.scalars(select(RunRow).where(RunRow.stage == "duplicates")).one()
+    assert run.seen == run.new + run.changed + run.unchanged + run.failed == 53
+    assert run.new == sum(len(g["records"]) for g in groups) and run.failed == 0
     # a second run replaces the pairs, it does not add to them
     invoke(folder, "duplicates", "--no-publish")
     with catalog_of(folder).session() as session:

@@ -91,14 +91,29 @@ def duplicates(app: App, threshold, across_sources, output_format, no_publish) -
     settings = {"threshold": threshold, "across_sources": across_sources}
     with RunTracker(app.catalog, "duplicates", "similarity", None, settings, app.hooks) as tracker:
         progress = app.progress("embed", "images")
-        embedder, used, groups = find_duplicates(
+        search = find_duplicates(
             app.catalog, app.project, threshold, across_sources, progress, app.say
         )
         progress.close()
+        embedder, used, groups = search.embedder, search.threshold, search.groups
         pairs = store_duplicates(app.catalog, embedder, used, groups, tracker.id)
-        records = sum(len({i.record_id for i in g.images}) for g in groups)
-        tracker.add(seen=records, new=pairs)
+        # each fetched image: in a group (new), in none (unchanged), or without a vector and
+        # in no group (failed: its file is missing or unreadable)
+        grouped = {image.image_id for group in groups for image in group.images}
+        failed = search.without_vector - grouped
+        tracker.add(
+            seen=search.images,
+            new=len(grouped),
+            unchanged=search.images - len(grouped) - len(failed),
+            failed=len(failed),
+        )
+        if failed:
+            tracker.event(
+                f"{len(failed)} images have no vector (their file is missing or unreadable)",
+                level="warning",
+            )
         written = {} if no_publish else publish_duplicates(app.project, groups, embedder)
+        records = sum(len({i.record_id for i in g.images}) for g in groups)
         info = tracker.finish(
             DONE,
             f"{len(groups):,} groups, {records:,} records, {pairs:,} pairs at {used} "

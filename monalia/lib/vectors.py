@@ -41,6 +41,7 @@ class VectorStore:
         self.embedder = embedder
         self.dim = dim
         self._keys: set[str] | None = None
+        self._part_of: dict[str, Path] = {}  # key -> the part holding its vector
 
     def _meta(self) -> dict:
         path = self.folder / "meta.json"
@@ -52,11 +53,12 @@ class VectorStore:
     def keys(self) -> set[str]:
         """The content hashes that have a vector."""
         if self._keys is None:
-            found: set[str] = set()
+            self._part_of = {}
             for part in self.parts():
                 with np.load(part, allow_pickle=False) as data:
-                    found.update(str(key) for key in data["keys"])
-            self._keys = found
+                    for key in data["keys"]:
+                        self._part_of.setdefault(str(key), part)
+            self._keys = set(self._part_of)
         return self._keys
 
     def add(self, keys: Sequence[str], vectors: np.ndarray) -> int:
@@ -84,7 +86,9 @@ class VectorStore:
         partial = target.with_suffix(".partial.npz")
         np.savez(partial, keys=chosen, vectors=vectors)
         os.replace(partial, target)  # a part is whole or absent
-        known.update(str(key) for key in chosen)
+        for key in chosen:
+            known.add(str(key))
+            self._part_of[str(key)] = target
         return len(fresh)
 
     def load(self) -> tuple[list[str], np.ndarray]:
@@ -104,12 +108,12 @@ class VectorStore:
         return keys, np.concatenate(blocks)
 
     def vector(self, key: str) -> np.ndarray | None:
-        for part in self.parts():
-            with np.load(part, allow_pickle=False) as data:
-                hits = np.flatnonzero(data["keys"] == key)
-                if len(hits):
-                    return data["vectors"][hits[0]].astype(np.float32)
-        return None
+        """One key's vector, read from the one part that holds it."""
+        if key not in self.keys():
+            return None
+        with np.load(self._part_of[key], allow_pickle=False) as data:
+            hits = np.flatnonzero(data["keys"] == key)
+            return data["vectors"][hits[0]].astype(np.float32)
 
 
 @dataclass

@@ -159,20 +159,10 @@ def near_duplicate_pairs(
                 level="warning",
             )
         return []
-    from monalia.lib.vectors import pairs_above
-    from monalia.stages.similarity import embedding, ready_index
+    from monalia.stages.similarity import embedding, near_pairs
 
-    found = embedding(catalog, project)
-    images, index = ready_index(catalog, project, found)
-    keys, vectors = found.store.load()
-    present = {image.sha256 for image in images}
-    rows = [k for k, key in enumerate(keys) if key in present]
-    return [
-        (a, b)
-        for a, b, _score in pairs_above(
-            index, [keys[k] for k in rows], vectors[rows], section.threshold
-        )
-    ]
+    found = near_pairs(catalog, project, embedding(catalog, project), section.threshold)
+    return [(a, b) for a, b, _score in found.pairs]
 
 
 def apply_review_decisions(catalog: Catalog, labeling: Labeling) -> dict[str, Any]:

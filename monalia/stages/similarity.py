@@ -191,9 +191,34 @@ def ready_index(catalog, project: Project, found: Embedding, progress=None, say=
     missing = len({i.sha256 for i in images} - found.store.keys())
     if missing and say is not None:
         say(f"embedding {missing:,} images with {found.name} (kept for the next time)")
-    embed_missing(project, found, images, progress)
+    _embedded, unreadable = embed_missing(project, found, images, progress)
     index = open_index(found.store, project.file.similarity.exact_limit)
-    return images, index
+    return images, index, unreadable
+
+
+@dataclass
+class NearPairs:
+    """The fetched images, the pairs of their vectors at or above a threshold, and the images
+    left without a vector (their file is missing or could not be read)."""
+
+    images: list[ImageRef]
+    pairs: list[tuple[str, str, float]]
+    without_vector: set[int]  # image ids
+
+
+def near_pairs(
+    catalog, project: Project, found: Embedding, threshold: float, progress=None, say=None
+) -> NearPairs:
+    """Every pair of fetched images whose vectors are at or above `threshold` (content
+    hashes, similarity), embedding what has no vector first."""
+    images, index, _unreadable = ready_index(catalog, project, found, progress, say)
+    keys, vectors = found.store.load()
+    present = {image.sha256 for image in images}
+    rows = [k for k, key in enumerate(keys) if key in present]
+    pairs = list(pairs_above(index, [keys[k] for k in rows], vectors[rows], threshold))
+    stored = set(keys)
+    without = {image.image_id for image in images if image.sha256 not in stored}
+    return NearPairs(images, pairs, without)
 
 
 # -- more like this -------------------------------------------------------------------------
@@ -238,7 +263,7 @@ def similar(
     import numpy as np
 
     found = embedding(catalog, project)
-    images, index = ready_index(catalog, project, found, progress, say)
+    images, index, _unreadable = ready_index(catalog, project, found, progress, say)
     path = Path(query)
     own: list[ImageRef] = []
     if path.is_file():
@@ -344,6 +369,15 @@ def _groups(images: list[ImageRef], near: list[tuple[str, str, float]]) -> list[
     return [group for group in grouped.values() if len({i.record_id for i in group.images}) > 1]
 
 
+@dataclass
+class DuplicateSearch:
+    embedder: str
+    threshold: float
+    groups: list[DuplicateGroup]
+    images: int  # fetched images looked at
+    without_vector: set[int]  # image ids whose file is missing or could not be read
+
+
 def find_duplicates(
     catalog,
     project: Project,
@@ -351,22 +385,18 @@ def find_duplicates(
     across_sources: bool = False,
     progress=None,
     say=None,
-) -> tuple[str, float, list[DuplicateGroup]]:
+) -> DuplicateSearch:
     """Groups of records whose images are the same picture: identical files first, then
-    vectors at or above the threshold. (embedder, threshold, groups)"""
+    vectors at or above the threshold."""
     found = embedding(catalog, project)
     threshold = project.file.similarity.threshold if threshold is None else threshold
-    images, index = ready_index(catalog, project, found, progress, say)
-    keys, vectors = found.store.load()
-    present = {image.sha256 for image in images}
-    rows = [k for k, key in enumerate(keys) if key in present]
-    near = list(pairs_above(index, [keys[k] for k in rows], vectors[rows], threshold))
-    groups = _groups(images, near)
+    near = near_pairs(catalog, project, found, threshold, progress, say)
+    groups = _groups(near.images, near.pairs)
     if across_sources:
         groups = [group for group in groups if len(group.sources) > 1]
         for group in groups:
             group.pairs = [p for p in group.pairs if p[0].source != p[1].source]
-    return found.name, threshold, groups
+    return DuplicateSearch(found.name, threshold, groups, len(near.images), near.without_vector)
 
 
 def store_duplicates(

@@ -9,6 +9,7 @@ import pytest
 import rdflib
 from drawn_catalog import build_project
 from processes import kill_one_when, titled
+from ray_cluster import image_project
 from sqlalchemy import func, select
 
 from monalia.catalog.models import PredictionRow, RunRow
@@ -156,40 +157,6 @@ def test_without_ray_the_executor_says_how_to_install_it(trained, cli, monkeypat
 
 
 # -- the image stage ---------------------------------------------------------------------------
-
-
-def image_project(folder: Path, server_url: str, count: int) -> Path:
-    from conftest import write_jsonl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_jsonl(
-        folder / "records.jsonl",
-        [{"id": f"k{i}", "images": [f"{server_url}/slow/k{i}.jpg"]} for i in range(count)],
-    )
-    (folder / "monalia.toml").write_text(
-        f"""
-[project]
-catalog = "sqlite:///{folder / "catalog.sqlite"}"
-data_dir = "data"
-allow_private_addresses = true  # the test's image server is on this machine
-
-[sources.local]
-plugin = "jsonl"
-path = "records.jsonl"
-
-[images]
-width = 128
-height = 128
-concurrency = 4
-per_host = 4
-backoff = 0.01
-
-[executor]
-cpus = 2
-""",
-        encoding="utf-8",
-    )
-    return folder
 
 
 def fetched_hashes(folder: Path) -> list[str]:

@@ -63,9 +63,17 @@ def test_sql_rows_match_the_catalog_after_every_publish(tmp_path, sink_url, cli)
     with catalog.session() as session:
         gone = session.scalars(select(ImageRow.id).limit(1)).one()
         session.execute(delete(ImageRow).where(ImageRow.id == gone))
+        # as the record store does when an image leaves its record: its scores go with it
+        session.execute(delete(PredictionRow).where(PredictionRow.image_id == gone))
+        first = session.execute(
+            select(PredictionRow.image_id, PredictionRow.class_uri).limit(1)
+        ).one()
         session.execute(
             PredictionRow.__table__.update()
-            .where(PredictionRow.id == select(PredictionRow.id).limit(1).scalar_subquery())
+            .where(
+                PredictionRow.image_id == first.image_id,
+                PredictionRow.class_uri == first.class_uri,
+            )
             .values(score=0.123)
         )
     result = cli("enrich", "--publish-only", project=tmp_path)

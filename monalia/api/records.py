@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
 
 from monalia.errors import RecordError
+from monalia.lib import jsontext
 
 # Characters RFC 3987 forbids in an IRI; a record carrying one would break every RDF sink.
 IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
-_HASH_ENCODER = json.JSONEncoder(
-    sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -87,6 +84,7 @@ class Record:
             if subject.uri:
                 check_iri(subject.uri, "subject URI")
         self.__dict__.pop("_hash", None)
+        self.__dict__.pop("_raw_json", None)
         self.content_hash()  # also proves that the raw payload can be stored as JSON
 
     def content_hash(self) -> str:
@@ -110,12 +108,27 @@ class Record:
         payload["images"] = [vars(image) for image in self.images]
         payload["subjects"] = [vars(subject) for subject in self.subjects]
         try:
-            data = _HASH_ENCODER.encode(payload)
+            # the raw payload's text, sorted as the hash needs it, is the text the catalog keeps
+            raw = self.raw_json()
+            payload["raw"] = None if raw is None else jsontext.Fragment(raw)
+            data = jsontext.canonical(payload)
         except (TypeError, ValueError) as exc:
             raise RecordError(f"the record cannot be stored as JSON: {exc}") from None
-        digest = hashlib.sha256(data.encode("utf-8")).hexdigest()
+        digest = hashlib.sha256(data).hexdigest()
         self.__dict__["_hash"] = digest
         return digest
+
+    def raw_json(self) -> bytes | None:
+        """The raw payload as JSON text (UTF-8, keys sorted); computed once, like the hash."""
+        if self.raw is None:
+            return None
+        cached = self.__dict__.get("_raw_json")
+        if cached is None:
+            try:
+                cached = self.__dict__["_raw_json"] = jsontext.canonical(self.raw)
+            except (TypeError, ValueError) as exc:
+                raise RecordError(f"the record cannot be stored as JSON: {exc}") from None
+        return cached
 
     @property
     def main_image(self) -> ImageRef | None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monalia.errors import CatalogError
+from monalia.lib import jsontext
 from monalia.lib.migrations import SCHEMA_HEAD, migrations_dir
 
 __all__ = ["Catalog", "SchemaStatus", "safe_url"]
@@ -85,7 +86,13 @@ class Catalog:
                     f"{Path(parsed.database).parent}: {exc.strerror or exc}"
                 ) from None
         try:
-            engine = create_engine(parsed, future=True)
+            # JSON columns (raw payloads of kilobytes) written and read with orjson
+            engine = create_engine(
+                parsed,
+                future=True,
+                json_serializer=jsontext.dumps,
+                json_deserializer=jsontext.loads,
+            )
         except (NoSuchModuleError, ModuleNotFoundError) as exc:
             raise CatalogError(
                 f"catalog {safe_url(url)}: no database driver for it ({exc}); "

@@ -25,9 +25,16 @@ PREDICTION_COLUMNS = (
     "scored_at",
 )
 
+# the PostgreSQL types of those columns, for a binary COPY
+PREDICTION_TYPES = ("int4", "int4", "int4", "varchar", "float8", "varchar", "int4", "timestamp")
 
-def insert_predictions(session, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert prediction rows (tuples in `PREDICTION_COLUMNS` order) in the session's transaction."""
+
+def insert_predictions(
+    session, rows: Sequence[tuple[Any, ...]], table: str = "predictions"
+) -> None:
+    """Insert prediction rows (tuples in `PREDICTION_COLUMNS` order) in the session's transaction;
+    `table`: on PostgreSQL, the model's partition when `ensure_model_partition` gave it (a COPY
+    straight into it skips routing each row)."""
     if not rows:
         return
     connection = session.connection()
@@ -35,10 +42,13 @@ def insert_predictions(session, rows: Sequence[tuple[Any, ...]]) -> None:
     driver = connection.connection.driver_connection
     columns = ", ".join(PREDICTION_COLUMNS)
     if dialect == "postgresql" and _is_psycopg3(driver):
-        statement = f"COPY predictions ({columns}) FROM STDIN"
+        # binary COPY with the column types given: psycopg packs each row in C, no text
+        statement = f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(PREDICTION_TYPES)
+            write = copy.write_row
             for row in rows:
-                copy.write_row(_naive_utc(row))
+                write(row if row[7].tzinfo is None else _naive_utc(row))
         return
     if dialect == "sqlite":
         marks = ", ".join("?" for _ in PREDICTION_COLUMNS)
@@ -58,6 +68,93 @@ def insert_predictions(session, rows: Sequence[tuple[Any, ...]]) -> None:
     session.execute(
         insert(PredictionRow), [dict(zip(PREDICTION_COLUMNS, row, strict=True)) for row in rows]
     )
+
+
+_PARTITIONS: dict[tuple[str, int], str] = {}
+
+
+def ensure_model_partition(engine, model_id: int) -> str:
+    """The table a model's predictions go into: on PostgreSQL its own partition, made on its
+    first write in a short transaction of its own (several writers may race to make it: the
+    loser finds it made); elsewhere, and when it cannot be made (the default partition already
+    holds rows of the model), ``predictions``."""
+    if engine.dialect.name != "postgresql":
+        return "predictions"
+    key = (str(engine.url), int(model_id))
+    known = _PARTITIONS.get(key)
+    if known is not None:
+        return known
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    name = f"predictions_m{int(model_id)}"
+    exists = text("SELECT to_regclass(:name) IS NOT NULL")
+    try:
+        with engine.begin() as connection:
+            if not connection.execute(exists, {"name": name}).scalar():
+                connection.execute(
+                    text(
+                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF predictions "
+                        f"FOR VALUES IN ({int(model_id)})"
+                    )
+                )
+    except DBAPIError:
+        with engine.connect() as connection:
+            made = connection.execute(exists, {"name": name}).scalar()
+        if not made:
+            _PARTITIONS[key] = "predictions"
+            return "predictions"
+    _PARTITIONS[key] = name
+    return name
+
+
+def insert_rows(
+    session,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    times: Sequence[str] = (),
+) -> None:
+    """Insert rows (tuples in `columns` order, values as stored: JSON already text, times naive
+    UTC, `times` naming the columns that hold them) into `table` in the session's transaction, through the driver: a COPY on PostgreSQL,
+    one `executemany` on SQLite. SQLAlchemy's own executemany compiles and processes every
+    parameter of every row, which costs more than the database's work on large harvests."""
+    if not rows:
+        return
+    connection = session.connection() if callable(session.connection) else session
+    dialect = connection.dialect.name
+    driver = connection.connection.driver_connection
+    names = ", ".join(columns)
+    if dialect == "postgresql" and _is_psycopg3(driver):
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    if dialect == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+        stamps = [columns.index(name) for name in times]
+        if stamps:
+            rows = [_sqlite_times(row, stamps) for row in rows]
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+        finally:
+            cursor.close()
+        return
+    from sqlalchemy import text
+
+    connection.execute(
+        text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + c for c in columns)})"),
+        [dict(zip(columns, row, strict=True)) for row in rows],
+    )
+
+
+def _sqlite_times(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in positions:
+        if isinstance(values[i], datetime):
+            values[i] = values[i].strftime("%Y-%m-%d %H:%M:%S.%f")
+    return tuple(values)
 
 
 def _is_psycopg3(connection: Any) -> bool:

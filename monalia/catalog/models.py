@@ -201,23 +201,37 @@ class ModelRow(Base):
 
 
 class PredictionRow(Base):
-    """The score of one class for one image under one model."""
+    """The score of one class for one image under one model.
+
+    Keyed by (model, image, class), with no foreign keys: each would be checked for every row,
+    40 rows an image, and bulk writes must keep up with a GPU (migration 0008). On PostgreSQL
+    the table is partitioned by model (`monalia.catalog.bulk.ensure_model_partition`).
+    """
 
     __tablename__ = "predictions"
-    __table_args__ = (
-        UniqueConstraint("model_id", "image_id", "class_uri", name="uq_predictions_key"),
-        Index("ix_predictions_class_score", "model_id", "class_uri", "score"),
-    )
+    __table_args__ = (Index("ix_predictions_class_score", "model_id", "class_uri", "score"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
-    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
-    class_uri: Mapped[str] = mapped_column(String(1000))
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_uri: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    record_id: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
     image_sha256: Mapped[str | None] = mapped_column(String(64))
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    run_id: Mapped[int | None] = mapped_column(Integer)
     scored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def is_partition(name: str | None) -> bool:
+    """A table that holds one model's predictions on PostgreSQL (made as the model first
+    writes, not by a migration): schema comparisons leave it out."""
+    return bool(name) and name.startswith("predictions_") and name != "predictions"
+
+
+def include_in_comparison(item, name, type_, reflected, compare_to) -> bool:
+    """Alembic's `include_object` hook: the predictions' partitions and their indexes are not
+    part of the models."""
+    table = getattr(item, "table", item) if type_ != "table" else item
+    return not is_partition(name if type_ == "table" else getattr(table, "name", None))
 
 
 class RunRow(Base):

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from monalia.api.plugin import PluginSettings
 from monalia.errors import SourceUnavailable
+from monalia.lib import jsontext
 from monalia.lib.url_policy import UrlPolicy, UrlRefused
 from monalia.version import __version__
 
@@ -341,14 +342,40 @@ class HttpClient:
     def get(self, url: str, params=None, **kwargs: Any) -> requests.Response:
         return self.request("GET", url, params=params, **kwargs)
 
-    def get_json(self, url: str, params=None, **kwargs: Any) -> Any:
-        """GET and decode JSON; a body that is not JSON is retried, then reported."""
-        return self.request("GET", url, params=params, parse=_json_body, **kwargs)
+    def get_json(self, url: str, params=None, scrub_secrets: bool = False, **kwargs: Any) -> Any:
+        """GET and decode JSON; a body that is not JSON is retried, then reported.
+
+        `scrub_secrets`: the client's secrets are replaced by ``***`` in the body before it is
+        decoded, for APIs that echo the key back in their answers (one pass over the bytes, where
+        a walk of the decoded payload would cost more than the decoding). A secret that JSON
+        would escape cannot be found that way: the caller scrubs the payload itself when
+        `scrubs_bodies` is false."""
+        parse = _json_body
+        if scrub_secrets and self.scrubs_bodies:
+            secrets = [secret.encode("utf-8") for secret in self.policy.secrets]
+
+            def parse(response: requests.Response) -> Any:
+                body = response.content
+                for secret in secrets:
+                    body = body.replace(secret, b"***")
+                return _json_body(body)
+
+        return self.request("GET", url, params=params, parse=parse, **kwargs)
+
+    @property
+    def scrubs_bodies(self) -> bool:
+        """Whether every secret reads the same inside a JSON string (no quote, backslash,
+        slash or control character), so that replacing its bytes in a body finds it."""
+        return all(_JSON_PLAIN.fullmatch(secret) for secret in self.policy.secrets)
 
 
-def _json_body(response: requests.Response) -> Any:
+_JSON_PLAIN = re.compile(r'[^"\\/\x00-\x1f]*')
+
+
+def _json_body(response: requests.Response | bytes) -> Any:
+    body = response if isinstance(response, bytes) else response.content
     try:
-        return json.loads(response.content)
+        return jsontext.loads(body)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg} at byte {exc.pos})") from None
     except UnicodeDecodeError as exc:

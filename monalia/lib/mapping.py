@@ -14,6 +14,8 @@ _IRI_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$|^urn:\S+$")
 
 def text(value: Any, what: str) -> str | None:
     """A single text value: strings kept, numbers turned to text, the first of a list."""
+    if type(value) is str:  # the common case first: called for every field of every record
+        return value.strip() or None
     if value is None:
         return None
     if isinstance(value, list):
@@ -27,6 +29,9 @@ def text(value: Any, what: str) -> str | None:
 
 def texts(value: Any, what: str) -> list[str]:
     """A list of text values from a string, a number or a list of them."""
+    if type(value) is str:
+        value = value.strip()
+        return [value] if value else []
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]

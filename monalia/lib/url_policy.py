@@ -80,7 +80,10 @@ class UrlPolicy:
         if not host:
             raise UrlRefused("no host in the URL")
         trusted = trusted_host is not None and host == trusted_host.lower()
-        self.check_host(host, trusted=trusted, resolve=resolve)
+        if resolve:
+            self.check_host(host, trusted=trusted, resolve=True)
+        else:  # the same few hosts come back for every record of a source
+            _checked_host(self, host, trusted)
         return url
 
     def check_host(self, host: str, trusted: bool = False, resolve: bool = False) -> None:
@@ -101,6 +104,12 @@ class UrlPolicy:
                     f"{host} is a private or loopback address; set allow_private_addresses = "
                     "true under [project] when images live on an internal server"
                 )
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_host(policy: UrlPolicy, host: str, trusted: bool) -> None:
+    # a refusal raises, and lru_cache keeps no result then: refused hosts are checked each time
+    policy.check_host(host, trusted=trusted)
 
 
 def _host(parts: SplitResult) -> str:

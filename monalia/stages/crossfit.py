@@ -128,7 +128,7 @@ def write_fold_scores(
 ) -> None:
     """One fold's scores, in one transaction: every image has all its classes or none, and the
     run's counts (`tracker`) are written with them, so a kill leaves them true."""
-    from monalia.catalog.bulk import insert_predictions
+    from monalia.catalog.bulk import ensure_model_partition, insert_predictions
 
     scored_at = utcnow()
     rows = []
@@ -148,6 +148,7 @@ def write_fold_scores(
                 )
             )
     image_ids = sorted({members[int(index)].image_id for index in indices})
+    table = ensure_model_partition(catalog.engine, set_id)
     with catalog.session() as session:
         for start in range(0, len(image_ids), 500):
             session.execute(
@@ -156,7 +157,7 @@ def write_fold_scores(
                     PredictionRow.image_id.in_(image_ids[start : start + 500]),
                 )
             )
-        insert_predictions(session, rows)
+        insert_predictions(session, rows, table)
         if tracker is not None:
             tracker.flush(session)
 

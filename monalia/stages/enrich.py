@@ -155,10 +155,10 @@ def write_predictions(
     tracker: RunTracker,
 ) -> int:
     """Replace the chunk's predictions for this model, with the run's counts, in one commit."""
-    from monalia.catalog.bulk import insert_predictions
+    from monalia.catalog.bulk import ensure_model_partition, insert_predictions
 
     uris = [entry["uri"] for entry in model.classes]
-    now = utcnow()
+    now = utcnow().replace(tzinfo=None)  # as the catalog keeps times: naive UTC
     run_id = tracker.id
     rows: list[tuple[Any, ...]] = []
     for scores, index in zip(chunk.scores.tolist(), chunk.indices, strict=True):
@@ -172,6 +172,7 @@ def write_predictions(
         item = chunk.items[index]
         tracker.fail_item(item.url, f"{item.path}: the image could not be decoded")
     image_ids = [chunk.items[int(index)].image_id for index in chunk.indices]
+    table = ensure_model_partition(catalog.engine, model.id) if image_ids else "predictions"
     with catalog.session() as session:
         if image_ids:
             session.execute(
@@ -179,7 +180,7 @@ def write_predictions(
                     PredictionRow.model_id == model.id, PredictionRow.image_id.in_(image_ids)
                 )
             )
-            insert_predictions(session, rows)
+            insert_predictions(session, rows, table)
         tracker.add(seen=len(chunk.items), new=len(image_ids))
         tracker.flush(session)
     return len(image_ids)

@@ -8,20 +8,55 @@ the crawl's item pipeline write through it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from monalia.api.records import Record
 from monalia.api.source import ItemOutcome, SourceState, seen_count
 from monalia.catalog import Catalog
-from monalia.catalog.models import ImageRow, RecordRow, SourceStateRow, SubjectRow, utcnow
+from monalia.catalog.bulk import insert_rows
+from monalia.catalog.models import (
+    ImageRow,
+    ModelRow,
+    PredictionRow,
+    RecordRow,
+    SourceStateRow,
+    SubjectRow,
+    utcnow,
+)
 from monalia.catalog.run_tracking import RunTracker
 from monalia.errors import RecordError
+from monalia.lib import jsontext
 
 NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
+
+RECORD_COLUMNS = (
+    "source",
+    "source_id",
+    "iri",
+    "title",
+    "description",
+    "creators",
+    "date",
+    "date_start",
+    "date_end",
+    "institution",
+    "rights",
+    "landing_page",
+    "modified",
+    "raw",
+    "deleted_at",
+    "content_hash",
+    "first_seen",
+    "last_seen",
+    "first_run_id",
+    "last_run_id",
+)
+SUBJECT_COLUMNS = ("record_id", "position", "uri", "label", "lang", "field")
+IMAGE_COLUMNS = ("record_id", "position", "url", "iiif_service", "is_main", "status")
 
 
 def load_state(catalog: Catalog, instance: str) -> SourceState:
@@ -142,6 +177,7 @@ class RecordStore:
                 changes.append((record, CHANGED))
         if new:
             self._insert_new(session, new, now)
+        dropped: list[int] = []  # images that left their record: their scores go too
         if changed:
             rows = session.scalars(
                 select(RecordRow)
@@ -160,7 +196,11 @@ class RecordStore:
                     continue
                 _fill(row, record, content_hash, now, self.tracker.id)
                 row.subjects = _subject_rows(record)
+                before = {image.id for image in row.images}
                 row.images = _image_rows(record, {image.url: image for image in row.images})
+                dropped.extend(before - {image.id for image in row.images})
+        if dropped:
+            _drop_predictions(session, dropped)
         if unchanged_ids:
             session.execute(
                 update(RecordRow)
@@ -176,37 +216,41 @@ class RecordStore:
         """Bulk INSERTs of new records, then of their subjects and images (the common case,
         kept off the ORM's unit of work so that large first harvests run at full speed)."""
         run_id = self.tracker.id
-        # Core statements on the table: the ORM's bulk path costs more than the database here
         connection = session.connection()
-        records_table = RecordRow.__table__
-        connection.execute(
-            insert(records_table),
+        stamp = now.astimezone(UTC).replace(tzinfo=None)  # as the catalog keeps times
+        dumps = jsontext.dumps
+        insert_rows(
+            connection,
+            "records",
+            RECORD_COLUMNS,
             [
-                {
-                    "source": self.source,
-                    "source_id": r.source_id,
-                    "iri": r.iri,
-                    "title": r.title,
-                    "description": r.description,
-                    "creators": list(r.creators),
-                    "date": r.date,
-                    "date_start": r.date_start,
-                    "date_end": r.date_end,
-                    "institution": r.institution,
-                    "rights": r.rights,
-                    "landing_page": r.landing_page,
-                    "modified": r.modified,
-                    "raw": r.raw,
-                    "deleted_at": now if r.deleted else None,
-                    "content_hash": r.content_hash(),
-                    "first_seen": now,
-                    "last_seen": now,
-                    "first_run_id": run_id,
-                    "last_run_id": run_id,
-                }
+                (
+                    self.source,
+                    r.source_id,
+                    r.iri,
+                    r.title,
+                    r.description,
+                    dumps(list(r.creators)),
+                    r.date,
+                    r.date_start,
+                    r.date_end,
+                    r.institution,
+                    r.rights,
+                    r.landing_page,
+                    r.modified,
+                    None if r.raw is None else r.raw_json().decode("utf-8"),
+                    stamp if r.deleted else None,
+                    r.content_hash(),
+                    stamp,
+                    stamp,
+                    run_id,
+                    run_id,
+                )
                 for r in records
             ],
+            times=("deleted_at", "first_seen", "last_seen"),
         )
+        records_table = RecordRow.__table__
         # one query for the new ids: RETURNING with executemany goes row by row on SQLite
         by_source_id = dict(
             connection.execute(
@@ -218,14 +262,7 @@ class RecordStore:
         )
         ids = [by_source_id[r.source_id] for r in records]
         subjects = [
-            {
-                "record_id": record_id,
-                "position": i,
-                "uri": s.uri,
-                "label": s.label,
-                "lang": s.lang,
-                "field": s.field,
-            }
+            (record_id, i, s.uri, s.label, s.lang, s.field)
             for record_id, r in zip(ids, records, strict=True)
             for i, s in enumerate(r.subjects)
         ]
@@ -237,19 +274,10 @@ class RecordStore:
                     continue
                 seen.add(image.url)
                 images.append(
-                    {
-                        "record_id": record_id,
-                        "position": position,
-                        "url": image.url,
-                        "iiif_service": image.iiif_service,
-                        "is_main": image.is_main,
-                        "status": "pending",
-                    }
+                    (record_id, position, image.url, image.iiif_service, image.is_main, "pending")
                 )
-        if subjects:
-            connection.execute(insert(SubjectRow.__table__), subjects)
-        if images:
-            connection.execute(insert(ImageRow.__table__), images)
+        insert_rows(connection, "record_subjects", SUBJECT_COLUMNS, subjects)
+        insert_rows(connection, "images", IMAGE_COLUMNS, images)
 
     def _reject_iri_clashes(self, session: Session, records: list[Record]) -> list[Record]:
         """Leave out (and report) records whose IRI another record already has."""
@@ -278,6 +306,17 @@ class RecordStore:
             owners[record.iri] = (self.source, record.source_id)
             kept.append(record)
         return kept
+
+
+def _drop_predictions(session: Session, image_ids: list[int]) -> None:
+    """Delete the predictions of images no longer in the catalog, model by model (the
+    predictions' key starts with the model; they have no foreign keys to cascade)."""
+    for model_id in session.scalars(select(ModelRow.id)).all():
+        session.execute(
+            delete(PredictionRow).where(
+                PredictionRow.model_id == model_id, PredictionRow.image_id.in_(image_ids)
+            )
+        )
 
 
 def _fill(row: RecordRow, record: Record, content_hash: str, now: datetime, run_id: int) -> None:

@@ -377,7 +377,8 @@ class Workbench:
         with self.catalog.session() as session:
             return session.scalar(
                 select(func.max(PredictionRow.score))
-                .join(RecordRow, RecordRow.id == PredictionRow.record_id)
+                .join(ImageRow, ImageRow.id == PredictionRow.image_id)
+                .join(RecordRow, RecordRow.id == ImageRow.record_id)
                 .where(
                     RecordRow.iri == record_iri,
                     PredictionRow.model_id == self.model.id,
@@ -478,8 +479,10 @@ class Workbench:
                 .order_by(ImageRow.is_main.desc(), ImageRow.position)
             ).all()
             scores = session.execute(
+                # by the record's images: the predictions' key starts (model, image)
                 select(PredictionRow.image_id, PredictionRow.class_uri, PredictionRow.score).where(
-                    PredictionRow.record_id == row.id, PredictionRow.model_id == self.model.id
+                    PredictionRow.model_id == self.model.id,
+                    PredictionRow.image_id.in_([image.id for image in images]),
                 )
             ).all()
             record = {

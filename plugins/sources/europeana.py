@@ -86,7 +86,7 @@ class EuropeanaSource(Source):
         return params
 
     def page(self, params) -> dict[str, Any]:
-        data = self.client.get_json(self.settings.endpoint, params=params)
+        data = self.client.get_json(self.settings.endpoint, params=params, scrub_secrets=True)
         if not isinstance(data, dict) or data.get("success") is False:
             error = data.get("error") if isinstance(data, dict) else None
             raise SourceUnavailable(
@@ -133,7 +133,8 @@ class EuropeanaSource(Source):
         identifier = data.get("id")
         if not isinstance(identifier, str) or not identifier.strip("/"):
             raise RecordError("the item has no id")
-        data = scrub(data, self.key)
+        if not self.client.scrubs_bodies:  # else the page was scrubbed before it was decoded
+            data = scrub(data, self.key)
         language = self.settings.language
         title = pick(data.get("dcTitleLangAware"), language) or mapping.text(
             data.get("title"), "title"

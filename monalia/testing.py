@@ -176,3 +176,37 @@ def check_resume_after_kill(
     )
     assert not extra, f"after the resume {len(extra)} records differ, e.g. {sorted(extra)[:3]}"
     result.resumed = resumed
+
+
+def store_scores(catalog: Catalog, model_id: int, rows: list[dict[str, Any]]) -> None:
+    """Store planted scores as enrich stores them: `rows` of ``image_id``, ``record_id``,
+    ``class_uri``, ``score``, and optionally ``image_sha256`` and ``scored_at``, one per image and
+    class of the model (committed: the model must be)."""
+    import numpy as np
+
+    from monalia.catalog.bulk import prepare_model, write_scores
+    from monalia.catalog.models import ModelRow, utcnow
+
+    with catalog.session() as session:
+        uris = [entry["uri"] for entry in session.get(ModelRow, model_id).classes]
+    column = {uri: k for k, uri in enumerate(uris)}
+    images: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        image = images.setdefault(row["image_id"], {**row, "scores": np.full(len(uris), np.nan)})
+        image["scores"][column[row["class_uri"]]] = row["score"]
+    table = prepare_model(catalog.engine, model_id, uris)
+    planted = list(images.values())
+    if any(np.isnan(image["scores"]).any() for image in planted):
+        raise ValueError("every image needs a score for every class of the model")
+    with catalog.session() as session:
+        write_scores(
+            session,
+            table,
+            model_id,
+            [image["image_id"] for image in planted],
+            [image["record_id"] for image in planted],
+            [image.get("image_sha256") for image in planted],
+            np.array([image["scores"] for image in planted]).reshape(len(planted), len(uris)),
+            None,
+            planted[0].get("scored_at") or utcnow() if planted else utcnow(),
+        )

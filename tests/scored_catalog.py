@@ -9,10 +9,11 @@ import random
 
 from conftest import write_jsonl
 from skos_data import DOG, HORSE, THESAURUS_TTL, TREE
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from monalia.catalog import Catalog
 from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow, utcnow
+from monalia.testing import store_scores
 
 CLASSES = [
     {"uri": HORSE, "label": "cheval"},
@@ -74,23 +75,25 @@ def build_scored_catalog(folder, catalog_url, cli, count: int = 40, extra: str =
         )
         session.add(model)
         session.flush()
+        model_id = model.id
         images = session.execute(select(ImageRow.id, ImageRow.record_id, ImageRow.sha256)).all()
-        session.execute(
-            insert(PredictionRow),
-            [
-                {
-                    "model_id": model.id,
-                    "image_id": image.id,
-                    "record_id": image.record_id,
-                    "class_uri": entry["uri"],
-                    "score": planted_score(rng),
-                    "image_sha256": image.sha256,
-                    "scored_at": now,
-                }
-                for image in images
-                for entry in CLASSES
-            ],
-        )
+    store_scores(
+        catalog,
+        model_id,
+        [
+            {
+                "model_id": model_id,
+                "image_id": image.id,
+                "record_id": image.record_id,
+                "class_uri": entry["uri"],
+                "score": planted_score(rng),
+                "image_sha256": image.sha256,
+                "scored_at": now,
+            }
+            for image in images
+            for entry in CLASSES
+        ],
+    )
     return catalog
 
 
@@ -98,9 +101,9 @@ def planted_scores(catalog) -> dict[tuple[str, str], float]:
     """(record IRI, class URI) -> score, as the catalog holds them."""
     with catalog.session() as session:
         rows = session.execute(
-            select(RecordRow.iri, PredictionRow.class_uri, PredictionRow.score).join(
-                RecordRow, RecordRow.id == PredictionRow.record_id
-            )
+            select(RecordRow.iri, PredictionRow.class_uri, PredictionRow.score)
+            .select_from(PredictionRow)
+            .join(RecordRow, RecordRow.id == PredictionRow.record_id)
         ).all()
     return {(iri, uri): score for iri, uri, score in rows}
 
@@ -130,6 +133,7 @@ def monalia_query_expected(catalog, label: str) -> list[tuple[str, float]]:
     with catalog.session() as session:
         rows = session.execute(
             select(RecordRow.source_id, PredictionRow.score)
+            .select_from(PredictionRow)
             .join(RecordRow, RecordRow.id == PredictionRow.record_id)
             .where(PredictionRow.class_uri == uri)
         ).all()

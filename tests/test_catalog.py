@@ -75,49 +75,92 @@ def test_password_is_never_shown():
 
 
 def test_predictions_written_in_bulk_read_back_as_written_and_roll_back_whole(catalog_url):
-    """COPY on PostgreSQL, executemany on SQLite: the same rows, times and transaction."""
+    """A binary COPY into the model's partition on PostgreSQL, executemany on SQLite: the same
+    scores, classes, times and transaction."""
     from datetime import UTC, datetime, timedelta, timezone
 
+    import numpy as np
     from sqlalchemy import func, select
 
-    from monalia.catalog.bulk import insert_predictions
+    from monalia.catalog.bulk import prepare_model, write_scores
     from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow
 
     catalog = Catalog.open(catalog_url)
+    uris = [f"urn:c{k}" for k in range(5)]
     with catalog.session() as session:
         now = datetime.now(UTC)
-        record = RecordRow(
-            source="s",
-            source_id="r1",
-            iri="urn:r1",
-            content_hash="h",
-            first_seen=now,
-            last_seen=now,
-        )
-        session.add(record)
+        records = [
+            RecordRow(
+                source="s",
+                source_id=f"r{n}",
+                iri=f"urn:r{n}",
+                content_hash="h",
+                first_seen=now,
+                last_seen=now,
+            )
+            for n in range(2)
+        ]
+        session.add_all(records)
         session.flush()
-        image = ImageRow(record_id=record.id, url="https://img/1.jpg", position=0, is_main=True)
-        model = ModelRow(name="m", trainer="t", classes=[], created_at=datetime.now(UTC))
-        session.add_all([image, model])
+        images = [
+            ImageRow(record_id=record.id, url=f"https://img/{record.id}.jpg", position=0)
+            for record in records
+        ]
+        model = ModelRow(name="m", trainer="t", classes=[{"uri": u} for u in uris], created_at=now)
+        session.add_all([*images, model])
         session.flush()
-        ids = (model.id, image.id, record.id)
+        model_id = model.id
+        image_ids = [image.id for image in images]
+        record_ids = [record.id for record in records]
+    table = prepare_model(catalog.engine, model_id, uris)
+    if catalog.engine.dialect.name == "postgresql":
+        assert table == f"predictions_m{model_id}"  # the model's own partition
     # a time given in another zone is stored as the same instant in UTC
     paris = datetime(2026, 12, 1, 22, 0, 0, 5, tzinfo=timezone(timedelta(hours=1)))
-    rows = [(*ids, f"urn:c{k}", k / 10, "abc", None, paris) for k in range(5)]
+    scores = np.array([[k / 10 for k in range(5)], [1 - k / 10 for k in range(5)]])
     with catalog.session() as session:
-        insert_predictions(session, rows)
+        write_scores(
+            session, table, model_id, image_ids, record_ids, ["a", "b"], scores, None, paris
+        )
     with catalog.session() as session:
         stored = session.execute(
-            select(PredictionRow.class_uri, PredictionRow.score, PredictionRow.scored_at).order_by(
-                PredictionRow.class_uri
-            )
+            select(
+                PredictionRow.image_id,
+                PredictionRow.class_uri,
+                PredictionRow.score,
+                PredictionRow.scored_at,
+                PredictionRow.image_sha256,
+            ).order_by(PredictionRow.image_id, PredictionRow.class_uri)
         ).all()
-    assert [(uri, score) for uri, score, _ in stored] == [(f"urn:c{k}", k / 10) for k in range(5)]
-    assert {at for _, _, at in stored} == {paris.astimezone(UTC)}
+    assert [(image, uri, score) for image, uri, score, _, _ in stored] == [
+        (image, uris[k], scores[row, k]) for row, image in enumerate(image_ids) for k in range(5)
+    ]
+    assert {at for *_, at, _ in stored} == {paris.astimezone(UTC)}
+    assert [sha for *_, sha in stored] == ["a"] * 5 + ["b"] * 5
 
-    more = [(*ids, "urn:extra", 0.5, "abc", None, paris)]
+    # written again: replaced, not added; and a transaction that fails leaves the rows as they were
+    with catalog.session() as session:
+        write_scores(
+            session,
+            table,
+            model_id,
+            image_ids[:1],
+            record_ids[:1],
+            ["c"],
+            scores[:1] / 2,
+            None,
+            paris,
+        )
     with pytest.raises(RuntimeError), catalog.session() as session:
-        insert_predictions(session, more)
+        write_scores(
+            session, table, model_id, image_ids, record_ids, ["d", "d"], scores * 0, None, paris
+        )
         raise RuntimeError("killed before the commit")
     with catalog.session() as session:
-        assert session.scalar(select(func.count()).select_from(PredictionRow)) == 5
+        assert session.scalar(select(func.count()).select_from(PredictionRow)) == 10
+        halved = session.scalars(
+            select(PredictionRow.score)
+            .where(PredictionRow.image_id == image_ids[0])
+            .order_by(PredictionRow.class_index)
+        ).all()
+    assert halved == [k / 20 for k in range(5)]

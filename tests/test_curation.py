@@ -8,10 +8,11 @@ import json
 import pytest
 from conftest import write_jsonl
 from skos_data import DOG, FOAL, HORSE, OAK, THESAURUS_TTL, TREE
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from monalia.catalog import Catalog
-from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow, utcnow
+from monalia.catalog.models import ImageRow, ModelRow, RecordRow, utcnow
+from monalia.testing import store_scores
 
 MODEL = "planted-curation"
 CLASSES = [
@@ -101,6 +102,7 @@ def build(folder, catalog_url, cli, extra: str = "") -> Catalog:
         )
         session.add(model)
         session.flush()
+        model_id = model.id
         rows = []
         images = session.execute(
             select(ImageRow.id, ImageRow.record_id, ImageRow.position, RecordRow.source_id).join(
@@ -113,7 +115,7 @@ def build(folder, catalog_url, cli, extra: str = "") -> Catalog:
                 values = scores.get(entry["uri"])
                 rows.append(
                     {
-                        "model_id": model.id,
+                        "model_id": model_id,
                         "image_id": image_id,
                         "record_id": record_id,
                         "class_uri": entry["uri"],
@@ -122,7 +124,7 @@ def build(folder, catalog_url, cli, extra: str = "") -> Catalog:
                         "scored_at": now,
                     }
                 )
-        session.execute(insert(PredictionRow), rows)
+    store_scores(catalog, model_id, rows)
     result = cli("enrich", "--publish-only", project=folder)
     assert result.exit_code == 0, result.output
     return catalog

@@ -51,6 +51,7 @@ def predictions(catalog) -> list[tuple]:
                 PredictionRow.run_id,
                 PredictionRow.image_sha256,
             )
+            .select_from(PredictionRow)
             .join(RecordRow, RecordRow.id == PredictionRow.record_id)
             .join(ImageRow, ImageRow.id == PredictionRow.image_id)
             .order_by(PredictionRow.image_id, PredictionRow.class_uri)

@@ -157,7 +157,7 @@ def score_set_counts(catalog: Path, suffix: str) -> tuple[int, int, tuple[int, i
         members = db.execute("SELECT count(*) FROM dataset_members").fetchone()[0]
         classes = len(json.loads(db.execute("SELECT classes FROM datasets").fetchone()[0]))
         pairs = db.execute(
-            "SELECT count(*), count(DISTINCT p.image_id || ' ' || p.class_uri) FROM predictions p "
+            "SELECT count(*), count(DISTINCT p.image_id || ' ' || p.class_index) FROM predictions p "
             "JOIN models m ON m.id = p.model_id WHERE m.name LIKE ?",
             (f"%{suffix}",),
         ).fetchone()
@@ -234,8 +234,10 @@ def test_out_of_sample_scores_survive_a_kill_and_the_confident_report_lists_its_
     scores_set = score_set_of(opened, model.name)
     with sqlite3.connect(catalog) as db:
         rows = db.execute(
-            "SELECT r.source_id, p.class_uri, p.score FROM predictions p "
-            "JOIN records r ON r.id = p.record_id WHERE p.model_id = ?",
+            "SELECT r.source_id, c.uri, p.score FROM predictions p "
+            "JOIN model_classes c ON c.model_id = p.model_id AND c.class_index = p.class_index "
+            "JOIN images i ON i.id = p.image_id JOIN records r ON r.id = i.record_id "
+            "WHERE p.model_id = ?",
             (scores_set.id,),
         ).fetchall()
     records = sorted({r for r, _, _ in rows})

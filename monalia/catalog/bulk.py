@@ -1,11 +1,11 @@
-"""Predictions written in bulk, in the session's own transaction.
+"""Rows written in bulk, in the session's own transaction: predictions and harvested records.
 
 A GPU scores thousands of images a second, 40 rows each: one INSERT statement per row would make
 the catalog the limit. PostgreSQL gets the rows through `COPY ... FROM STDIN` (psycopg 3's copy
-API); SQLite through one `executemany` of plain tuples; any other database through SQLAlchemy's
-bulk insert. All three write on the session's connection, so the rows commit with whatever else
-the transaction holds (the delete of the chunk's old rows, the run's counts): a chunk is stored
-whole or not at all, as before.
+API; the predictions as one binary buffer packed by numpy); SQLite through one `executemany` of
+plain tuples; any other database through SQLAlchemy. All write on the session's connection, so
+the rows commit with whatever else the transaction holds (the delete of the chunk's old rows,
+the run's counts): a chunk is stored whole or not at all.
 """
 
 from __future__ import annotations
@@ -14,80 +14,167 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-PREDICTION_COLUMNS = (
-    "model_id",
-    "image_id",
-    "record_id",
-    "class_uri",
-    "score",
-    "image_sha256",
-    "run_id",
-    "scored_at",
+import numpy as np
+
+PREDICTION_COLUMNS = ("model_id", "image_id", "class_index", "score")
+SCORED_IMAGE_COLUMNS = ("model_id", "image_id", "record_id", "image_sha256", "run_id", "scored_at")
+
+# PostgreSQL's binary COPY: a signature, flags and header extension, then per row the number of
+# fields and each field's length and big-endian value, then -1. Rows of four fixed-width numbers
+# are one numpy structured array: a chunk of 40,000 rows is packed in a millisecond.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_COPY_TRAILER = b"\xff\xff"
+_COPY_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("model_length", ">i4"),
+        ("model_id", ">i4"),
+        ("image_length", ">i4"),
+        ("image_id", ">i4"),
+        ("class_length", ">i4"),
+        ("class_index", ">i2"),
+        ("score_length", ">i4"),
+        ("score", ">f8"),
+    ]
 )
 
-# the PostgreSQL types of those columns, for a binary COPY
-PREDICTION_TYPES = ("int4", "int4", "int4", "varchar", "float8", "varchar", "int4", "timestamp")
+
+def write_scores(
+    session,
+    table: str,
+    model_id: int,
+    image_ids: Sequence[int],
+    record_ids: Sequence[int],
+    hashes: Sequence[str | None],
+    scores: np.ndarray,
+    run_id: int | None,
+    scored_at: datetime,
+) -> None:
+    """Replace the scores of these images under the model, in the session's transaction: their
+    old rows deleted, one `scored_images` row each, one prediction per image and class (row i
+    of `scores` is image i, column k class k). `table`: where the predictions go, as
+    `prepare_model` said."""
+    if not len(image_ids):
+        return
+    from sqlalchemy import delete
+
+    from monalia.catalog.models import PredictionRow, ScoredImageRow
+
+    ids = [int(i) for i in image_ids]
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        for row in (PredictionRow, ScoredImageRow):
+            session.execute(delete(row).where(row.model_id == model_id, row.image_id.in_(part)))
+    stamp = scored_at.astimezone(UTC).replace(tzinfo=None) if scored_at.tzinfo else scored_at
+    insert_rows(
+        session,
+        "scored_images",
+        SCORED_IMAGE_COLUMNS,
+        [
+            (model_id, image, int(record), sha, run_id, stamp)
+            for image, record, sha in zip(ids, record_ids, hashes, strict=True)
+        ],
+        times=("scored_at",),
+    )
+    insert_predictions(session, model_id, np.asarray(ids), scores, table)
 
 
 def insert_predictions(
-    session, rows: Sequence[tuple[Any, ...]], table: str = "predictions"
+    session, model_id: int, image_ids: np.ndarray, scores: np.ndarray, table: str = "predictions"
 ) -> None:
-    """Insert prediction rows (tuples in `PREDICTION_COLUMNS` order) in the session's transaction;
-    `table`: on PostgreSQL, the model's partition when `ensure_model_partition` gave it (a COPY
-    straight into it skips routing each row)."""
-    if not rows:
+    """Insert one prediction per image and class (`scores[i, k]`: image i, class k) in the
+    session's transaction: a binary COPY into `table` on PostgreSQL (the model's partition,
+    which skips routing each row), one executemany on SQLite, SQLAlchemy's bulk insert
+    elsewhere."""
+    scores = np.asarray(scores, dtype=np.float64)
+    images, classes = scores.shape
+    if not images or not classes:
         return
     connection = session.connection()
     dialect = connection.dialect.name
     driver = connection.connection.driver_connection
-    columns = ", ".join(PREDICTION_COLUMNS)
     if dialect == "postgresql" and _is_psycopg3(driver):
-        # binary COPY with the column types given: psycopg packs each row in C, no text
+        # class by class: the ranking index (model, class, score) then grows in few places
+        rows = np.empty(images * classes, dtype=_COPY_ROW)
+        rows["fields"] = 4
+        rows["model_length"], rows["image_length"] = 4, 4
+        rows["class_length"], rows["score_length"] = 2, 8
+        rows["model_id"] = model_id
+        rows["image_id"] = np.tile(np.asarray(image_ids, dtype=np.int64), classes)
+        rows["class_index"] = np.repeat(np.arange(classes), images)
+        rows["score"] = scores.T.ravel()
+        columns = ", ".join(PREDICTION_COLUMNS)
         statement = f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            copy.set_types(PREDICTION_TYPES)
-            write = copy.write_row
-            for row in rows:
-                write(row if row[7].tzinfo is None else _naive_utc(row))
+            copy.write(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
         return
-    if dialect == "sqlite":
-        marks = ", ".join("?" for _ in PREDICTION_COLUMNS)
-        cursor = driver.cursor()
-        try:
-            cursor.executemany(
-                f"INSERT INTO predictions ({columns}) VALUES ({marks})",
-                [_sqlite_row(_naive_utc(row)) for row in rows],
-            )
-        finally:
-            cursor.close()
-        return
-    from sqlalchemy import insert
-
-    from monalia.catalog.models import PredictionRow
-
-    session.execute(
-        insert(PredictionRow), [dict(zip(PREDICTION_COLUMNS, row, strict=True)) for row in rows]
+    flat = zip(
+        [model_id] * (images * classes),
+        np.repeat(np.asarray(image_ids, dtype=np.int64), classes).tolist(),
+        np.tile(np.arange(classes), images).tolist(),
+        scores.ravel().tolist(),
+        strict=True,
     )
+    insert_rows(session, "predictions", PREDICTION_COLUMNS, list(flat))
 
 
-_PARTITIONS: dict[tuple[str, int], str] = {}
+_PREPARED: dict[tuple[str, int], str] = {}
 
 
-def ensure_model_partition(engine, model_id: int) -> str:
-    """The table a model's predictions go into: on PostgreSQL its own partition, made on its
-    first write in a short transaction of its own (several writers may race to make it: the
-    loser finds it made); elsewhere, and when it cannot be made (the default partition already
-    holds rows of the model), ``predictions``."""
-    if engine.dialect.name != "postgresql":
-        return "predictions"
-    key = (str(engine.url), int(model_id))
-    known = _PARTITIONS.get(key)
+def prepare_model(engine, model_id: int, uris: Sequence[str]) -> str:
+    """Make a model ready for its predictions, once per process, in short transactions of its
+    own (several writers may race: the loser finds the work done): its classes in
+    `model_classes`, and on PostgreSQL its own partition. Returns the table its predictions go
+    into: the partition, else ``predictions`` (elsewhere, or when the partition cannot be made
+    because the default partition already holds rows of the model)."""
+    wanted = list(dict.fromkeys(uris))
+    key = (str(engine.url), int(model_id), tuple(wanted))
+    known = _PREPARED.get(key)
     if known is not None:
         return known
+    from sqlalchemy import delete, insert, select
+    from sqlalchemy.exc import DBAPIError
+
+    from monalia.catalog.models import ModelClassRow, PredictionRow, ScoredImageRow
+
+    stored = (
+        select(ModelClassRow.uri)
+        .where(ModelClassRow.model_id == model_id)
+        .order_by(ModelClassRow.class_index)
+    )
+    try:
+        with engine.begin() as connection:
+            known_uris = list(connection.execute(stored).scalars())
+            if known_uris != wanted:
+                if known_uris:
+                    # the set of scores was made again over other classes: the old scores
+                    # name positions in the old list, and mean nothing under the new one
+                    for row in (PredictionRow, ScoredImageRow, ModelClassRow):
+                        connection.execute(delete(row).where(row.model_id == model_id))
+                if wanted:
+                    connection.execute(
+                        insert(ModelClassRow),
+                        [
+                            {"model_id": model_id, "class_index": i, "uri": uri}
+                            for i, uri in enumerate(wanted)
+                        ],
+                    )
+    except DBAPIError:
+        with engine.connect() as connection:
+            if list(connection.execute(stored).scalars()) != wanted:
+                raise
+    table = "predictions"
+    if engine.dialect.name == "postgresql":
+        table = _partition(engine, int(model_id))
+    _PREPARED[key] = table
+    return table
+
+
+def _partition(engine, model_id: int) -> str:
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    name = f"predictions_m{int(model_id)}"
+    name = f"predictions_m{model_id}"
     exists = text("SELECT to_regclass(:name) IS NOT NULL")
     try:
         with engine.begin() as connection:
@@ -95,16 +182,13 @@ def ensure_model_partition(engine, model_id: int) -> str:
                 connection.execute(
                     text(
                         f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF predictions "
-                        f"FOR VALUES IN ({int(model_id)})"
+                        f"FOR VALUES IN ({model_id})"
                     )
                 )
     except DBAPIError:
         with engine.connect() as connection:
-            made = connection.execute(exists, {"name": name}).scalar()
-        if not made:
-            _PARTITIONS[key] = "predictions"
-            return "predictions"
-    _PARTITIONS[key] = name
+            if not connection.execute(exists, {"name": name}).scalar():
+                return "predictions"
     return name
 
 
@@ -159,19 +243,3 @@ def _sqlite_times(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]
 
 def _is_psycopg3(connection: Any) -> bool:
     return type(connection).__module__.startswith("psycopg")
-
-
-def _naive_utc(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    # the catalog keeps times as naive UTC (see monalia.catalog.models.UTCDateTime)
-    scored_at = row[7]
-    if isinstance(scored_at, datetime) and scored_at.tzinfo is not None:
-        return (*row[:7], scored_at.astimezone(UTC).replace(tzinfo=None))
-    return row
-
-
-def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    # as SQLAlchemy's SQLite dialect writes a DateTime: always with microseconds
-    scored_at = row[7]
-    if isinstance(scored_at, datetime):
-        return (*row[:7], scored_at.strftime("%Y-%m-%d %H:%M:%S.%f"))
-    return row

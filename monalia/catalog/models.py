@@ -19,12 +19,14 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 # Constraint names fixed by convention, so migrations can refer to them on every database.
 NAMING = {
@@ -200,25 +202,82 @@ class ModelRow(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
 
 
-class PredictionRow(Base):
-    """The score of one class for one image under one model.
+class ModelClassRow(Base):
+    """A model's class by its position in the model's outputs: predictions name the position."""
 
-    Keyed by (model, image, class), with no foreign keys: each would be checked for every row,
-    40 rows an image, and bulk writes must keep up with a GPU (migration 0008). On PostgreSQL
-    the table is partitioned by model (`monalia.catalog.bulk.ensure_model_partition`).
-    """
+    __tablename__ = "model_classes"
+    __table_args__ = (UniqueConstraint("model_id", "uri", name="uq_model_classes_model_id"),)
 
-    __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_class_score", "model_id", "class_uri", "score"),)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    class_index: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(1000))
 
-    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    class_uri: Mapped[str] = mapped_column(String(1000), primary_key=True)
+
+class ScoredImageRow(Base):
+    """An image a model scored: which content (its hash then), in which run, when; its scores
+    are the model's predictions for it."""
+
+    __tablename__ = "scored_images"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
     record_id: Mapped[int] = mapped_column(Integer)
-    score: Mapped[float] = mapped_column(Float)
     image_sha256: Mapped[str | None] = mapped_column(String(64))
     run_id: Mapped[int | None] = mapped_column(Integer)
     scored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PredictionRow(Base):
+    """The score of one class (by its index in the model's classes) for one image under one
+    model.
+
+    Four numbers, keyed by (model, image, class), with no foreign keys: each would be checked
+    for every row, 40 rows an image, and bulk writes must keep up with a GPU (migration 0008).
+    On PostgreSQL the table is partitioned by model (`monalia.catalog.bulk`). `class_uri`,
+    `record_id`, `image_sha256`, `run_id` and `scored_at` read through `model_classes` and
+    `scored_images` (correlated subqueries, for convenience: the stages join those tables).
+    """
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_class_score", "model_id", "class_index", "score"),)
+
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_index: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+
+
+def _scored_image_value(column):
+    return column_property(
+        select(column)
+        .where(
+            ScoredImageRow.model_id == PredictionRow.model_id,
+            ScoredImageRow.image_id == PredictionRow.image_id,
+        )
+        .correlate_except(ScoredImageRow)
+        .scalar_subquery()
+    )
+
+
+PredictionRow.class_uri = column_property(
+    select(ModelClassRow.uri)
+    .where(
+        ModelClassRow.model_id == PredictionRow.model_id,
+        ModelClassRow.class_index == PredictionRow.class_index,
+    )
+    .correlate_except(ModelClassRow)
+    .scalar_subquery()
+)
+PredictionRow.record_id = _scored_image_value(ScoredImageRow.record_id)
+PredictionRow.image_sha256 = _scored_image_value(ScoredImageRow.image_sha256)
+PredictionRow.run_id = _scored_image_value(ScoredImageRow.run_id)
+PredictionRow.scored_at = _scored_image_value(ScoredImageRow.scored_at)
 
 
 def is_partition(name: str | None) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, select
 
-from monalia.catalog.models import ImageRow, PredictionRow, RecordRow
+from monalia.catalog.models import ImageRow, RecordRow, ScoredImageRow
 from monalia.lib.catalog_reader import image_file  # noqa: F401  (where the stages look for it)
 
 PENDING, FETCHED, FAILED, REJECTED = "pending", "fetched", "failed", "rejected"
@@ -27,9 +27,9 @@ def unscored(model_id: int):
     """Images with no prediction of this model for their current content."""
     return ~exists().where(
         and_(
-            PredictionRow.model_id == model_id,
-            PredictionRow.image_id == ImageRow.id,
-            PredictionRow.image_sha256 == ImageRow.sha256,
+            ScoredImageRow.model_id == model_id,
+            ScoredImageRow.image_id == ImageRow.id,
+            ScoredImageRow.image_sha256 == ImageRow.sha256,
         )
     )
 

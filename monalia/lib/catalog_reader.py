@@ -235,7 +235,9 @@ class CatalogReader:
         return [
             (image, uri, float(score))
             for image, uri, score in self.rows(
-                "SELECT image_id, class_uri, score FROM predictions WHERE model_id = ?",
+                "SELECT p.image_id, c.uri, p.score FROM predictions p JOIN model_classes c "
+                "ON c.model_id = p.model_id AND c.class_index = p.class_index "
+                "WHERE p.model_id = ?",
                 (model_id,),
             )
         ]

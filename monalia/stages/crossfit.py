@@ -28,7 +28,7 @@ from sqlalchemy import delete, select
 
 from monalia.api.trainer import DatasetSpec, LoadOptions, Sample, TrainOptions
 from monalia.catalog import Catalog
-from monalia.catalog.models import DatasetRow, ModelRow, PredictionRow, utcnow
+from monalia.catalog.models import DatasetRow, ModelRow, PredictionRow, ScoredImageRow, utcnow
 from monalia.catalog.queries import image_file
 from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.errors import MonaliaError
@@ -109,9 +109,7 @@ def _scored_images(catalog: Catalog, set_id: int) -> set[int]:
     with catalog.session() as session:
         return set(
             session.scalars(
-                select(PredictionRow.image_id)
-                .where(PredictionRow.model_id == set_id)
-                .group_by(PredictionRow.image_id)
+                select(ScoredImageRow.image_id).where(ScoredImageRow.model_id == set_id)
             )
         )
 
@@ -128,36 +126,26 @@ def write_fold_scores(
 ) -> None:
     """One fold's scores, in one transaction: every image has all its classes or none, and the
     run's counts (`tracker`) are written with them, so a kill leaves them true."""
-    from monalia.catalog.bulk import ensure_model_partition, insert_predictions
+    from monalia.catalog.bulk import prepare_model, write_scores
 
-    scored_at = utcnow()
-    rows = []
+    chosen: dict[int, int] = {}  # image id -> its row in `scores` (an image is scored once)
     for row, index in enumerate(indices):
-        member = members[int(index)]
-        for column, uri in enumerate(uris):
-            rows.append(
-                (
-                    set_id,
-                    member.image_id,
-                    member.record_id,
-                    uri,
-                    float(scores[row, column]),
-                    member.sample.key,
-                    run_id,
-                    scored_at,
-                )
-            )
-    image_ids = sorted({members[int(index)].image_id for index in indices})
-    table = ensure_model_partition(catalog.engine, set_id)
+        chosen.setdefault(members[int(index)].image_id, row)
+    rows = list(chosen.values())
+    picked = [members[int(indices[row])] for row in rows]
+    table = prepare_model(catalog.engine, set_id, uris)
     with catalog.session() as session:
-        for start in range(0, len(image_ids), 500):
-            session.execute(
-                delete(PredictionRow).where(
-                    PredictionRow.model_id == set_id,
-                    PredictionRow.image_id.in_(image_ids[start : start + 500]),
-                )
-            )
-        insert_predictions(session, rows, table)
+        write_scores(
+            session,
+            table,
+            set_id,
+            [member.image_id for member in picked],
+            [member.record_id for member in picked],
+            [member.sample.key for member in picked],
+            np.asarray(scores)[rows],
+            run_id,
+            utcnow(),
+        )
         if tracker is not None:
             tracker.flush(session)
 
@@ -241,7 +229,8 @@ def crossfit(
         set_id = register_model(catalog, card, name, main.trainer, dataset, relative, tracker.id)
         if retrain:
             with catalog.session() as session:
-                session.execute(delete(PredictionRow).where(PredictionRow.model_id == set_id))
+                for row in (PredictionRow, ScoredImageRow):
+                    session.execute(delete(row).where(row.model_id == set_id))
             for fold_dir in folder.glob("fold-*"):
                 shutil.rmtree(fold_dir)  # their checkpoints belong to the old draw
         done = _scored_images(catalog, set_id)

@@ -12,17 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from monalia.api.trainer import ChunkScores, LoadOptions, Predictor
 from monalia.catalog import Catalog
 from monalia.catalog.models import (
     ImageRow,
+    ModelClassRow,
     ModelRow,
     PredictionRow,
     RecordRow,
+    ScoredImageRow,
     SubjectRow,
     utcnow,
 )
@@ -155,35 +156,30 @@ def write_predictions(
     tracker: RunTracker,
 ) -> int:
     """Replace the chunk's predictions for this model, with the run's counts, in one commit."""
-    from monalia.catalog.bulk import ensure_model_partition, insert_predictions
+    from monalia.catalog.bulk import prepare_model, write_scores
 
-    uris = [entry["uri"] for entry in model.classes]
-    now = utcnow().replace(tzinfo=None)  # as the catalog keeps times: naive UTC
-    run_id = tracker.id
-    rows: list[tuple[Any, ...]] = []
-    for scores, index in zip(chunk.scores.tolist(), chunk.indices, strict=True):
-        item = chunk.items[int(index)]
-        key = (model.id, item.image_id, item.record_id)
-        rows.extend(
-            (*key, uri, score, item.sha256, run_id, now)
-            for uri, score in zip(uris, scores, strict=True)
-        )
     for index in chunk.unreadable:
         item = chunk.items[index]
         tracker.fail_item(item.url, f"{item.path}: the image could not be decoded")
-    image_ids = [chunk.items[int(index)].image_id for index in chunk.indices]
-    table = ensure_model_partition(catalog.engine, model.id) if image_ids else "predictions"
+    scored = [chunk.items[int(index)] for index in chunk.indices]
+    table = "predictions"
+    if scored:
+        table = prepare_model(catalog.engine, model.id, [c["uri"] for c in model.classes])
     with catalog.session() as session:
-        if image_ids:
-            session.execute(
-                delete(PredictionRow).where(
-                    PredictionRow.model_id == model.id, PredictionRow.image_id.in_(image_ids)
-                )
-            )
-            insert_predictions(session, rows, table)
-        tracker.add(seen=len(chunk.items), new=len(image_ids))
+        write_scores(
+            session,
+            table,
+            model.id,
+            [item.image_id for item in scored],
+            [item.record_id for item in scored],
+            [item.sha256 for item in scored],
+            chunk.scores,  # row k: the image at chunk.indices[k]
+            tracker.id,
+            utcnow(),
+        )
+        tracker.add(seen=len(chunk.items), new=len(scored))
         tracker.flush(session)
-    return len(image_ids)
+    return len(scored)
 
 
 def load_predictor(project: Project, model: ModelRow, options: LoadOptions) -> Predictor:
@@ -459,71 +455,75 @@ def iter_image_scores(catalog: Catalog, model_id: int, mentions=None) -> Iterato
     With `mentions` (a `monalia.lib.curation.Mentions`), each image says which classes its record's
     subjects mention.
     """
+    with catalog.session() as session:
+        uris = dict(
+            session.execute(
+                select(ModelClassRow.class_index, ModelClassRow.uri).where(
+                    ModelClassRow.model_id == model_id
+                )
+            ).all()
+        )
     after = 0
     while True:
         with catalog.session() as session:
-            ids = session.scalars(
-                select(PredictionRow.image_id)
-                .where(PredictionRow.model_id == model_id, PredictionRow.image_id > after)
-                .group_by(PredictionRow.image_id)
-                .order_by(PredictionRow.image_id)
-                .limit(PUBLISH_PAGE)
-            ).all()
-            if not ids:
-                return
-            rows = session.execute(
+            images = session.execute(
                 select(
-                    PredictionRow.image_id,
-                    PredictionRow.record_id,
-                    PredictionRow.class_uri,
-                    PredictionRow.score,
-                    PredictionRow.image_sha256,
-                    PredictionRow.run_id,
-                    PredictionRow.scored_at,
+                    ScoredImageRow.image_id,
+                    ScoredImageRow.record_id,
+                    ScoredImageRow.image_sha256,
+                    ScoredImageRow.run_id,
+                    ScoredImageRow.scored_at,
                     RecordRow.iri,
                     ImageRow.url,
+                    RecordRow.deleted_at,
                 )
-                .join(RecordRow, RecordRow.id == PredictionRow.record_id)
-                .join(ImageRow, ImageRow.id == PredictionRow.image_id)
+                .join(ImageRow, ImageRow.id == ScoredImageRow.image_id)
+                .join(RecordRow, RecordRow.id == ImageRow.record_id)
+                .where(ScoredImageRow.model_id == model_id, ScoredImageRow.image_id > after)
+                .order_by(ScoredImageRow.image_id)
+                .limit(PUBLISH_PAGE)
+            ).all()
+            if not images:
+                return
+            scores: dict[int, dict[str, float]] = {}
+            for image_id, index, score in session.execute(
+                select(PredictionRow.image_id, PredictionRow.class_index, PredictionRow.score)
                 .where(
                     PredictionRow.model_id == model_id,
-                    PredictionRow.image_id >= ids[0],
-                    PredictionRow.image_id <= ids[-1],
-                    RecordRow.deleted_at.is_(None),  # deleted at the source: out of the graph
+                    PredictionRow.image_id >= images[0].image_id,
+                    PredictionRow.image_id <= images[-1].image_id,
                 )
-                .order_by(PredictionRow.image_id)
-            ).all()
+                .order_by(PredictionRow.image_id, PredictionRow.class_index)
+            ):
+                scores.setdefault(image_id, {})[uris[index]] = score
+        after = images[-1].image_id
+        # deleted at the source: out of the graph
+        images = [row for row in images if row.deleted_at is None]
         mentioned = (
-            _mentioned(catalog, {row.record_id for row in rows}, mentions) if mentions else {}
+            _mentioned(catalog, {row.record_id for row in images}, mentions) if mentions else {}
         )
-        current: ImageScores | None = None
-        for row in rows:
-            if current is None or current.image_id != row.image_id:
-                if current is not None:
-                    yield current
-                current = ImageScores(
-                    row.record_id,
-                    row.iri,
-                    row.image_id,
-                    row.url,
-                    row.image_sha256,
-                    row.run_id,
-                    row.scored_at,
-                    mentioned=mentioned.get(row.record_id, frozenset()),
-                )
-            current.scores[row.class_uri] = row.score
-        if current is not None:
+        for row in images:
+            current = ImageScores(
+                row.record_id,
+                row.iri,
+                row.image_id,
+                row.url,
+                row.image_sha256,
+                row.run_id,
+                row.scored_at,
+                mentioned=mentioned.get(row.record_id, frozenset()),
+            )
+            current.scores.update(scores.get(row.image_id, {}))
             yield current
-        after = ids[-1]
 
 
 def count_scored_images(catalog: Catalog, model_id: int) -> int:
     with catalog.session() as session:
         return (
             session.scalar(
-                select(func.count(func.distinct(PredictionRow.image_id))).where(
-                    PredictionRow.model_id == model_id
-                )
+                select(func.count())
+                .select_from(ScoredImageRow)
+                .where(ScoredImageRow.model_id == model_id)
             )
             or 0
         )

@@ -81,7 +81,9 @@ class OrmReader:
 
     def set_scores(self, model_id: int) -> list[tuple[int, str, float]]:
         rows = self._rows(
-            "SELECT image_id, class_uri, score FROM predictions WHERE model_id = :model",
+            "SELECT p.image_id, c.uri, p.score FROM predictions p JOIN model_classes c "
+            "ON c.model_id = p.model_id AND c.class_index = p.class_index "
+            "WHERE p.model_id = :model",
             {"model": model_id},
         )
         return [(image, uri, float(score)) for image, uri, score in rows]

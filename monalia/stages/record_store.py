@@ -23,6 +23,7 @@ from monalia.catalog.models import (
     ModelRow,
     PredictionRow,
     RecordRow,
+    ScoredImageRow,
     SourceStateRow,
     SubjectRow,
     utcnow,
@@ -312,11 +313,10 @@ def _drop_predictions(session: Session, image_ids: list[int]) -> None:
     """Delete the predictions of images no longer in the catalog, model by model (the
     predictions' key starts with the model; they have no foreign keys to cascade)."""
     for model_id in session.scalars(select(ModelRow.id)).all():
-        session.execute(
-            delete(PredictionRow).where(
-                PredictionRow.model_id == model_id, PredictionRow.image_id.in_(image_ids)
+        for row in (PredictionRow, ScoredImageRow):
+            session.execute(
+                delete(row).where(row.model_id == model_id, row.image_id.in_(image_ids))
             )
-        )
 
 
 def _fill(row: RecordRow, record: Record, content_hash: str, now: datetime, run_id: int) -> None:

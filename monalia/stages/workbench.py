@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from monalia.catalog.models import (
     ImageRow,
+    ModelClassRow,
     PredictionRow,
     RecordRow,
     ReviewDecisionRow,
@@ -379,10 +380,15 @@ class Workbench:
                 select(func.max(PredictionRow.score))
                 .join(ImageRow, ImageRow.id == PredictionRow.image_id)
                 .join(RecordRow, RecordRow.id == ImageRow.record_id)
+                .join(
+                    ModelClassRow,
+                    (ModelClassRow.model_id == PredictionRow.model_id)
+                    & (ModelClassRow.class_index == PredictionRow.class_index),
+                )
                 .where(
                     RecordRow.iri == record_iri,
                     PredictionRow.model_id == self.model.id,
-                    PredictionRow.class_uri == cls.uri,
+                    ModelClassRow.uri == cls.uri,
                 )
             )
 
@@ -480,7 +486,13 @@ class Workbench:
             ).all()
             scores = session.execute(
                 # by the record's images: the predictions' key starts (model, image)
-                select(PredictionRow.image_id, PredictionRow.class_uri, PredictionRow.score).where(
+                select(PredictionRow.image_id, ModelClassRow.uri, PredictionRow.score)
+                .join(
+                    ModelClassRow,
+                    (ModelClassRow.model_id == PredictionRow.model_id)
+                    & (ModelClassRow.class_index == PredictionRow.class_index),
+                )
+                .where(
                     PredictionRow.model_id == self.model.id,
                     PredictionRow.image_id.in_([image.id for image in images]),
                 )

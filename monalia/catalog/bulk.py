@@ -56,15 +56,36 @@ def write_scores(
     `prepare_model` said."""
     if not len(image_ids):
         return
-    from sqlalchemy import delete
+    from sqlalchemy import delete, select
 
     from monalia.catalog.models import PredictionRow, ScoredImageRow
 
     ids = [int(i) for i in image_ids]
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
+    # Only images scored before have rows to replace. They are asked of the small table, by
+    # the chunk's id range (a chunk's ids are close: enrich reads images in id order), so that
+    # the usual chunk of new images sends no DELETE to the large table, and no list of
+    # hundreds of ids to a planner whose statistics lag behind a table growing by millions.
+    wanted = set(ids)
+    if max(ids) - min(ids) < 50 * len(ids):
+        ranges = [ScoredImageRow.image_id.between(min(ids), max(ids))]
+    else:  # ids spread far apart: asked by list, 500 at a time
+        ranges = [ScoredImageRow.image_id.in_(ids[i : i + 500]) for i in range(0, len(ids), 500)]
+    scored_before = [
+        image
+        for where in ranges
+        for image in session.scalars(
+            select(ScoredImageRow.image_id).where(ScoredImageRow.model_id == model_id, where)
+        )
+        if image in wanted
+    ]
+    for start in range(0, len(scored_before), 500):
+        replaced = scored_before[start : start + 500]
         for row in (PredictionRow, ScoredImageRow):
-            session.execute(delete(row).where(row.model_id == model_id, row.image_id.in_(part)))
+            session.execute(
+                delete(row)
+                .where(row.model_id == model_id, row.image_id.in_(replaced))
+                .execution_options(synchronize_session=False)
+            )
     stamp = scored_at.astimezone(UTC).replace(tzinfo=None) if scored_at.tzinfo else scored_at
     insert_rows(
         session,

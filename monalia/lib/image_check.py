@@ -102,7 +102,11 @@ def prepare(
         kept = width <= box[0] and height <= box[1] and image.format in KEPT_FORMATS
         if kept:
             try:
-                image.load()  # decodes every pixel: a truncated file fails here
+                if image.format == "JPEG":
+                    # every coefficient is still read (a truncated or corrupt file fails here),
+                    # only at an eighth of the scale: the image is kept as received anyway
+                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                image.load()  # decodes the whole file: a truncated one fails here
             except (OSError, SyntaxError, ValueError) as exc:
                 raise ImageRejected(f"truncated or corrupt image: {exc}") from None
             data, extension = body, KEPT_FORMATS[image.format]

@@ -12,7 +12,7 @@ from processes import kill_one_when, titled
 from ray_cluster import image_project
 from sqlalchemy import func, select
 
-from monalia.catalog.models import PredictionRow, RunRow
+from monalia.catalog.models import PredictionRow, RunRow, ScoredImageRow
 
 pytestmark = pytest.mark.slow  # clusters, processes killed, whole pipelines
 
@@ -115,7 +115,8 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_ray, trained
     cli("enrich", "--executor", "local", project=folder)
     reference = scores(catalog)
     with catalog.session() as session:
-        session.execute(PredictionRow.__table__.delete())
+        for table in (PredictionRow.__table__, ScoredImageRow.__table__):
+            session.execute(table.delete())
     # a Ray worker running the model actors or the map tasks
     killer, killed = kill_one_when(lambda: titled("ray::", "ModelActor", "MapBatches"))
     result = cli("enrich", "--executor", "ray", project=folder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -28,8 +29,12 @@ class RayCluster:
         self.root = root
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-        self.env.pop("RAY_ADDRESS", None)
+        # token authentication, as a cluster across machines runs: every node and every
+        # driver carries the cluster's own token (never the one in ~/.ray of whoever runs this)
+        self.token = secrets.token_hex(32)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        self.env.update(self.driver_env())
+        self.env["RAY_USAGE_STATS_ENABLED"] = "0"
 
     def start(self, name: str, cpus: int, head: bool = False) -> None:
         folder = self.root / name
@@ -39,7 +44,7 @@ class RayCluster:
             if head
             else [f"--address={self.address}"]
         )
-        subprocess.run(
+        started = subprocess.run(
             [
                 RAY,
                 "start",
@@ -49,10 +54,12 @@ class RayCluster:
                 "--disable-usage-stats",
             ],
             env=self.env,
-            check=True,
             capture_output=True,
+            text=True,
             timeout=180,
         )
+        if started.returncode != 0:
+            raise RuntimeError(f"ray start {name} failed: {started.stderr[-2000:]}")
 
     def raylet(self, name: str) -> int | None:
         """The pid of node `name`'s raylet."""
@@ -62,14 +69,9 @@ class RayCluster:
                 return pid
         return None
 
-    def alive_workers(self) -> int:
-        import ray
-
-        ray.init(address=self.address, log_to_driver=False)
-        try:
-            return sum(1 for node in ray.nodes() if node["Alive"]) - 1
-        finally:
-            ray.shutdown()
+    def driver_env(self) -> dict[str, str]:
+        """What a process that joins the cluster needs in its environment."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
 
     def stop(self) -> None:
         """Kill the nodes' processes and what they started (their agents rename themselves and

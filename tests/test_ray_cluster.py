@@ -40,9 +40,9 @@ def cluster(tmp_path_factory):
         cluster.stop()
 
 
-def monalia(*args: str, project: Path, address: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
-    env["RAY_ADDRESS"] = address
+def monalia(*args: str, project: Path, cluster: RayCluster) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONALIA_", "RAY_"))}
+    env.update(cluster.driver_env(), RAY_ADDRESS=cluster.address)
     return subprocess.Popen(
         [sys.executable, "-m", "monalia", "--project", str(project), "-q", *args],
         env=env,
@@ -118,9 +118,7 @@ def test_images_across_nodes_survive_a_worker_node_killed_mid_run(
         killer, killed = kill_raylet_when(
             cluster, "worker-1", lambda: count(catalog, fetched) >= 20
         )
-        run = monalia(
-            "images", "--executor", "ray", project=images_project, address=cluster.address
-        )
+        run = monalia("images", "--executor", "ray", project=images_project, cluster=cluster)
         output, _ = run.communicate(timeout=600)
         killer.join(5)
     assert killed, "the worker node's raylet was not killed"
@@ -154,13 +152,13 @@ def test_enrich_across_nodes_survives_a_worker_node_killed_mid_run(
     assert cli("train", project=enrich_project).exit_code == 0
     scored = select(func.count(func.distinct(PredictionRow.image_id)))
     killer, killed = kill_raylet_when(cluster, "worker-2", lambda: count(catalog, scored) >= 8)
-    run = monalia("enrich", "--executor", "ray", project=enrich_project, address=cluster.address)
+    run = monalia("enrich", "--executor", "ray", project=enrich_project, cluster=cluster)
     output, _ = run.communicate(timeout=900)
     killer.join(5)
     assert killed, "the worker node's raylet was not killed"
     assert run.returncode == 0, output
     images = count(catalog, select(func.count()).select_from(ImageRow))
-    classes = count(catalog, select(func.count(func.distinct(PredictionRow.class_uri))))
+    classes = count(catalog, select(func.count(func.distinct(PredictionRow.class_index))))
     assert count(catalog, scored) == images  # no gap
     # exactly once: one row per image and class (the table's key would refuse a second)
     assert count(catalog, select(func.count()).select_from(PredictionRow)) == images * classes

@@ -293,6 +293,19 @@ def crawl_on_ray(ray, jobs: list[Any], inbox) -> list[Any]:
     return [crawl_shard.remote(job, number, inbox) for number, job in enumerate(jobs)]
 
 
+def on_this_node(ray) -> dict[str, Any]:
+    """Actor options that keep an actor on the driver's own node, with no CPU of its own: the
+    queue the shards report through must not die with a worker node (the rehearsal in
+    tests/test_ray_cluster.py killed the node that held it, and the run with it)."""
+    try:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node = ray.get_runtime_context().get_node_id()
+    except Exception:  # a client connection that cannot say: Ray places it
+        return {"num_cpus": 0}
+    return {"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+
+
 def run_crawls_on_ray(catalog, tracker, jobs: list[Any], settings, progress=None):
     """The image stage's crawl shards as Ray tasks, for the started run `tracker`; the shards
     report through a Ray queue as local crawl processes do through their pipes."""
@@ -302,7 +315,7 @@ def run_crawls_on_ray(catalog, tracker, jobs: list[Any], settings, progress=None
     from monalia.executors.crawl_process import FLUSH_EVERY, count_report
 
     ray = connect(settings)
-    inbox = Queue()
+    inbox = Queue(actor_options=on_this_node(ray))
     refs = crawl_on_ray(ray, jobs, inbox)
     waiting = list(refs)
     last_flush = time.monotonic()

@@ -220,10 +220,11 @@ def insert_rows(
     rows: Sequence[tuple[Any, ...]],
     times: Sequence[str] = (),
 ) -> None:
-    """Insert rows (tuples in `columns` order, values as stored: JSON already text, times naive
-    UTC, `times` naming the columns that hold them) into `table` in the session's transaction, through the driver: a COPY on PostgreSQL,
-    one `executemany` on SQLite. SQLAlchemy's own executemany compiles and processes every
-    parameter of every row, which costs more than the database's work on large harvests."""
+    """Insert rows into `table` in the session's transaction, through the driver: a COPY on
+    PostgreSQL, one `executemany` on SQLite. Rows are tuples in `columns` order with values as
+    stored (JSON already text, times naive UTC; `times` names the columns that hold times).
+    SQLAlchemy's own executemany compiles and processes every parameter of every row, which
+    costs more than the database's work on large harvests."""
     if not rows:
         return
     connection = session.connection() if callable(session.connection) else session

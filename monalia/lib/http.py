@@ -457,7 +457,7 @@ class SparqlClient:
             except Exception as exc:  # http.client.IncompleteRead and friends
                 raise RetryableError(f"the answer was cut short ({_first_line(exc)})") from None
             try:
-                return json.loads(body)["results"]["bindings"]
+                return jsontext.loads(body)["results"]["bindings"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise RetryableError(f"malformed SPARQL results ({_first_line(exc)})") from None
 

@@ -1,4 +1,4 @@
-"""The references bench/harvest runs beside `monalia harvest`, each in a fresh process as a user
+"""The references bench/harvest.py runs beside `monalia harvest`, each in a fresh process as a user
 would start it:
 
 - ``floor``: the physical floor. The same pages fetched with one requests session, decoded with

@@ -16,7 +16,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.utils.misc import load_object
 from sqlalchemy import select
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow, RecordRow
 from monalia.executors.jobs import HarvestJob, ImageJob, Job
 from monalia.harvesters.pipelines import job_source, open_catalog

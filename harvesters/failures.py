@@ -18,7 +18,7 @@ from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.python.failure import Failure
 
 from monalia.harvesters.handlers import FileTooLarge
-from monalia.lib.http import mask_url
+from monalia.net.http import mask_url
 
 # Error answers reach the spider (to be recorded with their reason); redirects do not: the
 # redirect middleware follows them

@@ -10,7 +10,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.response import response_status_message
 from twisted.internet import reactor, task
 
-from monalia.lib.http import parse_retry_after
+from monalia.net.http import parse_retry_after
 
 
 class PoliteRetryMiddleware(RetryMiddleware):
@@ -59,12 +59,12 @@ class PoliteRetryMiddleware(RetryMiddleware):
 
 class UrlPolicyMiddleware:
     """Every request a crawl makes, redirects included, checked against the project's URL
-    policy (`monalia.lib.url_policy`) before it leaves: a refused one fails its item with the
+    policy (`monalia.net.url_policy`) before it leaves: a refused one fails its item with the
     reason. Host names are resolved (once per host) so that a name pointing at a private or
     metadata address is refused like the address itself."""
 
     def __init__(self, settings, crawler=None):
-        from monalia.lib.url_policy import UrlPolicy
+        from monalia.net.url_policy import UrlPolicy
 
         self.policy = UrlPolicy(**settings.getdict("MONALIA_URL_POLICY"))
         self.trusted_host = settings.get("MONALIA_TRUSTED_HOST") or None
@@ -81,7 +81,7 @@ class UrlPolicyMiddleware:
     def process_request(self, request: Request):
         from scrapy.exceptions import IgnoreRequest
 
-        from monalia.lib.url_policy import UrlRefused
+        from monalia.net.url_policy import UrlRefused
 
         if self.start_url is not None and request.url == self.start_url:
             return None  # the URL the user configured: their own choice, a local file included

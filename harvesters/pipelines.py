@@ -23,11 +23,11 @@ from sqlalchemy import update
 from twisted.internet.threads import deferToThread
 
 from monalia.api.source import ItemOutcome, RawItem, seen_count
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow, utcnow
 from monalia.catalog.run_tracking import DONE, FAILED, INTERRUPTED, RunTracker
 from monalia.executors.jobs import Job
-from monalia.lib.image_check import ImageLimits, ImageRejected, ImageStore, prepare
+from monalia.learning.image_check import ImageLimits, ImageRejected, ImageStore, prepare
 
 COMMIT_EVERY = 2.0  # seconds: progress and the resume point stay this fresh
 LIMIT_REASON = "closespider_itemcount"
@@ -49,7 +49,7 @@ def job_source(job: Any):
     """The source plugin instance a harvest job names, as its project configured it."""
     from monalia.api.plugin import PluginContext
     from monalia.api.registry import default_registry
-    from monalia.lib.url_policy import UrlPolicy
+    from monalia.net.url_policy import UrlPolicy
     from monalia.project import PluginInstance
 
     info = default_registry().get("source", job.plugin)
@@ -122,7 +122,7 @@ class RecordPipeline(_CatalogPipeline):
     def open_spider(self) -> None:
         from monalia.api.registry import default_registry
         from monalia.api.source import DuplicateIds, SourceState
-        from monalia.stages.record_store import RecordStore
+        from monalia.stages.harvest.record_store import RecordStore
 
         self.hooks = default_registry().hook
         self.plugin = self.job.plugin
@@ -171,7 +171,7 @@ class RecordPipeline(_CatalogPipeline):
         self.commit()
 
     def spider_closed(self, spider, reason: str) -> None:
-        from monalia.stages.record_store import state_row
+        from monalia.stages.harvest.record_store import state_row
 
         if self.tracker is None:
             return
@@ -236,7 +236,7 @@ class DryRunPipeline(_CatalogPipeline):
                 self.failures.append((outcome.item.key, outcome.error))
 
     def commit(self) -> None:
-        from monalia.stages.record_store import classify
+        from monalia.stages.harvest.record_store import classify
 
         for outcome in self.refused():
             self.count(outcome)

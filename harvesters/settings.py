@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monalia.lib.http import USER_AGENT
+from monalia.net.http import USER_AGENT
 
 MIDDLEWARE = "monalia.harvesters.middlewares.PoliteRetryMiddleware"
 

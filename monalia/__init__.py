@@ -26,7 +26,7 @@ _LAZY = {
     "TargetClass": "monalia.api.labeler",
     "ClassRequest": "monalia.api.labeler",
     "SubjectMatch": "monalia.api.labeler",
-    "Thesaurus": "monalia.lib.thesaurus",
+    "Thesaurus": "monalia.rdf.thesaurus",
     "Trainer": "monalia.api.trainer",
     "Predictor": "monalia.api.trainer",
     "LoadOptions": "monalia.api.trainer",
@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.source import CrawlSpec, RawItem, Source, SourceState  # noqa: F401
     from monalia.api.trainer import LoadOptions, Predictor, Trainer  # noqa: F401
     from monalia.errors import RecordError  # noqa: F401
-    from monalia.lib.thesaurus import Thesaurus  # noqa: F401
+    from monalia.rdf.thesaurus import Thesaurus  # noqa: F401
 
 __all__ = ["__version__", "hookimpl", *_LAZY]
 

@@ -17,12 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from monalia.api.plugin import Plugin, PluginContext, PluginSettings
 from monalia.errors import ConfigError
-from monalia.lib.url_policy import UrlPolicy
+from monalia.net.url_policy import UrlPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.registry import PluginInfo, PluginRegistry
 
-from monalia.lib.project_toml import (  # noqa: F401  (part of this module's interface)
+from monalia.project_toml import (  # noqa: F401  (part of this module's interface)
     CATALOG_ENV,
     DEFAULT_CATALOG,
     PROJECT_ENV,
@@ -351,7 +351,7 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
         model = ProjectFile.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc, (), fail) from None
-    from monalia.lib.db_url import parse_db_url
+    from monalia.catalog.db_url import parse_db_url
 
     try:
         catalog_url = parse_db_url(model.project.catalog)

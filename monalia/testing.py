@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from monalia.api.plugin import PluginContext
 from monalia.api.registry import PluginInfo, PluginOrigin
 from monalia.api.source import Source
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RecordRow, RunEventRow
 from monalia.catalog.run_tracking import DONE, RunInfo
 from monalia.project import PluginInstance

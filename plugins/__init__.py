@@ -1,1 +1,1 @@
-"""monalia's built-in plugins, installed as monalia.builtins and declared as entry points."""
+"""monalia's built-in plugins, installed as monalia.plugins and declared as entry points."""

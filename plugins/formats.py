@@ -11,9 +11,9 @@ from typing import Any
 from monalia import hookimpl
 from monalia.api.metadata_format import MetadataFormat, ReadOptions
 from monalia.api.records import Record
-from monalia.lib.dublin_core import read_dc
-from monalia.lib.edm import read_edm
-from monalia.lib.lido import read_lido
+from monalia.formats.dublin_core import read_dc
+from monalia.formats.edm import read_edm
+from monalia.formats.lido import read_lido
 
 
 class DublinCore(MetadataFormat):

@@ -166,7 +166,7 @@ def run_monalia(*args: str, cwd: Path, site: Path | None = None) -> subprocess.C
 @pytest.fixture(scope="session")
 def oxigraph_server():
     """One Oxigraph SPARQL server for the session; tests clear it before loading their data."""
-    from servers import OxigraphServer, oxigraph_binary
+    from support.servers import OxigraphServer, oxigraph_binary
 
     binary = oxigraph_binary()
     if binary is None:

@@ -6,17 +6,26 @@ from folders of their own, which import graph tools that walk one package folder
 
 Layers, lowest first; a module may import its own layer and those below it:
 
-0. ``monalia.errors`` and ``monalia.version``
-1. ``monalia`` (the package's ``__init__``: ``hookimpl`` and the plugin API's names),
-   ``monalia.api`` (the plugin API) and ``monalia.lib`` (shared libraries)
-2. ``monalia.catalog`` and ``monalia.project`` (the project file)
-3. ``monalia.executors``
-4. ``monalia.stages``
-5. ``monalia.cli``, ``monalia.web`` (the workbench), ``monalia.testing`` and
-   ``monalia.harvesters`` (the crawl process)
+0. the basics: ``monalia.errors``, ``monalia.version``, ``monalia.jsontext``, ``monalia.hashing``
+1. the toolkit's foundations, which the plugin API itself uses: ``monalia.rdf`` (RDF, SPARQL,
+   thesauri, the scores graph), ``monalia.learning`` (images and learning) and
+   ``monalia.net.url_policy``
+2. the plugin API: ``monalia`` (the package's ``__init__``) and ``monalia.api``
+3. the toolkit built on the API: ``monalia.formats`` (record formats, the SPARQL source base)
+   and ``monalia.net`` (the HTTP client, SPARQL endpoints)
+4. the core's foundations: ``monalia.catalog``, ``monalia.project`` and ``monalia.project_toml``
+   (the project file), ``monalia.classes``, ``monalia.progress``, and how findings are made
+   (``monalia.curation.findings``, ``monalia.curation.confident_learning``)
+5. ``monalia.similarity`` (image vectors, their index, near duplicates)
+6. ``monalia.executors`` (crawl processes, Ray)
+7. ``monalia.stages``
+8. ``monalia.curation`` (the curation session, the HTML report, review export: they read what
+   the stages made)
+9. the entry points: ``monalia.cli``, ``monalia.web`` (the workbench), ``monalia.demo``,
+   ``monalia.testing``, ``monalia.harvesters`` (the crawl process), ``monalia.__main__``
 
-The built-in plugins (``monalia.builtins``) import only layers 0 and 1 and their own package;
-nothing outside ``plugins/`` imports a built-in plugin.
+The built-in plugins (``monalia.plugins``) import only layers 0 to 3 (the plugin API and the
+toolkit) and their own package; nothing outside ``plugins/`` imports a built-in plugin.
 """
 
 from __future__ import annotations
@@ -28,24 +37,39 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = {"monalia": "monalia", "plugins": "monalia.builtins", "harvesters": "monalia.harvesters"}
+FOLDERS = {"monalia": "monalia", "plugins": "monalia.plugins", "harvesters": "monalia.harvesters"}
 LAYERS = {
-    "monalia": 1,
     "monalia.errors": 0,
     "monalia.version": 0,
-    "monalia.api": 1,
-    "monalia.lib": 1,
-    "monalia.catalog": 2,
-    "monalia.project": 2,
-    "monalia.executors": 3,
-    "monalia.stages": 4,
-    "monalia.cli": 5,
-    "monalia.testing": 5,
-    "monalia.web": 5,
-    "monalia.harvesters": 5,
-    "monalia.__main__": 5,
+    "monalia.jsontext": 0,
+    "monalia.hashing": 0,
+    "monalia.rdf": 1,
+    "monalia.learning": 1,
+    "monalia.net.url_policy": 1,
+    "monalia": 2,
+    "monalia.api": 2,
+    "monalia.formats": 3,
+    "monalia.net": 3,
+    "monalia.catalog": 4,
+    "monalia.project": 4,
+    "monalia.project_toml": 4,
+    "monalia.classes": 4,
+    "monalia.progress": 4,
+    "monalia.curation.findings": 4,
+    "monalia.curation.confident_learning": 4,
+    "monalia.similarity": 5,
+    "monalia.executors": 6,
+    "monalia.stages": 7,
+    "monalia.curation": 8,
+    "monalia.cli": 9,
+    "monalia.web": 9,
+    "monalia.demo": 9,
+    "monalia.testing": 9,
+    "monalia.harvesters": 9,
+    "monalia.__main__": 9,
 }
-PLUGIN_API = ("monalia", "monalia.errors", "monalia.version", "monalia.api", "monalia.lib")
+# What a plugin may import: the plugin API and the toolkit (layers 0 to 3).
+PLUGIN_API = tuple(prefix for prefix, layer in LAYERS.items() if layer <= 3)
 
 
 def module_files() -> dict[str, Path]:
@@ -99,53 +123,70 @@ def test_the_graph_sees_every_part(graph):
     for expected in (
         "monalia.api.trainer",
         "monalia.stages.enrich",
-        "monalia.builtins.trainers.cnn.fit",
-        "monalia.builtins.sources.iiif",
+        "monalia.plugins.trainers.cnn.fit",
+        "monalia.plugins.sources.iiif",
         "monalia.harvesters.crawl",
     ):
         assert expected in graph, f"{expected} was not found: the contract would not see it"
 
 
-def test_plugins_import_only_the_plugin_api_and_the_libraries(graph):
+def plugin_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Plugins that import past the plugin API and the toolkit, or another plugin."""
     wrong = []
     for module, imported in graph.items():
-        if not module.startswith("monalia.builtins."):
+        if not module.startswith("monalia.plugins."):
             continue
-        own = ".".join(module.split(".")[:4])  # monalia.builtins.KIND.PLUGIN
+        own = ".".join(module.split(".")[:4])  # monalia.plugins.KIND.PLUGIN
         for target in imported:
-            if target.startswith("monalia.builtins."):
+            if target.startswith("monalia.plugins."):
                 if not (target == own or target.startswith(own + ".")):
                     wrong.append(f"{module} imports another plugin, {target}")
             elif layer_of(target) not in PLUGIN_API:
                 wrong.append(f"{module} imports {target}")
-    assert not wrong, "plugins reach past the plugin API:\n" + "\n".join(sorted(wrong))
+    return sorted(wrong)
 
 
-def test_nothing_outside_the_plugins_imports_a_built_in_plugin(graph):
-    wrong = [
+def core_on_plugin_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Modules outside the plugins that import a built-in plugin."""
+    return sorted(
         f"{module} imports {target}"
         for module, imported in graph.items()
-        if not module.startswith("monalia.builtins")
+        if not module.startswith("monalia.plugins")
         for target in imported
-        if target.startswith("monalia.builtins")
-    ]
-    assert not wrong, "the core depends on a built-in plugin:\n" + "\n".join(sorted(wrong))
+        if target.startswith("monalia.plugins")
+    )
 
 
-def test_every_layer_imports_only_itself_and_the_layers_below(graph):
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Imports that go up the layers."""
     wrong = []
     for module, imported in graph.items():
-        if module.startswith("monalia.builtins"):
+        if module.startswith("monalia.plugins"):
             continue
         own = layer_of(module)
         assert own is not None, f"{module} belongs to no layer: add its folder to LAYERS"
         for target in imported:
-            if target.startswith("monalia.builtins"):
-                continue  # the test above
+            if target.startswith("monalia.plugins"):
+                continue  # core_on_plugin_violations
             other = layer_of(target)
             if LAYERS[other] > LAYERS[own]:
                 wrong.append(f"{module} (layer {own}) imports {target} (layer {other}, above)")
-    assert not wrong, "imports that go up the layers:\n" + "\n".join(sorted(wrong))
+    return sorted(wrong)
+
+
+def test_plugins_import_only_the_plugin_api_and_the_toolkit(graph):
+    wrong = plugin_violations(graph)
+    assert not wrong, "plugins reach past the plugin API:\n" + "\n".join(wrong)
+
+
+def test_nothing_outside_the_plugins_imports_a_built_in_plugin(graph):
+    wrong = core_on_plugin_violations(graph)
+    assert not wrong, "the core depends on a built-in plugin:\n" + "\n".join(wrong)
+
+
+def test_every_layer_imports_only_itself_and_the_layers_below(graph):
+    wrong = layer_violations(graph)
+    assert not wrong, "imports that go up the layers:\n" + "\n".join(wrong)
 
 
 def test_no_import_cycle(graph):
@@ -199,17 +240,40 @@ def test_no_import_cycle(graph):
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
-def test_the_contract_catches_a_violation(tmp_path):
-    """The checks above fail on a new violation (a check that cannot fail proves nothing)."""
-    bad = tmp_path / "bad.py"
-    bad.write_text(
-        "from monalia.stages.enrich import enrich\nfrom monalia.builtins.trainers import cnn\n"
-    )
-    known = set(module_files())
-    imported = imports_of("monalia.api.bad", bad, known)
-    assert "monalia.stages.enrich" in imported
-    assert LAYERS[layer_of("monalia.stages.enrich")] > LAYERS[layer_of("monalia.api.bad")]
-    assert any(target.startswith("monalia.builtins") for target in imported)
+@pytest.mark.parametrize(
+    ("planted_as", "source", "check"),
+    [
+        # the plugin API reaching up into a stage
+        (
+            "monalia.api.planted",
+            "from monalia.stages.enrich import enrich_images\n",
+            layer_violations,
+        ),
+        # the toolkit's foundations importing the API they sit under
+        ("monalia.rdf.planted", "from monalia.api.records import Record\n", layer_violations),
+        # a plugin reaching into the catalog
+        (
+            "monalia.plugins.sinks.planted",
+            "from monalia.catalog.database import Catalog\n",
+            plugin_violations,
+        ),
+        # the core depending on a built-in plugin
+        (
+            "monalia.stages.planted",
+            "from monalia.plugins.trainers import cnn\n",
+            core_on_plugin_violations,
+        ),
+    ],
+)
+def test_the_contract_catches_a_violation(graph, tmp_path, planted_as, source, check):
+    """Each check fails on a new violation planted beside the real modules (a check that cannot
+    fail proves nothing)."""
+    assert not check(graph)
+    planted = tmp_path / "planted.py"
+    planted.write_text(source)
+    imported = imports_of(planted_as, planted, set(module_files()))
+    found = check({**graph, planted_as: imported})
+    assert found and all(line.startswith(planted_as) for line in found), found
 
 
 def _names_a_plugin(node: ast.AST) -> bool:

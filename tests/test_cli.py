@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import run_monalia
 from sqlalchemy import text
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 
 
 def monalia(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import pytest
 from conftest import run_monalia, write_jsonl
 from sqlalchemy import insert
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RunRow, utcnow
 
 
@@ -131,7 +131,7 @@ def test_a_turtle_syntax_error_is_one_line_with_its_line_number(tmp_path):
 
 
 def test_a_byte_order_mark_does_not_fail_the_first_json_line(tmp_path):
-    from monalia.builtins.sources.jsonl import JsonLinesSource
+    from monalia.plugins.sources.jsonl import JsonLinesSource
     from monalia.stages.harvest import harvest
     from monalia.testing import configure
 
@@ -151,8 +151,8 @@ def test_a_byte_order_mark_does_not_fail_the_first_json_line(tmp_path):
 
 def test_a_turtle_file_that_cannot_be_finished_leaves_no_partial_file(tmp_path):
     from monalia.api.plugin import PluginContext
-    from monalia.builtins.sinks.turtle import TurtleSink
-    from monalia.lib.rdf import Triple  # noqa: F401 - the type the sink writes
+    from monalia.plugins.sinks.turtle import TurtleSink
+    from monalia.rdf.terms import Triple  # noqa: F401 - the type the sink writes
 
     sink = TurtleSink(
         TurtleSink.Settings(path="out/{graph}.ttl"),
@@ -174,7 +174,7 @@ def test_a_turtle_file_that_cannot_be_finished_leaves_no_partial_file(tmp_path):
 
 
 def test_the_progress_bar_labels_elapsed_and_remaining_time(monkeypatch):
-    from monalia.lib.progress import Progress
+    from monalia.progress import Progress
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -121,7 +121,7 @@ def test_key_lines_follow_tables_and_dotted_keys():
 def test_catalog_urls_read_without_sqlalchemy_read_as_sqlalchemy_reads_them(url):
     from sqlalchemy.engine import make_url
 
-    from monalia.lib.db_url import parse_db_url
+    from monalia.catalog.db_url import parse_db_url
 
     ours, theirs = parse_db_url(url), make_url(url)
     assert (ours.drivername, ours.username, ours.host, ours.database) == (

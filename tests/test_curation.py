@@ -7,10 +7,10 @@ import json
 
 import pytest
 from conftest import write_jsonl
-from skos_data import DOG, FOAL, HORSE, OAK, THESAURUS_TTL, TREE
 from sqlalchemy import select, update
+from support.skos_data import DOG, FOAL, HORSE, OAK, THESAURUS_TTL, TREE
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow, ModelRow, RecordRow, utcnow
 from monalia.testing import store_scores
 
@@ -242,9 +242,9 @@ def test_the_curation_bands_answer_as_reading_every_score(tmp_path, catalog_url,
     the metadata as it is now decides, not as it was when the scores were published."""
     import pyoxigraph as ox
 
-    from monalia.lib.curation import Curation
+    from monalia.curation.findings import Curation
+    from monalia.curation.session import open_curation
     from monalia.project import load_project
-    from monalia.stages.query import open_curation
 
     catalog = build(tmp_path, catalog_url, cli)
     project = load_project(tmp_path / "monalia.toml")
@@ -334,7 +334,7 @@ def browser():
 def test_the_html_report_renders_with_its_images_in_a_real_browser(tmp_path, cli):
     import hashlib
 
-    from drawn_images import draw
+    from support.drawn_images import draw
 
     catalog = build(tmp_path, f"sqlite:///{tmp_path / 'catalog.sqlite'}", cli)
     # local copies of the images, as the image stage leaves them

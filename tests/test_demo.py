@@ -8,15 +8,15 @@ import json
 import pytest
 from sqlalchemy import select
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RunRow
 
 pytestmark = pytest.mark.slow  # clusters, processes killed, whole pipelines
 
 
 def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
+    from monalia.curation.session import open_curation
     from monalia.project import load_project
-    from monalia.stages.query import open_curation
 
     folder = tmp_path / "demo"
     result = cli("demo", str(folder), "--notices", "300", "--epochs", "10")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import rdflib
-from drawn_catalog import SHAPE_OF, build_project
 from sqlalchemy import func, select
+from support.drawn_catalog import SHAPE_OF, build_project
 
 from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RecordRow, RunRow
-from monalia.lib.score_rdf import classifier_class_iri, model_graph_iri
+from monalia.rdf.scores import classifier_class_iri, model_graph_iri
 
 pytest.importorskip("torch", reason="the train extra is not installed")
 

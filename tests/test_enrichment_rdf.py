@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 
 import rdflib
 
-from monalia.lib.rdf import nt_line
-from monalia.lib.score_rdf import (
+from monalia.rdf.scores import (
     ImageScores,
     ModelClass,
     ModelInfo,
@@ -18,6 +17,7 @@ from monalia.lib.score_rdf import (
     score_ntriples,
     score_triples,
 )
+from monalia.rdf.terms import nt_line
 
 T523 = "http://data.culture.fr/thesaurus/resource/ark:/67717/T523-"
 

@@ -15,18 +15,18 @@ from pathlib import Path
 import numpy as np
 import pyoxigraph as ox
 import pytest
-from byzart_project import build
-from skos_data import HORSE, IC_HORSE, ICONCLASS_NT, THESAURUS_TTL
+from support.byzart_project import build
+from support.skos_data import HORSE, IC_HORSE, ICONCLASS_NT, THESAURUS_TTL
 
 from monalia import Subject
 from monalia.api.labeler import ClassRequest
 from monalia.api.plugin import PluginContext
-from monalia.builtins.labelers.skos import SkosLabeler
-from monalia.lib.calibration import Calibration, choose_calibration, expected_calibration_error
-from monalia.lib.confident import find_issues, ranking
-from monalia.lib.metrics import pick_curation_thresholds
-from monalia.lib.sparql import ScoreValue, bind
-from monalia.lib.thesaurus import Thesaurus
+from monalia.curation.confident_learning import find_issues, ranking
+from monalia.learning.calibration import Calibration, choose_calibration, expected_calibration_error
+from monalia.learning.metrics import pick_curation_thresholds
+from monalia.plugins.labelers.skos import SkosLabeler
+from monalia.rdf.sparql import ScoreValue, bind
+from monalia.rdf.thesaurus import Thesaurus
 
 ICONS = Path(__file__).parent / "fixtures" / "images" / "byzart_icons"
 
@@ -91,7 +91,7 @@ def test_a_score_equal_to_its_threshold_is_not_below_it_in_the_store():
 
 
 def test_a_frozen_backbone_has_its_own_learning_rate_and_no_early_decay():
-    from monalia.builtins.trainers.cnn.settings import CnnSettings
+    from monalia.plugins.trainers.cnn.settings import CnnSettings
 
     assert (CnnSettings().learning_rate, CnnSettings().lr_step) == (0.001, 4)
     frozen = CnnSettings(freeze_backbone=True, epochs=12)
@@ -225,9 +225,9 @@ def test_out_of_sample_scores_survive_a_kill_and_the_confident_report_lists_its_
     assert {f["method"] for f in noise + silence} <= {"confident", "threshold"}
     assert any(f["method"] == "confident" and f["scores"].endswith("-oos3") for f in noise)
     # every planted error that the confident ranking puts in its first 2n is in the report
-    from monalia.catalog import Catalog
-    from monalia.stages.crossfit import score_set_of
-    from monalia.stages.train import find_model
+    from monalia.catalog.database import Catalog
+    from monalia.catalog.lookups import find_model
+    from monalia.stages.train.crossfit import score_set_of
 
     opened = Catalog.open(f"sqlite:///{catalog}")
     model = find_model(opened, None)

@@ -325,9 +325,9 @@ def check_payload_source(name: str, tmp_path: Path, monkeypatch, examples: int, 
 
 
 def check_oai(tmp_path: Path, examples: int, derandomize: bool) -> None:
-    from oai_server import OaiServer
+    from support.oai_server import OaiServer
 
-    from monalia.builtins.sources.oai_pmh import OaiPmhSource
+    from monalia.plugins.sources.oai_pmh import OaiPmhSource
 
     data = oai_record_pair()
     with OaiServer({None: data}) as server:

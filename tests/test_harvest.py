@@ -13,7 +13,7 @@ import pytest
 from conftest import sample_records, write_jsonl
 from sqlalchemy import create_engine, func, select, text
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow, RecordRow, RunEventRow, RunRow, SubjectRow
 from monalia.project import load_project
 from monalia.stages.harvest import HarvestOptions, harvest

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from monalia.api.records import Record
 from monalia.api.source import RawItem, Source
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RecordRow, RunEventRow, RunRow
 from monalia.stages.harvest import HarvestOptions, dry_run, harvest
 from monalia.testing import configure
@@ -28,7 +28,7 @@ def test_duplicate_ids_in_one_file_are_failed_items_and_the_dry_run_agrees(tmp_p
     second_copy = dict(records[1], title="Objet 1, une autre version")
     write_jsonl(tmp_path / "r.jsonl", [*records, second_copy, records[3]])
     catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
-    from monalia.builtins.sources.jsonl import JsonLinesSource
+    from monalia.plugins.sources.jsonl import JsonLinesSource
 
     configured = configure(JsonLinesSource, {"path": "r.jsonl"}, tmp_path, "local")
     preview = dry_run(catalog, configured)
@@ -56,7 +56,7 @@ def write_csv(path, rows: list[bytes]) -> None:
 
 
 def test_an_undecodable_byte_fails_its_csv_row_and_the_rest_is_stored(tmp_path):
-    from monalia.builtins.sources.cleveland import ClevelandCsvSource
+    from monalia.plugins.sources.cleveland import ClevelandCsvSource
 
     write_csv(
         tmp_path / "data.csv",
@@ -81,7 +81,7 @@ def test_an_undecodable_byte_fails_its_csv_row_and_the_rest_is_stored(tmp_path):
 
 
 def test_a_change_in_a_column_monalia_does_not_map_is_a_change(tmp_path):
-    from monalia.builtins.sources.joconde import JocondeCsvSource
+    from monalia.plugins.sources.joconde import JocondeCsvSource
 
     def write(note: str) -> None:
         (tmp_path / "j.csv").write_text(
@@ -157,7 +157,7 @@ def test_harvest_runs_every_source_and_fails_at_the_end_when_one_failed(tmp_path
 def test_items_the_settings_leave_out_keep_the_counts_adding_up(tmp_path):
     """A source may leave an item out by its own settings (not CC0, no image): that item is
     not seen, as if the service had filtered it; the counts still add up."""
-    from monalia.builtins.sources.cleveland import ClevelandCsvSource
+    from monalia.plugins.sources.cleveland import ClevelandCsvSource
 
     (tmp_path / "data.csv").write_text(
         "id,title,share_license_status,image_web\n"

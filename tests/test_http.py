@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from servers import ApiServer, Reply
+from support.servers import ApiServer, Reply
 
-from monalia.lib.http import HttpClient, HttpError, HttpSettings, mask_url
+from monalia.net.http import HttpClient, HttpError, HttpSettings, mask_url
 
 FAST = HttpSettings(timeout=1.0, retries=3, backoff=0.05, max_backoff=0.2)
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from monalia.errors import RecordError
-from monalia.lib import iiif_presentation as iiif
+from monalia.formats import iiif_presentation as iiif
 
 
 def load(real_fixtures, name):

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
-from iiif_server import IiifServer, jpeg, picture, slow_images
 from PIL import Image
-from processes import children_of
-from servers import Reply
 from sqlalchemy import select
+from support.iiif_server import IiifServer, jpeg, picture, slow_images
+from support.processes import children_of
+from support.servers import Reply
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow, RunRow
-from monalia.lib.image_check import ImageLimits, ImageRejected, prepare
+from monalia.learning.image_check import ImageLimits, ImageRejected, prepare
 
 BOX = 128
 

@@ -185,7 +185,7 @@ class MemoryStoreSink(Sink):
         pass
 
     def query_client(self):
-        from monalia.lib.local_store import LocalSparqlClient
+        from monalia.rdf.local_store import LocalSparqlClient
 
         return LocalSparqlClient(self.context.path("answers.ttl"))
 
@@ -197,9 +197,9 @@ class SinkPlugin:
 
 
 def test_search_asks_the_sink_that_can_answer_whatever_its_name(tmp_path):
+    from monalia.curation.session import report_client
     from monalia.errors import ConfigError
     from monalia.project import parse_project
-    from monalia.stages.query import report_client
 
     pm = get_plugin_manager()
     pm.register(SinkPlugin())

@@ -10,10 +10,10 @@ from collections import Counter, defaultdict
 
 import pytest
 from conftest import write_jsonl
-from skos_data import HORSE, HUMAN, IC_FOAL, ICONCLASS_NT, LINKS_CSV, THESAURUS_TTL, TREE
 from sqlalchemy import select, update
+from support.skos_data import HORSE, HUMAN, IC_FOAL, ICONCLASS_NT, LINKS_CSV, THESAURUS_TTL, TREE
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import DatasetMemberRow, DatasetRow, ImageRow, RecordRow, RunRow
 
 DOG_LABEL = "chien"
@@ -373,10 +373,10 @@ def test_the_dataset_keeps_what_each_class_covered_for_publishing_and_curation(
 ):
     from types import SimpleNamespace
 
-    from skos_data import FOAL
+    from support.skos_data import FOAL
 
+    from monalia.classes import class_coverage
     from monalia.project import load_project
-    from monalia.stages.query import class_coverage
 
     folder, catalog = labelled_project()
     assert cli("label", project=folder).exit_code == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from skos_data import (
+from support.skos_data import (
     ANIMAL,
     CROSS_OBJECT,
     DOG,
@@ -24,9 +24,9 @@ from skos_data import (
 from monalia import Subject
 from monalia.api.labeler import ClassRequest
 from monalia.api.plugin import PluginContext
-from monalia.builtins.labelers.skos import SkosLabeler
 from monalia.errors import ConfigError
-from monalia.lib.thesaurus import Thesaurus
+from monalia.plugins.labelers.skos import SkosLabeler
+from monalia.rdf.thesaurus import Thesaurus
 
 
 @pytest.fixture

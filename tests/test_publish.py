@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from monalia import hookimpl
 from monalia.api.registry import get_plugin_manager
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RecordRow
-from monalia.lib.rdf import DCTERMS, IRI, ML, Literal, TurtleWriter
 from monalia.project import load_project
+from monalia.rdf.terms import DCTERMS, IRI, ML, Literal, TurtleWriter
 from monalia.stages.harvest import harvest
 from monalia.stages.publish import publish_records
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import rdflib
-from drawn_catalog import build_project
-from processes import kill_one_when, titled
-from ray_cluster import image_project
 from sqlalchemy import func, select
+from support.drawn_catalog import build_project
+from support.processes import kill_one_when, titled
+from support.ray_cluster import image_project
 
 from monalia.catalog.models import PredictionRow, RunRow, ScoredImageRow
 
@@ -161,7 +161,7 @@ def test_without_ray_the_executor_says_how_to_install_it(trained, cli, monkeypat
 
 
 def fetched_hashes(folder: Path) -> list[str]:
-    from monalia.catalog import Catalog
+    from monalia.catalog.database import Catalog
     from monalia.catalog.models import ImageRow
 
     catalog = Catalog.open(f"sqlite:///{folder / 'catalog.sqlite'}")
@@ -177,7 +177,7 @@ def fetched_hashes(folder: Path) -> list[str]:
 def test_images_on_ray_match_the_local_executor_and_survive_a_killed_worker(
     local_ray, tmp_path, cli
 ):
-    from iiif_server import IiifServer, slow_images
+    from support.iiif_server import IiifServer, slow_images
 
     count = 120
 
@@ -198,7 +198,7 @@ def test_images_on_ray_match_the_local_executor_and_survive_a_killed_worker(
     assert len(hashes) == count and hashes == fetched_hashes(local)  # same images, same bytes
     files = sorted(p.stem for p in (on_ray / "data" / "images").rglob("*") if p.is_file())
     assert files == hashes  # one file each, nothing partial
-    from monalia.catalog import Catalog
+    from monalia.catalog.database import Catalog
 
     catalog = Catalog.open(f"sqlite:///{on_ray / 'catalog.sqlite'}")
     with catalog.session() as session:
@@ -213,7 +213,7 @@ def test_the_ray_actors_keep_the_same_vectors_as_the_local_executor(local_ray, t
 
     import numpy as np
 
-    from monalia.lib.vectors import VectorStore
+    from monalia.similarity.vectors import VectorStore
 
     folder, _catalog = trained
     project_file = folder / "monalia.toml"

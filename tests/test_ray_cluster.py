@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from ray_cluster import RayCluster, image_project
 from sqlalchemy import func, select
+from support.ray_cluster import RayCluster, image_project
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow, PredictionRow, RunRow
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -101,7 +101,7 @@ def test_images_across_nodes_survive_a_worker_node_killed_mid_run(
     cluster, tmp_path, postgres_url, cli
 ):
     """150 pictures, each answered after 50 ms; worker-1's raylet dies after 20 are stored."""
-    from iiif_server import IiifServer, slow_images
+    from support.iiif_server import IiifServer, slow_images
 
     total = 150
     with IiifServer(extra=slow_images) as server:
@@ -143,7 +143,7 @@ def test_enrich_across_nodes_survives_a_worker_node_killed_mid_run(
     cluster, tmp_path, postgres_url, cli
 ):
     """A trained model scores 60 images, 8 a chunk; worker-2's raylet dies after 8 are stored."""
-    from drawn_catalog import build_project
+    from support.drawn_catalog import build_project
 
     settings = SETTINGS.format(address=cluster.address)
     enrich_project = tmp_path / "enrich"

@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import DatasetMemberRow, DatasetRow, DuplicatePairRow, RecordRow
 
 pytest.importorskip("torch", reason="the train extra is not installed")
 pytest.importorskip("faiss", reason="the train extra is not installed")
 
-from similarity_project import ICONS, build, transform
+from support.similarity_project import ICONS, build, transform
 
 
 def invoke(folder: Path, *args: str):
@@ -148,7 +148,7 @@ def test_similar_puts_the_original_first_for_a_copy_and_for_a_file_from_outside(
 def test_vectors_are_one_per_image_after_an_interrupted_run(project, monkeypatch):
     from monalia.api.registry import default_registry
     from monalia.project import load_project
-    from monalia.stages import similarity
+    from monalia.similarity import near_duplicates as similarity
 
     folder, _origin = project
     catalog = catalog_of(folder)
@@ -181,7 +181,7 @@ def test_vectors_are_one_per_image_after_an_interrupted_run(project, monkeypatch
 
 
 def test_the_index_is_exact_small_approximate_large_and_extends_and_merges(project):
-    from monalia.lib.vectors import VectorIndex, VectorStore, open_index
+    from monalia.similarity.vectors import VectorIndex, VectorStore, open_index
 
     rng = np.random.default_rng(0)
     base = rng.standard_normal((40, 64)).astype(np.float32)

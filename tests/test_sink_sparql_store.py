@@ -10,19 +10,19 @@ from importlib.resources import files
 import pytest
 import rdflib
 import requests
-from scored_catalog import (
+from sqlalchemy import select
+from support.scored_catalog import (
     MODEL,
     build_scored_catalog,
     jocondelab_notices,
     monalia_query_expected,
     planted_scores,
 )
-from servers import OxigraphServer, oxigraph_binary
-from sqlalchemy import select
+from support.servers import OxigraphServer, oxigraph_binary
 
 from monalia.catalog.models import RunRow
-from monalia.lib.score_rdf import model_graph_iri
-from monalia.lib.sparql import bind
+from monalia.rdf.scores import model_graph_iri
+from monalia.rdf.sparql import bind
 
 GRAPH = model_graph_iri("urn:monalia:", MODEL)
 
@@ -139,7 +139,7 @@ def test_a_store_killed_mid_load_is_repaired_by_publishing_again(
             tmp_path, catalog_url, cli, extra=STORE.format(url=server.url, chunk=100)
         )
         planted = planted_scores(catalog)
-        from monalia.lib.http import HttpClient
+        from monalia.net.http import HttpClient
 
         posts = []
         original = HttpClient.request

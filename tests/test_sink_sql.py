@@ -5,8 +5,8 @@ gone when the catalog loses an image."""
 from __future__ import annotations
 
 import pytest
-from scored_catalog import MODEL, build_scored_catalog, planted_scores
 from sqlalchemy import create_engine, delete, inspect, select, text
+from support.scored_catalog import MODEL, build_scored_catalog, planted_scores
 
 from monalia.catalog.models import ImageRow, PredictionRow
 

@@ -9,16 +9,16 @@ import sqlite3
 
 import pytest
 from conftest import records_of
-from servers import ApiServer, Reply
 from sqlalchemy import select
+from support.servers import ApiServer, Reply
 
-from monalia.builtins.sources.behance import BehanceSource
-from monalia.builtins.sources.cleveland import ClevelandApiSource, ClevelandCsvSource
-from monalia.builtins.sources.europeana import EuropeanaSource
-from monalia.builtins.sources.smithsonian import SmithsonianSource, html_to_text
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RunEventRow
 from monalia.errors import SourceUnavailable
+from monalia.plugins.sources.behance import BehanceSource
+from monalia.plugins.sources.cleveland import ClevelandApiSource, ClevelandCsvSource
+from monalia.plugins.sources.europeana import EuropeanaSource
+from monalia.plugins.sources.smithsonian import SmithsonianSource, html_to_text
 from monalia.stages.harvest import harvest
 from monalia.testing import check_source_contract, configure
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from conftest import records_of
 from sqlalchemy import select
 
-from monalia.builtins.sources.edm import EdmFileSource
-from monalia.builtins.sources.lido import LidoFileSource
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RunEventRow
+from monalia.plugins.sources.edm import EdmFileSource
+from monalia.plugins.sources.lido import LidoFileSource
 from monalia.stages.harvest import harvest
 from monalia.testing import check_source_contract, configure
 

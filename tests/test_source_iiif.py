@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from conftest import records_of
-from iiif_server import IiifServer, fixture, local_copy
-from servers import Reply
 from sqlalchemy import select
+from support.iiif_server import IiifServer, fixture, local_copy
+from support.servers import Reply
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RunEventRow, RunRow
 
 V3 = "http://iiif.io/api/presentation/3/context.json"

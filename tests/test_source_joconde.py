@@ -9,7 +9,9 @@ import pytest
 from conftest import records_of
 from sqlalchemy import select
 
-from monalia.builtins.sources.joconde import (
+from monalia.catalog.models import RunEventRow
+from monalia.errors import RecordError
+from monalia.plugins.sources.joconde import (
     JOCONDE_IMAGES,
     JocondeCsvSource,
     JocondeSparqlSource,
@@ -17,8 +19,6 @@ from monalia.builtins.sources.joconde import (
     parse_notice_text,
     repr_terms,
 )
-from monalia.catalog.models import RunEventRow
-from monalia.errors import RecordError
 from monalia.stages.harvest import HarvestOptions, harvest
 from monalia.testing import check_source_contract, configure
 
@@ -148,7 +148,7 @@ def test_text_notices_continuations_refim_and_malformed_records(tmp_path):
 
 def test_text_since_keeps_only_notices_updated_since(tmp_path):
     write_notices(tmp_path / "notices.txt", 10, broken=False)
-    from monalia.catalog import Catalog
+    from monalia.catalog.database import Catalog
 
     catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
     run = harvest(
@@ -231,7 +231,7 @@ def test_open_data_csv_with_bom_semicolons_and_multi_values(tmp_path):
 
 def test_open_data_csv_column_mapping_is_checked(tmp_path):
     write_open_data_csv(tmp_path / "x.csv", 1)
-    from monalia.catalog import Catalog
+    from monalia.catalog.database import Catalog
     from monalia.errors import SourceUnavailable
 
     catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
@@ -320,7 +320,7 @@ def test_jocondelab_notices_over_sparql(tmp_path, real_fixtures, oxigraph):
 def test_jocondelab_domain_filter_is_bound_not_formatted(tmp_path, real_fixtures, oxigraph):
     turtle, expected = jocondelab_turtle(real_fixtures)
     oxigraph.load(turtle, "text/turtle")
-    from monalia.catalog import Catalog
+    from monalia.catalog.database import Catalog
 
     def refs_for(domain: str) -> set[str]:
         catalog = Catalog.open(f"sqlite:///{tmp_path / (str(abs(hash(domain))) + '.sqlite')}")
@@ -343,7 +343,7 @@ def test_dry_run_counts_without_writing(tmp_path, cli):
     assert dry.exit_code == 0, dry.output
     assert "12 new, 0 changed, 0 unchanged, 3 failed" in dry.output
     assert "would skip line" in dry.output and "the notice has no REF" in dry.output
-    from monalia.catalog import Catalog
+    from monalia.catalog.database import Catalog
 
     catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
     assert records_of(catalog) == {}

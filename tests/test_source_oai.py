@@ -12,13 +12,13 @@ import time
 
 import pytest
 from conftest import records_of
-from oai_server import OaiServer, fixture, list_records, record_elements
 from sqlalchemy import create_engine, select, text
+from support.oai_server import OaiServer, fixture, list_records, record_elements
 
 from monalia.api import registry as registry_module
-from monalia.builtins.sources.oai_pmh import OaiPmhSource
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RecordRow, RunEventRow
+from monalia.plugins.sources.oai_pmh import OaiPmhSource
 from monalia.stages.harvest import HarvestOptions, dry_run, harvest
 from monalia.testing import configure
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from conftest import sample_records, write_jsonl
 from sqlalchemy import select
 
-from monalia.builtins.sources.jsonl import JsonLinesSource
-from monalia.builtins.sources.rdf_file import RdfFileSource
 from monalia.catalog.models import RecordRow
+from monalia.plugins.sources.jsonl import JsonLinesSource
+from monalia.plugins.sources.rdf_file import RdfFileSource
 from monalia.testing import check_source_contract
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import rdflib
-from skos_data import (
+from support.skos_data import (
     ANIMAL,
     DOG,
     FANTASTIC,
@@ -22,7 +22,7 @@ from skos_data import (
 )
 
 from monalia.errors import ConfigError, MonaliaError
-from monalia.lib.thesaurus import Thesaurus, normalize_label
+from monalia.rdf.thesaurus import Thesaurus, normalize_label
 
 
 @pytest.fixture

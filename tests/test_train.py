@@ -12,12 +12,12 @@ import sys
 import time
 
 import pytest
-from drawn_catalog import SHAPE_OF, build_project
 from PIL import Image
-from skos_data import DOG, HORSE, TREE
 from sqlalchemy import select
+from support.drawn_catalog import SHAPE_OF, build_project
+from support.skos_data import DOG, HORSE, TREE
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import DatasetMemberRow, ImageRow, ModelRow, RunEventRow, RunRow
 
 

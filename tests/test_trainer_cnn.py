@@ -12,16 +12,16 @@ import os
 import numpy as np
 import pytest
 import torch
-from drawn_images import SHAPES, draw_set
 from PIL import Image
+from support.drawn_images import SHAPES, draw_set
 
 from monalia.api.trainer import DatasetSpec, Sample, TrainOptions
-from monalia.builtins.trainers.cnn.checkpoint import load_checkpoint
-from monalia.builtins.trainers.cnn.data import cache_side
-from monalia.builtins.trainers.cnn.fit import LAST, Training, _pos_weight
-from monalia.builtins.trainers.cnn.settings import CnnSettings
-from monalia.builtins.trainers.cnn.trained_model import load_trained_model
 from monalia.errors import MonaliaError
+from monalia.plugins.trainers.cnn.checkpoint import load_checkpoint
+from monalia.plugins.trainers.cnn.data import cache_side
+from monalia.plugins.trainers.cnn.fit import LAST, Training, _pos_weight
+from monalia.plugins.trainers.cnn.settings import CnnSettings
+from monalia.plugins.trainers.cnn.trained_model import load_trained_model
 
 CLASSES = [{"uri": f"urn:test:{shape}", "label": shape} for shape in SHAPES]
 
@@ -64,7 +64,7 @@ def options(tmp_path, **overrides) -> TrainOptions:
 
 def settled(result, spec):
     """The thresholds and metrics the framework derives from a training's raw scores."""
-    from monalia.lib.evaluation import settle_model
+    from monalia.learning.evaluation import settle_model
 
     return settle_model(spec.classes, result.split_scores)
 
@@ -104,8 +104,8 @@ def test_fine_tuning_the_offline_backbone_beats_chance_by_far(drawn, tmp_path):
 
 def test_the_plugin_writes_a_card_that_rebuilds_the_model(drawn, tmp_path):
     from monalia.api.trainer import LoadOptions
-    from monalia.builtins.trainers.cnn import CnnTrainer
-    from monalia.lib.evaluation import evaluate_model, score_samples
+    from monalia.learning.evaluation import evaluate_model, score_samples
+    from monalia.plugins.trainers.cnn import CnnTrainer
 
     spec = spec_from(drawn[:60])
     trainer = CnnTrainer(settings=settings(epochs=1))
@@ -183,7 +183,7 @@ def test_early_stopping_keeps_the_best_epoch(drawn, tmp_path):
 
 
 def test_frozen_backbone_trains_only_the_head(drawn, tmp_path):
-    from monalia.lib.backbones import build_model
+    from monalia.learning.backbones import build_model
 
     result = Training(
         spec_from(drawn[:60]),
@@ -235,8 +235,8 @@ def test_on_cuda_training_uses_mixed_precision_and_its_model_scores_alike_on_the
     drawn, tmp_path
 ):
     from monalia.api.trainer import LoadOptions
-    from monalia.builtins.trainers.cnn import CnnTrainer
-    from monalia.lib.evaluation import score_samples
+    from monalia.learning.evaluation import score_samples
+    from monalia.plugins.trainers.cnn import CnnTrainer
 
     spec = spec_from(drawn)
     trainer = CnnTrainer(settings=settings(epochs=3, workers=2))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from drawn_catalog import SHAPE_OF, build_project
 from PIL import Image
 from sqlalchemy import select
+from support.drawn_catalog import SHAPE_OF, build_project
 
 from monalia.api.trainer import LoadOptions, Predictor
 from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RunRow, SubjectRow

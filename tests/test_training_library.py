@@ -10,15 +10,15 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra is not installed")
 
-from monalia.builtins.trainers.cnn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from monalia.errors import MonaliaError  # noqa: E402
-from monalia.lib.backbones import (  # noqa: E402
+from monalia.learning.backbones import (  # noqa: E402
     WeightsMissing,
     backbone_spec,
     build_model,
     offline_weights_path,
 )
-from monalia.lib.metrics import evaluate_scores, pick_thresholds  # noqa: E402
+from monalia.learning.metrics import evaluate_scores, pick_thresholds  # noqa: E402
+from monalia.plugins.trainers.cnn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 MILITARY_UNIFORM = 652  # ImageNet class of the portrait of Grace Hopper
 
@@ -143,7 +143,7 @@ def test_metrics_per_class_and_thresholds_maximise_f_beta():
 def test_resized_images_are_the_same_pixels_with_or_without_the_cache(tmp_path):
     from PIL import Image
 
-    from monalia.builtins.trainers.cnn.data import load_resized
+    from monalia.plugins.trainers.cnn.data import load_resized
 
     photo = sample_photo()
     plain = np.asarray(load_resized(photo, "k1", 80, None))

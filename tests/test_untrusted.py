@@ -11,15 +11,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import write_jsonl
-from iiif_server import IiifServer, jpeg, picture
-from servers import Reply
 from sqlalchemy import insert, select
+from support.iiif_server import IiifServer, jpeg, picture
+from support.servers import Reply
 
 from monalia.api.records import ImageRef, Record
 from monalia.api.source import RawItem, Source
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow, RecordRow, RunEventRow, RunRow
-from monalia.lib.url_policy import UrlPolicy, UrlRefused
+from monalia.net.url_policy import UrlPolicy, UrlRefused
 from monalia.stages.harvest import harvest
 from monalia.testing import configure
 
@@ -276,7 +276,7 @@ def test_an_unsupported_url_in_the_catalog_fails_alone(tmp_path):
 def test_private_addresses_are_refused_unless_the_project_allows_them(tmp_path):
     catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
     write_jsonl(tmp_path / "r.jsonl", [{"id": "a", "images": ["http://192.168.1.20/a.jpg"]}])
-    from monalia.builtins.sources.jsonl import JsonLinesSource
+    from monalia.plugins.sources.jsonl import JsonLinesSource
 
     configured = configure(JsonLinesSource, {"path": "r.jsonl"}, tmp_path, "local")
     run = harvest(catalog, configured)
@@ -309,9 +309,9 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_when_fetched():
 
 
 def test_http_sources_check_every_redirect_and_bound_every_answer():
-    from servers import ApiServer
+    from support.servers import ApiServer
 
-    from monalia.lib.http import HttpClient, HttpError, HttpSettings
+    from monalia.net.http import HttpClient, HttpError, HttpSettings
 
     endless = endless_server()
 
@@ -347,7 +347,7 @@ def test_http_sources_check_every_redirect_and_bound_every_answer():
 
 
 def test_the_html_report_links_only_to_web_pages():
-    from monalia.stages.html_report import report_environment
+    from monalia.curation.html_report import report_environment
 
     card = {
         "record": "javascript:alert(document.cookie)",
@@ -447,7 +447,7 @@ def test_max_pixels_above_pillows_own_limit_is_the_projects_to_set():
 
     from PIL import Image
 
-    from monalia.lib.image_check import ImageLimits, ImageRejected, prepare
+    from monalia.learning.image_check import ImageLimits, ImageRejected, prepare
 
     out = stdio.BytesIO()
     Image.new("1", (10_000, 9_500)).save(out, "PNG")  # 95 million pixels, over Pillow's 89.5M

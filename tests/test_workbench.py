@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import DatasetRow, ReviewDecisionRow
 
 pytest.importorskip("torch", reason="the train extra is not installed")
 pytest.importorskip("starlette", reason="the workbench's web framework is not installed")
 
 from starlette.testclient import TestClient
-from workbench_project import build_trained, copy_project
+from support.workbench_project import build_trained, copy_project
 
 THRESHOLDS = '\n[report]\nmethod = "threshold"\nnoise_below = 0.999\nsilence_above = 0.001\n'
 
@@ -52,10 +52,10 @@ def folder(trained_template, tmp_path, monkeypatch) -> Path:
 
 def open_workbench(folder: Path, **settings):
     from monalia.api.registry import default_registry
-    from monalia.lib.passwords import read_users  # noqa: F401  (the users file is read per login)
     from monalia.project import load_project
-    from monalia.stages.workbench import Workbench
-    from monalia.web import Settings, create_app
+    from monalia.web.app import Settings, create_app
+    from monalia.web.passwords import read_users  # noqa: F401  (the users file is read per login)
+    from monalia.web.workbench import Workbench
 
     project = load_project(folder / "monalia.toml", default_registry())
     catalog = Catalog.open(project.catalog_url)
@@ -225,7 +225,7 @@ def test_a_write_without_the_csrf_token_or_in_read_only_mode_is_refused(folder):
 
 
 def test_off_loopback_every_page_needs_a_login(folder, monkeypatch):
-    from monalia.lib.passwords import add_user
+    from monalia.web.passwords import add_user
 
     add_user(folder / "workbench-users.txt", "marie", "correct horse")
     _workbench, catalog, app = open_workbench(folder, login_required=True)
@@ -606,7 +606,7 @@ def test_the_html_report_shows_heat_maps_of_its_findings(folder, cli):
 
 
 def test_search_results_are_read_as_far_as_the_pages_need(folder, monkeypatch):
-    import monalia.stages.workbench as module
+    import monalia.web.workbench as module
 
     monkeypatch.setattr(module, "SEARCH_FIRST", 4)
     workbench, _catalog, _app = open_workbench(folder)
@@ -694,7 +694,7 @@ def test_more_like_this_and_the_duplicates_page(folder, cli):
 def test_enrich_killed_mid_run_then_run_again_keeps_one_vector_per_image(folder, cli, monkeypatch):
     import numpy as np
 
-    from monalia.lib.vectors import VectorStore
+    from monalia.similarity.vectors import VectorStore
 
     pytest.importorskip("faiss")
     project_file = folder / "monalia.toml"

@@ -13,8 +13,8 @@ from typing import Any
 import scrapy
 from scrapy.http import Request, Response
 
+from monalia.formats import iiif_presentation as iiif
 from monalia.harvesters.failures import ERROR_STATUSES, describe_failure, status_reason
-from monalia.lib import iiif_presentation as iiif
 
 ACCEPT = (
     'application/ld+json;profile="http://iiif.io/api/presentation/3/context.json", '

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy.http import Request, Response
 
+from monalia.formats import iiif_presentation as iiif
 from monalia.harvesters.failures import ERROR_STATUSES, describe_failure, status_reason
-from monalia.lib import iiif_presentation as iiif
 
 # statuses a IIIF service answers when it does not do the size asked for
 REFUSED_SIZE = frozenset({400, 403, 404, 405, 406, 415, 422, 501})

@@ -16,7 +16,7 @@ from monalia.api.plugin import Plugin
 from monalia.api.records import Subject
 
 if TYPE_CHECKING:  # pragma: no cover
-    from monalia.lib.thesaurus import Thesaurus
+    from monalia.rdf.thesaurus import Thesaurus
 
 
 @dataclass(frozen=True)

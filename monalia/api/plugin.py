@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from monalia.errors import ConfigError
-from monalia.lib.url_policy import UrlPolicy
+from monalia.net.url_policy import UrlPolicy
 
 
 class PluginSettings(BaseModel):

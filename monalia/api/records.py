@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
 
+from monalia import jsontext
 from monalia.errors import RecordError
-from monalia.lib import jsontext
+from monalia.rdf.terms import IRI_FORBIDDEN, check_iri  # noqa: F401  (part of the record API)
 
 # Characters RFC 3987 forbids in an IRI; a record carrying one would break every RDF sink.
-IRI_FORBIDDEN = re.compile(r'[\x00-\x20<>"{}|^`\\]')
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 @dataclass
@@ -142,16 +140,6 @@ class Record:
 _HASHED_FIELDS = tuple(
     f.name for f in fields(Record) if f.name not in ("iri", "images", "subjects")
 )
-
-
-def check_iri(value: Any, what: str) -> None:
-    """Raise `RecordError` unless `value` is an absolute IRI an RDF store will accept."""
-    if not isinstance(value, str) or not value:
-        raise RecordError(f"{what} is not a string: {value!r}")
-    if IRI_FORBIDDEN.search(value):
-        raise RecordError(f"{what} {value!r} contains characters not allowed in an IRI")
-    if not _SCHEME.match(value):
-        raise RecordError(f"{what} {value!r} is not an absolute IRI (no scheme)")
 
 
 def mint_iri(base_iri: str, source: str, source_id: str) -> str:

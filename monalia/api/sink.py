@@ -11,8 +11,8 @@ from itertools import chain, islice
 from typing import Any, ClassVar, Protocol
 
 from monalia.api.plugin import Plugin
-from monalia.lib.rdf import Triple, nt_line
-from monalia.lib.score_rdf import ImageScores, ModelInfo, score_ntriples, score_triples
+from monalia.rdf.scores import ImageScores, ModelInfo, score_ntriples, score_triples
+from monalia.rdf.terms import Triple, nt_line
 
 
 class SparqlQueryClient(Protocol):
@@ -104,7 +104,7 @@ class Sink(Plugin):
     ) -> int:
         """Replace a model's output with these images' scores; return how much was written.
 
-        The default writes the RDF of `monalia.lib.score_rdf` into the model's named graph; a sink
+        The default writes the RDF of `monalia.rdf.scores` into the model's named graph; a sink
         that stores scores another way (rows in a database) overrides this.
         """
         if self.takes_ntriples:

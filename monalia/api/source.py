@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from monalia.api.plugin import Plugin
 from monalia.api.records import Record, mint_iri
 from monalia.errors import RecordError, SourceUnavailable
-from monalia.lib.url_policy import UrlRefused
+from monalia.net.url_policy import UrlRefused
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from monalia.api.plugin import Plugin
 from monalia.errors import MonaliaError
-from monalia.lib.hashing import file_sha256
+from monalia.hashing import file_sha256
 
 T = TypeVar("T")
 MODEL_CARD = "model_card.json"
@@ -69,7 +69,7 @@ class TrainedModel:
     extra: dict[str, Any] = field(default_factory=dict)
     # split -> (targets, raw scores), classes in the dataset's order: with "val" there, the
     # framework calibrates the scores, picks the thresholds and computes the metrics itself
-    # (`monalia.lib.evaluation.settle_model`), the same way for every trainer
+    # (`monalia.learning.evaluation.settle_model`), the same way for every trainer
     split_scores: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
@@ -100,7 +100,7 @@ class Predictor:
     """A trained model ready to score images: one probability per class and image.
 
     It names what it expects: `input_size` (images are square, uint8 RGB, decoded by
-    `monalia.lib.image_decode.decode_for_model`) and the normalisation it applies itself
+    `monalia.learning.image_decode.decode_for_model`) and the normalisation it applies itself
     (`mean`, `std`, per channel on values in 0..1). `score_batch` is the one method a trainer must
     write; `score_chunks` reads image files and may be overridden with a faster reader.
     """
@@ -160,7 +160,7 @@ class Predictor:
         `embed`, each chunk also carries its images' feature vectors (`embed_batch`)."""
         import numpy as np
 
-        from monalia.lib.image_decode import decode_batches
+        from monalia.learning.image_decode import decode_batches
 
         for items, paths, keys in chunks:
             scores, vectors, indices, unreadable = [], [], [], []
@@ -251,7 +251,7 @@ class Trainer(Plugin):
         model = self.fit(dataset, output_dir, options or TrainOptions())
         settled = None
         if model.split_scores:
-            from monalia.lib.evaluation import settle_model
+            from monalia.learning.evaluation import settle_model
 
             settled = settle_model(
                 dataset.classes,
@@ -283,7 +283,7 @@ class Trainer(Plugin):
         }
         if settled is not None and settled.evaluation is not None:
             # the plots where `monalia report html` finds them, as `monalia evaluate` leaves them
-            from monalia.lib.evaluation import write_report
+            from monalia.learning.evaluation import write_report
 
             split = settled.evaluation.split
             card["plots"] = [
@@ -304,7 +304,7 @@ class Trainer(Plugin):
         cross-fitting) loads it through here, so calibrated scores are the only ones written.
         """
         predictor = self.load(folder, options)
-        from monalia.lib.calibration import Calibration
+        from monalia.learning.calibration import Calibration
 
         calibration = Calibration.from_card(
             read_model_card(folder).get("calibration"), list(predictor.classes)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import and_, exists, select
 
 from monalia.catalog.models import ImageRow, RecordRow, ScoredImageRow
-from monalia.lib.catalog_reader import image_file  # noqa: F401  (where the stages look for it)
+from monalia.catalog.reader import image_file  # noqa: F401  (where the stages look for it)
 
 PENDING, FETCHED, FAILED, REJECTED = "pending", "fetched", "failed", "rejected"
 

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from monalia.api.run_info import COUNTS, DONE, FAILED, INTERRUPTED, RUNNING, RunInfo
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RunEventRow, RunRow, utcnow
-from monalia.lib.url_policy import mask_in_settings, mask_urls_in_text
+from monalia.net.url_policy import mask_in_settings, mask_urls_in_text
 
 # A run on another host is taken as dead when it has not written for this long.
 REMOTE_STALE_AFTER = timedelta(minutes=15)

@@ -35,7 +35,7 @@ def init(path: Path, force: bool) -> None:
 @pass_app
 def check(app: App) -> None:
     """Validate the project file, its plugins and the catalog."""
-    from monalia.catalog import Catalog, safe_url
+    from monalia.catalog.database import Catalog, safe_url
 
     project = app.project
     problems: list[str] = []
@@ -127,7 +127,7 @@ def plugins_command(app: App, kind: str | None, as_json: bool) -> None:
             )
         )
         return
-    from monalia.lib.progress import summary_table
+    from monalia.progress import summary_table
 
     rows = [(p.kind, p.name, p.origin.package, p.origin.version, p.summary) for p in plugins]
     rows += [("BROKEN", b.entry_point, b.origin.package, b.origin.version, b.error) for b in broken]
@@ -146,7 +146,7 @@ def db() -> None:
 @pass_app
 def db_upgrade(app: App) -> None:
     """Create the catalog, or upgrade it to this monalia's schema."""
-    from monalia.catalog import Catalog, safe_url
+    from monalia.catalog.database import Catalog, safe_url
 
     url = app.project.catalog_url
     catalog = Catalog.connect(url)
@@ -163,7 +163,7 @@ def db_upgrade(app: App) -> None:
 @pass_app
 def db_status(app: App) -> None:
     """Show the catalog's schema revision and this monalia's."""
-    from monalia.catalog import Catalog, safe_url
+    from monalia.catalog.database import Catalog, safe_url
 
     catalog = Catalog.connect(app.project.catalog_url)
     status = catalog.schema_status()

@@ -40,9 +40,9 @@ class App:
     @cached_property
     def reader(self):
         """The catalog for reading: without SQLAlchemy where the catalog allows it (see
-        `monalia.lib.catalog_reader`), else the catalog itself."""
-        from monalia.lib.catalog_reader import CatalogReader
-        from monalia.lib.project_toml import catalog_url_of, find_project_file
+        `monalia.catalog.reader`), else the catalog itself."""
+        from monalia.catalog.reader import CatalogReader
+        from monalia.project_toml import catalog_url_of, find_project_file
 
         if "catalog" in self.__dict__:
             return self.catalog
@@ -59,7 +59,7 @@ class App:
 
     @cached_property
     def catalog(self):
-        from monalia.catalog import Catalog
+        from monalia.catalog.database import Catalog
         from monalia.catalog.run_tracking import mark_interrupted_runs
 
         catalog = Catalog.open(self.project.catalog_url)
@@ -72,7 +72,7 @@ class App:
             click.echo(message, err=True)
 
     def progress(self, label: str, unit: str):
-        from monalia.lib.progress import Progress
+        from monalia.progress import Progress
 
         return Progress(label, unit=unit, enabled=not self.quiet)
 
@@ -113,7 +113,7 @@ class MonaliaGroup(click.Group):
         return super().parse_args(ctx, hoist_global_options(list(args)))
 
     def invoke(self, ctx: click.Context) -> Any:
-        from monalia.lib.url_policy import mask_urls_in_text
+        from monalia.net.url_policy import mask_urls_in_text
 
         try:
             return super().invoke(ctx)
@@ -169,7 +169,7 @@ def print_runs_summary(title: str, runs: list, app: App | None = None) -> None:
     from sqlalchemy import select
 
     from monalia.catalog.models import RunEventRow
-    from monalia.lib.progress import summary_table
+    from monalia.progress import summary_table
 
     rows = []
     for run in runs:

@@ -44,9 +44,9 @@ def demo(ctx: click.Context, folder: str, notices: int, epochs: int, folds: int)
     from monalia.cli.images import run_images_stage
     from monalia.cli.report import print_findings
     from monalia.cli.train import run_crossfit_stage, run_train_stage
-    from monalia.lib.demo_collection import build_sample
-    from monalia.stages.html_report import write_site
-    from monalia.stages.query import add_local_images, open_curation
+    from monalia.curation.html_report import write_site
+    from monalia.curation.session import add_local_images, open_curation
+    from monalia.demo.collection import build_sample
 
     root = Path(folder)
     if root.exists() and any(root.iterdir()):

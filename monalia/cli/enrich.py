@@ -12,7 +12,7 @@ from monalia.cli.train import DEVICE_HELP
 
 
 def _enrich_options(app: App, **values):
-    from monalia.lib.progress import Progress
+    from monalia.progress import Progress
     from monalia.stages.enrich import EnrichOptions
 
     return EnrichOptions(

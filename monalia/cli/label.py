@@ -46,8 +46,8 @@ def thesaurus(ctx: click.Context) -> None:
     """Load and explore the project's thesauri (``[thesaurus] files``)."""
     if ctx.invoked_subcommand is not None:
         return
-    from monalia.lib.progress import summary_table
-    from monalia.lib.thesaurus import Thesaurus
+    from monalia.progress import summary_table
+    from monalia.rdf.thesaurus import Thesaurus
 
     app: App = ctx.obj
     with Thesaurus(app.project.data_dir / "thesaurus") as store:
@@ -69,7 +69,7 @@ def thesaurus(ctx: click.Context) -> None:
 @pass_app
 def thesaurus_load(app: App, force: bool) -> None:
     """Load the files under [thesaurus] files into the project's store (only what changed)."""
-    from monalia.lib.thesaurus import open_project_thesaurus
+    from monalia.rdf.thesaurus import open_project_thesaurus
 
     project = app.project
     if not project.file.thesaurus.files:
@@ -79,7 +79,7 @@ def thesaurus_load(app: App, force: bool) -> None:
 
 
 def _concepts_named(store, term: str, language: str | None) -> list[str]:
-    from monalia.lib.thesaurus import is_iri
+    from monalia.rdf.thesaurus import is_iri
 
     if is_iri(term):
         if not store.is_concept(term):
@@ -102,7 +102,7 @@ def _concepts_named(store, term: str, language: str | None) -> list[str]:
 @pass_app
 def thesaurus_show(app: App, term: str, lang: str | None) -> None:
     """Show a concept (IRI or label): labels, broader, narrower, related, matches."""
-    from monalia.lib.thesaurus import Thesaurus
+    from monalia.rdf.thesaurus import Thesaurus
 
     language = lang or app.project.file.classes.language
     with Thesaurus(app.project.data_dir / "thesaurus") as store:
@@ -137,7 +137,7 @@ def thesaurus_show(app: App, term: str, lang: str | None) -> None:
 def thesaurus_expand(app: App, term: str) -> None:
     """List the concepts a class (IRI or label) covers with the project's labeler settings."""
     from monalia.api.labeler import ClassRequest, TargetClass
-    from monalia.lib.thesaurus import open_project_thesaurus
+    from monalia.rdf.thesaurus import open_project_thesaurus
 
     project = app.project
     classes = project.file.classes
@@ -187,7 +187,7 @@ def thesaurus_expand(app: App, term: str) -> None:
 @pass_app
 def label(app: App, unmatched: bool, top: int, csv_path: Path | None) -> None:
     """Label the catalog's records with the project's classes and build the dataset."""
-    from monalia.lib.progress import summary_table
+    from monalia.progress import summary_table
     from monalia.stages.label import label_records
 
     terminate_gracefully()
@@ -285,8 +285,8 @@ def dataset(ctx: click.Context) -> None:
     """List the catalog's datasets; `stats` and `export` look at one."""
     if ctx.invoked_subcommand is not None:
         return
-    from monalia.lib.progress import summary_table
-    from monalia.stages.datasets import list_datasets
+    from monalia.progress import summary_table
+    from monalia.stages.label.datasets import list_datasets
 
     app: App = ctx.obj
     summary_table(
@@ -311,8 +311,8 @@ def dataset(ctx: click.Context) -> None:
 @pass_app
 def dataset_stats(app: App, reference: str | None, as_json: bool) -> None:
     """Per-class image counts per split of a dataset (name or hash; default the newest)."""
-    from monalia.lib.progress import summary_table
-    from monalia.stages.datasets import find_dataset
+    from monalia.progress import summary_table
+    from monalia.stages.label.datasets import find_dataset
 
     row = find_dataset(app.catalog, reference)
     stats = row.stats or {}
@@ -372,7 +372,7 @@ def dataset_export(
     app: App, reference: str | None, folder: Path | None, formats: tuple[str, ...]
 ) -> None:
     """Write a dataset's manifests (CSV / JSONL), classes and stats."""
-    from monalia.stages.datasets import dataset_folder, export_dataset, find_dataset
+    from monalia.stages.label.datasets import dataset_folder, export_dataset, find_dataset
 
     row = find_dataset(app.catalog, reference)
     folder = folder or dataset_folder(app.project.data_dir, row)

@@ -74,7 +74,7 @@ def print_findings(title: str, findings, output_format: str) -> None:
         writer.writerow(COLUMNS)
         writer.writerows(_row(f) for f in findings)
         return
-    from monalia.lib.progress import summary_table
+    from monalia.progress import summary_table
 
     if not findings:
         click.echo(f"{title}: nothing found")
@@ -92,7 +92,7 @@ def _method_option(function):
 
 
 def _setup(app: App, model_ref, store, below=None, above=None, method=None):
-    from monalia.stages.query import open_curation
+    from monalia.curation.session import open_curation
 
     setup = open_curation(app.reader, app.project, model_ref, store, below, above, method)
     app.say(f"model {setup.model.name}, querying {setup.store}")
@@ -102,7 +102,7 @@ def _setup(app: App, model_ref, store, below=None, above=None, method=None):
 
 
 def _finish(app: App, setup, findings) -> None:
-    from monalia.stages.query import add_local_images
+    from monalia.curation.session import add_local_images
 
     setup.curation.describe(findings)
     add_local_images(app.reader, app.project, findings)
@@ -127,7 +127,7 @@ def search(app: App, term, model_ref, min_score, limit, store, output_format) ->
     covers, such as a narrower term. `annotated` says whether the record's metadata already
     mentions the class.
     """
-    from monalia.lib.curation import find_class
+    from monalia.curation.findings import find_class
 
     setup = _setup(app, model_ref, store)
     cls = find_class(setup.curation.classes, term)
@@ -170,7 +170,7 @@ def _report_command(kind: str):
     def command(
         app: App, model_ref, class_names, threshold, limit, store, method, output_format
     ) -> None:
-        from monalia.stages.query import pick_classes
+        from monalia.curation.session import pick_classes
 
         below, above = (threshold, None) if kind == "noise" else (None, threshold)
         setup = _setup(app, model_ref, store, below, above, method)
@@ -210,7 +210,7 @@ def report_html(app: App, out, model_ref, store, per_class, method) -> None:
     """A static site: noise, silence and search results with thumbnails, the model's metrics."""
     from pathlib import Path
 
-    from monalia.stages.html_report import write_site
+    from monalia.curation.html_report import write_site
 
     setup = _setup(app, model_ref, store, method=method)
     index = write_site(

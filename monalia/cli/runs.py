@@ -29,8 +29,8 @@ def runs(ctx: click.Context, stage: str | None, status: str | None, limit: int) 
     """List stage runs (newest first); `monalia runs show ID` details one."""
     if ctx.invoked_subcommand is not None:
         return
-    from monalia.lib.catalog_reader import CatalogReader
-    from monalia.lib.progress import summary_table
+    from monalia.catalog.reader import CatalogReader
+    from monalia.progress import summary_table
 
     app: App = ctx.obj
     reader = app.reader

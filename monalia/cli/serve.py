@@ -29,7 +29,7 @@ def is_loopback(host: str) -> bool:
 
 
 def users_file(app: App):
-    from monalia.lib.project_toml import resolve_path
+    from monalia.project_toml import resolve_path
 
     return resolve_path(app.project.dir, app.project.file.serve.users_file)
 
@@ -62,9 +62,9 @@ def serve(app: App, host, port, read_only, model_ref, store, method, reviewer) -
 
     import uvicorn
 
-    from monalia.lib.passwords import TOKEN_ENV, read_users
-    from monalia.stages.workbench import Workbench
-    from monalia.web import Settings, create_app
+    from monalia.web.app import Settings, create_app
+    from monalia.web.passwords import TOKEN_ENV, read_users
+    from monalia.web.workbench import Workbench
 
     login = not is_loopback(host)
     users = users_file(app)
@@ -111,7 +111,7 @@ def users() -> None:
 @pass_app
 def users_add(app: App, name: str, password_stdin: bool) -> None:
     """Add NAME (or set a new password): the file keeps only a scrypt hash."""
-    from monalia.lib.passwords import add_user
+    from monalia.web.passwords import add_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -129,7 +129,7 @@ def users_add(app: App, name: str, password_stdin: bool) -> None:
 @pass_app
 def users_list(app: App) -> None:
     """The workbench's users (names only)."""
-    from monalia.lib.passwords import read_users
+    from monalia.web.passwords import read_users
 
     for name in sorted(read_users(users_file(app))):
         click.echo(name)
@@ -153,7 +153,7 @@ def review() -> None:
 def review_export(app: App, output_format: str, out: str | None) -> None:
     """The changes the decisions call for, per record: field, add or remove, term URI and
     label. As RDF, the curation graph (decisions as prov:Activity, reviewers as prov:Agent)."""
-    from monalia.stages.review_export import (
+    from monalia.curation.review_export import (
         accepted_changes,
         changes_csv,
         changes_json,
@@ -183,7 +183,7 @@ def review_export(app: App, output_format: str, out: str | None) -> None:
 @pass_app
 def review_publish(app: App, sinks: tuple[str, ...]) -> None:
     """Publish the curation graph to the project's sinks, replacing the earlier one."""
-    from monalia.stages.review_export import curation_graph_iri, publish_curation
+    from monalia.curation.review_export import curation_graph_iri, publish_curation
 
     written = publish_curation(app.catalog, app.project, list(sinks) or None)
     graph = curation_graph_iri(app.project.file.project.base_iri)

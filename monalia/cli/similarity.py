@@ -17,7 +17,7 @@ FORMATS = click.Choice(["table", "csv", "json"])
 
 
 def _table(title: str, headers: list[str], rows: list[list[str]]) -> None:
-    from monalia.lib.progress import summary_table
+    from monalia.progress import summary_table
 
     summary_table(title, headers, rows, sys.stdout)
 
@@ -35,7 +35,7 @@ def similar(app: App, query: str, k: int, source: str | None, output_format: str
     file, which need not be in the collection (it is embedded on the fly). Images not yet
     embedded are embedded first, with `[similarity] model`, and kept.
     """
-    from monalia.stages.similarity import similar as find
+    from monalia.similarity.near_duplicates import similar as find
 
     progress = app.progress("embed", "images")
     own, found = find(app.catalog, app.project, query, k, source, progress, app.say)
@@ -86,7 +86,11 @@ def duplicates(app: App, threshold, across_sources, output_format, no_publish) -
     published to the sinks as the graph `<base>graph/duplicates` (`ml:nearDuplicateOf`).
     """
     from monalia.catalog.run_tracking import DONE, RunTracker
-    from monalia.stages.similarity import find_duplicates, publish_duplicates, store_duplicates
+    from monalia.similarity.near_duplicates import (
+        find_duplicates,
+        publish_duplicates,
+        store_duplicates,
+    )
 
     settings = {"threshold": threshold, "across_sources": across_sources}
     with RunTracker(app.catalog, "duplicates", "similarity", None, settings, app.hooks) as tracker:

@@ -24,7 +24,7 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 def _train_options(app: App, device: str | None, restart: bool):
     from monalia.api.trainer import TrainOptions
-    from monalia.lib.progress import Progress
+    from monalia.progress import Progress
 
     return TrainOptions(
         device=device,
@@ -39,7 +39,7 @@ def _train_options(app: App, device: str | None, restart: bool):
 
 def print_class_table(title: str, classes, per_class) -> None:
     """Per class: positives, AP, ROC-AUC, precision, recall, F1, F2 at its threshold."""
-    from monalia.lib.progress import summary_table
+    from monalia.progress import summary_table
 
     summary_table(
         title,
@@ -129,7 +129,7 @@ def train(
             if (metrics.get("curation") or {}).get(entry["uri"], {}).get("rule") == "pooled"
         ]
         if pooled:
-            from monalia.lib.metrics import MIN_CURATION_POSITIVES
+            from monalia.learning.metrics import MIN_CURATION_POSITIVES
 
             click.echo(
                 f"{len(pooled)} classes have fewer than {MIN_CURATION_POSITIVES} validation "
@@ -148,7 +148,7 @@ def train(
         )
     runs = [outcome.run]
     if folds:
-        from monalia.stages.crossfit import crossfit
+        from monalia.stages.train.crossfit import crossfit
 
         fitted = crossfit(
             app.catalog,
@@ -166,7 +166,7 @@ def train(
 
 
 def _print_folds(fitted) -> None:
-    from monalia.lib.progress import summary_table
+    from monalia.progress import summary_table
 
     summary_table(
         f"{fitted.name}: out-of-sample scores",
@@ -216,13 +216,14 @@ def evaluate(
     AP per class and a precision-recall curve per class.
     """
     from monalia.api.trainer import LoadOptions, read_model_card
+    from monalia.catalog.lookups import find_model, model_folder
     from monalia.catalog.models import DatasetRow
-    from monalia.lib.devices import resolve_device
-    from monalia.lib.evaluation import evaluate_model, score_samples, write_report
-    from monalia.lib.progress import Progress
-    from monalia.stages.datasets import find_dataset
+    from monalia.learning.devices import resolve_device
+    from monalia.learning.evaluation import evaluate_model, score_samples, write_report
+    from monalia.progress import Progress
     from monalia.stages.enrich import load_predictor
-    from monalia.stages.train import dataset_images, find_model, model_folder
+    from monalia.stages.label.datasets import find_dataset
+    from monalia.stages.train import dataset_images
 
     terminate_gracefully()
     catalog = app.catalog
@@ -279,8 +280,8 @@ def models_command(app: App) -> None:
     from sqlalchemy import select
 
     from monalia.catalog.models import DatasetRow, ModelRow
-    from monalia.lib.catalog_reader import is_score_set
-    from monalia.lib.progress import summary_table
+    from monalia.catalog.reader import is_score_set
+    from monalia.progress import summary_table
 
     with app.catalog.session() as session:
         rows = session.execute(
@@ -333,7 +334,7 @@ def models_command(app: App) -> None:
 
 def run_crossfit_stage(app: App, folds: int) -> list:
     """Out-of-sample scores of the newest model, from `folds` fold models."""
-    from monalia.stages.crossfit import crossfit
+    from monalia.stages.train.crossfit import crossfit
 
     fitted = crossfit(
         app.catalog, app.project, folds, app.hooks, None, _train_options(app, None, False)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.run_tracking import (
     DONE,
     INTERRUPTED,
@@ -31,7 +31,7 @@ from monalia.catalog.run_tracking import (
 )
 from monalia.errors import MonaliaError
 from monalia.executors.jobs import Job
-from monalia.lib.progress import Progress
+from monalia.progress import Progress
 
 STOP_GRACE = 60.0  # seconds a stopped crawl has to record where it was
 FLUSH_EVERY = 2.0  # seconds between writes of a sharded run's counts

@@ -40,7 +40,7 @@ class Job:
     crawl: CrawlSettings
     settings: dict[str, Any]  # as the run records them
     parent_dies_hard: bool = False  # under a Ray task: stop at once when the parent dies
-    # what the crawl may fetch: `monalia.lib.url_policy.UrlPolicy` fields
+    # what the crawl may fetch: `monalia.net.url_policy.UrlPolicy` fields
     url_policy: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

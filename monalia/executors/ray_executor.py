@@ -108,7 +108,7 @@ def read_shard(shard: dict[str, int], job: ScoringJob) -> Iterator[dict[str, Any
     """The pending images of one id range, read from the catalog (a task on a worker)."""
     from sqlalchemy import select
 
-    from monalia.catalog import Catalog
+    from monalia.catalog.database import Catalog
     from monalia.catalog.models import ImageRow
     from monalia.catalog.queries import image_file, scorable, unscored
 
@@ -140,7 +140,7 @@ def decode_batch(
 ) -> dict[str, np.ndarray]:
     """Decode a batch of images on a CPU worker, as every predictor expects them; with
     `similarity_size`, also as the ImageNet embedder sees them (`similar_pixels`)."""
-    from monalia.lib.image_decode import decode_for_model
+    from monalia.learning.image_decode import decode_for_model
 
     count = len(batch["image_id"])
     pixels = np.zeros((count, 3, input_size, input_size), dtype=np.uint8)
@@ -152,7 +152,7 @@ def decode_batch(
         try:
             pixels[k] = decode_for_model(Path(batch["path"][k]), input_size)
             if similarity_size:
-                from monalia.lib.embedder import similarity_pixels
+                from monalia.similarity.embedder import similarity_pixels
 
                 similar[k] = similarity_pixels(Path(batch["path"][k]), similarity_size)
         except Exception:
@@ -186,7 +186,7 @@ class ModelActor:
         self.embed = job.embed
         self.embedder = None
         if job.embed == "imagenet":
-            from monalia.lib.embedder import BackboneEmbedder
+            from monalia.similarity.embedder import BackboneEmbedder
 
             self.embedder = BackboneEmbedder(
                 job.embed_backbone, job.embed_weights, job.device, job.batch_size
@@ -246,7 +246,7 @@ def score_on_ray(
     )
     similarity_size = 0
     if job.embed == "imagenet":
-        from monalia.lib.backbones import backbone_spec
+        from monalia.learning.backbones import backbone_spec
 
         similarity_size = backbone_spec(job.embed_backbone).input_size
     decoded = rows.map_batches(
@@ -368,7 +368,7 @@ def train_folds_on_ray(
     project, trainer, jobs: list[Any], members: list[Any], options, device, train_fold
 ):
     """Train and score the folds as Ray tasks, one GPU each, with `train_fold(trainer, job,
-    members, options, load options)` (`monalia.stages.crossfit.train_fold`), yielding each
+    members, options, load options)` (`monalia.stages.train.crossfit.train_fold`), yielding each
     fold's result as soon as it is done.
 
     Each task resumes its fold from the checkpoint in the fold's folder (the shared data

@@ -1,2 +1,2 @@
-"""The stages of the pipeline: harvest, images, label, train, enrich, publish, and the queries
-and reports over their output. Each records its runs in the catalog."""
+"""The stages of the pipeline, one module or package each: harvest, images, label, train,
+enrich, publish. `pipeline` declares them in order, with what each needs and its command."""

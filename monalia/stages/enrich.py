@@ -16,7 +16,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from monalia.api.trainer import ChunkScores, LoadOptions, Predictor
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
+from monalia.catalog.lookups import find_model, model_folder
 from monalia.catalog.models import (
     ImageRow,
     ModelClassRow,
@@ -34,12 +35,11 @@ from monalia.catalog.run_tracking import (
     RunTracker,
 )
 from monalia.errors import ConfigError, MonaliaError
-from monalia.lib.devices import resolve_device
-from monalia.lib.progress import Progress
-from monalia.lib.score_rdf import ImageScores, ModelClass, ModelInfo, model_graph_iri, model_triples
+from monalia.learning.devices import resolve_device
+from monalia.progress import Progress
 from monalia.project import PluginInstance, Project
-from monalia.stages.similarity import embed_files, keep_chunk_vectors
-from monalia.stages.train import find_model, model_folder
+from monalia.rdf.scores import ImageScores, ModelClass, ModelInfo, model_graph_iri, model_triples
+from monalia.similarity.near_duplicates import embed_files, keep_chunk_vectors
 
 PUBLISH_PAGE = 500  # images read back per query when publishing
 
@@ -184,7 +184,7 @@ def write_predictions(
 
 def load_predictor(project: Project, model: ModelRow, options: LoadOptions) -> Predictor:
     """The model, loaded by the trainer plugin that made it."""
-    from monalia.lib.catalog_reader import is_score_set
+    from monalia.catalog.reader import is_score_set
 
     if is_score_set(model.card):
         raise MonaliaError(
@@ -263,7 +263,7 @@ def score_images(
 def catch_up_vectors(catalog, project: Project, model, tracker, options) -> None:
     """Embed the fetched images that are scored but have no vector (a run stopped between
     the two, or vectors asked for after the scores): skipped images need them too."""
-    from monalia.stages.similarity import embed_missing, embedding, fetched_images
+    from monalia.similarity.near_duplicates import embed_missing, embedding, fetched_images
 
     if not project.file.similarity.enrich:
         return
@@ -282,7 +282,7 @@ def catch_up_vectors(catalog, project: Project, model, tracker, options) -> None
 def similarity_vectors(catalog, project: Project, model, predictor, tracker, say):
     """Where enrich keeps image vectors (`[similarity]`), or None: not asked for, or the
     scoring model cannot embed when its own features are asked for."""
-    from monalia.stages.similarity import embedding
+    from monalia.similarity.near_duplicates import embedding
 
     if not project.file.similarity.enrich:
         return None
@@ -452,7 +452,7 @@ def _mentioned(catalog: Catalog, record_ids: set[int], mentions) -> dict[int, fr
 def iter_image_scores(catalog: Catalog, model_id: int, mentions=None) -> Iterator[ImageScores]:
     """Every image's scores under the model, a page of images at a time, by image id.
 
-    With `mentions` (a `monalia.lib.curation.Mentions`), each image says which classes its record's
+    With `mentions` (a `monalia.curation.findings.Mentions`), each image says which classes its record's
     subjects mention.
     """
     with catalog.session() as session:
@@ -540,7 +540,7 @@ def publish_model(
 ) -> RunInfo:
     """Replace the model's named graph (or rows) in one sink with the catalog's predictions.
 
-    With `mentions` (a `monalia.lib.curation.Mentions`) the graph gets the curation bands.
+    With `mentions` (a `monalia.curation.findings.Mentions`) the graph gets the curation bands.
     """
     sink = configured.create()
     base_iri = configured.context.base_iri
@@ -606,7 +606,7 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
                     publish_records(catalog, configured, None, hooks, progress)
                 )
     if sinks:
-        from monalia.stages.query import project_mentions
+        from monalia.classes import project_mentions
 
         mentions = project_mentions(catalog, project, model)
     for configured in sinks:

@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import func, select
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow
 from monalia.catalog.queries import image_filter
 from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.executors.crawl_process import run_sharded_crawl
 from monalia.executors.jobs import CrawlSettings, ImageJob
-from monalia.lib.image_check import ImageStore
-from monalia.lib.progress import Progress
+from monalia.learning.image_check import ImageStore
+from monalia.progress import Progress
 from monalia.project import Project
 
 IMAGES_PER_PROCESS = (

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from monalia.catalog import Catalog
+from monalia.catalog.database import Catalog
 from monalia.catalog.models import RecordRow
 from monalia.catalog.run_tracking import (
     DONE,
@@ -19,9 +19,9 @@ from monalia.catalog.run_tracking import (
     RunTracker,
 )
 from monalia.errors import MonaliaError
-from monalia.lib.progress import Progress
-from monalia.lib.rdf import Triple, record_triples, records_graph_iri
+from monalia.progress import Progress
 from monalia.project import PluginInstance
+from monalia.rdf.terms import Triple, record_triples, records_graph_iri
 
 PAGE = 1000
 
@@ -30,18 +30,6 @@ def catalog_sources(catalog: Catalog) -> list[str]:
     """The source instances that have records in the catalog."""
     with catalog.session() as session:
         return list(session.scalars(select(RecordRow.source).distinct().order_by(RecordRow.source)))
-
-
-def count_records(catalog: Catalog, sources: list[str]) -> int:
-    with catalog.session() as session:
-        return (
-            session.scalar(
-                select(func.count()).where(
-                    RecordRow.source.in_(sources), RecordRow.deleted_at.is_(None)
-                )
-            )
-            or 0
-        )
 
 
 def iter_record_triples(

@@ -24,7 +24,7 @@ from monalia.api.labeler import ClassRequest, Labeler, SubjectMatch, TargetClass
 from monalia.api.plugin import PluginSettings
 from monalia.api.records import Subject
 from monalia.errors import ConfigError
-from monalia.lib.thesaurus import (
+from monalia.rdf.thesaurus import (
     KIND_RANK,
     SKOS,
     Thesaurus,

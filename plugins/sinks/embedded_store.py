@@ -14,8 +14,8 @@ from monalia import hookimpl
 from monalia.api.plugin import PluginSettings
 from monalia.api.sink import Sink
 from monalia.errors import MonaliaError
-from monalia.lib.local_store import LocalSparqlClient
-from monalia.lib.rdf import Triple, nt_line
+from monalia.rdf.local_store import LocalSparqlClient
+from monalia.rdf.terms import Triple, nt_line
 
 
 class EmbeddedStoreSettings(PluginSettings):

@@ -23,9 +23,9 @@ from monalia import hookimpl
 from monalia.api.plugin import PluginSettings
 from monalia.api.sink import Sink
 from monalia.errors import ConfigError
-from monalia.lib.http import HttpClient, HttpSettings
-from monalia.lib.local_store import sparql_client
-from monalia.lib.rdf import Triple, nt_line
+from monalia.net.http import HttpClient, HttpSettings
+from monalia.net.sparql_endpoint import sparql_client
+from monalia.rdf.terms import Triple, nt_line
 
 # Where each server answers queries, updates and Graph Store requests, from its base URL.
 PRESETS = {

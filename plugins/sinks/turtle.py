@@ -17,8 +17,8 @@ from typing import IO, Literal
 from monalia import hookimpl
 from monalia.api.plugin import PluginSettings
 from monalia.api.sink import Sink
-from monalia.lib.local_store import LocalSparqlClient
-from monalia.lib.rdf import NTriplesWriter, Triple, TurtleWriter
+from monalia.rdf.local_store import LocalSparqlClient
+from monalia.rdf.terms import NTriplesWriter, Triple, TurtleWriter
 
 
 class TurtleSettings(PluginSettings):

@@ -21,7 +21,7 @@ from monalia.api.plugin import PluginSettings
 from monalia.api.records import ImageRef, Record, Subject
 from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import RecordError, SourceUnavailable
-from monalia.lib.rdf import ML
+from monalia.rdf.terms import ML
 
 ATTRIBUTES = ML + "bam/"
 _ATTRIBUTE = re.compile(r"^(content|emotion|media)_[a-z0-9_]+$")

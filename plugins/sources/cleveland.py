@@ -22,8 +22,8 @@ from monalia.api.plugin import PluginSettings
 from monalia.api.records import ImageRef, Record, Subject
 from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import ConfigError, RecordError, SourceUnavailable
-from monalia.lib import mapping
-from monalia.lib.http import HttpClient, HttpSettings
+from monalia.formats import mapping
+from monalia.net.http import HttpClient, HttpSettings
 
 API = "https://openaccess-api.clevelandart.org/api/artworks/"
 INSTITUTION = "The Cleveland Museum of Art"

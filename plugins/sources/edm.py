@@ -1,7 +1,7 @@
 """Source: EDM (Europeana Data Model) RDF/XML files: one file, a folder of them, or a ZIP dump.
 
 Every ``edm:ProvidedCHO`` of a file is a record, read as the OAI-PMH source reads EDM metadata
-(`monalia.lib.edm`). A record's IRI is its CHO's ``rdf:about`` when that is an absolute http(s)
+(`monalia.formats.edm`). A record's IRI is its CHO's ``rdf:about`` when that is an absolute http(s)
 IRI, resolved against the ``base`` setting when it is relative, and otherwise minted from it:
 never from where the file lies. A file that is not well-formed, too large or holds no CHO is
 one failed item with its reason; a link that cannot be an IRI is repaired or dropped with a
@@ -17,15 +17,15 @@ from monalia.api.metadata_format import ReadOptions
 from monalia.api.records import Record
 from monalia.api.source import RawItem, SourceState
 from monalia.errors import RecordError
-from monalia.lib.edm import read_edm
-from monalia.lib.record_files import (
+from monalia.formats.edm import read_edm
+from monalia.formats.record_files import (
     FileSettings,
     RecordFile,
     RecordFilesSource,
     files_after,
     fingerprint,
 )
-from monalia.lib.xml_records import parse_bytes
+from monalia.formats.xml_records import parse_bytes
 
 
 class EdmSettings(FileSettings):

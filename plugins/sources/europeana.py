@@ -21,8 +21,8 @@ from monalia.api.plugin import PluginSettings
 from monalia.api.records import ImageRef, Record, Subject
 from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import ConfigError, RecordError, SourceUnavailable
-from monalia.lib import mapping
-from monalia.lib.http import HttpClient, HttpSettings
+from monalia.formats import mapping
+from monalia.net.http import HttpClient, HttpSettings
 
 ENDPOINT = "https://api.europeana.eu/record/v2/search.json"
 _SINCE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?Z?)?")

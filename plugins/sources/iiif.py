@@ -17,8 +17,8 @@ from monalia.api.plugin import PluginSettings
 from monalia.api.records import Record
 from monalia.api.source import CrawlSpec, RawItem, Source, SourceState
 from monalia.errors import SourceUnavailable
-from monalia.lib import iiif_presentation as iiif
-from monalia.lib.http import HttpSettings
+from monalia.formats import iiif_presentation as iiif
+from monalia.net.http import HttpSettings
 
 
 class IiifSettings(PluginSettings):

@@ -21,7 +21,7 @@ from monalia.api.plugin import PluginSettings
 from monalia.api.records import Record
 from monalia.api.source import RawItem, Source, SourceState, file_fingerprint
 from monalia.errors import RecordError, SourceUnavailable
-from monalia.lib import mapping
+from monalia.formats import mapping
 
 FIELDS = (
     "id",

@@ -1,7 +1,7 @@
 """Source: LIDO files (1.0 and 1.1): one file, a folder of them, or a ZIP archive; a file may
 hold one ``lido:lido`` or a ``lido:lidoWrap`` of thousands, streamed record by record.
 
-Each record is read as the OAI-PMH source reads LIDO metadata (`monalia.lib.lido`). A record
+Each record is read as the OAI-PMH source reads LIDO metadata (`monalia.formats.lido`). A record
 that cannot be read is one failed item; where a file stops being well-formed XML, the records
 before that point are kept and the rest of the file is one failed item with the parser's line.
 """
@@ -15,9 +15,9 @@ from monalia.api.metadata_format import ReadOptions
 from monalia.api.records import Record
 from monalia.api.source import RawItem, SourceState
 from monalia.errors import RecordError
-from monalia.lib.lido import LIDO, RECORD_TAG, read_lido
-from monalia.lib.record_files import RecordFilesSource, files_after, fingerprint
-from monalia.lib.xml_records import as_xml_text, clean, iter_elements
+from monalia.formats.lido import LIDO, RECORD_TAG, read_lido
+from monalia.formats.record_files import RecordFilesSource, files_after, fingerprint
+from monalia.formats.xml_records import as_xml_text, clean, iter_elements
 
 
 class LidoFileSource(RecordFilesSource):

@@ -31,8 +31,8 @@ from monalia.api.records import Record
 from monalia.api.registry import default_registry
 from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import ConfigError, PluginError, RecordError, SourceUnavailable
-from monalia.lib.http import HttpClient, HttpSettings
-from monalia.lib.xml_records import as_xml_text
+from monalia.formats.xml_records import as_xml_text
+from monalia.net.http import HttpClient, HttpSettings
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class OaiPmhSource(Source):
     def open(self) -> None:
         self.format = self._metadata_format()
         self.client = HttpClient(self.settings.http, policy=self.context.url_policy)
-        from monalia.lib.oai_protocol import SafeSickle
+        from monalia.formats.oai_protocol import SafeSickle
 
         self.sickle = SafeSickle(self.settings.url, self.client)
         self.started: str | None = None  # the response date of this run's first page
@@ -160,7 +160,7 @@ class OaiPmhSource(Source):
     def items(self, state: SourceState) -> Iterator[RawItem]:
         from sickle import oaiexceptions
 
-        from monalia.lib.oai_protocol import OAI_ERRORS
+        from monalia.formats.oai_protocol import OAI_ERRORS
 
         params = self.list_params(state)
         checkpoint = state.checkpoint if isinstance(state.checkpoint, dict) else {}

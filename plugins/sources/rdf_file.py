@@ -19,8 +19,8 @@ from monalia.api.plugin import PluginSettings
 from monalia.api.records import ImageRef, Record, Subject
 from monalia.api.source import RawItem, Source, SourceState, file_fingerprint
 from monalia.errors import RecordError, SourceUnavailable
-from monalia.lib import mapping
-from monalia.lib.rdf import DCTERMS, EDM, FOAF, JCL, SCHEMA, parse_error_line
+from monalia.formats import mapping
+from monalia.rdf.terms import DCTERMS, EDM, FOAF, JCL, SCHEMA, parse_error_line
 
 DC = "http://purl.org/dc/elements/1.1/"
 CRM = "http://www.cidoc-crm.org/cidoc-crm/"

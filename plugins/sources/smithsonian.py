@@ -16,8 +16,15 @@ from urllib.parse import unquote
 
 from monalia import hookimpl
 from monalia.api.records import ImageRef, Record
-from monalia.lib import mapping
-from monalia.lib.sparql import IRI, SparqlSource, SparqlSourceSettings, iris, literals, raw_triples
+from monalia.formats import mapping
+from monalia.formats.sparql_source import (
+    SparqlSource,
+    SparqlSourceSettings,
+    iris,
+    literals,
+    raw_triples,
+)
+from monalia.rdf.sparql import IRI
 
 CRM = "http://www.cidoc-crm.org/cidoc-crm/"
 RDF_VALUE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#value"

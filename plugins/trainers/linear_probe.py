@@ -40,12 +40,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class LinearProbeSettings(PluginSettings):
-    backbone: str = "efficientnet_lite0"  # see `monalia.lib.backbones.BACKBONES`
+    backbone: str = "efficientnet_lite0"  # see `monalia.learning.backbones.BACKBONES`
     weights: str = "imagenet"  # the backbone's ImageNet weights, or a path to a state dict
     regularization: float = Field(1.0, gt=0)  # inverse strength (scikit-learn's C)
     max_iterations: int = Field(1000, ge=10)
     beta: float = Field(1.0, gt=0)  # thresholds maximise F-beta on validation
-    # how scores are calibrated on validation: "auto" measures and picks (monalia.lib.calibration)
+    # how scores are calibrated on validation: "auto" measures and picks (monalia.learning.calibration)
     calibration: Literal["auto", "none", "temperature", "platt"] = "auto"
     batch_size: int = Field(32, ge=1)
     device: str = "auto"
@@ -57,8 +57,8 @@ class FeatureReader:
     def __init__(self, backbone: str, weights: str | Path | None, device: str):
         import torch
 
-        from monalia.lib.backbones import backbone_spec, feature_extractor
-        from monalia.lib.devices import resolve_device
+        from monalia.learning.backbones import backbone_spec, feature_extractor
+        from monalia.learning.devices import resolve_device
 
         self.spec = backbone_spec(backbone)
         self.device = resolve_device(device)
@@ -85,7 +85,7 @@ class FeatureReader:
         """Features of the readable samples, their positions, and the positions not readable."""
         import numpy as np
 
-        from monalia.lib.image_decode import decode_batches
+        from monalia.learning.image_decode import decode_batches
 
         rows, kept, unreadable = [], [], []
         batches = decode_batches(
@@ -164,8 +164,8 @@ class LinearProbePredictor(Predictor):
         import numpy as np
         import torch
 
-        from monalia.lib.backbones import cam_layer
-        from monalia.lib.explain import grad_cam
+        from monalia.learning.backbones import cam_layer
+        from monalia.learning.explain import grad_cam
 
         reader = self.reader
         linear = torch.nn.Linear(self.coefficients.shape[1], self.coefficients.shape[0])
@@ -249,7 +249,7 @@ class LinearProbeTrainer(Trainer):
             return split_targets, _sigmoid(split_features @ folded.T + folded_intercepts)
 
         # the raw scores of validation and test: the framework calibrates them, picks the
-        # thresholds and computes the metrics (monalia.lib.evaluation.settle_model)
+        # thresholds and computes the metrics (monalia.learning.evaluation.settle_model)
         split_scores = {
             split: scores_of(split)
             for split in ("val", "test")

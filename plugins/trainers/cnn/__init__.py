@@ -24,7 +24,7 @@ from monalia.api.trainer import (
     Trainer,
     TrainOptions,
 )
-from monalia.builtins.trainers.cnn.settings import RUNTIME_SETTINGS, CnnSettings
+from monalia.plugins.trainers.cnn.settings import RUNTIME_SETTINGS, CnnSettings
 
 
 class CnnTrainer(Trainer):
@@ -35,7 +35,7 @@ class CnnTrainer(Trainer):
     runtime_settings = RUNTIME_SETTINGS
 
     def fit(self, dataset: DatasetSpec, output_dir: Path, options: TrainOptions) -> TrainedModel:
-        from monalia.builtins.trainers.cnn.fit import Training  # torch is imported only to train
+        from monalia.plugins.trainers.cnn.fit import Training  # torch is imported only to train
 
         settings: CnnSettings = self.settings  # type: ignore[assignment]
         weights_path = None
@@ -44,16 +44,16 @@ class CnnTrainer(Trainer):
         return Training(dataset, output_dir, settings, options, weights_path).run()
 
     def load(self, folder: Path, options: LoadOptions) -> Predictor:
-        from monalia.builtins.trainers.cnn.scoring import CnnPredictor
-        from monalia.builtins.trainers.cnn.trained_model import load_trained_model
-        from monalia.lib.devices import resolve_device
+        from monalia.learning.devices import resolve_device
+        from monalia.plugins.trainers.cnn.scoring import CnnPredictor
+        from monalia.plugins.trainers.cnn.trained_model import load_trained_model
 
         device = resolve_device(options.device)
         model, card = load_trained_model(folder, device)
         return CnnPredictor(model, card, device, options)
 
     def library_versions(self) -> dict[str, str]:
-        from monalia.builtins.trainers.cnn.checkpoint import library_versions
+        from monalia.plugins.trainers.cnn.checkpoint import library_versions
 
         return library_versions()
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from monalia.lib.image_decode import (  # noqa: F401  (cache_side is part of this module's use)
+from monalia.learning.image_decode import (  # noqa: F401  (cache_side is part of this module's use)
     CACHE_QUALITY,
     MAX_PIXELS,
     cache_side,

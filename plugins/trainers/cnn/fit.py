@@ -21,26 +21,26 @@ import numpy as np
 import torch
 
 from monalia.api.trainer import DatasetSpec, TrainedModel, TrainOptions
-from monalia.builtins.trainers.cnn import data as data_module
-from monalia.builtins.trainers.cnn.checkpoint import load_checkpoint, save_checkpoint
-from monalia.builtins.trainers.cnn.engine import (
+from monalia.errors import ConfigError, MonaliaError
+from monalia.learning.backbones import (
+    backbone_spec,
+    build_model,
+    freeze_backbone,
+)
+from monalia.learning.devices import resolve_device
+from monalia.learning.metrics import (
+    evaluate_scores,
+    json_safe,
+)
+from monalia.plugins.trainers.cnn import data as data_module
+from monalia.plugins.trainers.cnn.checkpoint import load_checkpoint, save_checkpoint
+from monalia.plugins.trainers.cnn.engine import (
     MultiLabelLoss,
     choose_precision,
     evaluate,
     train_one_epoch,
 )
-from monalia.builtins.trainers.cnn.settings import CnnSettings
-from monalia.errors import ConfigError, MonaliaError
-from monalia.lib.backbones import (
-    backbone_spec,
-    build_model,
-    freeze_backbone,
-)
-from monalia.lib.devices import resolve_device
-from monalia.lib.metrics import (
-    evaluate_scores,
-    json_safe,
-)
+from monalia.plugins.trainers.cnn.settings import CnnSettings
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -368,7 +368,7 @@ class Training:
         beta = self.settings.beta
         metrics: dict[str, Any] = {"history": state["history"], "best_epoch": state["best_epoch"]}
         # the raw scores of validation and test: the framework calibrates them, picks the
-        # thresholds and computes the metrics (monalia.lib.evaluation.settle_model)
+        # thresholds and computes the metrics (monalia.learning.evaluation.settle_model)
         split_scores = {}
         for split in ("val", "test"):
             if split in self.splits:

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from monalia.api.trainer import ChunkScores, LoadOptions, Predictor
-from monalia.builtins.trainers.cnn import data as data_module
-from monalia.builtins.trainers.cnn.engine import _logits, choose_precision
-from monalia.lib.backbones import classifier_head
+from monalia.learning.backbones import classifier_head
+from monalia.plugins.trainers.cnn import data as data_module
+from monalia.plugins.trainers.cnn.engine import _logits, choose_precision
 
 T = TypeVar("T")
 
@@ -178,9 +178,9 @@ class CnnPredictor(Predictor):
         return torch.sigmoid(logits.float()).cpu().numpy(), features.cpu().numpy()
 
     def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
-        """Grad-CAM on the backbone's last convolutional block (`monalia.lib.backbones`)."""
-        from monalia.lib.backbones import cam_layer
-        from monalia.lib.explain import grad_cam
+        """Grad-CAM on the backbone's last convolutional block (`monalia.learning.backbones`)."""
+        from monalia.learning.backbones import cam_layer
+        from monalia.learning.explain import grad_cam
 
         scorer = self.scorer
         batch = scorer.normalize(torch.from_numpy(np.ascontiguousarray(pixels[None])))

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from monalia.api.plugin import PluginSettings
-from monalia.lib.backbones import BACKBONES, OFFLINE_BACKBONE
+from monalia.learning.backbones import BACKBONES, OFFLINE_BACKBONE
 
 # Settings that change how fast a training runs, not what it learns.
 RUNTIME_SETTINGS = ("device", "workers", "cache")
@@ -45,7 +45,7 @@ class CnnSettings(PluginSettings):
     patience: int = Field(default=5, ge=0)  # epochs without a better val mAP; 0: never stop early
     min_delta: float = Field(default=0.001, ge=0)
     beta: float = Field(default=1.0, gt=0)  # thresholds maximise F-beta on validation
-    # how scores are calibrated on validation: "auto" measures and picks (monalia.lib.calibration)
+    # how scores are calibrated on validation: "auto" measures and picks (monalia.learning.calibration)
     calibration: Literal["auto", "none", "temperature", "platt"] = "auto"
     seed: int = 0
     device: str = "auto"  # auto: CUDA when there is one

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from monalia.api.trainer import model_weights, read_model_card
-from monalia.lib.backbones import build_model
+from monalia.learning.backbones import build_model
 
 
 def load_trained_model(model_dir: Path, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""bench/serve.py: the curators' workbench over 30,000 notices x 40 classes, as a browser asks it.
+
+Builds the project bench/query.py builds (an embedded store with the records graph and a model graph
+of 30,000 notices scored on 40 classes, with curation bands; the catalog with the model and its
+dataset), adds what the workbench reads from the catalog (the records and their images) and a
+model that can explain itself: EfficientNet-Lite0 with its packaged ImageNet weights and a head
+of 40 classes, registered as the CNN trainer registers it, and one notice's image on disk.
+
+Then starts `monalia serve` as a user does (a process of its own, on a free port) and asks it,
+each --repeat times in turn, with one HTTP session as a browser keeps:
+- a findings page of 50 (the search list of a class: its best-scored records, thumbnails'
+  addresses, subjects and decisions), a different class each time;
+- the noise page of a class (fewer than 50 findings a class here);
+- a heat map of the notice's image for a class not asked before (Grad-CAM on the CPU, computed
+  and cached; the first heat map, which loads the model, is reported apart).
+Targets (absolute): findings page median <= 300 ms, heat map median <= 1 s on the CPU.
+
+Usage: .venv/bin/python bench/serve.py [--notices N] [--classes C] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchlib import MONALIA, Criterion, Samples, verdict  # noqa: E402
+
+PAGE_TARGET_S = 0.3
+HEAT_TARGET_S = 1.0
+MODEL = "bench-efficientnet_lite0"
+
+
+def load_query_bench():
+    """bench/query.py's builders (it is a script, not a module)."""
+    loader = importlib.machinery.SourceFileLoader("bench_query", str(REPO / "bench" / "query"))
+    spec = importlib.util.spec_from_loader("bench_query", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def add_records(catalog_url: str, rows, picture: Path, data_dir: Path) -> int:
+    """The notices and their images in the catalog, as harvest and images leave them; the first
+    notice's image fetched (the heat maps' image). Returns that image's id."""
+    import sqlite3
+
+    from monalia.hashing import file_sha256
+
+    now = datetime(2026, 1, 2).strftime("%Y-%m-%d %H:%M:%S.%f")
+    digest = file_sha256(picture)
+    stored = data_dir / "images" / digest[:2] / f"{digest}.jpg"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_bytes(picture.read_bytes())
+    database = sqlite3.connect(catalog_url.removeprefix("sqlite:///"))
+    with database:
+        database.executemany(
+            "INSERT INTO records (id, source, source_id, iri, title, creators, content_hash, "
+            "first_seen, last_seen, landing_page) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    n + 1,
+                    row.source,
+                    row.source_id,
+                    row.iri,
+                    row.title,
+                    json.dumps(row.creators),
+                    hashlib.sha256(row.iri.encode()).hexdigest(),
+                    now,
+                    now,
+                    row.landing_page,
+                )
+                for n, row in enumerate(rows)
+            ],
+        )
+        database.executemany(
+            "INSERT INTO images (id, record_id, position, url, is_main, status, sha256, path) "
+            "VALUES (?, ?, 0, ?, 1, ?, ?, ?)",
+            [
+                (
+                    n + 1,
+                    n + 1,
+                    row.images[0].url,
+                    "fetched" if n == 0 else "pending",
+                    digest if n == 0 else None,
+                    f"images/{digest[:2]}/{digest}.jpg" if n == 0 else None,
+                )
+                for n, row in enumerate(rows)
+            ],
+        )
+    database.close()
+    return 1
+
+
+def write_model(folder: Path, catalog_url: str, classes) -> None:
+    """EfficientNet-Lite0 (packaged ImageNet weights) with a 40-class head, as `monalia train`
+    leaves a model: its folder with card and weights, the catalog row pointing at it."""
+    import sqlite3
+
+    import torch
+
+    from monalia.learning.backbones import IMAGENET_MEAN, build_model  # noqa: F401
+    from monalia.hashing import file_sha256
+
+    model = build_model("efficientnet_lite0", len(classes), 0.2, weights="imagenet")
+    target = folder / ".monalia" / "models" / MODEL
+    target.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), target / "model.pt")
+    card = {
+        "name": MODEL,
+        "trainer": "cnn",
+        "backbone": "efficientnet_lite0",
+        "classes": [{"uri": c.uri, "label": c.label, "threshold": 0.5} for c in classes],
+        "input": {"size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+        "settings": {"dropout": 0.2, "channels_last": True},
+        "weights": "model.pt",
+        "weights_sha256": file_sha256(target / "model.pt"),
+    }
+    (target / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+    database = sqlite3.connect(catalog_url.removeprefix("sqlite:///"))
+    with database:
+        database.execute(
+            "UPDATE models SET path = ?, card = ? WHERE name = ?",
+            (f"models/{MODEL}", json.dumps(card), MODEL),
+        )
+    database.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notices", type=int, default=30_000)
+    parser.add_argument("--classes", type=int, default=40)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument(
+        "--keep", type=Path, help="build the project in DIR and keep it; reuse it when there"
+    )
+    args = parser.parse_args()
+
+    import requests
+    from support.drawn_images import draw
+
+    from monalia.rdf.scores import ModelClass, ModelInfo
+
+    query = load_query_bench()
+    classes = query.classes_of(args.classes)
+    model = ModelInfo(
+        name=MODEL,
+        classes=tuple(ModelClass(c.uri, c.label, 0.5) for c in classes),
+        backbone="efficientnet_lite0",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        bands=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        folder = args.keep or Path(tmp)
+        project = folder / "monalia.toml"
+        image_id = 1
+        if not project.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            rows, images = query.build(args.notices, classes)
+            query.write_store(folder, rows, images, model)
+            catalog_url = query.write_catalog(folder, model, classes)
+            picture = folder / "picture.jpg"
+            draw({"disc", "triangle"}, random.Random(3), size=800).save(picture, "JPEG", quality=90)
+            image_id = add_records(catalog_url, rows, picture, folder / ".monalia")
+            write_model(folder, catalog_url, classes)
+            project = query.write_project(folder, catalog_url)
+            text = project.read_text(encoding="utf-8")
+            project.write_text(text + '\n[report]\nmethod = "threshold"\n', encoding="utf-8")
+            del rows, images
+            print(
+                f"project: {args.notices:,} notices x {args.classes} classes "
+                f"in {time.perf_counter() - started:.1f} s"
+            )
+        for cached in (folder / ".monalia" / "heatmaps").rglob("*.png"):
+            cached.unlink()  # every heat map computed in the run
+
+        port = free_port()
+        started = time.perf_counter()
+        server = subprocess.Popen(
+            [MONALIA, "-p", str(project), "serve", "--port", str(port), "--reviewer", "bench"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if server.poll() is not None:
+                        raise SystemExit(f"monalia serve stopped: {server.stderr.read()}") from None
+                    time.sleep(0.1)
+            ready = time.perf_counter() - started
+            print(f"monalia serve answering after {ready:.1f} s (findings of every class computed)")
+            session = requests.Session()
+            session.get(f"{base}/", timeout=60).raise_for_status()
+
+            pages = Samples("findings page of 50", "s")
+            noise = Samples("noise page", "s")
+            heat = Samples("heat map", "s")
+            first_heat = None
+            cards = 0
+            for turn in range(args.repeat):
+                index = turn % len(classes)
+                began = time.perf_counter()
+                answer = session.get(
+                    f"{base}/findings",
+                    params={"class": index, "kind": "search", "reviewed": "all"},
+                    timeout=60,
+                )
+                pages.values.append(time.perf_counter() - began)
+                answer.raise_for_status()
+                cards = answer.text.count('class="card ')
+                began = time.perf_counter()
+                session.get(
+                    f"{base}/findings", params={"class": index, "kind": "noise"}, timeout=60
+                ).raise_for_status()
+                noise.values.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                made = session.get(f"{base}/explain/{image_id}/{index}/heat", timeout=120)
+                seconds = time.perf_counter() - began
+                made.raise_for_status()
+                if first_heat is None:
+                    first_heat = seconds  # loads the model
+                else:
+                    heat.values.append(seconds)
+            if cards != 50:
+                raise SystemExit(f"a findings page held {cards} findings, not 50")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"findings page of 50: {pages.spread(3)}")
+    print(f"noise page: {noise.spread(3)}")
+    print(f"heat map: {heat.spread(3)}; the first, loading the model: {first_heat:.2f} s")
+    criteria = [
+        Criterion("findings page of 50 (median)", pages.median, PAGE_TARGET_S, True, "s"),
+        Criterion("noise page (median)", noise.median, PAGE_TARGET_S, True, "s"),
+        Criterion("heat map on the CPU (median)", heat.median, HEAT_TARGET_S, True, "s"),
+    ]
+    print(
+        verdict(
+            "serve",
+            criteria,
+            f"findings page {pages.median * 1000:.0f} ms, noise page {noise.median * 1000:.0f} ms, "
+            f"heat map {heat.median:.2f} s (first {first_heat:.2f} s with the model's load), "
+            f"server ready in {ready:.1f} s; {args.notices:,} notices x {args.classes} classes, "
+            f"medians of {args.repeat}",
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

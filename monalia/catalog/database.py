@@ -1,0 +1,220 @@
+"""The catalog: one database holding records, images, datasets, models, predictions and runs.
+
+SQLite file by default; any SQLAlchemy URL works. A new catalog is created at the newest schema;
+an older one must be upgraded with ``monalia db upgrade`` and one from a newer monalia is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monalia import jsontext
+from monalia.catalog.schema import SCHEMA_HEAD, migrations_dir
+from monalia.errors import CatalogError
+
+__all__ = ["Catalog", "SchemaStatus", "safe_url"]
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may be shown or logged: any password is masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable catalog URL>"
+
+
+def alembic_config(connection=None):
+    """An Alembic configuration pointing at monalia's migrations, optionally on a connection."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", migrations_dir())
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a catalog's schema stands relative to this monalia's migrations."""
+
+    current: str | None  # revision stored in the catalog, None when it has none
+    head: str
+    known: bool  # whether this monalia knows the stored revision
+    empty: bool  # no tables at all: a new catalog
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+    @property
+    def behind(self) -> bool:
+        return self.known and self.current is not None and self.current != self.head
+
+
+class Catalog:
+    """An open catalog. Use `Catalog.open` to get one that is checked against the schema."""
+
+    def __init__(self, url: str, engine: Engine):
+        self.url = url
+        self.engine = engine
+        self._sessionmaker = sessionmaker(engine, expire_on_commit=False)
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, url: str) -> Catalog:
+        """Connect without checking the schema (for `monalia db` commands)."""
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise CatalogError(f"catalog URL {url!r} is not a SQLAlchemy URL") from None
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CatalogError(
+                    f"cannot open catalog {safe_url(url)}: cannot create its folder "
+                    f"{Path(parsed.database).parent}: {exc.strerror or exc}"
+                ) from None
+        try:
+            # JSON columns (raw payloads of kilobytes) written and read with orjson
+            engine = create_engine(
+                parsed,
+                future=True,
+                json_serializer=jsontext.dumps,
+                json_deserializer=jsontext.loads,
+            )
+        except (NoSuchModuleError, ModuleNotFoundError) as exc:
+            raise CatalogError(
+                f"catalog {safe_url(url)}: no database driver for it ({exc}); "
+                "for PostgreSQL install monalia[postgres]"
+            ) from None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        catalog = cls(url, engine)
+        try:
+            with engine.connect():
+                pass
+        except OperationalError as exc:
+            raise CatalogError(
+                f"cannot open catalog {safe_url(url)}: {str(exc.orig).strip().splitlines()[0]}"
+            ) from None
+        return catalog
+
+    @classmethod
+    def open(cls, url: str, create: bool = True) -> Catalog:
+        """Open a catalog ready for use: create a new one at head, refuse one that is not at head."""
+        catalog = cls.connect(url)
+        status = catalog.schema_status()
+        if status.up_to_date:
+            return catalog
+        if status.empty and create:
+            catalog.upgrade()
+            return catalog
+        catalog.engine.dispose()
+        raise CatalogError(catalog.describe_mismatch(status))
+
+    def describe_mismatch(self, status: SchemaStatus) -> str:
+        where = f"catalog {safe_url(self.url)}"
+        if status.empty:
+            return f"{where} does not exist yet (run `monalia db upgrade` to create it)"
+        if status.current is None:
+            return (
+                f"{where} holds tables but no monalia schema revision: it is not a monalia catalog"
+            )
+        if not status.known:
+            from monalia import __version__
+
+            return (
+                f"{where} was written by a newer monalia (schema revision {status.current} is "
+                f"unknown to monalia {__version__}); upgrade monalia to use it"
+            )
+        return (
+            f"{where} is at schema revision {status.current}, this monalia needs {status.head}: "
+            "run `monalia db upgrade` (back the catalog up first)"
+        )
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def schema_status(self) -> SchemaStatus:
+        current = self._stamped_revision()
+        if current == SCHEMA_HEAD:  # the usual case, known without loading Alembic
+            return SchemaStatus(current=current, head=SCHEMA_HEAD, known=True, empty=False)
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(alembic_config())
+        head = script.get_current_head()
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+            tables = inspect(connection).get_table_names()
+        known = current is None or _revision_known(script, current)
+        return SchemaStatus(current=current, head=head, known=known, empty=not tables)
+
+    def _stamped_revision(self) -> str | None:
+        """The revision stored in the catalog, or None when there is none to read."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        except DBAPIError:
+            return None  # no table yet: Alembic's path tells a new catalog from a foreign one
+        return rows[0][0] if len(rows) == 1 else None
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply migrations up to `revision` in one transaction where the database allows it."""
+        from alembic import command
+
+        status = self.schema_status()
+        if not status.known:
+            raise CatalogError(self.describe_mismatch(status))
+        if status.current is None and not status.empty:
+            raise CatalogError(self.describe_mismatch(status))
+        with self.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), revision)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits when the block ends normally and rolls back otherwise."""
+        session = self._sessionmaker()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _revision_known(script, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except Exception:  # alembic raises several kinds of error for an id it does not know
+        return False
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets `monalia runs` read while a harvest writes; the timeout waits out short locks.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

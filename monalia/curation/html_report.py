@@ -1,0 +1,259 @@
+"""`monalia report html`: a static site of noise, silence and search results, and the model.
+
+Pages are rendered from ``monalia/templates/report`` with autoescaping (titles and subject texts
+come from the collections). Thumbnails are small JPEG copies of the catalog's images, named by the
+original's content hash; images without a local copy are linked where they live.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image
+
+from monalia.curation.findings import Finding
+from monalia.hashing import file_sha256
+from monalia.learning.image_decode import picture_jpeg
+
+THUMBNAIL_SIDE = 240
+MAX_PIXELS = 100_000_000  # a larger image is refused, not decoded
+MAX_PLOTS = 12
+
+EXPLAIN = {
+    "noise": "Records annotated with a class (or a narrower term) that the model scores below "
+    "the class's noise threshold on every image: the annotation is suspect. Lowest score first.",
+    "silence": "Records the model scores above the class's silence threshold whose metadata does "
+    "not mention the class: the annotation is probably missing. Highest score first.",
+}
+EXPLAIN_CONFIDENT = {
+    "noise": "Annotations that confident learning flags as wrong, from scores of models that did "
+    "not train on the image ({scores}), for the records of the model's dataset; for the other "
+    "records, the class's noise threshold. Lowest score first.",
+    "silence": "Missing annotations that confident learning flags, from scores of models that "
+    "did not train on the image ({scores}), for the records of the model's dataset; for the "
+    "other records, the class's silence threshold. Highest score first.",
+}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "class"
+
+
+def thumbnail(source: Path, folder: Path) -> str | None:
+    """A small JPEG copy of `source` in `folder`, named by the source's hash; None if unreadable."""
+    name = f"{file_sha256(source)}.jpg"
+    target = folder / name
+    if not target.exists():
+        data = picture_jpeg(source, THUMBNAIL_SIDE, MAX_PIXELS)
+        if data is None:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return f"{folder.name}/{name}"
+
+
+def _card(
+    finding: Finding,
+    thumbs: dict[str, str | None],
+    heatmaps: dict[tuple[str, str], str] | None = None,
+) -> dict[str, Any]:
+    card = asdict(finding)
+    card["thumbnail"] = thumbs.get(finding.image_path or "")
+    remote = finding.image if finding.image.startswith(("http://", "https://")) else None
+    card["remote"] = None if card["thumbnail"] else remote
+    card["heatmap"] = (heatmaps or {}).get((finding.image_path or "", finding.class_uri))
+    return card
+
+
+def write_heatmaps(
+    findings: list[Finding], project, model, folder: Path, progress=None
+) -> dict[tuple[str, str], str]:
+    """Heat maps (the model's view with Grad-CAM laid over it) of the findings' images for
+    their class, as JPEGs in `folder`: (image path, class URI) -> path relative to the site.
+    Nothing when the model's trainer cannot explain or its weights are not here."""
+    from monalia.api.trainer import LoadOptions
+    from monalia.errors import MonaliaError
+    from monalia.learning.explain import blend
+    from monalia.learning.image_decode import decode_for_model
+    from monalia.stages.enrich import load_predictor
+
+    wanted = [f for f in findings if f.image_path]
+    if not wanted or not model.path:
+        return {}
+    try:
+        predictor = load_predictor(project, model, LoadOptions("auto", 1, 0))
+    except (MonaliaError, OSError, ImportError):
+        return {}
+    if not predictor.can_explain:
+        return {}
+    made: dict[tuple[str, str], str] = {}
+    for finding in wanted:
+        key = (finding.image_path, finding.class_uri)
+        if key in made or finding.class_uri not in predictor.classes:
+            continue
+        name = f"{_slug(Path(finding.image_path).stem)}-{predictor.classes.index(finding.class_uri)}.jpg"
+        target = folder / name
+        if not target.exists():
+            try:
+                pixels = decode_for_model(Path(finding.image_path), predictor.input_size)
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+                continue
+            heat = predictor.explain(pixels, predictor.classes.index(finding.class_uri))
+            folder.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blend(pixels, heat))
+        made[key] = f"{folder.name}/{name}"
+        if progress is not None:
+            progress.advance(1)
+    return made
+
+
+def model_plots(folder: Path | None) -> list[Path]:
+    """The PNG plots training and evaluation left in the model's folder."""
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(folder.rglob("*.png"))[:MAX_PLOTS]
+
+
+def web_link(value: Any) -> str | None:
+    """A link target from the data only when it is an http(s) URL: a record's landing page or
+    IRI of ``javascript:alert(1)`` is shown as text, never made clickable."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    return text if text.lower().startswith(("http://", "https://")) else None
+
+
+def report_environment(folder: str = "templates/report") -> Environment:
+    """The report's templates (or the workbench's, from `folder`): text escaped, link targets
+    from the data filtered (`web_link`)."""
+    environment = Environment(
+        loader=PackageLoader("monalia", folder),
+        autoescape=select_autoescape(["html"]),
+    )
+    environment.filters["web_link"] = web_link
+    return environment
+
+
+def write_site(out: Path, setup, catalog, project, per_class: int, progress=None) -> Path:
+    """Write the site into `out`; return its index page."""
+    from monalia.catalog.lookups import model_folder
+    from monalia.curation.session import add_local_images
+
+    curation, model = setup.curation, setup.model
+    noise = curation.noise()
+    silence = curation.silence()
+    searches = {c.uri: curation.search(c, None, per_class) for c in curation.classes}
+    everything = noise + silence + [f for found in searches.values() for f in found]
+    curation.describe(everything)
+    add_local_images(catalog, project, everything)
+
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(
+        Path(str(files("monalia") / "templates" / "report" / "style.css")), out / "style.css"
+    )
+    thumbs: dict[str, str | None] = {}
+    for finding in everything:
+        path = finding.image_path
+        if path and path not in thumbs:
+            thumbs[path] = thumbnail(Path(path), out / "thumbs")
+            if progress is not None:
+                progress.advance(1)
+
+    limit = project.file.serve.heatmaps
+    half = limit // 2
+    heatmaps = write_heatmaps(
+        noise[:half] + silence[: limit - min(half, len(noise))],
+        project,
+        model,
+        out / "heatmaps",
+        progress,
+    )
+
+    plots = []
+    for plot in model_plots(model_folder(project, model) if model.path else None):
+        target = out / "plots" / f"{plot.parent.name}-{plot.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(plot, target)
+        plots.append(f"plots/{target.name}")
+
+    metrics = model.metrics or {}
+    per_class_metrics = metrics.get("per_class") or {}
+    evaluated = metrics.get("evaluated_on")
+    counts = {"noise": len(noise), "silence": len(silence)}
+    class_pages = [
+        {"uri": c.uri, "label": c.label, "file": f"class-{_slug(c.label)}.html"}
+        for c in curation.classes
+    ]
+    common = {
+        "model": model,
+        "store": setup.store,
+        "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "counts": counts,
+        "class_pages": class_pages,
+    }
+    environment = report_environment()
+
+    def render(name: str, target: str, **values: Any) -> None:
+        text = environment.get_template(name).render(**common, **values)
+        (out / target).write_text(text, encoding="utf-8")
+        if progress is not None:
+            progress.advance(1)
+
+    oos = curation.out_of_sample
+    for kind, found in (("noise", noise), ("silence", silence)):
+        render(
+            "findings.html",
+            f"{kind}.html",
+            title=kind.capitalize(),
+            kind=kind,
+            explanation=EXPLAIN_CONFIDENT[kind].format(scores=oos.name)
+            if oos is not None
+            else EXPLAIN[kind],
+            findings=[_card(f, thumbs, heatmaps) for f in found],
+        )
+    for page, cls in zip(class_pages, curation.classes, strict=True):
+        threshold = cls.threshold if cls.threshold is not None else 0.5
+        render(
+            "findings.html",
+            page["file"],
+            title=f"Search: {cls.label}",
+            kind="search",
+            explanation=f"The {per_class} records scored highest for {cls.label} (at or above "
+            f"{threshold:.3f}, the class's threshold), best first.",
+            findings=[_card(f, thumbs) for f in searches[cls.uri]],
+        )
+    classes = []
+    for page, cls in zip(class_pages, curation.classes, strict=True):
+        classes.append(
+            {
+                "label": cls.label,
+                "page": page["file"],
+                "ap": (per_class_metrics.get(cls.uri) or {}).get("ap"),
+                "threshold": cls.threshold,
+                "noise_below": cls.noise_below,
+                "silence_above": cls.silence_above,
+                "noise": sum(1 for f in noise if f.class_uri == cls.uri),
+                "silence": sum(1 for f in silence if f.class_uri == cls.uri),
+            }
+        )
+    render(
+        "index.html",
+        "index.html",
+        title="Model and curation report",
+        classes=classes,
+        plots=plots,
+        evaluated=evaluated,
+        test_map=(metrics.get(evaluated) or {}).get("map") if evaluated else None,
+    )
+    if progress is not None:
+        progress.close()
+    return out / "index.html"

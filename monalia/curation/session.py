@@ -1,0 +1,198 @@
+"""What `monalia search` and `monalia report` need from a project: a store, a model, classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monalia.catalog.orm_reader import OrmReader, reader_of  # noqa: F401  (used by the reports)
+from monalia.catalog.reader import image_file
+from monalia.classes import model_classes
+from monalia.curation.findings import (
+    Curation,
+    CurationClass,
+    Finding,
+    OutOfSample,
+    ThresholdOverride,
+)
+from monalia.errors import ConfigError
+from monalia.net.sparql_endpoint import sparql_client
+from monalia.project import Project
+from monalia.rdf.scores import model_graph_iri
+
+# `catalog` below is a `Catalog` or a `CatalogReader` (the commands a user waits on at the
+# terminal read without SQLAlchemy): both answer the lookups of `reader_of`.
+
+
+@dataclass
+class CurationSetup:
+    curation: Curation
+    model: Any  # a ModelRow, or a ModelView from a CatalogReader
+    store: str  # where the queries go, for messages
+    method: str = "threshold"  # how noise and silence are found
+    note: str | None = None  # why the method is not the one asked for, when it is not
+
+
+def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample | None:
+    """The `confident` method's findings over the model's dataset, from the newest set of
+    out-of-sample scores made for the model (`monalia train --folds K`); None without one."""
+    import numpy as np
+
+    from monalia.curation.confident_learning import find_issues
+
+    reader = reader_of(catalog)
+    found = [entry for entry in reader.score_sets() if entry[2].get("model") == model.name]
+    if not found or model.dataset_id is None:
+        return None
+    set_id, set_name, _ = found[0]
+    images = reader.dataset_images(model.dataset_id)
+    row_of = {image: row for row, (image, *_rest) in enumerate(images)}
+    column_of = {cls.uri: column for column, cls in enumerate(classes)}
+    scores = np.full((len(images), len(classes)), np.nan)
+    for image, uri, score in reader.set_scores(set_id):
+        row, column = row_of.get(image), column_of.get(uri)
+        if row is not None and column is not None:
+            scores[row, column] = score
+    scored = ~np.isnan(scores).any(axis=1)  # images the folds could not read have no scores
+    labels = np.zeros(scores.shape, dtype=int)
+    for row, (_image, _iri, _url, given) in enumerate(images):
+        for uri in given:
+            if uri in column_of:
+                labels[row, column_of[uri]] = 1
+    kept = np.flatnonzero(scored)
+    issues = find_issues(labels[kept], scores[kept])
+
+    def findings(kind: str) -> list[Finding]:
+        made = []
+        for column, entry in enumerate(issues):
+            cls = classes[column]
+            for index in entry.noise if kind == "noise" else entry.silence:
+                _image, iri, url, _given = images[int(kept[index])]
+                made.append(
+                    Finding(
+                        iri,
+                        cls.uri,
+                        cls.label,
+                        float(scores[kept[index], column]),
+                        url,
+                        annotated=kind == "noise",
+                        method="confident",
+                        scores=set_name,
+                    )
+                )
+        return made
+
+    records = frozenset(images[int(row)][1] for row in kept)
+    return OutOfSample(set_name, records, findings("noise"), findings("silence"))
+
+
+def report_client(project: Project, store: str | None):
+    """The store to query: a sink instance by name, an endpoint URL, a folder or an RDF file.
+
+    Without a name, the queryable sink of the lowest `query_priority` answers.
+    """
+    wanted = store or project.file.report.store
+    if wanted is None:
+        candidates = sorted(
+            (instance for instance in project.sinks.values()),
+            key=lambda instance: instance.info.cls.query_priority,
+        )
+        for instance in candidates:
+            client = instance.create().query_client()
+            if client is not None:
+                return client
+        raise ConfigError(
+            "nothing to query: add a sink that can be queried (embedded-store, sparql-store, "
+            "a single-file turtle) and run `monalia enrich`, or name a store with --store or "
+            "[report] store"
+        )
+    instance = project.sinks.get(wanted)
+    if instance is None:
+        return sparql_client(wanted, project.dir)
+    client = instance.create().query_client()
+    if client is None:
+        raise ConfigError(
+            f"sink {wanted} ({instance.info.name}) cannot be queried: name a sink that can "
+            "(embedded-store, sparql-store, a single-file turtle), an endpoint URL, a store "
+            "folder or an RDF file"
+        )
+    return client
+
+
+def open_curation(
+    catalog,
+    project: Project,
+    model_ref: str | None = None,
+    store: str | None = None,
+    below: float | None = None,
+    above: float | None = None,
+    method: str | None = None,
+) -> CurationSetup:
+    """Search and reports for a registered model over the configured (or named) store.
+
+    `method` (default `[report] method`): "threshold" judges every record by the model's own
+    scores and the card's thresholds; "confident" judges the records of the model's dataset by
+    confident learning over their out-of-sample scores, the others by the thresholds. Without
+    out-of-sample scores, "confident" falls back to "threshold" and says so in `note`.
+    """
+    from monalia.catalog.reader import is_score_set
+
+    section = project.file.report
+    model = reader_of(catalog).find_model(model_ref or section.model or project.file.enrich.model)
+    if is_score_set(model.card):
+        raise ConfigError(
+            f"{model.name} is the out-of-sample scores of {model.card.get('model')}: name that "
+            "model (the confident method reads these scores for it)"
+        )
+    classes = model_classes(
+        catalog,
+        project,
+        model,
+        {
+            name: ThresholdOverride(entry.noise_below, entry.silence_above)
+            for name, entry in section.classes.items()
+        },
+        ThresholdOverride(
+            below if below is not None else section.noise_below,
+            above if above is not None else section.silence_above,
+        ),
+    )
+    client = report_client(project, store)
+    graph = model_graph_iri(project.file.project.base_iri, model.name)
+    method = method or section.method
+    oos, note = None, None
+    if method == "confident":
+        has_set = any(
+            card.get("model") == model.name for _, _, card in reader_of(catalog).score_sets()
+        )
+        # computed when noise or silence is asked for, not for a search
+        oos = (lambda: out_of_sample(catalog, model, classes)) if has_set else None
+        if oos is None:
+            method = "threshold"
+            note = (
+                f"model {model.name} has no out-of-sample scores (`monalia train --folds 5` "
+                "makes them): noise and silence by the thresholds"
+            )
+    curation = Curation(client, graph, classes, model.name, oos)
+    return CurationSetup(curation, model, client.endpoint, method, note)
+
+
+def pick_classes(setup: CurationSetup, names: tuple[str, ...]) -> list[CurationClass] | None:
+    from monalia.curation.findings import find_class
+
+    if not names:
+        return None
+    return [find_class(setup.curation.classes, name) for name in names]
+
+
+def add_local_images(catalog, project: Project, findings: list[Finding]) -> None:
+    """Set each finding's `image_path` to the catalog's copy of its image, where there is one."""
+    urls = sorted({f.image for f in findings})
+    paths: dict[str, str] = {}
+    for url, stored in reader_of(catalog).image_paths(urls).items():
+        path = image_file(project.data_dir, stored)
+        if path is not None and Path(path).is_file():
+            paths[url] = str(path)
+    for finding in findings:
+        finding.image_path = paths.get(finding.image)

@@ -1,0 +1,1 @@
+"""The demo: a small drawn collection with planted errors (`collection`), for `monalia demo`."""

@@ -1,0 +1,279 @@
+"""The harvest stage: a source's records into the catalog, incrementally and resumably.
+
+Records are committed in batches; each batch is committed together with the source's checkpoint
+(where to resume) and the run's counts, so a run killed at any moment resumes without a gap or a
+duplicate. A record whose content hash is unchanged is only marked as seen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from monalia.api.records import Record
+from monalia.api.source import CrawlSpec, ItemOutcome, Source, SourceState, seen_count
+from monalia.catalog.database import Catalog
+from monalia.catalog.models import utcnow
+from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
+from monalia.progress import Progress
+from monalia.project import PluginInstance
+from monalia.stages.harvest.gc_tuning import batches_without_collections, between_batches
+from monalia.stages.harvest.record_store import (
+    CHANGED,
+    NEW,
+    UNCHANGED,
+    RecordStore,
+    classify,
+    load_state,
+    state_row,
+)
+
+
+@dataclass
+class HarvestOptions:
+    """What the user asked of this harvest run."""
+
+    limit: int | None = None  # stop after this many records
+    since: str | None = None  # read only what changed after this (where the source can)
+    restart: bool = False  # ignore the checkpoint and bookmark: read everything again
+    # a commit every this many records (None: the source's batch size) or seconds, whichever
+    # comes first: a killed run loses at most that much work
+    commit_records: int | None = None
+    commit_seconds: float = 10.0
+
+
+def harvest(
+    catalog: Catalog,
+    configured: PluginInstance,
+    hooks=None,
+    options: HarvestOptions | None = None,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Harvest one configured source into the catalog; return the finished run."""
+    options = options or HarvestOptions()
+    source: Source = configured.create()
+    spec = source.crawl()
+    if spec is not None:
+        return crawl_harvest(catalog, configured, source, spec, options, progress)
+    state = load_state(catalog, configured.instance)
+    if options.restart:
+        state = SourceState()
+    state.since = options.since
+    settings: dict[str, Any] = {
+        "settings": source.describe_settings(),
+        "limit": options.limit,
+        "since": options.since,
+        "restart": options.restart,
+        "resumed_from": state.checkpoint,
+        "bookmark": state.bookmark,
+    }
+    progress = progress or Progress(f"harvest {configured.instance}", unit="records", enabled=False)
+    prepare = None
+    if has_implementations(hooks, "prepare_record"):
+
+        def prepare(record: Record) -> None:
+            hooks.prepare_record(record=record, source=source)
+
+    limited = False
+    greatest: Any = None
+    with (
+        RunTracker(
+            catalog, "harvest", configured.info.name, configured.instance, settings, hooks
+        ) as tracker,
+        progress,
+        batches_without_collections(),
+    ):
+        store = RecordStore(
+            configured.instance,
+            tracker,
+            hooks if has_implementations(hooks, "record_harvested") else None,
+        )
+        source.open()
+        try:
+            progress.set_total(source.estimate_total(state))
+            batch: list[ItemOutcome] = []
+            batch_records = 0
+            checkpoint = state.checkpoint
+            taken = 0
+            commit_records = options.commit_records or source.batch_size
+            last_commit = time.monotonic()
+            for outcome in source.harvest(state, prepare):
+                batch.append(outcome)
+                size = len(outcome.records) or 1
+                batch_records += size
+                taken += size
+                if source.replication_key:
+                    for record in outcome.records:
+                        value = getattr(record, source.replication_key, None)
+                        if value is not None and (greatest is None or value > greatest):
+                            greatest = value
+                if (
+                    batch_records >= commit_records
+                    or time.monotonic() - last_commit >= options.commit_seconds
+                ):
+                    checkpoint = store.commit(catalog, batch, configured.info.name)
+                    progress.advance(batch_records)
+                    batch, batch_records = [], 0
+                    between_batches()
+                    last_commit = time.monotonic()
+                if options.limit is not None and taken >= options.limit:
+                    limited = True
+                    break
+            if batch:
+                checkpoint = store.commit(catalog, batch, configured.info.name)
+                progress.advance(batch_records)
+        finally:
+            source.close()
+        # A complete run clears the checkpoint, so the next run reads the source again (to find
+        # changes); a run stopped by --limit keeps it, so the next run goes on from there.
+        with catalog.session() as session:
+            row = state_row(session, configured.instance, configured.info.name)
+            if not limited:
+                row.checkpoint = None
+                bookmark = source.new_bookmark()
+                if bookmark is not None:
+                    row.bookmark = bookmark
+                elif source.replication_key and greatest is not None:
+                    row.bookmark = greatest
+            else:
+                row.checkpoint = checkpoint
+            row.updated_at = utcnow()
+            row.last_run_id = tracker.id
+        message = (
+            f"stopped at --limit {options.limit}; the next run goes on from there"
+            if limited
+            else None
+        )
+        return tracker.finish(DONE, message)
+
+
+def has_implementations(hooks, name: str) -> bool:
+    """Whether any plugin implements the hook: a hook called for every record costs a few
+    microseconds even when nothing listens, seconds over a large harvest."""
+    caller = getattr(hooks, name, None) if hooks is not None else None
+    return caller is not None and bool(caller.get_hookimpls())
+
+
+def crawl_harvest(
+    catalog: Catalog,
+    configured: PluginInstance,
+    source: Source,
+    spec: CrawlSpec,
+    options: HarvestOptions,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Harvest a crawled source: its spider runs in a crawl process of its own and commits
+    through the item pipeline; a run that did not finish is resumed, skipping what it stored."""
+    from monalia.executors.crawl_process import run_crawl
+
+    state = SourceState() if options.restart else load_state(catalog, configured.instance)
+    checkpoint = state.checkpoint if isinstance(state.checkpoint, dict) else {}
+    job = _crawl_job(catalog, configured, source, spec, options, checkpoint)
+    return run_crawl(catalog, job, progress)
+
+
+def _crawl_job(
+    catalog: Catalog,
+    configured: PluginInstance,
+    source: Source,
+    spec: CrawlSpec,
+    options: HarvestOptions,
+    checkpoint: dict[str, Any],
+):
+    from monalia.executors.jobs import CrawlSettings, HarvestJob
+
+    return HarvestJob(
+        catalog=catalog.url,
+        source=configured.instance,
+        plugin=configured.info.name,
+        plugin_settings=configured.settings.model_dump(mode="json"),
+        context={
+            "project_dir": str(configured.context.project_dir),
+            "data_dir": str(configured.context.data_dir),
+            "base_iri": configured.context.base_iri,
+        },
+        spider=spec.spider,
+        spider_arguments=dict(spec.arguments),
+        start_url=spec.start_url,
+        since_run=checkpoint.get("since_run"),
+        limit=options.limit,
+        crawl=CrawlSettings(**spec.settings),
+        url_policy=asdict(configured.context.url_policy),
+        settings={
+            "settings": source.describe_settings(),
+            "limit": options.limit,
+            "restart": options.restart,
+            "resumed_from": checkpoint or None,
+        },
+    )
+
+
+def dry_run(
+    catalog: Catalog,
+    configured: PluginInstance,
+    options: HarvestOptions | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Read and check what a harvest would, write nothing; count new, changed, unchanged and
+    failed records against the catalog as it is, and keep the first failures to show."""
+    options = options or HarvestOptions()
+    source: Source = configured.create()
+    spec = source.crawl()
+    if spec is not None:
+        return crawl_dry_run(catalog, configured, source, spec, options, progress)
+    state = SourceState() if options.restart else load_state(catalog, configured.instance)
+    state.since = options.since
+    counts = {"seen": 0, NEW: 0, CHANGED: 0, UNCHANGED: 0, "failed": 0}
+    failures: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
+    progress = progress or Progress(f"dry run {configured.instance}", unit="records", enabled=False)
+
+    def count(records: list[Record]) -> None:
+        for change in classify(catalog, configured.instance, records):
+            counts[change] += 1
+
+    source.open()
+    try:
+        progress.set_total(source.estimate_total(state))
+        pending: list[Record] = []
+        for outcome in source.harvest(state):
+            counts["seen"] += seen_count(outcome)
+            progress.advance(len(outcome.records) or 1)
+            warnings.extend((outcome.item.key, w) for w in outcome.warnings)
+            if outcome.error is not None:
+                counts["failed"] += 1
+                if len(failures) < 20:
+                    failures.append((outcome.item.key, outcome.error))
+            pending.extend(outcome.records)
+            if len(pending) >= 1000:
+                count(pending)
+                pending = []
+            if options.limit is not None and counts["seen"] >= options.limit:
+                break
+        count(pending)
+    finally:
+        source.close()
+        progress.close()
+    return {
+        "source": configured.instance,
+        "counts": counts,
+        "failures": failures,
+        "warnings": warnings[:20],
+    }
+
+
+def crawl_dry_run(
+    catalog: Catalog,
+    configured: PluginInstance,
+    source: Source,
+    spec: CrawlSpec,
+    options: HarvestOptions,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The dry run of a crawled source: the same crawl, its items parsed and counted against the
+    catalog in the crawl process, nothing written."""
+    from monalia.executors.crawl_process import run_dry_crawl
+
+    job = _crawl_job(catalog, configured, source, spec, options, {})
+    return {"source": configured.instance, **run_dry_crawl(replace(job, dry_run=True), progress)}

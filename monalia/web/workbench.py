@@ -1,0 +1,625 @@
+"""What the curators' workbench (`monalia serve`) reads and writes, apart from the web pages.
+
+Findings are those of `monalia report` (the same queries, thresholds and method), computed once
+per model when first asked for and kept in memory; decisions are read from the catalog's
+append-only history (`monalia.catalog.reviews`) and applied to the lists on every request, so a
+decision shows at once and a finding already decided is not offered again unless the model now
+claims the opposite.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from monalia.catalog.models import (
+    ImageRow,
+    ModelClassRow,
+    PredictionRow,
+    RecordRow,
+    ReviewDecisionRow,
+    SubjectRow,
+)
+from monalia.catalog.reader import image_file
+from monalia.catalog.reviews import (
+    KINDS,
+    Decision,
+    FindingReview,
+    _decision,
+    _replay,
+    history,
+    record_decision,
+    undo_decision,
+)
+from monalia.curation.findings import CurationClass, Finding, find_class
+from monalia.errors import ConfigError, MonaliaError
+from monalia.project import Project
+
+REVIEWED = ("open", "decided", "skipped", "disputed", "all")
+THUMBNAIL_SIDE = 240
+LARGE_SIDE = 1024
+SEARCH_FIRST = 100  # search results read for a class's first pages
+VIEW_SIDE = 448  # the model's view and its heat map, as the record page shows them
+BATCH = 500
+
+
+@dataclass
+class Item:
+    """One finding in a workbench list, with what the filters need."""
+
+    finding: Finding
+    kind: str
+    source: str | None = None
+    record_id: int | None = None
+    review: FindingReview | None = None
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.review is None or self.review.latest is None:
+            return "open"
+        if self.review.disputed:
+            return "disputed"
+        return "skipped" if self.review.latest.decision == "skip" else "decided"
+
+
+@dataclass
+class Page:
+    items: list[Item]
+    total: int  # after the filters
+    page: int
+    pages: int
+    per_page: int
+    counts: dict[str, int]  # of the whole list, by review status
+    complete: bool = True  # False: there are more (a search list read as far as needed)
+
+
+class ReviewLog:
+    """The catalog's decisions, read incrementally: only rows newer than the last read."""
+
+    def __init__(self, catalog):
+        self.catalog = catalog
+        self.rows: list[Decision] = []
+        self.last_id = 0
+        self.by_pair: dict[tuple[str, str], FindingReview] = {}
+        self.lock = threading.Lock()
+
+    def current(self) -> dict[tuple[str, str], FindingReview]:
+        with self.lock, self.catalog.session() as session:
+            newest = session.scalar(select(func.max(ReviewDecisionRow.id))) or 0
+            if newest != self.last_id:
+                fresh = session.scalars(
+                    select(ReviewDecisionRow)
+                    .where(ReviewDecisionRow.id > self.last_id)
+                    .order_by(ReviewDecisionRow.id)
+                )
+                self.rows.extend(_decision(row) for row in fresh)
+                self.last_id = newest
+                self.by_pair = _replay(self.rows)
+            return self.by_pair
+
+
+class Workbench:
+    """One project's findings, records, decisions and heat maps for one model."""
+
+    def __init__(
+        self,
+        catalog,
+        project: Project,
+        model_ref: str | None = None,
+        store: str | None = None,
+        method: str | None = None,
+    ):
+        from monalia.curation.session import open_curation
+
+        self.catalog = catalog
+        self.project = project
+        self.setup = open_curation(catalog, project, model_ref, store, method=method)
+        self.curation = self.setup.curation
+        self.model = self.setup.model
+        self.classes: list[CurationClass] = self.curation.classes
+        self.settings = project.file.serve
+        self.log = ReviewLog(catalog)
+        self._lists: dict[tuple[str, str], list[Item]] = {}
+        self._lock = threading.Lock()
+        self._explain_lock = threading.Lock()
+        self._predictor = None
+        self._predictor_lock = threading.Lock()
+        self._sources: list[str] | None = None
+        self._search_read: dict[str, int] = {}  # how many search results were asked for
+        self._index = None  # (embedding, vector index), opened when first asked
+
+    # -- classes and findings -------------------------------------------------------------
+
+    def class_of(self, term: str) -> CurationClass:
+        return find_class(self.classes, term)
+
+    def _sources_of(self, records: list[str]) -> dict[str, tuple[int, str]]:
+        found: dict[str, tuple[int, str]] = {}
+        with self.catalog.session() as session:
+            for start in range(0, len(records), BATCH):
+                rows = session.execute(
+                    select(RecordRow.iri, RecordRow.id, RecordRow.source).where(
+                        RecordRow.iri.in_(records[start : start + BATCH])
+                    )
+                )
+                found.update({iri: (id_, source) for iri, id_, source in rows})
+        return found
+
+    def _items(self, findings: list[Finding], kind: str) -> list[Item]:
+        known = self._sources_of(sorted({f.record for f in findings}))
+        items = []
+        for finding in findings:
+            record_id, source = known.get(finding.record, (None, None))
+            items.append(Item(finding, kind, source, record_id))
+        return items
+
+    def warm(self) -> None:
+        """Compute noise and silence of every class (the classes page counts them)."""
+        with self._lock:
+            if ("", "noise") in self._lists:
+                return
+            for kind in ("noise", "silence"):
+                found = getattr(self.curation, kind)()
+                items = self._items(found, kind)
+                for cls in self.classes:
+                    self._lists[cls.uri, kind] = [
+                        i for i in items if i.finding.class_uri == cls.uri
+                    ]
+                self._lists["", kind] = items
+
+    def items(self, class_uri: str, kind: str, needed: int | None = None) -> list[Item]:
+        """The class's findings of one kind, best first. Search results are read as far as
+        `needed` asks (at least SEARCH_FIRST, at most `[serve] search_limit`; all of them
+        without `needed`), and read further when a later page needs more."""
+        if kind not in KINDS:
+            raise ConfigError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+        if kind != "search":
+            self.warm()
+            return self._lists.get((class_uri, kind), [])
+        most = self.settings.search_limit
+        wanted = most if needed is None else min(most, max(SEARCH_FIRST, needed))
+        with self._lock:
+            known = self._lists.get((class_uri, kind))
+            read = self._search_read.get(class_uri, 0)
+            if known is None or (len(known) >= read and wanted > read):
+                cls = self.curation.by_uri[class_uri]
+                found = self.curation.search(cls, None, wanted)
+                self._lists[class_uri, kind] = self._items(found, "search")
+                self._search_read[class_uri] = wanted
+            return self._lists[class_uri, kind]
+
+    def complete(self, class_uri: str, kind: str) -> bool:
+        """Whether the list holds every finding there is (search lists are read lazily)."""
+        if kind != "search":
+            return True
+        known = self._lists.get((class_uri, kind), [])
+        read = self._search_read.get(class_uri, 0)
+        return len(known) < read or read >= self.settings.search_limit
+
+    def sources(self) -> list[str]:
+        if self._sources is None:
+            with self.catalog.session() as session:
+                self._sources = sorted(session.scalars(select(RecordRow.source).distinct()))
+        return self._sources
+
+    def _attach(self, items: list[Item]) -> dict[tuple[str, str], FindingReview]:
+        current = self.log.current()
+        for item in items:
+            item.review = current.get((item.finding.record, item.finding.class_uri))
+        return current
+
+    def page(
+        self,
+        class_uri: str,
+        kind: str,
+        page: int = 1,
+        per_page: int | None = None,
+        source: str | None = None,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        reviewed: str = "open",
+    ) -> Page:
+        """One page of a class's findings of one kind, best first, after the filters."""
+        if reviewed not in REVIEWED:
+            raise ConfigError(f"unknown review filter {reviewed!r}: one of {', '.join(REVIEWED)}")
+        per_page = per_page or self.settings.per_page
+        filtered = source is not None or min_score is not None or max_score is not None
+        needed = None
+        if kind == "search" and not filtered and reviewed in ("open", "all"):
+            # enough for this page, and for the decided findings the open list leaves out
+            decided = sum(1 for key in self.log.current() if key[1] == class_uri)
+            needed = page * per_page + 1 + (decided if reviewed == "open" else 0)
+        items = self.items(class_uri, kind, needed)
+        self._attach(items)
+        counts = {status: 0 for status in REVIEWED}
+        shown = []
+        for item in items:
+            hidden = item.review is not None and item.review.hides(kind)
+            status = item.status if hidden else "open"
+            counts[status] += 1
+            counts["all"] += 1
+            if reviewed == "open" and hidden:
+                continue
+            if reviewed not in ("open", "all") and status != reviewed:
+                continue
+            if source and item.source != source:
+                continue
+            score = item.finding.score
+            if (min_score is not None and score < min_score) or (
+                max_score is not None and score > max_score
+            ):
+                continue
+            shown.append(item)
+        pages = max(1, -(-len(shown) // per_page))
+        page = min(max(1, page), pages)
+        chosen = shown[(page - 1) * per_page : page * per_page]
+        self.curation.describe([item.finding for item in chosen])
+        self._add_images(chosen)
+        complete = self.complete(class_uri, kind)
+        return Page(chosen, len(shown), page, pages, per_page, counts, complete)
+
+    def _add_images(self, items: list[Item]) -> None:
+        """Each item's image as the catalog has it: its id (for thumbnails) and local copy."""
+        urls = sorted({item.finding.image for item in items})
+        rows: dict[tuple[int, str], tuple[int, str | None]] = {}
+        with self.catalog.session() as session:
+            for start in range(0, len(urls), BATCH):
+                for id_, record_id, url, path in session.execute(
+                    select(ImageRow.id, ImageRow.record_id, ImageRow.url, ImageRow.path).where(
+                        ImageRow.url.in_(urls[start : start + BATCH])
+                    )
+                ):
+                    rows[record_id, url] = (id_, path)
+        for item in items:
+            found = rows.get((item.record_id or -1, item.finding.image))
+            if found is not None:
+                item.images = [{"id": found[0], "local": self.local_path(found[1]) is not None}]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per class: AP, thresholds, findings and how many are reviewed."""
+        self.warm()
+        current = self.log.current()
+        metrics = (self.model.metrics or {}).get("per_class") or {}
+        rows = []
+        for index, cls in enumerate(self.classes):
+            entry = {
+                "index": index,
+                "uri": cls.uri,
+                "label": cls.label,
+                "ap": (metrics.get(cls.uri) or {}).get("ap"),
+                "threshold": cls.threshold,
+                "noise_below": cls.noise_below,
+                "silence_above": cls.silence_above,
+            }
+            for kind in ("noise", "silence"):
+                items = self._lists.get((cls.uri, kind), [])
+                reviewed = 0
+                for item in items:
+                    review = current.get((item.finding.record, item.finding.class_uri))
+                    reviewed += review is not None and review.hides(kind)
+                entry[kind] = len(items)
+                entry[f"{kind}_reviewed"] = reviewed
+            rows.append(entry)
+        return rows
+
+    def suggest(self, text: str, limit: int = 12) -> list[dict[str, str]]:
+        """Class labels and the thesaurus terms they cover that contain `text`."""
+        wanted = text.strip().lower()
+        if not wanted:
+            return []
+        found: list[tuple[int, str, str]] = []
+        for cls in self.classes:
+            for term in sorted({cls.label.lower(), *cls.labels}):
+                if wanted in term:
+                    found.append((0 if term.startswith(wanted) else 1, term, cls.label))
+        found.sort()
+        return [{"term": term, "class": label} for _, term, label in found[:limit]]
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def decide(
+        self,
+        record_iri: str,
+        class_uri: str,
+        kind: str,
+        decision: str,
+        reviewer: str,
+        comment: str | None = None,
+    ) -> FindingReview:
+        """Store a decision (or an undo) on a finding; return where its decisions stand."""
+        cls = self.curation.by_uri.get(class_uri)
+        if cls is None and kind != "duplicate":
+            raise ConfigError(f"the model has no class {class_uri!r}")
+        if kind == "duplicate":
+            if decision == "undo":
+                undo_decision(self.catalog, record_iri, class_uri, reviewer, kind)
+            else:
+                record_decision(
+                    self.catalog,
+                    record_iri=record_iri,
+                    class_uri=class_uri,
+                    kind=kind,
+                    decision=decision,
+                    reviewer=reviewer,
+                    comment=comment,
+                )
+        elif decision == "undo":
+            undo_decision(self.catalog, record_iri, class_uri, reviewer, kind)
+        else:
+            item = next(
+                (i for i in self.items(class_uri, kind) if i.finding.record == record_iri), None
+            )
+            finding = item.finding if item is not None else None
+            record_decision(
+                self.catalog,
+                record_iri=record_iri,
+                class_uri=class_uri,
+                class_label=cls.label,
+                kind=kind,
+                decision=decision,
+                reviewer=reviewer,
+                comment=comment,
+                model_id=self.model.id,
+                model_name=self.model.name,
+                score=finding.score if finding is not None else self._score(record_iri, cls),
+                image_url=finding.image if finding is not None else None,
+                method=finding.method if finding is not None else None,
+                annotated=finding.annotated if finding is not None else None,
+            )
+        current = self.log.current()
+        return current.get((record_iri, class_uri)) or FindingReview(record_iri, class_uri)
+
+    def _score(self, record_iri: str, cls: CurationClass) -> float | None:
+        with self.catalog.session() as session:
+            return session.scalar(
+                select(func.max(PredictionRow.score))
+                .join(ImageRow, ImageRow.id == PredictionRow.image_id)
+                .join(RecordRow, RecordRow.id == ImageRow.record_id)
+                .join(
+                    ModelClassRow,
+                    (ModelClassRow.model_id == PredictionRow.model_id)
+                    & (ModelClassRow.class_index == PredictionRow.class_index),
+                )
+                .where(
+                    RecordRow.iri == record_iri,
+                    PredictionRow.model_id == self.model.id,
+                    ModelClassRow.uri == cls.uri,
+                )
+            )
+
+    # -- similarity -----------------------------------------------------------------------
+
+    def _similarity(self):
+        """The embedder and its index as they are (nothing is embedded here: `monalia
+        duplicates`, `similar` or `enrich` do that); None without vectors."""
+        if self._index is None:
+            from monalia.similarity.near_duplicates import embedding
+            from monalia.similarity.vectors import open_index
+
+            found = embedding(self.catalog, self.project)
+            if not found.store.keys():
+                return None
+            exact = self.project.file.similarity.exact_limit
+            self._index = (found, open_index(found.store, exact))
+        return self._index
+
+    def more_like_this(self, record: dict[str, Any], k: int = 8) -> list[dict[str, Any]] | None:
+        """The records whose images look most like this record's; None without vectors."""
+        import numpy as np
+
+        opened = self._similarity()
+        if opened is None:
+            return None
+        found, index = opened
+        with self.catalog.session() as session:
+            keys = list(
+                session.scalars(
+                    select(ImageRow.sha256).where(
+                        ImageRow.record_id == record["id"], ImageRow.sha256.is_not(None)
+                    )
+                )
+            )
+        vectors = [v for v in (found.store.vector(key) for key in keys) if v is not None]
+        if not vectors:
+            return None
+        hits: dict[str, float] = {}
+        for row in index.search(np.stack(vectors), k * 3 + 5):
+            for hit in row:
+                hits[hit.key] = max(hit.similarity, hits.get(hit.key, -1.0))
+        with self.catalog.session() as session:
+            rows = session.execute(
+                select(ImageRow.id, ImageRow.sha256, RecordRow.iri, RecordRow.title, RecordRow.id)
+                .join(RecordRow, RecordRow.id == ImageRow.record_id)
+                .where(ImageRow.sha256.in_(list(hits)), RecordRow.deleted_at.is_(None))
+            ).all()
+        best: dict[int, dict[str, Any]] = {}
+        for image_id, sha, iri, title, record_id in rows:
+            if record_id == record["id"]:
+                continue
+            entry = {"iri": iri, "title": title, "image_id": image_id, "similarity": hits[sha]}
+            if record_id not in best or entry["similarity"] > best[record_id]["similarity"]:
+                best[record_id] = entry
+        return sorted(best.values(), key=lambda e: -e["similarity"])[:k]
+
+    def duplicate_groups(self) -> list[dict[str, Any]]:
+        """The catalog's near-duplicate groups (`monalia duplicates`), each other record with
+        the decisions on whether it is the same picture as the group's first."""
+        from monalia.similarity.near_duplicates import stored_groups
+
+        current = self.log.current()
+        groups = stored_groups(self.catalog)
+        for group in groups:
+            first = group["records"][0]["iri"]
+            for entry in group["records"][1:]:
+                entry["review"] = current.get((first, entry["iri"]))
+            group["first"] = first
+        return groups
+
+    # -- records and images ---------------------------------------------------------------
+
+    def local_path(self, stored: str | None) -> Path | None:
+        if not stored:
+            return None
+        path = image_file(self.project.data_dir, stored)
+        return Path(path) if path is not None and Path(path).is_file() else None
+
+    def record(self, iri: str) -> dict[str, Any] | None:
+        """A record as the record page shows it; None when the catalog has no such record."""
+        with self.catalog.session() as session:
+            row = session.scalar(select(RecordRow).where(RecordRow.iri == iri))
+            if row is None:
+                return None
+            subjects = session.execute(
+                select(SubjectRow.uri, SubjectRow.label, SubjectRow.field)
+                .where(SubjectRow.record_id == row.id)
+                .order_by(SubjectRow.position)
+            ).all()
+            images = session.execute(
+                select(ImageRow.id, ImageRow.url, ImageRow.path, ImageRow.width, ImageRow.height)
+                .where(ImageRow.record_id == row.id)
+                .order_by(ImageRow.is_main.desc(), ImageRow.position)
+            ).all()
+            scores = session.execute(
+                # by the record's images: the predictions' key starts (model, image)
+                select(PredictionRow.image_id, ModelClassRow.uri, PredictionRow.score)
+                .join(
+                    ModelClassRow,
+                    (ModelClassRow.model_id == PredictionRow.model_id)
+                    & (ModelClassRow.class_index == PredictionRow.class_index),
+                )
+                .where(
+                    PredictionRow.model_id == self.model.id,
+                    PredictionRow.image_id.in_([image.id for image in images]),
+                )
+            ).all()
+            record = {
+                "id": row.id,
+                "iri": row.iri,
+                "source": row.source,
+                "source_id": row.source_id,
+                "title": row.title,
+                "description": row.description,
+                "creators": row.creators or [],
+                "date": row.date,
+                "institution": row.institution,
+                "rights": row.rights,
+                "landing_page": row.landing_page,
+                "deleted": row.deleted_at is not None,
+            }
+        per_class: dict[str, float] = {}
+        per_image: dict[int, dict[str, float]] = {}
+        for image_id, uri, score in scores:
+            per_image.setdefault(image_id, {})[uri] = float(score)
+            per_class[uri] = max(per_class.get(uri, 0.0), float(score))
+        mentioned = self.curation.mentions.of((uri, label) for uri, label, _ in subjects)
+        current = self.log.current()
+        record["subjects"] = [{"uri": u, "label": label, "field": f} for u, label, f in subjects]
+        record["images"] = [
+            {
+                "id": id_,
+                "url": url,
+                "local": self.local_path(path) is not None,
+                "width": width,
+                "height": height,
+                "scored": id_ in per_image,
+            }
+            for id_, url, path, width, height in images
+        ]
+        record["classes"] = [
+            {
+                "index": index,
+                "uri": cls.uri,
+                "label": cls.label,
+                "score": per_class.get(cls.uri),
+                "threshold": cls.threshold,
+                "mentioned": cls.uri in mentioned,
+                "review": current.get((iri, cls.uri)),
+            }
+            for index, cls in enumerate(self.classes)
+        ]
+        record["classes"].sort(key=lambda entry: -(entry["score"] or 0.0))
+        record["history"] = history(self.catalog, iri)
+        return record
+
+    def image_path(self, image_id: int) -> Path | None:
+        with self.catalog.session() as session:
+            stored = session.scalar(select(ImageRow.path).where(ImageRow.id == image_id))
+        return self.local_path(stored)
+
+    def image_url(self, image_id: int) -> str | None:
+        with self.catalog.session() as session:
+            return session.scalar(select(ImageRow.url).where(ImageRow.id == image_id))
+
+    def picture(self, image_id: int, side: int) -> bytes | None:
+        """A JPEG of the catalog's copy of an image, its longer side at most `side`, cached."""
+        from monalia.learning.image_decode import picture_jpeg
+
+        path = self.image_path(image_id)
+        if path is None:
+            return None
+        target = self.project.data_dir / "workbench" / f"side-{side}" / f"{path.stem}.jpg"
+        if target.is_file():
+            return target.read_bytes()
+        data = picture_jpeg(path, side)
+        if data is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(data)
+            partial.replace(target)
+        return data
+
+    @property
+    def predictor(self):
+        with self._predictor_lock:  # loaded once, whichever thread asks first
+            if self._predictor is None:
+                from monalia.api.trainer import LoadOptions
+                from monalia.stages.enrich import load_predictor
+
+                if not self.model.path:
+                    raise MonaliaError(f"model {self.model.name} has no weights to explain with")
+                options = LoadOptions("auto", 1, 0)
+                self._predictor = load_predictor(self.project, self.model, options)
+            return self._predictor
+
+    def can_explain(self) -> bool:
+        try:
+            return bool(self.model.path) and self.predictor.can_explain
+        except MonaliaError:
+            return False
+
+    def explanation(self, image_id: int, class_index: int) -> tuple[bytes, bytes] | None:
+        """The model's view of an image (JPEG) and its heat map for one class (PNG), computed
+        once and kept under the data folder; None without a local copy of the image."""
+        from monalia.learning.explain import heat_rgba, view_jpeg
+        from monalia.learning.image_decode import decode_for_model
+
+        if not 0 <= class_index < len(self.classes):
+            raise ConfigError(f"no class number {class_index}")
+        path = self.image_path(image_id)
+        if path is None:
+            return None
+        folder = self.project.data_dir / "heatmaps" / self.model.name
+        view_file = folder / f"{path.stem}-view.jpg"
+        heat_file = folder / f"{path.stem}-{class_index}.png"
+        if view_file.is_file() and heat_file.is_file():
+            return view_file.read_bytes(), heat_file.read_bytes()
+        with self._explain_lock:  # one model, one image at a time
+            predictor = self.predictor
+            column = predictor.classes.index(self.classes[class_index].uri)
+            pixels = decode_for_model(path, predictor.input_size)
+            heat = predictor.explain(pixels, column)
+            view, overlay = view_jpeg(pixels, VIEW_SIDE), heat_rgba(heat, VIEW_SIDE)
+        folder.mkdir(parents=True, exist_ok=True)
+        for target, data in ((view_file, view), (heat_file, overlay)):
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(data)
+            partial.replace(target)
+        return view, overlay
+
+
+__all__ = ["REVIEWED", "Decision", "Item", "Page", "Workbench"]

@@ -37,12 +37,12 @@ from benchlib import Criterion, alternate, verdict  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from monalia.api.trainer import ChunkScores  # noqa: E402
-from monalia.catalog.database import Catalog  # noqa: E402
 from monalia.catalog.bulk import (  # noqa: E402
     PREDICTION_COLUMNS,
     SCORED_IMAGE_COLUMNS,
     prepare_model,
 )
+from monalia.catalog.database import Catalog  # noqa: E402
 from monalia.catalog.run_tracking import RunTracker  # noqa: E402
 from monalia.stages.enrich import PendingImage, write_predictions  # noqa: E402
 
@@ -250,7 +250,10 @@ def add_images(catalog, first: int, last: int) -> None:
                 "INSERT INTO records (id, source, source_id, iri, creators, content_hash, "
                 "first_seen, last_seen) VALUES (:id, 's', :sid, :iri, '[]', 'h', :now, :now)"
             ),
-            [{"id": n, "sid": f"r{n}", "iri": f"urn:r{n}", "now": now} for n in range(first + 1, last + 1)],
+            [
+                {"id": n, "sid": f"r{n}", "iri": f"urn:r{n}", "now": now}
+                for n in range(first + 1, last + 1)
+            ],
         )
         connection.execute(
             text(

@@ -80,8 +80,8 @@ def make_model(folder: Path, size: int) -> dict:
     """An EfficientNet-Lite0 with a 3-class head, saved with its card as `monalia train` does."""
     import torch
 
-    from monalia.learning.backbones import build_model
     from monalia.hashing import file_sha256
+    from monalia.learning.backbones import build_model
 
     torch.manual_seed(0)
     model = build_model("efficientnet_lite0", len(CLASSES))
@@ -206,9 +206,9 @@ def run_enrich(project: Path, executor: str = "local", cpus: int = 0, address=No
 def bare_forward(root: Path, images: list[str], options) -> float:
     import torch
 
+    from monalia.learning.backbones import build_model
     from monalia.plugins.trainers.cnn import data
     from monalia.plugins.trainers.cnn.fit import resolve_device
-    from monalia.learning.backbones import build_model
 
     device = resolve_device(options.device)
     count = min(REFERENCE_IMAGES, len(images))

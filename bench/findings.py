@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import numpy as np  # noqa: E402
 from benchlib import MONALIA, Criterion, verdict  # noqa: E402
-from support.byzart_project import LINEAR_PROBE, build  # noqa: E402
 from sklearn.metrics import average_precision_score  # noqa: E402
+from support.byzart_project import LINEAR_PROBE, build  # noqa: E402
 
 from monalia.catalog.database import Catalog  # noqa: E402
 from monalia.curation.confident_learning import find_issues, ranking  # noqa: E402
@@ -124,8 +124,8 @@ def run_rate(rate: float, args, images: Path, root: Path) -> dict[str, dict]:
     monalia(folder, "train", "--folds", str(args.folds))
     monalia(folder, "enrich")
     catalog = Catalog.open(f"sqlite:///{folder}/catalog.sqlite")
-    from monalia.stages.train.crossfit import score_set_of
     from monalia.catalog.lookups import find_model
+    from monalia.stages.train.crossfit import score_set_of
 
     main = find_model(catalog, None).name
     oos = score_set_of(catalog, main).name

@@ -208,8 +208,8 @@ def judge(name: str, samples, dlt_seconds: float | None, count: int) -> list[Cri
 def bench_jocondelab(count: int, workdir: Path, repeat: int, dlt: bool = True):
     from support.servers import OxigraphServer, oxigraph_binary
 
-    from monalia.plugins.sources.joconde import JocondeSparqlSource
     from monalia.net.http import SparqlClient
+    from monalia.plugins.sources.joconde import JocondeSparqlSource
 
     classes = [f"http://data.culture.fr/thesaurus/resource/ark:/67717/T523-{n}" for n in range(40)]
     lines = []
@@ -285,9 +285,7 @@ def bench_jocondelab(count: int, workdir: Path, repeat: int, dlt: bool = True):
             repeat,
             "s",
         )
-        dlt_seconds = (
-            reference_process(workdir, "dlt", "sparql", url, 0, recorded) if dlt else None
-        )
+        dlt_seconds = reference_process(workdir, "dlt", "sparql", url, 0, recorded) if dlt else None
     finally:
         server.stop()
     return judge("(b) jocondelab sparql", samples, dlt_seconds, count), (

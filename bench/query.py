@@ -41,7 +41,6 @@ from benchlib import MONALIA, Criterion, Samples, alternate, timed_process, verd
 
 from monalia.api.plugin import PluginContext  # noqa: E402
 from monalia.curation.findings import Curation, CurationClass, Mentions  # noqa: E402
-from monalia.rdf.terms import record_triples, records_graph_iri  # noqa: E402
 from monalia.rdf.scores import (  # noqa: E402
     ImageScores,
     ModelClass,
@@ -49,6 +48,7 @@ from monalia.rdf.scores import (  # noqa: E402
     model_graph_iri,
     model_triples,
 )
+from monalia.rdf.terms import record_triples, records_graph_iri  # noqa: E402
 
 BASE = "urn:monalia:"
 TARGET_S = 0.5  # search, noise, silence from a cold process

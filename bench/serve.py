@@ -114,8 +114,8 @@ def write_model(folder: Path, catalog_url: str, classes) -> None:
 
     import torch
 
-    from monalia.learning.backbones import IMAGENET_MEAN, build_model  # noqa: F401
     from monalia.hashing import file_sha256
+    from monalia.learning.backbones import IMAGENET_MEAN, build_model  # noqa: F401
 
     model = build_model("efficientnet_lite0", len(classes), 0.2, weights="imagenet")
     target = folder / ".monalia" / "models" / MODEL

@@ -73,9 +73,9 @@ def score(found: set[frozenset[str]], truth: set[frozenset[str]]) -> tuple[float
 
 
 def monalia_pairs(files: list[Path]) -> tuple[set[frozenset[str]], float, np.ndarray]:
+    from monalia.project import SimilaritySection
     from monalia.similarity.embedder import BackboneEmbedder
     from monalia.similarity.vectors import VectorIndex, pairs_above
-    from monalia.project import SimilaritySection
 
     section = SimilaritySection()
     embedder = BackboneEmbedder(section.backbone, section.weights, "cpu", 32)

@@ -35,7 +35,6 @@ from benchlib import Criterion, Samples, alternate, verdict  # noqa: E402
 from support.servers import OxigraphServer, oxigraph_binary  # noqa: E402
 
 from monalia.api.plugin import PluginContext  # noqa: E402
-from monalia.rdf.terms import NTriplesWriter  # noqa: E402
 from monalia.rdf.scores import (  # noqa: E402
     ImageScores,
     ModelClass,
@@ -44,6 +43,7 @@ from monalia.rdf.scores import (  # noqa: E402
     model_triples,
     score_triples,
 )
+from monalia.rdf.terms import NTriplesWriter  # noqa: E402
 
 BASE = "urn:monalia:"
 STORE_TARGET = 0.8

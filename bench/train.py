@@ -34,11 +34,11 @@ import torch  # noqa: E402
 from benchlib import Criterion, alternate, verdict  # noqa: E402
 from support.drawn_images import SHAPES, draw  # noqa: E402
 
+from monalia.learning.backbones import build_model  # noqa: E402
 from monalia.plugins.trainers.cnn import data  # noqa: E402
 from monalia.plugins.trainers.cnn.engine import MultiLabelLoss, choose_precision, train_one_epoch  # noqa: E402
 from monalia.plugins.trainers.cnn.fit import SeededImages, augmentation_of, resolve_device  # noqa: E402
 from monalia.plugins.trainers.cnn.settings import CnnSettings  # noqa: E402
-from monalia.learning.backbones import build_model  # noqa: E402
 
 TARGET = 0.85
 

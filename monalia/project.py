@@ -43,15 +43,15 @@ class _Section(BaseModel):
 
 
 class ProjectSection(_Section):
-    name: str = "monalia"
-    catalog: str = DEFAULT_CATALOG
-    catalog_password_env: str | None = None
-    base_iri: str = "urn:monalia:"
-    data_dir: str = ".monalia"
-    # what harvested URLs may point at (see the README's Security section)
+    name: str = "monalia"  # the project's name, in runs and reports
+    catalog: str = DEFAULT_CATALOG  # an SQLAlchemy URL, without its password; $MONALIA_CATALOG wins
+    catalog_password_env: str | None = None  # the variable holding the catalog's password
+    base_iri: str = "urn:monalia:"  # what minted IRIs (records, graphs, models) start with
+    data_dir: str = ".monalia"  # images, models and stores, relative to the project file
+    # what harvested URLs may point at (see the security model)
     allow_file_urls: bool = False  # file: URLs, and only from the project's own local sources
     allow_private_addresses: bool = False  # loopback and private networks (internal servers)
-    max_redirects: int = Field(default=5, ge=0)
+    max_redirects: int = Field(default=5, ge=0)  # redirects followed for one URL
 
 
 class PluginSection(BaseModel):
@@ -62,14 +62,16 @@ class PluginSection(BaseModel):
 
 
 class ThesaurusSection(_Section):
-    files: list[str] = Field(default_factory=list)
-    format: str | None = None
+    """The thesauri subjects are matched against: `monalia thesaurus load` reads them."""
+
+    files: list[str] = Field(default_factory=list)  # SKOS files, any RDF format, maybe gzipped
+    format: str | None = None  # when the file names do not tell (rdflib's format names)
 
 
 class ClassesSection(_Section):
     """The classes to learn: concept IRIs or labels, and/or a shipped preset."""
 
-    targets: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)  # concept IRIs or labels, after the preset's
     preset: str | None = None  # e.g. "monalia-40": MonaLIA's 40 Joconde classes
     language: str = "fr"  # the language class labels (and untagged subjects) are read in
     schemes: list[str] = Field(default_factory=list)  # only look labels up in these schemes
@@ -78,15 +80,19 @@ class ClassesSection(_Section):
 class DatasetSection(_Section):
     """How labelled images become a training set."""
 
-    name: str = "default"
+    name: str = "default"  # the dataset's name; each version also has a content hash
     sources: list[str] = Field(default_factory=list)  # empty: every source in the catalog
     images: Literal["fetched", "any"] = "fetched"  # "any": also images not fetched yet
-    min_per_class: int = Field(default=20, ge=1)
-    max_per_class: int | None = Field(default=None, ge=1)
+    min_per_class: int = Field(
+        default=20, ge=1
+    )  # a class with fewer images is dropped, and said so
+    max_per_class: int | None = Field(default=None, ge=1)  # at most this many images per class
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, validation, test
-    seed: int = 0
+    seed: int = 0  # the split's random seed: the same seed, the same split
     negatives: float = Field(default=0.0, ge=0.0)  # negatives per positive image
-    export: list[Literal["csv", "jsonl"]] = Field(default_factory=lambda: ["csv", "jsonl"])
+    export: list[Literal["csv", "jsonl"]] = Field(  # manifests written beside the dataset
+        default_factory=lambda: ["csv", "jsonl"]
+    )
 
     @field_validator("split")
     @classmethod
@@ -102,7 +108,7 @@ class HarvestSection(_Section):
     # a commit every this many records (None: each source's own batch size) or this many
     # seconds, whichever comes first; a killed harvest loses at most that much work
     commit_records: int | None = Field(default=None, ge=1)
-    commit_seconds: float = Field(default=10.0, gt=0)
+    commit_seconds: float = Field(default=10.0, gt=0)  # see commit_records
 
 
 class ImagesSection(_Section):
@@ -110,7 +116,7 @@ class ImagesSection(_Section):
 
     # the box every image is fetched at (IIIF `!W,H`) or scaled down into, keeping its shape
     width: int = Field(default=512, ge=32)
-    height: int = Field(default=512, ge=32)
+    height: int = Field(default=512, ge=32)  # see width
     folder: str = "images"  # under data_dir; files are named by content hash
     # crawl processes sharing the work (and the limits below); None: one per CPU, at most 4
     processes: int | None = Field(default=None, ge=1)
@@ -124,8 +130,8 @@ class ImagesSection(_Section):
     max_retry_after: float = Field(default=600.0, ge=0)  # a longer Retry-After fails instead
     max_bytes: int = Field(default=50_000_000, ge=1)  # a larger answer is refused
     max_pixels: int = Field(default=100_000_000, ge=1)  # decompression-bomb guard
-    min_side: int = Field(default=16, ge=1)
-    max_aspect: float = Field(default=50.0, ge=1.0)
+    min_side: int = Field(default=16, ge=1)  # a smaller image is refused
+    max_aspect: float = Field(default=50.0, ge=1.0)  # a longer or thinner one is refused
     robots: bool = False  # obey robots.txt (image servers of collections rarely have one)
     user_agent: str | None = None  # default: monalia's own
 
@@ -133,7 +139,7 @@ class ImagesSection(_Section):
 class ExecutorSection(_Section):
     """Where the image and enrich stages run: the ``[executor]`` table."""
 
-    kind: Literal["local", "ray"] = "local"
+    kind: Literal["local", "ray"] = "local"  # "ray": the image and enrich stages on a Ray cluster
     address: str | None = None  # ray: the cluster's address; None: $RAY_ADDRESS, else a local Ray
     cpus: int | None = Field(default=None, ge=1)  # a local Ray's CPUs (default: this machine's)
     gpus: int | None = Field(default=None, ge=0)  # a local Ray's GPUs (default: those it finds)
@@ -147,8 +153,8 @@ class EnrichSection(_Section):
     """How `monalia enrich` scores the catalog's images and what it publishes."""
 
     model: str | None = None  # model name or its start; None: the newest registered
-    device: str = "auto"
-    batch_size: int = Field(default=64, ge=1)
+    device: str = "auto"  # auto (CUDA when there is one), cpu, cuda, cuda:N
+    batch_size: int = Field(default=64, ge=1)  # images scored together
     workers: int | None = Field(default=None, ge=0)  # loader processes; None: by device
     chunk_size: int = Field(default=2048, ge=1)  # images scored and committed together
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # lower scores stay out of the RDF
@@ -193,15 +199,15 @@ class SimilaritySection(_Section):
     # the index: "auto" (exact up to `exact_up_to` vectors, an inverted file past it),
     # "exact" (always: slower past a few hundred thousand) or "ivf" (always)
     index: Literal["auto", "exact", "ivf"] = "auto"
-    exact_up_to: int = Field(default=50_000, ge=1)
+    exact_up_to: int = Field(default=50_000, ge=1)  # see index
 
     @property
     def exact_limit(self) -> int:
         """How many vectors the index keeps exact."""
         return {"auto": self.exact_up_to, "exact": 2**62, "ivf": 0}[self.index]
 
-    device: str = "auto"
-    batch_size: int = Field(default=32, ge=1)
+    device: str = "auto"  # where vectors are computed: auto, cpu, cuda, cuda:N
+    batch_size: int = Field(default=32, ge=1)  # images embedded together
 
 
 class ServeSection(_Section):
@@ -216,6 +222,9 @@ class ServeSection(_Section):
 
 
 class PipelineSection(_Section):
+    """What `monalia run` runs, in order; it stops at the first stage that does not finish."""
+
+    # the stages to run, in order: any of STAGES (monalia.stages.pipeline declares each one)
     stages: list[Literal["harvest", "images", "label", "train", "enrich", "publish"]] = Field(
         default_factory=lambda: ["harvest", "publish"]
     )

@@ -130,7 +130,7 @@ def test_enrich_scores_each_image_once_and_publishes_valid_monalia_rdf(enriched,
 
 
 def test_a_killed_enrich_resumes_without_gaps_or_duplicates(enriched, cli, monkeypatch):
-    from monalia.stages import enrich as stage
+    from monalia.stages.enrich import scoring as stage
 
     folder, catalog = enriched
     written = []

@@ -1,24 +1,33 @@
 """The ``monalia`` command line: stage commands wired to the plugins named in the project file.
 
-One module per command group; `monalia.cli.app` holds what they share. Importing this package
-registers every command on the root group.
+One module per command or command group, named after it; `monalia.cli.app` holds what they
+share. Importing this package registers every command on the root group.
 """
 
 from __future__ import annotations
 
 from monalia.cli import (  # noqa: F401  (each module registers its commands)
-    admin,
-    chain,
+    dataset,
+    db,
     demo,
+    duplicates,
     enrich,
     harvest,
     images,
+    init,
     label,
+    plugins,
+    publish,
     report,
+    review,
+    run,
     runs,
+    search,
     serve,
-    similarity,
+    similar,
+    thesaurus,
     train,
+    users,
 )
 from monalia.cli.app import App, cli
 

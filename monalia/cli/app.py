@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -243,6 +244,25 @@ def selected_instances(kind: str, configured: dict, names: tuple[str, ...]) -> l
     return [configured[name] for name in (names or configured)]
 
 
+# The runner of each declared stage (`monalia.stages.pipeline`), as `monalia run` calls it: the
+# project's defaults, no command-line options. Each command module registers its own.
+STAGE_RUNNERS: dict[str, Callable[[App], list]] = {}
+
+
+def runs_stage(name: str) -> Callable[[Callable[[App], list]], Callable[[App], list]]:
+    """Register the decorated function as the runner of the declared stage `name`."""
+    from monalia.stages.pipeline import STAGE_NAMES
+
+    if name not in STAGE_NAMES:
+        raise ValueError(f"{name!r} is not a declared stage ({', '.join(STAGE_NAMES)})")
+
+    def register(runner: Callable[[App], list]) -> Callable[[App], list]:
+        STAGE_RUNNERS[name] = runner
+        return runner
+
+    return register
+
+
 def run_harvest_stage(
     app: App, names: tuple[str, ...], limit: int | None, since: str | None, restart: bool
 ) -> list:
@@ -337,6 +357,19 @@ def run_publish_stage(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]
     return runs
 
 
+@runs_stage("harvest")
+def run_harvest_stage_defaults(app: App) -> list:
+    """The harvest stage of `monalia run`: every source, where the last run stopped."""
+    return run_harvest_stage(app, (), None, None, False)
+
+
+@runs_stage("publish")
+def run_publish_stage_defaults(app: App) -> list:
+    """The publish stage of `monalia run`: every source's records to every sink."""
+    return run_publish_stage(app, (), ())
+
+
+@runs_stage("label")
 def run_label_stage(app: App) -> list:
     from monalia.stages.label import label_records
 

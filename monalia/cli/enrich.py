@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from monalia.cli.app import App, cli, pass_app, print_runs_summary, terminate_gracefully
+from monalia.cli.app import App, cli, pass_app, print_runs_summary, runs_stage, terminate_gracefully
 from monalia.cli.train import DEVICE_HELP
 
 
@@ -98,6 +98,7 @@ def enrich(
     print_runs_summary("enrich", runs, app)
 
 
+@runs_stage("enrich")
 def run_enrich_stage(app: App) -> list:
     """The enrich stage of `monalia run`."""
     from monalia.stages.enrich import enrich as enrich_catalog

@@ -1,4 +1,4 @@
-"""The harvest and publish commands."""
+"""``monalia harvest``: records from the project's sources into the catalog."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from monalia.cli.app import (
     pass_app,
     print_runs_summary,
     run_harvest_stage,
-    run_publish_stage,
     selected_instances,
     terminate_gracefully,
 )
@@ -73,14 +72,3 @@ def _dry_run_harvest(
             f"{counts['new']} new, {counts['changed']} changed, "
             f"{counts['unchanged']} unchanged, {counts['failed']} failed"
         )
-
-
-@cli.command()
-@click.option("--sink", "sinks", multiple=True, help="Only this sink (repeatable).")
-@click.option("--source", "sources", multiple=True, help="Only this source's records (repeatable).")
-@pass_app
-def publish(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]) -> None:
-    """Publish the catalog's records as RDF to the project's sinks."""
-    terminate_gracefully()
-    runs = run_publish_stage(app, sinks, sources)
-    print_runs_summary("publish", runs, app)

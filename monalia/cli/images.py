@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from monalia.cli.app import App, cli, pass_app, print_runs_summary, terminate_gracefully
+from monalia.cli.app import App, cli, pass_app, print_runs_summary, runs_stage, terminate_gracefully
 from monalia.errors import ConfigError
 
 
+@runs_stage("images")
 def run_images_stage(
     app: App,
     limit: int | None = None,

@@ -1,6 +1,6 @@
-"""The ``search`` and ``report`` commands: ranked search, noise, silence, and the HTML report.
+"""``monalia report``: noise, silence and the HTML report.
 
-They register on the ``monalia`` group when `monalia.cli` is imported.
+The options and the findings table here are shared with ``monalia search``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ COLUMNS = [
 TABLE_COLUMNS = COLUMNS[:6]  # the reference names the record; the rest is in csv and json
 
 
-def _store_option(function):
+def store_option(function):
     return click.option(
         "--store",
         help="Sink instance, SPARQL endpoint URL, store folder or RDF file to query "
@@ -37,7 +37,7 @@ def _store_option(function):
     )(function)
 
 
-def _model_option(function):
+def model_option(function):
     return click.option(
         "--model",
         "model_ref",
@@ -82,7 +82,7 @@ def print_findings(title: str, findings, output_format: str) -> None:
     summary_table(title, TABLE_COLUMNS, [_row(f, short=True) for f in findings])
 
 
-def _method_option(function):
+def method_option(function):
     return click.option(
         "--method",
         type=click.Choice(["confident", "threshold"]),
@@ -91,7 +91,7 @@ def _method_option(function):
     )(function)
 
 
-def _setup(app: App, model_ref, store, below=None, above=None, method=None):
+def curation_setup(app: App, model_ref, store, below=None, above=None, method=None):
     from monalia.curation.session import open_curation
 
     setup = open_curation(app.reader, app.project, model_ref, store, below, above, method)
@@ -101,39 +101,11 @@ def _setup(app: App, model_ref, store, below=None, above=None, method=None):
     return setup
 
 
-def _finish(app: App, setup, findings) -> None:
+def finish_findings(app: App, setup, findings) -> None:
     from monalia.curation.session import add_local_images
 
     setup.curation.describe(findings)
     add_local_images(app.reader, app.project, findings)
-
-
-@cli.command()
-@click.argument("term")
-@_model_option
-@click.option(
-    "--min-score",
-    type=click.FloatRange(0, 1),
-    help="Lowest score shown (default: the class's threshold from the model card).",
-)
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@_store_option
-@click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
-@pass_app
-def search(app: App, term, model_ref, min_score, limit, store, output_format) -> None:
-    """Records a model sees TERM in, best score first.
-
-    TERM is one of the model's classes, by label or URI, or a concept (or label) the class
-    covers, such as a narrower term. `annotated` says whether the record's metadata already
-    mentions the class.
-    """
-    from monalia.curation.findings import find_class
-
-    setup = _setup(app, model_ref, store)
-    cls = find_class(setup.curation.classes, term)
-    findings = setup.curation.search(cls, min_score, limit)
-    _finish(app, setup, findings)
-    print_findings(f"{cls.label}: {len(findings)} records", findings, output_format)
 
 
 @cli.group()
@@ -152,7 +124,7 @@ def _report_command(kind: str):
     )
 
     @report.command(kind, help=f"Records {explained}. Thresholds per class from the model card.")
-    @_model_option
+    @model_option
     @click.option(
         "--class", "class_names", multiple=True, help="Only this class (repeatable; default: all)."
     )
@@ -163,8 +135,8 @@ def _report_command(kind: str):
         help="One threshold for every class instead of the card's.",
     )
     @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
-    @_store_option
-    @_method_option
+    @store_option
+    @method_option
     @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
     @pass_app
     def command(
@@ -173,12 +145,12 @@ def _report_command(kind: str):
         from monalia.curation.session import pick_classes
 
         below, above = (threshold, None) if kind == "noise" else (None, threshold)
-        setup = _setup(app, model_ref, store, below, above, method)
+        setup = curation_setup(app, model_ref, store, below, above, method)
         classes = pick_classes(setup, class_names)
         findings = getattr(setup.curation, kind)(classes)
         total = len(findings)
         findings = findings[:limit] if limit else findings
-        _finish(app, setup, findings)
+        finish_findings(app, setup, findings)
         shown = f"{total} records" + (f", {len(findings)} shown" if len(findings) < total else "")
         how = (
             f"method {setup.method}: confident learning on {setup.curation.out_of_sample.name}"
@@ -197,14 +169,14 @@ silence_command = _report_command("silence")
 
 @report.command("html")
 @click.argument("out", type=click.Path(file_okay=False))
-@_model_option
-@_store_option
+@model_option
+@store_option
 @click.option(
     "--per-class",
     type=click.IntRange(min=1),
     help="Search results per class (default: [report] search_limit).",
 )
-@_method_option
+@method_option
 @pass_app
 def report_html(app: App, out, model_ref, store, per_class, method) -> None:
     """A static site: noise, silence and search results with thumbnails, the model's metrics."""
@@ -212,7 +184,7 @@ def report_html(app: App, out, model_ref, store, per_class, method) -> None:
 
     from monalia.curation.html_report import write_site
 
-    setup = _setup(app, model_ref, store, method=method)
+    setup = curation_setup(app, model_ref, store, method=method)
     index = write_site(
         Path(out),
         setup,

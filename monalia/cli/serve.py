@@ -1,14 +1,10 @@
-"""The ``serve``, ``users`` and ``review`` commands: the curators' workbench and its decisions.
-
-It registers on the ``monalia`` group when `monalia.cli` is imported.
-"""
+"""``monalia serve``: the curators' workbench in a browser."""
 
 from __future__ import annotations
 
 import getpass
 import ipaddress
 import os
-import sys
 import threading
 
 import click
@@ -98,94 +94,3 @@ def serve(app: App, host, port, read_only, model_ref, store, method, reviewer) -
         err=True,
     )
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
-
-
-@cli.group()
-def users() -> None:
-    """Who may log in to the workbench when it is bound to another address than loopback."""
-
-
-@users.command("add")
-@click.argument("name")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@pass_app
-def users_add(app: App, name: str, password_stdin: bool) -> None:
-    """Add NAME (or set a new password): the file keeps only a scrypt hash."""
-    from monalia.web.passwords import add_user
-
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    path = users_file(app)
-    try:
-        new = add_user(path, name, password)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    click.echo(f"{'added' if new else 'changed the password of'} {name} in {path}")
-
-
-@users.command("list")
-@pass_app
-def users_list(app: App) -> None:
-    """The workbench's users (names only)."""
-    from monalia.web.passwords import read_users
-
-    for name in sorted(read_users(users_file(app))):
-        click.echo(name)
-
-
-@cli.group()
-def review() -> None:
-    """The curators' decisions as data: changes to apply, a PROV-O curation graph."""
-
-
-@review.command("export")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["csv", "json", "rdf"]),
-    default="csv",
-    show_default=True,
-)
-@click.option("--out", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-@pass_app
-def review_export(app: App, output_format: str, out: str | None) -> None:
-    """The changes the decisions call for, per record: field, add or remove, term URI and
-    label. As RDF, the curation graph (decisions as prov:Activity, reviewers as prov:Agent)."""
-    from monalia.curation.review_export import (
-        accepted_changes,
-        changes_csv,
-        changes_json,
-        curation_turtle,
-    )
-
-    export = accepted_changes(app.catalog, app.project)
-    if output_format == "csv":
-        text = changes_csv(export)
-    elif output_format == "json":
-        text = changes_json(export)
-    else:
-        text = curation_turtle(export, app.project.file.project.base_iri)
-    if out:
-        with open(out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
-        click.echo(text, nl=False)
-    app.say(
-        f"{len(export.changes)} changes from {len(export.decisions)} decisions "
-        f"({export.confirmed} confirm the metadata as it is)"
-    )
-
-
-@review.command("publish")
-@click.option("--sink", "sinks", multiple=True, help="A sink of the project (default: all).")
-@pass_app
-def review_publish(app: App, sinks: tuple[str, ...]) -> None:
-    """Publish the curation graph to the project's sinks, replacing the earlier one."""
-    from monalia.curation.review_export import curation_graph_iri, publish_curation
-
-    written = publish_curation(app.catalog, app.project, list(sinks) or None)
-    graph = curation_graph_iri(app.project.file.project.base_iri)
-    for name, count in written.items():
-        click.echo(f"{name}: {count:,} triples in {graph}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from monalia.cli.app import App, cli, pass_app, print_runs_summary, terminate_gracefully
+from monalia.cli.app import App, cli, pass_app, print_runs_summary, runs_stage, terminate_gracefully
 from monalia.errors import MonaliaError
 
 DEVICE_HELP = "Where to run: auto (CUDA when there is one), cpu, cuda, cuda:N."
@@ -342,6 +342,7 @@ def run_crossfit_stage(app: App, folds: int) -> list:
     return [fitted.run]
 
 
+@runs_stage("train")
 def run_train_stage(app: App) -> list:
     """The train stage of `monalia run`."""
     from monalia.stages.train import train_model

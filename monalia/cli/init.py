@@ -1,8 +1,7 @@
-"""Commands about the project itself: init, check, plugins, db."""
+"""``monalia init`` and ``monalia check``: write a starter project file, and validate one."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -85,90 +84,3 @@ def missing_inputs(kind: str, name: str, configured) -> list[str]:
 
 
 # -- plugins ----------------------------------------------------------------------------------
-
-
-@cli.command("plugins")
-@click.option(
-    "--kind",
-    type=click.Choice(["source", "labeler", "trainer", "sink", "metadata-format"]),
-    help="Only this kind.",
-)
-@click.option("--json", "as_json", is_flag=True, help="As JSON.")
-@pass_app
-def plugins_command(app: App, kind: str | None, as_json: bool) -> None:
-    """List every installed plugin: kind, name, origin package and version."""
-    plugins = app.registry.all(kind)
-    broken = app.registry.pm.broken
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "kind": p.kind,
-                        "name": p.name,
-                        "package": p.origin.package,
-                        "version": p.origin.version,
-                        "class": f"{p.cls.__module__}.{p.cls.__qualname__}",
-                        "summary": p.summary,
-                    }
-                    for p in plugins
-                ]
-                + [
-                    {
-                        "kind": "broken",
-                        "name": b.entry_point,
-                        "package": b.origin.package,
-                        "version": b.origin.version,
-                        "error": b.error,
-                    }
-                    for b in broken
-                ],
-                indent=2,
-            )
-        )
-        return
-    from monalia.progress import summary_table
-
-    rows = [(p.kind, p.name, p.origin.package, p.origin.version, p.summary) for p in plugins]
-    rows += [("BROKEN", b.entry_point, b.origin.package, b.origin.version, b.error) for b in broken]
-    summary_table("plugins", ["kind", "name", "package", "version", "what it does"], rows)
-
-
-# -- catalog ----------------------------------------------------------------------------------
-
-
-@cli.group()
-def db() -> None:
-    """The catalog's schema."""
-
-
-@db.command("upgrade")
-@pass_app
-def db_upgrade(app: App) -> None:
-    """Create the catalog, or upgrade it to this monalia's schema."""
-    from monalia.catalog.database import Catalog, safe_url
-
-    url = app.project.catalog_url
-    catalog = Catalog.connect(url)
-    before = catalog.schema_status()
-    catalog.upgrade()
-    after = catalog.schema_status()
-    if before.current == after.current:
-        click.echo(f"catalog {safe_url(url)} is at schema {after.current}, nothing to do")
-    else:
-        click.echo(f"catalog {safe_url(url)}: schema {before.current or 'none'} -> {after.current}")
-
-
-@db.command("status")
-@pass_app
-def db_status(app: App) -> None:
-    """Show the catalog's schema revision and this monalia's."""
-    from monalia.catalog.database import Catalog, safe_url
-
-    catalog = Catalog.connect(app.project.catalog_url)
-    status = catalog.schema_status()
-    click.echo(f"catalog:  {safe_url(app.project.catalog_url)}")
-    click.echo(f"schema:   {status.current or 'none'}")
-    click.echo(f"monalia:  {status.head}")
-    if not status.up_to_date:
-        click.echo(catalog.describe_mismatch(status))

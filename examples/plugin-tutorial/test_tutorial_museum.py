@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from monalia.testing import check_source_contract
 from monalia_tutorial_museum import TutorialMuseumSource
+
+from monalia.testing import check_source_contract
 
 HERE = Path(__file__).resolve().parent
 

@@ -70,6 +70,12 @@ def duplicates(app: App, threshold, across_sources, output_format, no_publish) -
             f"{len(groups):,} groups, {records:,} records, {pairs:,} pairs at {used} "
             f"({embedder})" + (f"; published to {', '.join(written)}" if written else ""),
         )
+    print_groups(groups, output_format, used, embedder)
+    print_runs_summary("duplicates", [info], app)
+
+
+def print_groups(groups, output_format: str, threshold: float, embedder: str) -> None:
+    """The groups as JSON, CSV (one line per image) or a table."""
     entries = [
         {
             "group": group.number,
@@ -100,9 +106,8 @@ def duplicates(app: App, threshold, across_sources, output_format, no_publish) -
                     ]
                 )
     else:
-        click.echo(f"{len(groups)} groups of near duplicates (threshold {used}, {embedder})")
+        click.echo(f"{len(groups)} groups of near duplicates (threshold {threshold}, {embedder})")
         for group in groups:
             click.echo(f"group {group.number} (lowest similarity {group.lowest:.4f}):")
             for image in group.images:
                 click.echo(f"  {image.source}:{image.source_id}  {image.title or ''}  {image.url}")
-    print_runs_summary("duplicates", [info], app)

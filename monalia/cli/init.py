@@ -81,6 +81,3 @@ def missing_inputs(kind: str, name: str, configured) -> list[str]:
         if not location.exists():
             problems.append(f"source {name}: {setting} {location} does not exist")
     return problems
-
-
-# -- plugins ----------------------------------------------------------------------------------

@@ -42,23 +42,8 @@ def label(app: App, unmatched: bool, top: int, csv_path: Path | None) -> None:
         )
     for warning in outcome.warnings or []:
         app.say(f"warning: {warning}")
-    labeling = outcome.labeling
     if unmatched:
-        rows = labeling.unmatched.most_common()
-        summary_table(
-            f"subject labels that matched no concept ({len(rows)} distinct, "
-            f"{sum(labeling.unmatched.values())} occurrences)",
-            ["field", "label", "records"],
-            [(field or "", text, count) for (field, text), count in rows[:top]],
-        )
-        if len(rows) > top:
-            click.echo(f"... {len(rows) - top} more (--top N, or --csv FILE for all)")
-        if csv_path is not None:
-            with csv_path.open("w", encoding="utf-8", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["field", "label", "records"])
-                writer.writerows((field or "", text, count) for (field, text), count in rows)
-            click.echo(f"wrote {len(rows)} rows to {csv_path}")
+        print_unmatched(outcome.labeling, top, csv_path)
         return
     plan = outcome.plan
     assert plan is not None
@@ -90,7 +75,37 @@ def label(app: App, unmatched: bool, top: int, csv_path: Path | None) -> None:
             )
         ],
     )
-    stats = plan.stats
+    say_dataset_notes(plan.stats)
+    if outcome.exported:
+        click.echo(f"manifests: {', '.join(str(path) for path in outcome.exported)}")
+    if outcome.run is not None:
+        print_runs_summary("label", [outcome.run], app)
+
+
+def print_unmatched(labeling, top: int, csv_path: Path | None) -> None:
+    """The subject labels that matched no concept, most frequent first (all of them in CSV)."""
+    from monalia.progress import summary_table
+
+    rows = labeling.unmatched.most_common()
+    summary_table(
+        f"subject labels that matched no concept ({len(rows)} distinct, "
+        f"{sum(labeling.unmatched.values())} occurrences)",
+        ["field", "label", "records"],
+        [(field or "", text, count) for (field, text), count in rows[:top]],
+    )
+    if len(rows) > top:
+        click.echo(f"... {len(rows) - top} more (--top N, or --csv FILE for all)")
+    if csv_path is not None:
+        with csv_path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["field", "label", "records"])
+            writer.writerows((field or "", text, count) for (field, text), count in rows)
+        click.echo(f"wrote {len(rows)} rows to {csv_path}")
+
+
+def say_dataset_notes(stats: dict) -> None:
+    """What a user should know about the dataset beyond its table: records read and labelled,
+    labels that matched nothing, near duplicates kept together, review decisions used."""
     click.echo(
         f"{stats['records_seen']:,} records read, {stats['records_labelled']:,} labelled, "
         f"{stats['labelled_without_image']:,} of them without a usable image; "
@@ -110,10 +125,3 @@ def label(app: App, unmatched: bool, top: int, csv_path: Path | None) -> None:
             + (f", {feedback['disputed']} disputed" if feedback.get("disputed") else "")
             + ")"
         )
-    if outcome.exported:
-        click.echo(f"manifests: {', '.join(str(path) for path in outcome.exported)}")
-    if outcome.run is not None:
-        print_runs_summary("label", [outcome.run], app)
-
-
-# -- dataset ----------------------------------------------------------------------------------

@@ -58,6 +58,3 @@ def plugins_command(app: App, kind: str | None, as_json: bool) -> None:
     rows = [(p.kind, p.name, p.origin.package, p.origin.version, p.summary) for p in plugins]
     rows += [("BROKEN", b.entry_point, b.origin.package, b.origin.version, b.error) for b in broken]
     summary_table("plugins", ["kind", "name", "package", "version", "what it does"], rows)
-
-
-# -- catalog ----------------------------------------------------------------------------------

@@ -47,8 +47,11 @@ def find_issues(labels: np.ndarray, scores: np.ndarray) -> list[ClassIssues]:
     given = [[k for k, c in enumerate(usable) if labels[row, c]] for row in range(count)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its notes on small classes are for notebooks
+        # n_jobs=1: cleanlab's default forks a process pool, and a fork taken while another
+        # thread holds a lock (the workbench's server threads, a test's local servers) can
+        # hang the pool for good; per class the work is a few array passes
         masks = find_multilabel_issues_per_class(
-            labels=given, pred_probs=scores[:, usable], low_memory=False
+            labels=given, pred_probs=scores[:, usable], low_memory=False, n_jobs=1
         )
     masks = np.asarray(masks, dtype=bool)  # images x the classes it was given
     for k, column in enumerate(usable):

@@ -143,14 +143,81 @@ def report_environment(folder: str = "templates/report") -> Environment:
     return environment
 
 
+def write_thumbnails(findings, folder: Path, progress=None) -> dict[str, str | None]:
+    """A thumbnail of each finding's local image, once per image: image path -> its file."""
+    thumbs: dict[str, str | None] = {}
+    for finding in findings:
+        path = finding.image_path
+        if path and path not in thumbs:
+            thumbs[path] = thumbnail(Path(path), folder)
+            if progress is not None:
+                progress.advance(1)
+    return thumbs
+
+
+def copy_plots(model_dir: Path | None, out: Path) -> list[str]:
+    """The model's plots copied into the site; their paths relative to it."""
+    plots = []
+    for plot in model_plots(model_dir):
+        target = out / "plots" / f"{plot.parent.name}-{plot.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(plot, target)
+        plots.append(f"plots/{target.name}")
+    return plots
+
+
+def class_row(cls, page: str, per_class_metrics: dict, noise, silence) -> dict[str, Any]:
+    """One class's line on the index page: its AP, thresholds and findings."""
+    return {
+        "label": cls.label,
+        "page": page,
+        "ap": (per_class_metrics.get(cls.uri) or {}).get("ap"),
+        "threshold": cls.threshold,
+        "noise_below": cls.noise_below,
+        "silence_above": cls.silence_above,
+        "noise": sum(1 for f in noise if f.class_uri == cls.uri),
+        "silence": sum(1 for f in silence if f.class_uri == cls.uri),
+    }
+
+
+def findings_explanation(kind: str, out_of_sample) -> str:
+    """How a noise or silence page's findings were made, as its page says it."""
+    if out_of_sample is not None:
+        return EXPLAIN_CONFIDENT[kind].format(scores=out_of_sample.name)
+    return EXPLAIN[kind]
+
+
+def search_explanation(cls, per_class: int) -> str:
+    threshold = cls.threshold if cls.threshold is not None else 0.5
+    return (
+        f"The {per_class} records scored highest for {cls.label} (at or above "
+        f"{threshold:.3f}, the class's threshold), best first."
+    )
+
+
+def index_values(model, classes, class_pages, noise, silence) -> dict[str, Any]:
+    """The index page's own values: one line per class, the model's test mAP."""
+    metrics = model.metrics or {}
+    per_class_metrics = metrics.get("per_class") or {}
+    evaluated = metrics.get("evaluated_on")
+    return {
+        "title": "Model and curation report",
+        "classes": [
+            class_row(cls, page["file"], per_class_metrics, noise, silence)
+            for page, cls in zip(class_pages, classes, strict=True)
+        ],
+        "evaluated": evaluated,
+        "test_map": (metrics.get(evaluated) or {}).get("map") if evaluated else None,
+    }
+
+
 def write_site(out: Path, setup, catalog, project, per_class: int, progress=None) -> Path:
     """Write the site into `out`; return its index page."""
     from monalia.catalog.lookups import model_folder
     from monalia.curation.session import add_local_images
 
     curation, model = setup.curation, setup.model
-    noise = curation.noise()
-    silence = curation.silence()
+    noise, silence = curation.noise(), curation.silence()
     searches = {c.uri: curation.search(c, None, per_class) for c in curation.classes}
     everything = noise + silence + [f for found in searches.values() for f in found]
     curation.describe(everything)
@@ -160,44 +227,25 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
     shutil.copyfile(
         Path(str(files("monalia") / "templates" / "report" / "style.css")), out / "style.css"
     )
-    thumbs: dict[str, str | None] = {}
-    for finding in everything:
-        path = finding.image_path
-        if path and path not in thumbs:
-            thumbs[path] = thumbnail(Path(path), out / "thumbs")
-            if progress is not None:
-                progress.advance(1)
+    thumbs = write_thumbnails(everything, out / "thumbs", progress)
 
+    # half the heat maps for noise, the rest (at least half) for silence
     limit = project.file.serve.heatmaps
-    half = limit // 2
-    heatmaps = write_heatmaps(
-        noise[:half] + silence[: limit - min(half, len(noise))],
-        project,
-        model,
-        out / "heatmaps",
-        progress,
-    )
+    explained = noise[: limit // 2] + silence[: limit - min(limit // 2, len(noise))]
+    heatmaps = write_heatmaps(explained, project, model, out / "heatmaps", progress)
 
-    plots = []
-    for plot in model_plots(model_folder(project, model) if model.path else None):
-        target = out / "plots" / f"{plot.parent.name}-{plot.name}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(plot, target)
-        plots.append(f"plots/{target.name}")
+    plots = copy_plots(model_folder(project, model) if model.path else None, out)
 
-    metrics = model.metrics or {}
-    per_class_metrics = metrics.get("per_class") or {}
-    evaluated = metrics.get("evaluated_on")
-    counts = {"noise": len(noise), "silence": len(silence)}
     class_pages = [
         {"uri": c.uri, "label": c.label, "file": f"class-{_slug(c.label)}.html"}
         for c in curation.classes
     ]
+    # what every page shows: the model, the store, when, the counts, the classes' pages
     common = {
         "model": model,
         "store": setup.store,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "counts": counts,
+        "counts": {"noise": len(noise), "silence": len(silence)},
         "class_pages": class_pages,
     }
     environment = report_environment()
@@ -208,51 +256,29 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
         if progress is not None:
             progress.advance(1)
 
-    oos = curation.out_of_sample
     for kind, found in (("noise", noise), ("silence", silence)):
         render(
             "findings.html",
             f"{kind}.html",
             title=kind.capitalize(),
             kind=kind,
-            explanation=EXPLAIN_CONFIDENT[kind].format(scores=oos.name)
-            if oos is not None
-            else EXPLAIN[kind],
+            explanation=findings_explanation(kind, curation.out_of_sample),
             findings=[_card(f, thumbs, heatmaps) for f in found],
         )
     for page, cls in zip(class_pages, curation.classes, strict=True):
-        threshold = cls.threshold if cls.threshold is not None else 0.5
         render(
             "findings.html",
             page["file"],
             title=f"Search: {cls.label}",
             kind="search",
-            explanation=f"The {per_class} records scored highest for {cls.label} (at or above "
-            f"{threshold:.3f}, the class's threshold), best first.",
+            explanation=search_explanation(cls, per_class),
             findings=[_card(f, thumbs) for f in searches[cls.uri]],
-        )
-    classes = []
-    for page, cls in zip(class_pages, curation.classes, strict=True):
-        classes.append(
-            {
-                "label": cls.label,
-                "page": page["file"],
-                "ap": (per_class_metrics.get(cls.uri) or {}).get("ap"),
-                "threshold": cls.threshold,
-                "noise_below": cls.noise_below,
-                "silence_above": cls.silence_above,
-                "noise": sum(1 for f in noise if f.class_uri == cls.uri),
-                "silence": sum(1 for f in silence if f.class_uri == cls.uri),
-            }
         )
     render(
         "index.html",
         "index.html",
-        title="Model and curation report",
-        classes=classes,
+        **index_values(model, curation.classes, class_pages, noise, silence),
         plots=plots,
-        evaluated=evaluated,
-        test_map=(metrics.get(evaluated) or {}).get("map") if evaluated else None,
     )
     if progress is not None:
         progress.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -64,61 +65,12 @@ def fetch_images(
     data_dir = project.data_dir
     store = ImageStore(data_dir / section.folder, data_dir)
     store.remove_partial_files()  # what a killed run was writing
-    crawl = CrawlSettings(
-        concurrency=section.concurrency,
-        per_host=section.per_host,
-        delay=section.delay,
-        autothrottle=section.autothrottle,
-        retries=section.retries,
-        timeout=section.timeout,
-        backoff=section.backoff,
-        max_retry_after=section.max_retry_after,
-        user_agent=section.user_agent,
-        robots=section.robots,
-        max_bytes=section.max_bytes,
-    )
-    job = ImageJob(
-        catalog=catalog.url,
-        data_dir=str(data_dir),
-        folder=section.folder,
-        width=section.width,
-        height=section.height,
-        limits={
-            "max_bytes": section.max_bytes,
-            "max_pixels": section.max_pixels,
-            "min_side": section.min_side,
-            "max_aspect": section.max_aspect,
-        },
-        limit=options.limit,
-        retry_failed=options.retry_failed,
-        sources=list(options.sources),
-        target=", ".join(options.sources) or None,
-        crawl=crawl,
-        url_policy=asdict(project.url_policy),
-        settings={
-            "box": [section.width, section.height],
-            "limit": options.limit,
-            "retry_failed": options.retry_failed,
-            "sources": list(options.sources),
-            "concurrency": section.concurrency,
-            "per_host": section.per_host,
-        },
-    )
+    job = image_job(catalog, project, options)
+    crawl = job.crawl
     total = count_images(catalog, job)
     executor = options.executor or project.file.executor.kind
     job.settings["executor"] = executor
-    ray = None
-    if executor == "ray":
-        from monalia.executors import ray_executor as cluster
-
-        ray = cluster.connect(project.file.executor)
-        cpus, _ = cluster.cluster_resources(ray)
-        processes = project.file.executor.shards or max(1, cpus)
-    elif section.processes:
-        processes = section.processes
-    else:  # one per CPU, but no process for less than its share of work
-        processes = min(os.cpu_count() or 1, 4, -(-total // IMAGES_PER_PROCESS))
-    processes = max(1, min(processes, total))
+    ray, processes = crawl_processes(project, executor, total)
     job.settings["processes"] = processes
     with RunTracker(catalog, "images", None, job.target, job.settings, hooks) as tracker:
         if total == 0:
@@ -144,3 +96,65 @@ def fetch_images(
 
             return run_crawls_on_ray(catalog, tracker, jobs, project.file.executor, progress)
         return run_sharded_crawl(catalog, tracker, jobs, progress)
+
+
+def image_job(catalog: Catalog, project: Project, options: ImageOptions) -> ImageJob:
+    """The crawl job of this run, from the ``[images]`` table and the command's options."""
+    section = project.file.images
+    crawl = CrawlSettings(
+        concurrency=section.concurrency,
+        per_host=section.per_host,
+        delay=section.delay,
+        autothrottle=section.autothrottle,
+        retries=section.retries,
+        timeout=section.timeout,
+        backoff=section.backoff,
+        max_retry_after=section.max_retry_after,
+        user_agent=section.user_agent,
+        robots=section.robots,
+        max_bytes=section.max_bytes,
+    )
+    return ImageJob(
+        catalog=catalog.url,
+        data_dir=str(project.data_dir),
+        folder=section.folder,
+        width=section.width,
+        height=section.height,
+        limits={
+            "max_bytes": section.max_bytes,
+            "max_pixels": section.max_pixels,
+            "min_side": section.min_side,
+            "max_aspect": section.max_aspect,
+        },
+        limit=options.limit,
+        retry_failed=options.retry_failed,
+        sources=list(options.sources),
+        target=", ".join(options.sources) or None,
+        crawl=crawl,
+        url_policy=asdict(project.url_policy),
+        settings={
+            "box": [section.width, section.height],
+            "limit": options.limit,
+            "retry_failed": options.retry_failed,
+            "sources": list(options.sources),
+            "concurrency": section.concurrency,
+            "per_host": section.per_host,
+        },
+    )
+
+
+def crawl_processes(project: Project, executor: str, total: int) -> tuple[Any, int]:
+    """The Ray cluster (None when local) and how many crawl processes share the work."""
+    section = project.file.images
+    ray = None
+    if executor == "ray":
+        from monalia.executors import ray_executor as cluster
+
+        ray = cluster.connect(project.file.executor)
+        cpus, _ = cluster.cluster_resources(ray)
+        processes = project.file.executor.shards or max(1, cpus)
+    elif section.processes:
+        processes = section.processes
+    else:  # one per CPU, but no process for less than its share of work
+        processes = min(os.cpu_count() or 1, 4, -(-total // IMAGES_PER_PROCESS))
+    return ray, max(1, min(processes, total))

@@ -51,6 +51,35 @@ class LinearProbeSettings(PluginSettings):
     device: str = "auto"
 
 
+def fit_probes(features, targets, classes: int, settings: LinearProbeSettings):
+    """One logistic regression per class on standardised features, the standardisation then
+    folded into the weights: (weights, intercepts) that score raw features. A class that is
+    always or never present gets a constant score."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    # features on one scale: the regularisation then means the same for every backbone
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0) + 1e-6
+    standardized = (features - mean) / scale
+    coefficients = np.zeros((classes, features.shape[1]), dtype=np.float32)
+    intercepts = np.zeros(classes, dtype=np.float32)
+    for column in range(classes):
+        truth = targets[:, column]
+        if 0 < truth.sum() < len(truth):
+            model = LogisticRegression(C=settings.regularization, max_iter=settings.max_iterations)
+            model.fit(standardized, truth)
+            coefficients[column] = model.coef_[0]
+            intercepts[column] = model.intercept_[0]
+        else:
+            share = float(np.clip(truth.mean(), *CONSTANT_SCORE_LIMITS))
+            intercepts[column] = math.log(share / (1 - share))
+    # fold the standardisation into the weights: scores need only the raw features
+    folded = (coefficients / scale).astype(np.float32)
+    folded_intercepts = (intercepts - folded @ mean).astype(np.float32)
+    return folded, folded_intercepts
+
+
 class FeatureReader:
     """A frozen backbone turning decoded images into pooled feature vectors."""
 
@@ -195,7 +224,6 @@ class LinearProbeTrainer(Trainer):
 
     def fit(self, dataset: DatasetSpec, output_dir: Path, options: TrainOptions) -> TrainedModel:
         import numpy as np
-        from sklearn.linear_model import LogisticRegression
 
         settings: LinearProbeSettings = self.settings  # type: ignore[assignment]
         reader = FeatureReader(
@@ -221,28 +249,7 @@ class LinearProbeTrainer(Trainer):
             options.say(f"{split}: {len(kept)} images read, {reader.dimensions} features each")
         if "train" not in split_data or not len(split_data["train"][0]):
             raise MonaliaError(f"dataset {dataset.name} has no readable training image")
-        features, targets = split_data["train"]
-        # features on one scale: the regularisation then means the same for every backbone
-        mean = features.mean(axis=0)
-        scale = features.std(axis=0) + 1e-6
-        standardized = (features - mean) / scale
-        coefficients = np.zeros((len(uris), features.shape[1]), dtype=np.float32)
-        intercepts = np.zeros(len(uris), dtype=np.float32)
-        for column in range(len(uris)):
-            truth = targets[:, column]
-            if 0 < truth.sum() < len(truth):
-                model = LogisticRegression(
-                    C=settings.regularization, max_iter=settings.max_iterations
-                )
-                model.fit(standardized, truth)
-                coefficients[column] = model.coef_[0]
-                intercepts[column] = model.intercept_[0]
-            else:
-                share = float(np.clip(truth.mean(), *CONSTANT_SCORE_LIMITS))
-                intercepts[column] = math.log(share / (1 - share))
-        # fold the standardisation into the weights: scores need only the raw features
-        folded = (coefficients / scale).astype(np.float32)
-        folded_intercepts = (intercepts - folded @ mean).astype(np.float32)
+        folded, folded_intercepts = fit_probes(*split_data["train"], len(uris), settings)
 
         def scores_of(split: str) -> tuple[np.ndarray, np.ndarray]:
             split_features, split_targets = split_data[split]

@@ -4,6 +4,7 @@ by the driver a chunk at a time, exactly as a local run writes them."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -67,17 +68,7 @@ def score_on_cluster(
     # load should fail before the cluster starts on it
     input_size = load_predictor(project, model, LoadOptions("cpu", 1, 0)).input_size
     vectors = similarity_vectors(catalog, project, model, None, tracker, options.say)
-    embed = {}
-    if vectors is not None:
-        similarity = project.file.similarity
-        weights = similarity.weights
-        if weights != "imagenet":
-            weights = str(project.context("similarity").path(weights))
-        embed = {
-            "embed": "scoring" if vectors.name == model.name else "imagenet",
-            "embed_backbone": similarity.backbone,
-            "embed_weights": weights,
-        }
+    embed = embedding_settings(project, model, vectors)
     job = cluster.ScoringJob(
         catalog_url=catalog.url,
         model_id=model.id,
@@ -101,38 +92,7 @@ def score_on_cluster(
     buffered: list[dict[str, np.ndarray]] = []
 
     def write(batches: list[dict[str, np.ndarray]]) -> int:
-        columns = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
-        items, rows, unreadable = [], [], []
-        for k in range(len(columns["image_id"])):
-            error = str(columns["error"][k])
-            if error.startswith("image file is missing"):
-                tracker.add(seen=1)
-                tracker.fail_item(str(columns["url"][k]), error)
-                continue
-            if error:
-                unreadable.append(len(items))
-            else:
-                rows.append((len(items), k))
-            items.append(
-                PendingImage(
-                    int(columns["image_id"][k]),
-                    int(columns["record_id"][k]),
-                    Path(str(columns["path"][k])),
-                    str(columns["sha256"][k]) or None,
-                    str(columns["url"][k]),
-                )
-            )
-        chunk = ChunkScores(
-            items,
-            np.array([columns["scores"][k] for _, k in rows], dtype=np.float32).reshape(
-                len(rows), -1
-            ),
-            np.array([index for index, _ in rows], dtype=int),
-            unreadable,
-            np.array([columns["embedding"][k] for _, k in rows], dtype=np.float32)
-            if "embedding" in columns and rows
-            else None,
-        )
+        chunk = chunk_of_batches(batches, tracker)
         written = write_predictions(catalog, model, chunk, tracker)
         if vectors is not None and chunk.embeddings is not None and chunk.embeddings.shape[1]:
             keep_chunk_vectors(vectors, chunk)
@@ -150,3 +110,56 @@ def score_on_cluster(
         if buffered:
             scored += write(buffered)
     return scored
+
+
+def embedding_settings(project: Project, model: ModelRow, vectors) -> dict[str, str]:
+    """What the workers need to keep image vectors in the same pass (nothing when none are
+    kept): the scoring model's own, or the ImageNet backbone's of ``[similarity]``."""
+    if vectors is None:
+        return {}
+    similarity = project.file.similarity
+    weights = similarity.weights
+    if weights != "imagenet":
+        weights = str(project.context("similarity").path(weights))
+    return {
+        "embed": "scoring" if vectors.name == model.name else "imagenet",
+        "embed_backbone": similarity.backbone,
+        "embed_weights": weights,
+    }
+
+
+def chunk_of_batches(batches: list[dict[str, Any]], tracker: RunTracker) -> ChunkScores:
+    """The workers' batches as one chunk of scores, as a local run makes it; an image whose file
+    is missing is a failed item here, one that could not be decoded is an unreadable one."""
+    import numpy as np
+
+    columns = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+    items, rows, unreadable = [], [], []
+    for k in range(len(columns["image_id"])):
+        error = str(columns["error"][k])
+        if error.startswith("image file is missing"):
+            tracker.add(seen=1)
+            tracker.fail_item(str(columns["url"][k]), error)
+            continue
+        if error:
+            unreadable.append(len(items))
+        else:
+            rows.append((len(items), k))
+        items.append(
+            PendingImage(
+                int(columns["image_id"][k]),
+                int(columns["record_id"][k]),
+                Path(str(columns["path"][k])),
+                str(columns["sha256"][k]) or None,
+                str(columns["url"][k]),
+            )
+        )
+    return ChunkScores(
+        items,
+        np.array([columns["scores"][k] for _, k in rows], dtype=np.float32).reshape(len(rows), -1),
+        np.array([index for index, _ in rows], dtype=int),
+        unreadable,
+        np.array([columns["embedding"][k] for _, k in rows], dtype=np.float32)
+        if "embedding" in columns and rows
+        else None,
+    )

@@ -75,8 +75,6 @@ def harvest(
         def prepare(record: Record) -> None:
             hooks.prepare_record(record=record, source=source)
 
-    limited = False
-    greatest: Any = None
     with (
         RunTracker(
             catalog, "harvest", configured.info.name, configured.instance, settings, hooks
@@ -92,60 +90,95 @@ def harvest(
         source.open()
         try:
             progress.set_total(source.estimate_total(state))
-            batch: list[ItemOutcome] = []
-            batch_records = 0
-            checkpoint = state.checkpoint
-            taken = 0
-            commit_records = options.commit_records or source.batch_size
-            last_commit = time.monotonic()
-            for outcome in source.harvest(state, prepare):
-                batch.append(outcome)
-                size = len(outcome.records) or 1
-                batch_records += size
-                taken += size
-                if source.replication_key:
-                    for record in outcome.records:
-                        value = getattr(record, source.replication_key, None)
-                        if value is not None and (greatest is None or value > greatest):
-                            greatest = value
-                if (
-                    batch_records >= commit_records
-                    or time.monotonic() - last_commit >= options.commit_seconds
-                ):
-                    checkpoint = store.commit(catalog, batch, configured.info.name)
-                    progress.advance(batch_records)
-                    batch, batch_records = [], 0
-                    between_batches()
-                    last_commit = time.monotonic()
-                if options.limit is not None and taken >= options.limit:
-                    limited = True
-                    break
-            if batch:
-                checkpoint = store.commit(catalog, batch, configured.info.name)
-                progress.advance(batch_records)
+            reading = read_and_commit(
+                catalog, configured, source, state, options, store, progress, prepare
+            )
         finally:
             source.close()
-        # A complete run clears the checkpoint, so the next run reads the source again (to find
-        # changes); a run stopped by --limit keeps it, so the next run goes on from there.
-        with catalog.session() as session:
-            row = state_row(session, configured.instance, configured.info.name)
-            if not limited:
-                row.checkpoint = None
-                bookmark = source.new_bookmark()
-                if bookmark is not None:
-                    row.bookmark = bookmark
-                elif source.replication_key and greatest is not None:
-                    row.bookmark = greatest
-            else:
-                row.checkpoint = checkpoint
-            row.updated_at = utcnow()
-            row.last_run_id = tracker.id
+        save_state(catalog, configured, source, reading, tracker.id)
         message = (
             f"stopped at --limit {options.limit}; the next run goes on from there"
-            if limited
+            if reading.limited
             else None
         )
         return tracker.finish(DONE, message)
+
+
+@dataclass
+class Reading:
+    """Where a harvest's reading stopped: the last stored checkpoint, whether --limit stopped
+    it, and the greatest replication key value seen."""
+
+    checkpoint: Any
+    limited: bool = False
+    greatest: Any = None
+
+
+def read_and_commit(
+    catalog: Catalog,
+    configured: PluginInstance,
+    source: Source,
+    state: SourceState,
+    options: HarvestOptions,
+    store: RecordStore,
+    progress: Progress,
+    prepare,
+) -> Reading:
+    """Read the source's items and commit them a batch at a time (every `commit_records`
+    records or `commit_seconds` seconds, whichever comes first)."""
+    reading = Reading(state.checkpoint)
+    batch: list[ItemOutcome] = []
+    batch_records = 0
+    taken = 0
+    commit_records = options.commit_records or source.batch_size
+    last_commit = time.monotonic()
+    for outcome in source.harvest(state, prepare):
+        batch.append(outcome)
+        size = len(outcome.records) or 1
+        batch_records += size
+        taken += size
+        if source.replication_key:
+            for record in outcome.records:
+                value = getattr(record, source.replication_key, None)
+                if value is not None and (reading.greatest is None or value > reading.greatest):
+                    reading.greatest = value
+        if (
+            batch_records >= commit_records
+            or time.monotonic() - last_commit >= options.commit_seconds
+        ):
+            reading.checkpoint = store.commit(catalog, batch, configured.info.name)
+            progress.advance(batch_records)
+            batch, batch_records = [], 0
+            between_batches()
+            last_commit = time.monotonic()
+        if options.limit is not None and taken >= options.limit:
+            reading.limited = True
+            break
+    if batch:
+        reading.checkpoint = store.commit(catalog, batch, configured.info.name)
+        progress.advance(batch_records)
+    return reading
+
+
+def save_state(
+    catalog: Catalog, configured: PluginInstance, source: Source, reading: Reading, run_id: int
+) -> None:
+    """A complete run clears the checkpoint, so the next run reads the source again (to find
+    changes) from the new bookmark; a run stopped by --limit keeps it, so the next run goes on
+    from there."""
+    with catalog.session() as session:
+        row = state_row(session, configured.instance, configured.info.name)
+        if not reading.limited:
+            row.checkpoint = None
+            bookmark = source.new_bookmark()
+            if bookmark is not None:
+                row.bookmark = bookmark
+            elif source.replication_key and reading.greatest is not None:
+                row.bookmark = reading.greatest
+        else:
+            row.checkpoint = reading.checkpoint
+        row.updated_at = utcnow()
+        row.last_run_id = run_id
 
 
 def has_implementations(hooks, name: str) -> bool:

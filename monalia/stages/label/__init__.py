@@ -239,18 +239,7 @@ def label_records(
             if progress is not None:
                 progress.set_total(count_records(catalog, sources))
             labeling = labeler.label(classes, iter_record_subjects(catalog, sources, progress))
-            tracker.add(
-                seen=labeling.records_seen,
-                new=len(labeling.assignments),
-                unchanged=labeling.records_seen - len(labeling.assignments),
-            )
-            if labeling.unmatched:
-                tracker.event(
-                    f"{len(labeling.unmatched)} distinct subject labels "
-                    f"({sum(labeling.unmatched.values())} occurrences) matched no concept: "
-                    "`monalia label --unmatched` lists them",
-                    level="info",
-                )
+            count_labeling(tracker, labeling)
             feedback = apply_review_decisions(catalog, labeling)
             if feedback["used"]:
                 tracker.event(
@@ -285,3 +274,20 @@ def label_records(
         )
     finally:
         thesaurus.close()
+
+
+def count_labeling(tracker: RunTracker, labeling: Labeling) -> None:
+    """A label run's counts: a record labelled is new, one with no class unchanged; the subject
+    labels that matched no concept are said, not failed (the records are not lost)."""
+    tracker.add(
+        seen=labeling.records_seen,
+        new=len(labeling.assignments),
+        unchanged=labeling.records_seen - len(labeling.assignments),
+    )
+    if labeling.unmatched:
+        tracker.event(
+            f"{len(labeling.unmatched)} distinct subject labels "
+            f"({sum(labeling.unmatched.values())} occurrences) matched no concept: "
+            "`monalia label --unmatched` lists them",
+            level="info",
+        )

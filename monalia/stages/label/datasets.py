@@ -174,6 +174,21 @@ def keep_groups_together(
     return result, merged, moved
 
 
+# The dataset's statistics from labelling, in the order `monalia dataset stats` shows them.
+LABELING_COUNTS = (
+    "records_seen",
+    "records_with_subjects",
+    "records_labelled",
+    "labelled_without_image",
+)
+UNMATCHED_COUNTS = (
+    "unmatched_labels",
+    "unmatched_occurrences",
+    "ambiguous_labels",
+    "top_unmatched",
+)
+
+
 def plan_dataset(
     catalog: Catalog,
     labeling: Labeling,
@@ -183,35 +198,15 @@ def plan_dataset(
 ) -> DatasetPlan:
     """Choose, balance and split the dataset's members; nothing is written. Images in
     `near_pairs` (content hashes of near duplicates) end up on the same side of the split."""
-    fetched_only = settings["images"] == "fetched"
-    class_uris = [target.uri for target in labeling.classes]
     labelled = labeling.assignments
     images = main_images(
-        catalog, list(labelled) + list(labeling.records_without_class), fetched_only
+        catalog,
+        list(labelled) + list(labeling.records_without_class),
+        settings["images"] == "fetched",
     )
-
-    # One candidate per distinct image, labels merged across the records that share it.
-    by_key: dict[str, Candidate] = {}
-    for record_id, classes in labelled.items():
-        image = images.get(record_id)
-        if image is None:
-            continue
-        candidate = by_key.get(image.key)
-        if candidate is None:
-            by_key[image.key] = Candidate(image.key, image, [record_id], set(classes))
-        else:
-            candidate.record_ids.append(record_id)
-            candidate.labels |= classes
-            if image.reference < candidate.primary.reference:
-                candidate.primary = image
+    by_key = positive_candidates(labelled, images)
     positives = sorted(by_key.values(), key=lambda candidate: candidate.key)
-    pool: dict[str, ImageChoice] = {}
-    for record_id in labeling.records_without_class:
-        image = images.get(record_id)
-        if image is not None and image.key not in by_key:
-            known = pool.get(image.key)
-            if known is None or image.reference < known.reference:
-                pool[image.key] = image
+    pool = negative_candidates(labeling.records_without_class, images, by_key)
     negative_pool = sorted(pool)
     candidates = set(by_key) | set(pool)
     near = sorted({tuple(sorted(pair)) for pair in near_pairs or [] if set(pair) <= candidates})
@@ -229,11 +224,10 @@ def plan_dataset(
 
     # Classes with too few images are dropped; images left with no class go with them.
     available = Counter(label for candidate in positives for label in candidate.labels)
-    minimum = settings["min_per_class"]
     dropped = [
         {"uri": target.uri, "label": target.label, "images": available[target.uri]}
         for target in labeling.classes
-        if available[target.uri] < minimum
+        if available[target.uri] < settings["min_per_class"]
     ]
     dropped_uris = {entry["uri"] for entry in dropped}
     kept_classes = [target for target in labeling.classes if target.uri not in dropped_uris]
@@ -245,39 +239,99 @@ def plan_dataset(
     shuffled = positives[:]
     rng.shuffle(shuffled)
     selected = _cap_per_class(shuffled, kept_classes, settings["max_per_class"])
-
-    wanted_negatives = round(settings["negatives"] * len(selected))
-    negatives_keys = negative_pool[:]
-    rng.shuffle(negatives_keys)
-    negatives = [
-        Candidate(key, pool[key], [pool[key].record_id], set())
-        for key in sorted(negatives_keys[:wanted_negatives])
-    ]
+    negatives = _draw_negatives(
+        pool, negative_pool, round(settings["negatives"] * len(selected)), rng
+    )
 
     members = sorted(selected, key=lambda candidate: candidate.key) + negatives
     kept_uris = [target.uri for target in kept_classes]
-    column = {uri: index for index, uri in enumerate(kept_uris)}
-    matrix = np.zeros((len(members), len(kept_uris)), dtype=np.uint8)
-    for row, candidate in enumerate(members):
-        for label in candidate.labels:
-            matrix[row, column[label]] = 1
-    splits = stratified_split(matrix, tuple(settings["split"]), settings["seed"])
+    splits = stratified_split(
+        label_matrix(members, kept_uris), tuple(settings["split"]), settings["seed"]
+    )
     splits, near_groups, near_moved = keep_groups_together(members, splits, near)
     planned = [(candidate, SPLITS[split]) for candidate, split in zip(members, splits, strict=True)]
 
     plan = DatasetPlan(name, dataset_hash, kept_classes, planned, settings)
+    found = _labeling_stats(labeling, images)
     plan.stats = {
-        "records_seen": labeling.records_seen,
-        "records_with_subjects": labeling.records_with_subjects,
-        "records_labelled": len(labelled),
-        "labelled_without_image": sum(1 for record in labelled if record not in images),
+        **{key: found[key] for key in LABELING_COUNTS},
         "distinct_images": len(by_key),
         "shared_images": sum(len(c.record_ids) - 1 for c in by_key.values()),
-        "available_per_class": {uri: available[uri] for uri in class_uris},
+        "available_per_class": {target.uri: available[target.uri] for target in labeling.classes},
         "dropped_classes": dropped,
         "capped": settings["max_per_class"] is not None,
         "negatives": len(negatives),
         "negative_pool": len(negative_pool),
+        **{key: found[key] for key in UNMATCHED_COUNTS},
+        "near_duplicate_groups": near_groups,  # kept on one side of the split
+        "near_duplicate_moved": near_moved,  # images moved there from where stratifying put them
+        **split_stats(planned, kept_uris),
+    }
+    return plan
+
+
+def positive_candidates(
+    labelled: dict[int, set[str]], images: dict[int, ImageChoice]
+) -> dict[str, Candidate]:
+    """One candidate per distinct image, labels merged across the records that share it."""
+    by_key: dict[str, Candidate] = {}
+    for record_id, classes in labelled.items():
+        image = images.get(record_id)
+        if image is None:
+            continue
+        candidate = by_key.get(image.key)
+        if candidate is None:
+            by_key[image.key] = Candidate(image.key, image, [record_id], set(classes))
+        else:
+            candidate.record_ids.append(record_id)
+            candidate.labels |= classes
+            if image.reference < candidate.primary.reference:
+                candidate.primary = image
+    return by_key
+
+
+def negative_candidates(
+    records_without_class: Any, images: dict[int, ImageChoice], positives: dict[str, Candidate]
+) -> dict[str, ImageChoice]:
+    """The images of records with no class that no labelled record shares, one per image."""
+    pool: dict[str, ImageChoice] = {}
+    for record_id in records_without_class:
+        image = images.get(record_id)
+        if image is not None and image.key not in positives:
+            known = pool.get(image.key)
+            if known is None or image.reference < known.reference:
+                pool[image.key] = image
+    return pool
+
+
+def _draw_negatives(
+    pool: dict[str, ImageChoice], keys: list[str], wanted: int, rng: random.Random
+) -> list[Candidate]:
+    shuffled = keys[:]
+    rng.shuffle(shuffled)
+    return [
+        Candidate(key, pool[key], [pool[key].record_id], set()) for key in sorted(shuffled[:wanted])
+    ]
+
+
+def label_matrix(members: list[Candidate], uris: list[str]) -> np.ndarray:
+    """One row per member, one column per class: 1 where the member has the class."""
+    column = {uri: index for index, uri in enumerate(uris)}
+    matrix = np.zeros((len(members), len(uris)), dtype=np.uint8)
+    for row, candidate in enumerate(members):
+        for label in candidate.labels:
+            matrix[row, column[label]] = 1
+    return matrix
+
+
+def _labeling_stats(labeling: Labeling, images: dict[int, ImageChoice]) -> dict[str, Any]:
+    """What labelling found before any image was chosen: records, matches, what did not match."""
+    labelled = labeling.assignments
+    return {
+        "records_seen": labeling.records_seen,
+        "records_with_subjects": labeling.records_with_subjects,
+        "records_labelled": len(labelled),
+        "labelled_without_image": sum(1 for record in labelled if record not in images),
         "unmatched_labels": len(labeling.unmatched),
         "unmatched_occurrences": sum(labeling.unmatched.values()),
         "ambiguous_labels": len(labeling.ambiguous),
@@ -285,11 +339,7 @@ def plan_dataset(
             {"field": key[0], "label": key[1], "records": count}
             for key, count in labeling.unmatched.most_common(50)
         ],
-        "near_duplicate_groups": near_groups,  # kept on one side of the split
-        "near_duplicate_moved": near_moved,  # images moved there from where stratifying put them
-        **split_stats(planned, kept_uris),
     }
-    return plan
 
 
 def _cap_per_class(

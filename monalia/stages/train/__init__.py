@@ -112,10 +112,7 @@ def train_model(
         "device": options.device,
     }
     with RunTracker(catalog, "train", trainer.name, dataset.name, run_settings, hooks) as tracker:
-        with catalog.session() as session:
-            existing = session.scalar(select(ModelRow).where(ModelRow.name == name))
-            if existing is not None:
-                session.expunge(existing)
+        existing = registered_model(catalog, name)
         if existing is not None and not retrain and (output_dir / "model_card.json").exists():
             tracker.add(unchanged=1)
             run = tracker.finish(
@@ -139,18 +136,7 @@ def train_model(
                 f"{len(images.missing)} of the dataset's images are not on disk and are left "
                 f"out (`monalia runs show {tracker.id}` lists them)"
             )
-        say = options.say
-
-        def say_and_beat(message: str) -> None:
-            say(message)
-            with catalog.session() as session:
-                tracker.flush(session)
-
-        options.say = say_and_beat
-        try:
-            card = trainer.train(images.spec, output_dir, options)
-        finally:
-            options.say = say
+        card = train_with_heartbeat(trainer, images.spec, output_dir, options, catalog, tracker)
         if card.get("resumed_from_epoch"):
             tracker.event(
                 f"resumed from the checkpoint after epoch {card['resumed_from_epoch']}",
@@ -168,6 +154,31 @@ def train_model(
         )
         run = tracker.finish(DONE, f"model {name}{scored}")
         return TrainOutcome(run, name, card, model_id, missing=images.missing)
+
+
+def registered_model(catalog: Catalog, name: str) -> ModelRow | None:
+    with catalog.session() as session:
+        existing = session.scalar(select(ModelRow).where(ModelRow.name == name))
+        if existing is not None:
+            session.expunge(existing)
+        return existing
+
+
+def train_with_heartbeat(trainer, spec, output_dir: Path, options: TrainOptions, catalog, tracker):
+    """Train, saving the run's counts each time the trainer reports progress: a run that
+    stops reporting for long is one whose process died."""
+    say = options.say
+
+    def say_and_beat(message: str) -> None:
+        say(message)
+        with catalog.session() as session:
+            tracker.flush(session)
+
+    options.say = say_and_beat
+    try:
+        return trainer.train(spec, output_dir, options)
+    finally:
+        options.say = say
 
 
 def register_model(

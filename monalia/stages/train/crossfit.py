@@ -165,31 +165,8 @@ def crossfit(
     if not MIN_FOLDS <= folds <= MAX_FOLDS:
         raise MonaliaError(f"--folds must be between {MIN_FOLDS} and {MAX_FOLDS}, not {folds}")
     options = options or TrainOptions()
-    main = find_model(catalog, model_ref)
-    if is_score_set(main.card):
-        raise MonaliaError(f"{main.name} is a set of out-of-sample scores, not a model")
-    with catalog.session() as session:
-        dataset = session.get(DatasetRow, main.dataset_id) if main.dataset_id else None
-        if dataset is None:
-            raise MonaliaError(f"model {main.name} has no dataset in this catalog")
-        session.expunge(dataset)
-    if project.trainer is None or project.trainer.info.name != main.trainer:
-        raise MonaliaError(
-            f"model {main.name} was made by trainer {main.trainer}: the project's [trainer] "
-            "must be that plugin to train its folds"
-        )
-    # the folds learn as the model did (its settings, whatever the project file says today)
-    # and run as the project says (device, workers, caches)
-    instance = project.trainer
-    trainer = instance.create()
-    recorded = (main.card or {}).get("settings")
-    if recorded:
-        runtime = set(type(trainer).runtime_settings)
-        today = trainer.describe_settings()
-        merged = {key: today[key] if key in runtime else value for key, value in recorded.items()}
-        trainer = instance.info.cls(
-            settings=instance.info.cls.Settings(**merged), context=instance.context
-        )
+    main, dataset = model_and_dataset(catalog, model_ref)
+    trainer = fold_trainer(project, main)
     name = score_set_name(main.name, folds)
     relative = Path("models") / name
     folder = project.data_dir / relative
@@ -205,35 +182,15 @@ def crossfit(
                 f"{folds} folds"
             )
         assigned = draw_folds(members, uris, folds, seed)
-        card: dict[str, Any] = {
-            "kind": SCORE_SET_KIND,
-            "name": name,
-            "model": main.name,
-            "trainer": trainer.name,
-            "backbone": main.backbone,
-            "dataset": {"name": dataset.name, "hash": dataset.hash},
-            "classes": [dict(entry) for entry in main.classes],
-            "thresholds": main.thresholds,
-            "metrics": {},
-            "folds": [],
-            "fold_of": "stratified on the labels with the dataset's seed, one image per record",
-            "settings": trainer.describe_settings(),
-        }
+        card = score_set_card(name, main, dataset, trainer)
         folder.mkdir(parents=True, exist_ok=True)
-        with catalog.session() as session:
-            existing = session.scalar(select(ModelRow).where(ModelRow.name == name))
-            previous = dict(existing.card or {}) if existing is not None else {}
         draw = _assignment_hash(members, assigned)
-        if previous.get("fold_assignment_hash") not in (None, draw):
+        if _previous_card(catalog, name).get("fold_assignment_hash") not in (None, draw):
             retrain = True  # the dataset's images changed: the old folds mean nothing now
         card["fold_assignment_hash"] = draw
         set_id = register_model(catalog, card, name, main.trainer, dataset, relative, tracker.id)
         if retrain:
-            with catalog.session() as session:
-                for row in (PredictionRow, ScoredImageRow):
-                    session.execute(delete(row).where(row.model_id == set_id))
-            for fold_dir in folder.glob("fold-*"):
-                shutil.rmtree(fold_dir)  # their checkpoints belong to the old draw
+            forget_old_draw(catalog, set_id, folder)
         done = _scored_images(catalog, set_id)
         pending = []
         for fold in range(folds):
@@ -247,19 +204,7 @@ def crossfit(
                 continue
             spec = fold_spec(dataset, members, assigned, draw, fold)
             pending.append(FoldJob(fold, held, spec, fold_dir))
-        if pending and parallel_folds(project, len(pending), options):
-            from monalia.executors.ray_executor import train_folds_on_ray
-
-            results = train_folds_on_ray(
-                project, trainer, pending, members, options, device, train_fold
-            )
-        else:
-            results = (
-                train_fold(
-                    trainer, job, members, options, LoadOptions(device, cache_dir=options.cache_dir)
-                )
-                for job in pending
-            )
+        results = train_folds(project, trainer, pending, members, options, device)
         for job, fold_card, scores, indices, unreadable in results:
             for path in unreadable:
                 tracker.fail_item(path, "image could not be decoded")
@@ -277,12 +222,7 @@ def crossfit(
             entry = {"fold": job.fold + 1, "images": len(job.held), "folder": job.folder.name}
             card["folds"].append({**entry, **_fold_summary(job.folder, fold_card)})
             options.say(f"fold {job.fold + 1}/{folds}: {len(indices)} images scored")
-        card["folds"].sort(key=lambda entry: entry["fold"])
-        card["scored_images"] = len(_scored_images(catalog, set_id))
-        card["created_at"] = utcnow().isoformat(timespec="seconds")
-        (folder / "model_card.json").write_text(
-            json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
-        )
+        finish_card(catalog, card, set_id, folder)
         set_id = register_model(catalog, card, name, main.trainer, dataset, relative, tracker.id)
         maps = [f["test_map"] for f in card["folds"] if f.get("test_map") is not None]
         mean = f", mean fold mAP {sum(maps) / len(maps):.3f}" if maps else ""
@@ -290,6 +230,97 @@ def crossfit(
             DONE, f"{name}: out-of-sample scores of {card['scored_images']} images{mean}"
         )
     return CrossfitOutcome(run, name, set_id, card["folds"])
+
+
+def model_and_dataset(catalog: Catalog, model_ref: str | None) -> tuple[ModelRow, DatasetRow]:
+    """The model whose folds to train (not a set of scores) and the dataset it learned from."""
+    main = find_model(catalog, model_ref)
+    if is_score_set(main.card):
+        raise MonaliaError(f"{main.name} is a set of out-of-sample scores, not a model")
+    with catalog.session() as session:
+        dataset = session.get(DatasetRow, main.dataset_id) if main.dataset_id else None
+        if dataset is None:
+            raise MonaliaError(f"model {main.name} has no dataset in this catalog")
+        session.expunge(dataset)
+    return main, dataset
+
+
+def fold_trainer(project: Project, main: ModelRow):
+    """A trainer for the folds: it learns as the model did (its settings, whatever the project
+    file says today) and runs as the project says (device, workers, caches)."""
+    if project.trainer is None or project.trainer.info.name != main.trainer:
+        raise MonaliaError(
+            f"model {main.name} was made by trainer {main.trainer}: the project's [trainer] "
+            "must be that plugin to train its folds"
+        )
+    instance = project.trainer
+    trainer = instance.create()
+    recorded = (main.card or {}).get("settings")
+    if recorded:
+        runtime = set(type(trainer).runtime_settings)
+        today = trainer.describe_settings()
+        merged = {key: today[key] if key in runtime else value for key, value in recorded.items()}
+        trainer = instance.info.cls(
+            settings=instance.info.cls.Settings(**merged), context=instance.context
+        )
+    return trainer
+
+
+def score_set_card(name: str, main: ModelRow, dataset: DatasetRow, trainer) -> dict[str, Any]:
+    """The card of a set of out-of-sample scores, before its folds are filled in."""
+    return {
+        "kind": SCORE_SET_KIND,
+        "name": name,
+        "model": main.name,
+        "trainer": trainer.name,
+        "backbone": main.backbone,
+        "dataset": {"name": dataset.name, "hash": dataset.hash},
+        "classes": [dict(entry) for entry in main.classes],
+        "thresholds": main.thresholds,
+        "metrics": {},
+        "folds": [],
+        "fold_of": "stratified on the labels with the dataset's seed, one image per record",
+        "settings": trainer.describe_settings(),
+    }
+
+
+def _previous_card(catalog: Catalog, name: str) -> dict[str, Any]:
+    with catalog.session() as session:
+        existing = session.scalar(select(ModelRow).where(ModelRow.name == name))
+        return dict(existing.card or {}) if existing is not None else {}
+
+
+def train_folds(project: Project, trainer, pending, members, options: TrainOptions, device: str):
+    """Train and score the pending folds: side by side on a Ray cluster with GPUs enough, else
+    one after the other here. Yields each fold's results as it finishes."""
+    if pending and parallel_folds(project, len(pending), options):
+        from monalia.executors.ray_executor import train_folds_on_ray
+
+        return train_folds_on_ray(project, trainer, pending, members, options, device, train_fold)
+    return (
+        train_fold(trainer, job, members, options, LoadOptions(device, cache_dir=options.cache_dir))
+        for job in pending
+    )
+
+
+def forget_old_draw(catalog: Catalog, set_id: int, folder: Path) -> None:
+    """The dataset's images changed since the folds were drawn: their scores and checkpoints
+    mean nothing now."""
+    with catalog.session() as session:
+        for row in (PredictionRow, ScoredImageRow):
+            session.execute(delete(row).where(row.model_id == set_id))
+    for fold_dir in folder.glob("fold-*"):
+        shutil.rmtree(fold_dir)
+
+
+def finish_card(catalog: Catalog, card: dict[str, Any], set_id: int, folder: Path) -> None:
+    """The card completed with what was scored, written beside the folds."""
+    card["folds"].sort(key=lambda entry: entry["fold"])
+    card["scored_images"] = len(_scored_images(catalog, set_id))
+    card["created_at"] = utcnow().isoformat(timespec="seconds")
+    (folder / "model_card.json").write_text(
+        json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+    )
 
 
 @dataclass

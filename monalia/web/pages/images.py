@@ -12,8 +12,8 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from monalia.errors import ConfigError
+from monalia.web.record_views import LARGE_SIDE, THUMBNAIL_SIDE
 from monalia.web.site import Site
-from monalia.web.workbench import LARGE_SIDE, THUMBNAIL_SIDE
 
 STATIC = ("workbench.js", "workbench.css")
 

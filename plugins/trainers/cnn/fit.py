@@ -238,14 +238,7 @@ class Training:
         scheduler = torch.optim.lr_scheduler.StepLR(
             optimizer, step_size=settings.lr_step, gamma=settings.lr_gamma
         )
-        train_targets = self.splits["train"].dataset.targets.numpy()
-        pos_weight = _pos_weight(settings, train_targets, self.uris)
-        criterion = MultiLabelLoss(
-            settings.loss,
-            pos_weight.to(self.device) if pos_weight is not None else None,
-            settings.focal_gamma,
-            settings.focal_alpha,
-        )
+        criterion = self._criterion()
         precision = choose_precision(self.device, settings.amp)
         normalize = data_module.Normalizer(
             self.backbone.mean, self.backbone.std, self.device, self.channels_last
@@ -287,30 +280,11 @@ class Training:
             }
             scheduler.step()
             if has_val:
-                scores = self._score(model, "val", criterion, precision, normalize)
-                _, summary = evaluate_scores(scores.targets, scores.scores)
-                record["val_loss"] = scores.loss
-                record["val_map"] = summary["map"]
-                quality = summary["map"] if not math.isnan(summary["map"]) else -scores.loss
+                quality = self._validate(model, criterion, precision, normalize, record)
             else:
                 quality = -result.loss
             state["history"].append(record)
-            if state["best"] is None or quality > state["best"] + settings.min_delta:
-                state["best"], state["best_epoch"], state["stale"] = quality, epoch + 1, 0
-                torch.save(model.state_dict(), self.output_dir / BEST)
-            else:
-                state["stale"] += 1
-            state["epoch"] = epoch + 1
-            save_checkpoint(
-                self.output_dir / LAST,
-                model,
-                optimizer,
-                scheduler,
-                epoch + 1,
-                self._checkpoint_config(),
-                self.spec.classes,
-                extra={key: state[key] for key in ("history", "best", "best_epoch", "stale")},
-            )
+            self._end_epoch(state, quality, model, optimizer, scheduler, epoch + 1)
             self.say(self._epoch_line(record, settings.epochs))
         if state["stale"] >= (settings.patience or math.inf) and state["epoch"] < settings.epochs:
             self.say(
@@ -318,6 +292,46 @@ class Training:
                 f"{state['stale']} epochs; keeping epoch {state['best_epoch']}"
             )
         return self._finish(model, state, criterion, precision, normalize)
+
+    def _criterion(self) -> MultiLabelLoss:
+        settings = self.settings
+        train_targets = self.splits["train"].dataset.targets.numpy()
+        pos_weight = _pos_weight(settings, train_targets, self.uris)
+        return MultiLabelLoss(
+            settings.loss,
+            pos_weight.to(self.device) if pos_weight is not None else None,
+            settings.focal_gamma,
+            settings.focal_alpha,
+        )
+
+    def _validate(self, model, criterion, precision, normalize, record: dict[str, Any]) -> float:
+        """Score the validation split; its mAP (its loss, negated, when mAP is undefined) is
+        the epoch's quality. The figures go into the epoch's record."""
+        scores = self._score(model, "val", criterion, precision, normalize)
+        _, summary = evaluate_scores(scores.targets, scores.scores)
+        record["val_loss"] = scores.loss
+        record["val_map"] = summary["map"]
+        return summary["map"] if not math.isnan(summary["map"]) else -scores.loss
+
+    def _end_epoch(self, state, quality: float, model, optimizer, scheduler, epochs: int) -> None:
+        """Keep the best weights so far, count epochs without progress, write the checkpoint
+        a killed training resumes from."""
+        if state["best"] is None or quality > state["best"] + self.settings.min_delta:
+            state["best"], state["best_epoch"], state["stale"] = quality, epochs, 0
+            torch.save(model.state_dict(), self.output_dir / BEST)
+        else:
+            state["stale"] += 1
+        state["epoch"] = epochs
+        save_checkpoint(
+            self.output_dir / LAST,
+            model,
+            optimizer,
+            scheduler,
+            epochs,
+            self._checkpoint_config(),
+            self.spec.classes,
+            extra={key: state[key] for key in ("history", "best", "best_epoch", "stale")},
+        )
 
     def _checkpoint_config(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ A page asks for a generated part with a marker on a line of its own:
 - ``<!-- generated: plugin-settings -->``: every installed plugin's settings, from its model
 - ``<!-- generated: vocabulary -->``: the ``ml:`` classes and properties of ``ontology/monalia.ttl``
 - ``<!-- generated: shapes -->``: the SHACL shapes of ``ontology/shapes.ttl``
+- ``<!-- generated: stages -->``: the pipeline's stages, as ``monalia.stages.pipeline`` declares them
 
 What a setting means is the comment written beside (or above) its field in the model, so the
 model stays the one place a setting is described. ``tests/test_docs.py`` builds the site and
@@ -260,9 +261,22 @@ def shapes_reference() -> str:
     return "\n".join(parts)
 
 
+def stages_reference() -> str:
+    from monalia.stages.pipeline import PIPELINE
+
+    rows = ["| stage | command | needs | reads | makes |", "|---|---|---|---|---|"]
+    for stage in PIPELINE:
+        needs = ", ".join(stage.needs) or "nothing"
+        rows.append(
+            f"| {stage.name} | `{stage.command}` | {needs} | {stage.reads} | {stage.makes} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 GENERATORS = {
     "settings": settings_reference,
     "plugin-settings": plugin_settings_reference,
     "vocabulary": vocabulary_reference,
     "shapes": shapes_reference,
+    "stages": stages_reference,
 }

@@ -315,3 +315,20 @@ def test_no_plugin_name_is_tested_outside_the_plugins():
                         if hits:
                             wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} tests {hits}")
     assert not wrong, "plugin names tested outside plugins/:\n" + "\n".join(sorted(wrong))
+
+
+def test_one_declared_list_of_stages_drives_the_project_file_and_monalia_run():
+    """`[pipeline] stages` accepts exactly the declared stages, each has a runner, in order."""
+    from typing import get_args
+
+    from monalia.cli.app import STAGE_RUNNERS
+    from monalia.project import STAGES, PipelineSection
+    from monalia.stages.pipeline import PIPELINE, STAGE_NAMES
+
+    accepted = get_args(get_args(PipelineSection.model_fields["stages"].annotation)[0])
+    assert STAGE_NAMES == STAGES == accepted, (STAGE_NAMES, STAGES, accepted)
+    assert set(STAGE_RUNNERS) == set(STAGE_NAMES), sorted(STAGE_RUNNERS)
+    for stage in PIPELINE:
+        assert set(stage.needs) <= set(STAGE_NAMES[: STAGE_NAMES.index(stage.name)]), (
+            f"{stage.name} needs a stage that does not come before it"
+        )

@@ -1,5 +1,8 @@
 """Records with their subject terms and images, runs with their events, source state.
 
+`upgrade` is longer than the project's 80 lines on purpose: it declares the schema of this
+revision, one statement per table, and a migration is never edited once it has shipped.
+
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-22

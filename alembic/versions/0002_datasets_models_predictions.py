@@ -1,5 +1,8 @@
 """Datasets and their members, trained models, predictions.
 
+`upgrade` is longer than the project's 80 lines on purpose: it declares the schema of this
+revision, one statement per table, and a migration is never edited once it has shipped.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22

@@ -83,7 +83,7 @@ GLOBAL_VALUES = ("-p", "--project")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
-    """``--project PATH`` and ``-q`` anywhere on the line, as the README promises (``monalia
+    """``--project PATH`` and ``-q`` anywhere on the line, as the command reference promises (``monalia
     harvest --project x``): moved in front of the command, where the root group reads them.
     Arguments after ``--`` are left alone."""
     front: list[str] = []

@@ -13,13 +13,20 @@ from monalia.cli.app import (
     terminate_gracefully,
 )
 from monalia.errors import ConfigError, MonaliaError
-from monalia.stages.pipeline import STAGE_NAMES
+from monalia.stages.pipeline import PIPELINE, STAGE_NAMES
 
 
-@cli.command("run")
+def _help() -> str:
+    stages = "; ".join(f"{stage.name} (`{stage.command}`)" for stage in PIPELINE)
+    return (
+        "Run the stages listed under [pipeline] in the project file, in order, stopping at the "
+        f"first that does not finish. The stages, in their order: {stages}."
+    )
+
+
+@cli.command("run", help=_help(), short_help="Run the stages listed under [pipeline], in order.")
 @pass_app
 def run_pipeline(app: App) -> None:
-    """Run the stages listed under [pipeline] in the project file, in order."""
     terminate_gracefully()
     stages = app.project.file.pipeline.stages
     missing = [stage for stage in stages if stage not in STAGE_RUNNERS]

@@ -8,7 +8,7 @@ on the CPU otherwise; EfficientNet-Lite0's weights ship in a package, so it need
 The training library lives beside it: `data` (datasets and loaders), `engine` (one epoch, one
 evaluation pass), `fit` (a whole training, resumable), `checkpoint`, `trained_model` (loading a
 trained network back) and `scoring` (its `Predictor`). Backbones, metrics and image decoding are
-shared libraries (`monalia.lib`) because other trainers use them too.
+in the toolkit (`monalia.learning`) because other trainers use them too.
 """
 
 from __future__ import annotations

@@ -47,12 +47,8 @@ MODEL = "bench-efficientnet_lite0"
 
 
 def load_query_bench():
-    """bench/query.py's builders (it is a script, not a module)."""
-    loader = importlib.machinery.SourceFileLoader("bench_query", str(REPO / "bench" / "query"))
-    spec = importlib.util.spec_from_loader("bench_query", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    """bench/query.py's builders (bench/ is on the path)."""
+    return importlib.import_module("query")
 
 
 def add_records(catalog_url: str, rows, picture: Path, data_dir: Path) -> int:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 
-from monalia.web.errors import http_error, server_error
+from monalia.web.error_pages import http_error, server_error
 from monalia.web.pages import classes, decisions, findings, images, login, records
 from monalia.web.security import Guard
 from monalia.web.site import Settings, Site

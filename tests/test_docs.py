@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 import pytest
+from support.packages import install_into
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIAL = ROOT / "examples" / "plugin-tutorial"
@@ -161,23 +162,7 @@ def test_the_plugin_tutorials_package_installs_lists_and_harvests(tmp_path):
     package = tmp_path / "plugin-tutorial"
     shutil.copytree(TUTORIAL, package)
     site_dir = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site_dir),
-            str(package),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    install_into(site_dir, package)
     # a fresh process that finds the package where it was installed, and no MONALIA_* settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
     env["PYTHONPATH"] = str(site_dir)

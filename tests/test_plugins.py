@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 from conftest import run_monalia
+from support.packages import install_into
 
 from monalia import hookimpl
 from monalia.api import hookspecs
@@ -121,23 +120,7 @@ def third_party_site(tmp_path_factory):
         )
     )
     site = root / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(package),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    install_into(site, package)
     return site
 
 

@@ -18,9 +18,9 @@ from monalia.rdf.sparql import IRI, bind, bind_block, value_of, values_block
 
 class SparqlSourceSettings(PluginSettings):
     endpoint: str  # the SPARQL 1.1 query endpoint, or a local store folder or RDF file
-    user: str | None = None
+    user: str | None = None  # user name for basic authentication
     password_env: str | None = None  # environment variable holding the password
-    page_size: int = Field(500, ge=1, le=10_000)
+    page_size: int = Field(500, ge=1, le=10_000)  # resources listed and described per query
     http: HttpSettings = Field(default_factory=HttpSettings)
 
 

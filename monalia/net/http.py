@@ -55,10 +55,10 @@ class HttpSettings(PluginSettings):
     timeout: float = Field(30.0, gt=0)  # seconds to connect, and between bytes of the answer
     retries: int = Field(5, ge=0)  # further tries after the first
     backoff: float = Field(1.0, ge=0)  # seconds; doubled each try, jittered
-    max_backoff: float = Field(60.0, ge=0)
+    max_backoff: float = Field(60.0, ge=0)  # the longest wait between two tries, in seconds
     max_retry_after: float = Field(600.0, ge=0)  # a longer Retry-After fails instead of waiting
     rate_limit: float | None = Field(None, gt=0)  # requests per second to one host; None: no limit
-    user_agent: str = USER_AGENT
+    user_agent: str = USER_AGENT  # the User-Agent header
     max_bytes: int = Field(256 * 1024 * 1024, ge=1)  # a longer answer is refused while reading
     max_redirects: int = Field(5, ge=0)  # each hop checked by the project's URL policy
 

@@ -62,6 +62,7 @@ class SkosLabelerSettings(PluginSettings):
     links: list[str] = Field(default_factory=list)
     # Match subjects that have no known URI by their label.
     match_labels: bool = True
+    # labels a subject text may match: pref, alt, hidden, label (rdfs:label)
     label_kinds: list[LabelKind] = Field(default_factory=lambda: ["pref", "alt", "hidden", "label"])
 
 

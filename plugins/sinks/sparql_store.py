@@ -39,12 +39,13 @@ PRESETS = {
 
 
 class SparqlStoreSettings(PluginSettings):
+    # fuseki, oxigraph or graphdb: the three endpoints under url
     preset: Literal["fuseki", "oxigraph", "graphdb"] | None = None
     url: str | None = None  # the base URL the preset's layout starts from
-    query_endpoint: str | None = None
-    update_endpoint: str | None = None
-    graph_store_endpoint: str | None = None
-    username: str | None = None
+    query_endpoint: str | None = None  # without a preset: the SPARQL query endpoint
+    update_endpoint: str | None = None  # without a preset: the SPARQL update endpoint
+    graph_store_endpoint: str | None = None  # without a preset: the Graph Store Protocol endpoint
+    username: str | None = None  # user name for basic authentication
     password_env: str | None = None  # the variable holding the password (basic auth)
     chunk_triples: int = Field(50_000, ge=1)  # triples per POST
     atomic: bool = False  # load into a staging graph and swap it in with one MOVE

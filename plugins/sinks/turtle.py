@@ -22,7 +22,7 @@ from monalia.rdf.terms import NTriplesWriter, Triple, TurtleWriter
 
 
 class TurtleSettings(PluginSettings):
-    path: str
+    path: str  # the file (.ttl or .nt, either .gz); {graph} gives one file per named graph
     format: Literal["turtle", "ntriples"] | None = None  # from the file name when unset
 
 

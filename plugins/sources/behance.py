@@ -29,14 +29,15 @@ PAGE = 2000
 
 
 class BehanceSettings(PluginSettings):
-    path: str
+    path: str  # the BAM SQLite file, opened read-only
     labels: list[str] = Field(default_factory=lambda: ["positive"])  # values that make a subject
-    automatic_labels: bool = True
-    crowd_labels: bool = True
-    include_mature: bool = False
+    automatic_labels: bool = True  # the dataset's automatically inferred labels
+    crowd_labels: bool = True  # the labels given by the crowd
+    include_mature: bool = False  # also the modules marked mature
     attributes: list[str] = Field(
         default_factory=list
     )  # only these (e.g. content_cat); all if empty
+    # the landing page; {project_id} is filled in
     project_url: str = "https://www.behance.net/gallery/{project_id}/"
 
 

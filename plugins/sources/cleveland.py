@@ -54,9 +54,10 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 class ClevelandMapping(PluginSettings):
+    # the image kept: web, print or full (the others stay in the raw payload)
     image_size: str = Field("web", pattern="^(web|print|full)$")
     cc0_only: bool = False  # leave out works whose share_license_status is not CC0
-    with_image_only: bool = True
+    with_image_only: bool = True  # only works that have an image
 
 
 def artwork_record(values: dict[str, Any], raw: Any, settings: ClevelandMapping) -> Record | None:
@@ -130,9 +131,9 @@ def creator_names(value: Any) -> list[str]:
 
 
 class ClevelandCsvSettings(ClevelandMapping):
-    path: str
-    encoding: str = "utf-8-sig"
-    delimiter: str = ","
+    path: str  # the open-access data.csv, streamed
+    encoding: str = "utf-8-sig"  # the file's encoding
+    delimiter: str = ","  # the CSV delimiter
     columns: dict[str, str] = Field(default_factory=dict)  # record field -> CSV column
 
 
@@ -196,7 +197,7 @@ class ClevelandCsvSource(Source):
 
 
 class ClevelandApiSettings(ClevelandMapping):
-    endpoint: str = API
+    endpoint: str = API  # the Open Access API
     limit: int = Field(100, ge=1, le=1000)  # page size
     filters: dict[str, str] = Field(default_factory=dict)  # more API parameters: type, q, ...
     http: HttpSettings = Field(default_factory=HttpSettings)

@@ -29,13 +29,15 @@ _SINCE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?Z?)?")
 
 
 class EuropeanaSettings(PluginSettings):
-    endpoint: str = ENDPOINT
+    endpoint: str = ENDPOINT  # the Search API
+    # the variable holding the API key (the key is never a setting)
     api_key_env: str = "EUROPEANA_API_KEY"
-    query: str = "*"
+    query: str = "*"  # the search query
+    # query filters, one qf parameter each
     qf: list[str] = Field(default_factory=lambda: ["TYPE:IMAGE"])
     reusability: str | None = "open"  # open, restricted, permission; None: any
     media: bool | None = True  # only items with a media file Europeana can reach
-    profile: str = "rich"
+    profile: str = "rich"  # the API's response profile
     rows: int = Field(100, ge=1, le=100)  # the API's maximum page size
     language: str = "en"  # preferred language of titles and descriptions
     http: HttpSettings = Field(default_factory=HttpSettings)

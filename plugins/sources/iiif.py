@@ -29,12 +29,13 @@ class IiifSettings(PluginSettings):
     subject_fields: list[str] = Field(default_factory=lambda: sorted(iiif.SUBJECT_LABELS))
     # metadata labels (any case) whose first value is the record's date / holding institution
     date_labels: list[str] = Field(default_factory=lambda: sorted(iiif.DATE_LABELS))
+    # metadata labels whose value is the holding institution
     institution_labels: list[str] = Field(default_factory=lambda: sorted(iiif.INSTITUTION_LABELS))
     concurrency: int = Field(8, ge=1)  # manifests fetched at once
     max_bytes: int = Field(64 * 1024 * 1024, ge=1)  # a larger document is refused while read
-    per_host: int = Field(4, ge=1)
-    autothrottle: bool = True
-    robots: bool = False
+    per_host: int = Field(4, ge=1)  # requests in flight to one host
+    autothrottle: bool = True  # slow down for a host whose answers slow down
+    robots: bool = False  # obey robots.txt
     http: HttpSettings = Field(default_factory=HttpSettings)
 
 

@@ -41,8 +41,8 @@ FIELDS = (
 
 
 class JsonLinesSettings(PluginSettings):
-    path: str
-    encoding: str = "utf-8"
+    path: str  # the file: one JSON object per line
+    encoding: str = "utf-8"  # the file's encoding
     subject_language: str | None = None  # language of subject labels that carry none
     keys: dict[str, str] = Field(default_factory=dict)  # record field -> key in the objects
 

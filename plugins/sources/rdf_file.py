@@ -47,18 +47,23 @@ def iris(*values: str):
 
 
 class RdfFileSettings(PluginSettings):
-    path: str
+    path: str  # the RDF file (Turtle, N-Triples, RDF/XML, JSON-LD...; gzipped too)
     format: str | None = None  # rdflib format name; guessed from the file name when unset
+    # classes whose instances are the records
     types: list[str] = iris(
         JCL + "Notice", SCHEMA + "VisualArtwork", EDM + "ProvidedCHO", CRM + "E22_Man-Made_Object"
     )
+    # predicates read for the identifier
     identifier: list[str] = iris(
         JCL + "noticeRef", DCTERMS + "identifier", DC + "identifier", SCHEMA + "identifier"
     )
+    # predicates read for the title
     title: list[str] = iris(JCL + "noticeTitr", DCTERMS + "title", DC + "title", SCHEMA + "name")
+    # predicates read for the creators
     creator: list[str] = iris(
         JCL + "noticeAutr", DCTERMS + "creator", DC + "creator", SCHEMA + "creator"
     )
+    # predicates read for the date
     date: list[str] = iris(
         JCL + "noticeMillcrea",
         DCTERMS + "date",
@@ -66,16 +71,21 @@ class RdfFileSettings(PluginSettings):
         DCTERMS + "created",
         SCHEMA + "dateCreated",
     )
+    # predicates read for the institution
     institution: list[str] = iris(
         JCL + "noticeLoca", EDM + "dataProvider", SCHEMA + "holdingArchive"
     )
+    # predicates read for the rights
     rights: list[str] = iris(DCTERMS + "rights", DC + "rights", EDM + "rights", SCHEMA + "license")
+    # predicates read for the landing page
     landing_page: list[str] = iris(FOAF + "page", EDM + "isShownAt", SCHEMA + "url")
+    # predicates read for the images
     image: list[str] = iris(SCHEMA + "image", EDM + "isShownBy", FOAF + "depiction")
+    # predicates whose values are subject concepts (IRIs)
     subject: list[str] = iris(
         JCL + "noticeReprTerm", DCTERMS + "subject", DC + "subject", SCHEMA + "about"
     )
-    subject_text: list[str] = iris(JCL + "noticeRepr")
+    subject_text: list[str] = iris(JCL + "noticeRepr")  # predicates whose values are subject texts
     language: str | None = None  # preferred language of titles; others are used when it is missing
 
 

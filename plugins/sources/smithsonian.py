@@ -33,10 +33,11 @@ LANDING_PAGE = "https://americanart.si.edu/object/{id}"
 
 
 class SmithsonianSettings(SparqlSourceSettings):
-    endpoint: str = "http://edan.si.edu/saam/sparql"
+    endpoint: str = "http://edan.si.edu/saam/sparql"  # SAAM's SPARQL endpoint
+    # what the IRIs of the museum's objects start with
     object_prefix: str = "http://data.americanart.si.edu/object/id/"
-    institution: str = "Smithsonian American Art Museum"
-    landing_page: str = LANDING_PAGE
+    institution: str = "Smithsonian American Art Museum"  # the institution every record names
+    landing_page: str = LANDING_PAGE  # the object's page; {id} is filled in
 
 
 class SmithsonianSource(SparqlSource):

@@ -43,12 +43,12 @@ class LinearProbeSettings(PluginSettings):
     backbone: str = "efficientnet_lite0"  # see `monalia.learning.backbones.BACKBONES`
     weights: str = "imagenet"  # the backbone's ImageNet weights, or a path to a state dict
     regularization: float = Field(1.0, gt=0)  # inverse strength (scikit-learn's C)
-    max_iterations: int = Field(1000, ge=10)
+    max_iterations: int = Field(1000, ge=10)  # scikit-learn's max_iter, per class
     beta: float = Field(1.0, gt=0)  # thresholds maximise F-beta on validation
     # how scores are calibrated on validation: "auto" measures and picks (monalia.learning.calibration)
     calibration: Literal["auto", "none", "temperature", "platt"] = "auto"
-    batch_size: int = Field(32, ge=1)
-    device: str = "auto"
+    batch_size: int = Field(32, ge=1)  # images per forward pass
+    device: str = "auto"  # auto (CUDA when there is one), cpu, cuda, cuda:N
 
 
 def fit_probes(features, targets, classes: int, settings: LinearProbeSettings):

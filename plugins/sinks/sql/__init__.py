@@ -42,9 +42,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class SqlSettings(PluginSettings):
     url: str  # a SQLAlchemy URL, without the password
-    password_env: str | None = None
-    table_prefix: str = "monalia_"
-    chunk_rows: int = Field(5_000, ge=1)
+    password_env: str | None = None  # the variable holding the password (none in url)
+    table_prefix: str = "monalia_"  # what the sink's table names start with
+    chunk_rows: int = Field(5_000, ge=1)  # rows written per statement
 
     @field_validator("table_prefix")
     @classmethod

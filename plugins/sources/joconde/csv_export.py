@@ -30,8 +30,8 @@ def _normalise_header(name: str) -> str:
 
 
 class JocondeCsvSettings(JocondeMappingSettings):
-    path: str
-    delimiter: str = ";"
+    path: str  # the open-data export
+    delimiter: str = ";"  # the CSV delimiter
     encoding: str = "utf-8-sig"  # the export starts with a byte-order mark
     columns: dict[str, str] = Field(default_factory=dict)  # field code -> column header
 

@@ -32,7 +32,7 @@ class JocondeSparqlSettings(SparqlSourceSettings):
     with_image_only: bool = True  # MonaLIA's `jcl:noticeHasImage true`
     domain: str | None = None  # only notices whose DOMN contains this text, e.g. "peinture"
     image_base: str = JOCONDE_IMAGES  # resolves relative image paths
-    landing_page: str = LANDING_PAGE
+    landing_page: str = LANDING_PAGE  # the notice's page; {ref} is filled in
 
 
 class JocondeSparqlSource(SparqlSource):

@@ -239,7 +239,8 @@ class JocondeMappingSettings(PluginSettings):
 
     image_url: str = POP_IMAGES + "joconde/{ref}/{name}"  # REFIM names; {ref}, {name} (lower case)
     image_base: str = POP_IMAGES  # prefix of IMG paths
-    landing_page: str = LANDING_PAGE
+    landing_page: str = LANDING_PAGE  # the notice's page; {ref} is filled in
+    # fields whose terms become subjects (REPR's nested terms each one)
     subject_fields: list[str] = Field(default_factory=lambda: ["REPR", "DOMN", "DENO"])
 
 

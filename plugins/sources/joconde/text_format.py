@@ -22,8 +22,8 @@ from monalia.plugins.sources.joconde.notices import (
 
 
 class JocondeTextSettings(JocondeMappingSettings):
-    path: str
-    encoding: str = "utf-8"
+    path: str  # the file of notices in the Ministry's text format
+    encoding: str = "utf-8"  # the file's encoding
 
 
 class JocondeTextSource(Source):

@@ -205,3 +205,27 @@ def test_the_plugin_tutorials_package_installs_lists_and_harvests(tmp_path):
         text=True,
     )
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
+
+
+def test_every_setting_says_what_it_means():
+    """A setting's meaning is the comment beside its field: a field without one would show a
+    blank line in the generated reference."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import hooks
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    from monalia.api.registry import default_registry
+
+    models = [(f"[{name}]", model) for name, model in hooks.project_tables()]
+    for info in default_registry().all():
+        settings = getattr(info.cls, "Settings", None)
+        if settings is not None:
+            models.append((f"{info.kind} {info.name}", settings))
+    blank = [
+        f"{where} {key}"
+        for where, model in models
+        for key, _, _, meaning in hooks.model_rows(model)
+        if not meaning
+    ]
+    assert not blank, "settings with no comment beside their field: " + ", ".join(blank)

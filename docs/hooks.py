@@ -112,11 +112,14 @@ def model_rows(model: type, prefix: str = "") -> list[tuple[str, str, str, str]]
     return rows
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def _table(rows: list[tuple[str, str, str, str]]) -> str:
     out = ["| setting | type | default | meaning |", "|---|---|---|---|"]
     for key, kind, default, meaning in rows:
-        cell = lambda text: text.replace("|", "\\|")  # noqa: E731
-        out.append(f"| `{key}` | `{cell(kind)}` | {cell(default)} | {cell(meaning)} |")
+        out.append(f"| `{key}` | `{_cell(kind)}` | {_cell(default)} | {_cell(meaning)} |")
     return "\n".join(out)
 
 

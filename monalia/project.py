@@ -11,7 +11,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -35,7 +35,9 @@ from monalia.project_toml import (  # noqa: F401  (part of this module's interfa
 
 DEFAULT_TRAINER = "cnn"  # used when the project file has no [trainer] table
 DEFAULT_LABELER = "skos"  # used when the project file names classes but no [labeler]
-STAGES = ("harvest", "images", "label", "train", "enrich", "publish")
+# the stages `[pipeline]` may name, in order (monalia.stages.pipeline declares each one)
+StageName = Literal["harvest", "images", "label", "train", "enrich", "publish"]
+STAGES: tuple[str, ...] = get_args(StageName)
 
 
 class _Section(BaseModel):
@@ -225,9 +227,7 @@ class PipelineSection(_Section):
     """What `monalia run` runs, in order; it stops at the first stage that does not finish."""
 
     # the stages to run, in order: any of STAGES (monalia.stages.pipeline declares each one)
-    stages: list[Literal["harvest", "images", "label", "train", "enrich", "publish"]] = Field(
-        default_factory=lambda: ["harvest", "publish"]
-    )
+    stages: list[StageName] = Field(default_factory=lambda: ["harvest", "publish"])
 
 
 class ProjectFile(_Section):

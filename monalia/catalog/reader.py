@@ -8,7 +8,7 @@ monalia writes (`SCHEMA_HEAD`). Any other catalog (another database, an older or
 schema, none yet) goes through `Catalog.open`, which creates, refuses or explains; so does a
 catalog with runs marked running, whose processes are checked the usual way.
 
-`monalia.curation.session.OrmReader` offers the same lookups over an open `Catalog`, so the code
+`monalia.catalog.orm_reader.OrmReader` offers the same lookups over an open `Catalog`, so the code
 that uses them takes either.
 """
 

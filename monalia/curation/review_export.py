@@ -66,7 +66,8 @@ class ReviewExport:
 
 
 def _classes_of(catalog, project: Project, model_name: str | None) -> list[CurationClass]:
-    from monalia.classes import model_classes, reader_of
+    from monalia.catalog.orm_reader import reader_of
+    from monalia.classes import model_classes
 
     model = reader_of(catalog).find_model(model_name)
     return model_classes(catalog, project, model)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monalia.catalog.orm_reader import OrmReader, reader_of  # noqa: F401  (used by the reports)
+from monalia.catalog.orm_reader import reader_of
 from monalia.catalog.reader import image_file
 from monalia.classes import model_classes
 from monalia.curation.findings import (

@@ -126,7 +126,7 @@ def read_and_commit(
 ) -> Reading:
     """Read the source's items and commit them a batch at a time (every `commit_records`
     records or `commit_seconds` seconds, whichever comes first)."""
-    reading = Reading(state.checkpoint)
+    checkpoint, limited, greatest = state.checkpoint, False, None
     batch: list[ItemOutcome] = []
     batch_records = 0
     taken = 0
@@ -140,24 +140,24 @@ def read_and_commit(
         if source.replication_key:
             for record in outcome.records:
                 value = getattr(record, source.replication_key, None)
-                if value is not None and (reading.greatest is None or value > reading.greatest):
-                    reading.greatest = value
+                if value is not None and (greatest is None or value > greatest):
+                    greatest = value
         if (
             batch_records >= commit_records
             or time.monotonic() - last_commit >= options.commit_seconds
         ):
-            reading.checkpoint = store.commit(catalog, batch, configured.info.name)
+            checkpoint = store.commit(catalog, batch, configured.info.name)
             progress.advance(batch_records)
             batch, batch_records = [], 0
             between_batches()
             last_commit = time.monotonic()
         if options.limit is not None and taken >= options.limit:
-            reading.limited = True
+            limited = True
             break
     if batch:
-        reading.checkpoint = store.commit(catalog, batch, configured.info.name)
+        checkpoint = store.commit(catalog, batch, configured.info.name)
         progress.advance(batch_records)
-    return reading
+    return Reading(checkpoint, limited, greatest)
 
 
 def save_state(

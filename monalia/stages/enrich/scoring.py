@@ -170,7 +170,6 @@ def score_locally(
     unchanged)."""
     pending, unchanged = counts
     settings = project.file.enrich
-    # images are scored once: a resized copy would only fill the disk, so no cache
     predictor = load_predictor(project, model, loading)
     options.say(
         f"scoring {pending:,} images with {model.name} on {loading.device}"

@@ -79,12 +79,23 @@ def resolve_path(base: Path, value: str) -> Path:
 
 def resolve_catalog_url(url: str, base: Path, password_env: str | None = None) -> str:
     """Make a relative SQLite path absolute (from the project folder) and add the password."""
+    from monalia import masking
     from monalia.catalog.db_url import parse_db_url
+    from monalia.net.url_policy import mask_userinfo
 
+    scheme, _, rest = url.partition("://")
+    if rest.split("/", 1)[0].count("@") > 1:
+        # the part after the first '@' would be read as the host (and looked up): say so
+        # without showing any of it
+        raise ConfigError(
+            f"the catalog URL ({scheme}://...) has more than one '@' before its path: a "
+            "password holding '@' is written with %40 in its place"
+        )
     try:
         parsed = parse_db_url(url)
     except ValueError:
-        raise ConfigError(f"catalog {url!r} is not a SQLAlchemy URL") from None
+        raise ConfigError(f"catalog {mask_userinfo(url)!r} is not a SQLAlchemy URL") from None
+    masking.remember(parsed.password)
     changed = False
     if parsed.backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
         parsed = parsed.set(database=str(resolve_path(base, parsed.database)))
@@ -95,6 +106,7 @@ def resolve_catalog_url(url: str, base: Path, password_env: str | None = None) -
             raise ConfigError(
                 f"the catalog password is read from ${password_env}, which is not set"
             )
+        masking.remember(password)
         parsed = parsed.set(password=password)
         changed = True
     return parsed.render() if changed else url

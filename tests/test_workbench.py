@@ -65,9 +65,11 @@ def open_workbench(folder: Path, **settings):
         "login_required": False,
         "read_only": False,
         "users_file": folder / "workbench-users.txt",
+        # TestClient's requests name "testserver" as their Host, as a proxy's public name would
+        "allowed_hosts": ("testserver",),
         **settings,
     }
-    return workbench, catalog, create_app(workbench, Settings(**options), secret="test-secret")
+    return workbench, catalog, create_app(workbench, Settings(**options))
 
 
 def csrf_of(page: str) -> str:
@@ -252,7 +254,7 @@ def test_off_loopback_every_page_needs_a_login(folder, monkeypatch):
     assert "correct horse" not in (folder / "workbench-users.txt").read_text()
 
     # a token from the environment, for scripts
-    monkeypatch.setenv("MONALIA_SERVE_TOKEN", "s3cret-token-value")
+    monkeypatch.setenv("MONALIA_SERVE_TOKEN", "s3cret-token-value-long-enough-for-a-token")
     script = TestClient(app)
     assert (
         script.get(
@@ -261,7 +263,7 @@ def test_off_loopback_every_page_needs_a_login(folder, monkeypatch):
         == 303
     )
     assert (
-        script.get("/", headers={"Authorization": "Bearer s3cret-token-value"}).status_code == 200
+        script.get("/", headers={"Authorization": "Bearer s3cret-token-value-long-enough-for-a-token"}).status_code == 200
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from monalia import masking
 from monalia.errors import ConfigError
 from monalia.net.url_policy import UrlPolicy
 
@@ -47,6 +48,7 @@ class PluginContext:
         value = os.environ.get(env_name)
         if value is None:
             raise ConfigError(f"{self.instance}: {what} is read from ${env_name}, which is not set")
+        masking.remember(value)  # masked wherever text leaves the process, whatever it looks like
         return value
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
 
-from monalia import jsontext
+from monalia import jsontext, masking
 from monalia.errors import RecordError
 from monalia.rdf.terms import IRI_FORBIDDEN, check_iri  # noqa: F401  (part of the record API)
 
@@ -123,7 +123,10 @@ class Record:
         cached = self.__dict__.get("_raw_json")
         if cached is None:
             try:
-                cached = self.__dict__["_raw_json"] = jsontext.canonical(self.raw)
+                # a payload that echoes a configured secret (an API key in a link) keeps none
+                cached = self.__dict__["_raw_json"] = masking.mask_json(
+                    jsontext.canonical(self.raw)
+                )
             except (TypeError, ValueError) as exc:
                 raise RecordError(f"the record cannot be stored as JSON: {exc}") from None
         return cached

@@ -239,8 +239,12 @@ class Source(Plugin):
             except UrlRefused as exc:
                 self.warn(f"image {str(image.url)[:200]!r} is not fetched: {exc}")
                 continue
-            except Exception:
-                pass
+            except Exception as exc:  # a check that cannot finish refuses: fail closed
+                self.warn(
+                    f"image {str(image.url)[:200]!r} is not fetched: its URL could not be "
+                    f"checked ({type(exc).__name__})"
+                )
+                continue
             kept.append(image)
         if len(kept) != len(record.images):
             if kept and not any(image.is_main for image in kept):

@@ -160,6 +160,9 @@ def terminate_gracefully() -> None:
 @click.pass_context
 def cli(ctx: click.Context, project_path: str | None, quiet: bool) -> None:
     """monalia: harvest museum collections, learn what their images show, publish it as RDF."""
+    from monalia import masking
+
+    masking.install_log_masking()  # configured secrets never reach a log line
     ctx.obj = App(project_path, quiet)
 
 

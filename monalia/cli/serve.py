@@ -12,8 +12,6 @@ import click
 from monalia.cli.app import App, cli, pass_app
 from monalia.errors import ConfigError
 
-SECRET_ENV = "MONALIA_SERVE_SECRET"
-
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -47,23 +45,56 @@ def users_file(app: App):
     "--reviewer",
     help="Who the decisions are from, on loopback without login (default: the system user).",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Another Host name to answer to (a proxy's public name); repeatable.",
+)
+@click.option(
+    "--secure-cookie",
+    is_flag=True,
+    help="Mark the session cookie Secure (behind a proxy that serves HTTPS).",
+)
 @pass_app
-def serve(app: App, host, port, read_only, model_ref, store, method, reviewer) -> None:
+def serve(
+    app: App,
+    host,
+    port,
+    read_only,
+    model_ref,
+    store,
+    method,
+    reviewer,
+    allowed_hosts,
+    secure_cookie,
+) -> None:
     """The curators' workbench: findings to review in a browser, records with heat maps.
 
     Binds to 127.0.0.1 by default, where no login is asked. Bound to any other address, every
-    page needs a login: users from `monalia users add`, or the token in $MONALIA_SERVE_TOKEN.
+    page needs a login: users from `monalia users add`, or the token in $MONALIA_SERVE_TOKEN
+    (at least 32 characters). Only requests naming the bound address (or an --allowed-host) in
+    their Host header are answered, so a web page cannot reach the workbench by rebinding a name.
     """
     import logging
 
     import uvicorn
 
+    from monalia import masking
     from monalia.web.app import Settings, create_app
-    from monalia.web.passwords import TOKEN_ENV, read_users
+    from monalia.web.passwords import MIN_TOKEN, TOKEN_ENV, read_users
     from monalia.web.workbench import Workbench
 
     login = not is_loopback(host)
     users = users_file(app)
+    token = os.environ.get(TOKEN_ENV)
+    if token is not None and len(token) < MIN_TOKEN:
+        raise ConfigError(
+            f"${TOKEN_ENV} has {len(token)} characters; a token has at least {MIN_TOKEN} "
+            '(make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))")'
+        )
+    masking.remember(token)
     if login and not read_users(users) and not os.environ.get(TOKEN_ENV):
         raise ConfigError(
             f"bound to {host}, the workbench needs a login: add a user with "
@@ -77,8 +108,11 @@ def serve(app: App, host, port, read_only, model_ref, store, method, reviewer) -
         login_required=login,
         read_only=read_only,
         users_file=users,
+        bound_host=host,
+        allowed_hosts=tuple(allowed_hosts),
+        secure_cookie=secure_cookie,
     )
-    application = create_app(workbench, settings, os.environ.get(SECRET_ENV))
+    application = create_app(workbench, settings)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app.say(f"findings of model {workbench.model.name} ({workbench.setup.method})…")
     workbench.warm()

@@ -109,7 +109,7 @@ def report_client(project: Project, store: str | None):
         )
     instance = project.sinks.get(wanted)
     if instance is None:
-        return sparql_client(wanted, project.dir)
+        return sparql_client(wanted, project.dir, policy=project.url_policy)
     client = instance.create().query_client()
     if client is None:
         raise ConfigError(

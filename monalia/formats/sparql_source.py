@@ -13,6 +13,7 @@ from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import RecordError
 from monalia.net.http import HttpSettings
 from monalia.net.sparql_endpoint import sparql_client
+from monalia.rdf.local_store import is_remote
 from monalia.rdf.sparql import IRI, bind, bind_block, value_of, values_block
 
 
@@ -40,7 +41,7 @@ class SparqlSource(Source):
 
     def reads_local_input(self) -> bool:
         """A store folder or RDF file on this machine is the project's own input."""
-        return not self.settings.endpoint.lower().startswith(("http://", "https://"))
+        return not is_remote(self.settings.endpoint)
 
     def list_bindings(self) -> dict[str, Any]:
         """Values bound into LIST_QUERY besides ``?after`` (user filters)."""
@@ -54,6 +55,7 @@ class SparqlSource(Source):
             self.settings.http,
             self.settings.user,
             password,
+            policy=self.context.url_policy,
         )
 
     def list_page(self, after: str) -> list[str]:

@@ -4,7 +4,7 @@ Every request a source makes goes through a `RetryPolicy`: connection errors, ti
 5xx answers, truncated bodies and bodies that do not parse are retried with exponential backoff and
 full jitter; a `Retry-After` header is obeyed (never retried sooner); a per-host rate limit spaces
 requests out; after the last try the error names the URL (secrets masked) and the status.
-`HttpClient` wraps requests; `SparqlClient` wraps SPARQLWrapper with the same policy.
+`HttpClient` wraps requests; `SparqlClient` speaks the SPARQL 1.1 Protocol through it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import random
 import re
 import threading
 import time
-import urllib.error
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from pydantic import Field
 
-from monalia import jsontext
+from monalia import jsontext, masking
 from monalia.api.plugin import PluginSettings
 from monalia.errors import SourceUnavailable
 from monalia.net.url_policy import UrlPolicy, UrlRefused
@@ -97,10 +96,8 @@ def mask_url(url: str, secrets: Iterable[str] = ()) -> str:
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """`text` with `secrets` and every secret the project configured replaced by ``***``."""
+    return masking.mask(text, tuple(secret for secret in secrets if secret))
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -190,6 +187,17 @@ class RetryPolicy:
                 self.waited += pause
                 self.sleep(pause)
         raise AssertionError("unreachable")
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
 
 
 def _status_reason(status: int, reason: str | None) -> str:
@@ -312,10 +320,15 @@ class HttpClient:
                     f"a redirect to {mask_url(target, self.policy.secrets)[:200]} is not "
                     f"followed: {exc}"
                 ) from None
-            prepared = prepared.copy()
+            if origin(target) != origin(prepared.url or ""):
+                # credentials stay with their origin: another scheme (https to http), host or
+                # port does not get them, and they are not sent again on later hops
+                prepared = prepared.copy()
+                for header in ("Authorization", "Proxy-Authorization", "Cookie"):
+                    prepared.headers.pop(header, None)
+            else:
+                prepared = prepared.copy()
             prepared.prepare_url(target, None)
-            if (urlsplit(target).hostname or "").lower() != trusted:
-                prepared.headers.pop("Authorization", None)  # credentials stay with their host
             if response.status_code == 303:
                 prepared.method, prepared.body = "GET", None
         self._read_bounded(response)
@@ -351,25 +364,44 @@ class HttpClient:
         would escape cannot be found that way: the caller scrubs the payload itself when
         `scrubs_bodies` is false."""
         parse = _json_body
-        if scrub_secrets and self.scrubs_bodies:
-            secrets = [secret.encode("utf-8") for secret in self.policy.secrets]
+        if scrub_secrets and self.policy.secrets:
+            spellings = sorted(
+                {form for secret in self.policy.secrets for form in json_spellings(secret)},
+                key=len,
+                reverse=True,
+            )
 
             def parse(response: requests.Response) -> Any:
                 body = response.content
-                for secret in secrets:
-                    body = body.replace(secret, b"***")
+                for spelling in spellings:
+                    body = body.replace(spelling, b"***")
                 return _json_body(body)
 
         return self.request("GET", url, params=params, parse=parse, **kwargs)
 
     @property
     def scrubs_bodies(self) -> bool:
-        """Whether every secret reads the same inside a JSON string (no quote, backslash,
-        slash or control character), so that replacing its bytes in a body finds it."""
+        """Whether every secret is found in a JSON body however an encoder writes it (plain
+        ASCII with no control character: quotes, backslashes and slashes have known escapes),
+        so that replacing its spellings in the bytes finds it; else the caller masks the
+        decoded payload."""
         return all(_JSON_PLAIN.fullmatch(secret) for secret in self.policy.secrets)
 
 
-_JSON_PLAIN = re.compile(r'[^"\\/\x00-\x1f]*')
+def json_spellings(secret: str) -> set[bytes]:
+    """The ways a JSON encoder may write `secret` inside a string: as is, escaped, with ``/``
+    escaped as ``\\/``."""
+    escaped = json.dumps(secret)[1:-1]
+    forms = {
+        secret,
+        escaped,
+        escaped.replace("/", "\\/"),
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
+    return {form.encode("utf-8") for form in forms if form}
+
+
+_JSON_PLAIN = re.compile(r"[\x20-\x7e]*")
 
 
 def _json_body(response: requests.Response | bytes) -> Any:
@@ -392,7 +424,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 class SparqlClient:
-    """SELECT queries over the SPARQL 1.1 Protocol with SPARQLWrapper, under the retry policy."""
+    """SELECT queries over the SPARQL 1.1 Protocol (a form POST, JSON results), through
+    `HttpClient`: the URL policy checks the endpoint and every redirect hop (http and https
+    only), credentials stay with the endpoint's origin, answers are bounded by ``max_bytes``,
+    and failures are retried like any other request."""
+
+    ACCEPT = "application/sparql-results+json, application/json;q=0.5"
 
     def __init__(
         self,
@@ -401,64 +438,51 @@ class SparqlClient:
         user: str | None = None,
         password: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        policy: UrlPolicy | None = None,
     ):
-        from SPARQLWrapper import JSON, POST, SPARQLWrapper
-
         self.endpoint = endpoint
         self.settings = settings or HttpSettings()
-        self.policy = RetryPolicy(self.settings, tuple(s for s in (password,) if s), sleep)
-        self._wrapper = SPARQLWrapper(endpoint, agent=self.settings.user_agent)
-        self._wrapper.setReturnFormat(JSON)
-        self._wrapper.setMethod(POST)  # long VALUES blocks do not fit in a URL
-        self._wrapper.setTimeout(int(max(1, self.settings.timeout)))
+        self.http = HttpClient(
+            self.settings,
+            secrets=[password or ""],
+            headers={"Accept": self.ACCEPT},
+            sleep=sleep,
+            policy=policy,
+        )
         if user is not None:
-            self._wrapper.setCredentials(user, password)
-        self.queries_made = 0
+            self.http.session.auth = (user, password or "")
+        self.policy = self.http.policy
+
+    @property
+    def queries_made(self) -> int:
+        return self.http.requests_made
+
+    def close(self) -> None:
+        self.http.close()
 
     def select(self, query: str) -> list[dict[str, Any]]:
         """The result bindings of a SELECT query, as SPARQL JSON term objects."""
-        from SPARQLWrapper.SPARQLExceptions import (
-            EndPointInternalError,
-            EndPointNotFound,
-            QueryBadFormed,
-            Unauthorized,
-        )
-
-        def attempt() -> list[dict[str, Any]]:
-            self.queries_made += 1
-            self._wrapper.setQuery(query)
-            try:
-                response = self._wrapper.query().response
-                body = response.read()
-            except urllib.error.HTTPError as exc:
-                if exc.code in RETRY_STATUSES:
-                    wait = parse_retry_after(
-                        exc.headers.get("Retry-After") if exc.headers else None
-                    )
-                    raise RetryableError(
-                        _status_reason(exc.code, exc.reason), exc.code, wait
-                    ) from None
+        try:
+            return self.http.request(
+                "POST",
+                self.endpoint,
+                data={"query": query},  # a form: long VALUES blocks do not fit in a URL
+                parse=_bindings,
+            )
+        except HttpError as exc:
+            if exc.status == 400:
                 raise HttpError(
-                    f"SPARQL {mask_url(self.endpoint)}: {_status_reason(exc.code, exc.reason)}",
-                    exc.code,
-                ) from None
-            except EndPointInternalError as exc:
-                raise RetryableError(f"HTTP 500 ({_first_line(exc)})", 500) from None
-            except QueryBadFormed as exc:
-                raise HttpError(
-                    f"SPARQL {mask_url(self.endpoint)}: the endpoint rejected the query: "
-                    f"{_first_line(exc)}",
+                    f"SPARQL {mask_url(self.endpoint)}: the endpoint rejected the query ({exc})",
                     400,
                 ) from None
-            except (Unauthorized, EndPointNotFound) as exc:
-                raise HttpError(f"SPARQL {mask_url(self.endpoint)}: {_first_line(exc)}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-                raise RetryableError(f"connection failed ({_first_line(exc)})") from None
-            except Exception as exc:  # http.client.IncompleteRead and friends
-                raise RetryableError(f"the answer was cut short ({_first_line(exc)})") from None
-            try:
-                return jsontext.loads(body)["results"]["bindings"]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise RetryableError(f"malformed SPARQL results ({_first_line(exc)})") from None
+            raise
 
-        return self.policy.call("SPARQL", self.endpoint, attempt)
+
+def _bindings(response: requests.Response) -> list[dict[str, Any]]:
+    try:
+        bindings = jsontext.loads(response.content)["results"]["bindings"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"malformed SPARQL results ({_first_line(exc)})") from None
+    if not isinstance(bindings, list):
+        raise ValueError("malformed SPARQL results (bindings is not a list)")
+    return bindings

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from monalia import masking
+
 # Never fetched: link-local (where cloud metadata services answer) and the metadata addresses
 ALWAYS_REFUSED = (
     ipaddress.ip_network("169.254.0.0/16"),
@@ -97,6 +99,7 @@ class UrlPolicy:
         if addresses is None and resolve:
             addresses = resolved(host)
         for address in addresses or ():
+            address = embedded_ipv4(address)
             if any(address in network for network in ALWAYS_REFUSED):
                 raise UrlRefused(f"{host} is a link-local or cloud metadata address")
             if _private(address) and not (self.allow_private or trusted):
@@ -104,6 +107,34 @@ class UrlPolicy:
                     f"{host} is a private or loopback address; set allow_private_addresses = "
                     "true under [project] when images live on an internal server"
                 )
+
+
+# IPv6 ranges that carry an IPv4 address in their last 32 bits: IPv4-translated (RFC 2765),
+# NAT64 well-known and local-use prefixes (RFC 6052, RFC 8215), IPv4-compatible (deprecated)
+_IPV4_IN_LAST_32_BITS = (
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::/96"),
+)
+
+
+def embedded_ipv4(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IPv4 address an IPv6 address stands for (IPv4-mapped, -translated, -compatible,
+    NAT64, 6to4), else the address itself: every check judges the address really reached."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if int(address) in (0, 1):  # :: and ::1 are themselves, not IPv4 0.0.0.0 and 0.0.0.1
+        return address
+    if any(address in network for network in _IPV4_IN_LAST_32_BITS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
 
 
 @functools.lru_cache(maxsize=4096)
@@ -127,8 +158,7 @@ def _literal(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address] |
 
 
 def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    address = embedded_ipv4(address)
     return (
         address.is_private
         or address.is_loopback
@@ -171,7 +201,9 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"<>]+@"
 
 
 def mask_urls_in_text(text: str) -> str:
-    """Text (a message, an error) with the user info of every URL in it replaced by ``***``."""
+    """Text (a message, an error) with the user info of every URL in it, and every secret the
+    project configured, replaced by ``***``."""
+    text = masking.mask(text)
     return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text) if "@" in text else text
 
 

@@ -9,6 +9,7 @@ source or a report does not care which it talks to. The default graph is the uni
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,14 @@ XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 RDF_LANG_STRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
 
 
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
 def is_remote(endpoint: str) -> bool:
-    """True for an HTTP(S) SPARQL endpoint, false for a local store folder or RDF file."""
-    return endpoint.startswith(("http://", "https://"))
+    """True for a network endpoint (any ``scheme://`` but ``file://``: the URL policy then
+    refuses all but http and https), false for a local store folder or RDF file."""
+    scheme = _URL_SCHEME.match(endpoint)
+    return scheme is not None and scheme.group(1).lower() != "file"
 
 
 def json_term(term: Any) -> dict[str, str]:

@@ -94,9 +94,10 @@ def _escape_literal(value: str) -> str:
 
 
 def nt_iri(value: str) -> str:
-    """An IRI in N-Triples syntax, characters IRIs may not hold escaped."""
+    """An IRI in N-Triples syntax. Characters an IRI may not hold are percent-encoded (a
+    ``\\u0020`` escape would only put the space back in, and strict parsers refuse it)."""
     if _IRI_ESCAPE.search(value):
-        value = _IRI_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04X}", value)
+        value = _IRI_ESCAPE.sub(lambda m: quote(m.group(), safe=""), value)
     return f"<{value}>"
 
 

@@ -2,19 +2,19 @@
 
 Pages are Jinja templates (``monalia/templates/workbench``) with autoescaping and one script file
 (no inline script, so the Content-Security-Policy allows only this site's own). Every write is a
-POST carrying the session's CSRF token; bound to another address than loopback, every page needs
-a login (users file or $MONALIA_SERVE_TOKEN); read-only, there are no writes at all. Errors reach
+POST carrying the session's CSRF token from one of its own pages (Origin checked); only the Host
+names it was bound to are answered (DNS rebinding); sessions are the server's, ended by logout,
+by the user's removal and at a fixed time after login (`web.sessions`); bound to another address
+than loopback, every page needs a login (users file or $MONALIA_SERVE_TOKEN); read-only, there
+are no writes at all. Errors reach
 the browser as a short page, never as a stack trace: the server's log has the details.
 """
 
 from __future__ import annotations
 
-import secrets
-
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 
 from monalia.web.error_pages import http_error, server_error
 from monalia.web.pages import classes, decisions, findings, images, login, records
@@ -24,11 +24,10 @@ from monalia.web.workbench import Workbench
 
 __all__ = ["Settings", "create_app"]
 
-SESSION_HOURS = 12
 MAX_BODY_BYTES = 1_000_000  # decisions and comments are small
 
 
-def create_app(workbench: Workbench, settings: Settings, secret: str | None = None) -> Starlette:
+def create_app(workbench: Workbench, settings: Settings) -> Starlette:
     """The workbench's web application."""
     routes = [
         *classes.ROUTES,
@@ -40,16 +39,7 @@ def create_app(workbench: Workbench, settings: Settings, secret: str | None = No
     ]
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(
-                SessionMiddleware,
-                secret_key=secret or secrets.token_urlsafe(32),
-                session_cookie="monalia_workbench",
-                max_age=SESSION_HOURS * 3600,
-                same_site="strict",
-            ),
-            Middleware(Guard),
-        ],
+        middleware=[Middleware(Guard)],
         exception_handlers={HTTPException: http_error, Exception: server_error},
         max_body_size=MAX_BODY_BYTES,
     )

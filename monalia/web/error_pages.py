@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from monalia.errors import MonaliaError
+from monalia.web.security import header_dict
 from monalia.web.site import Site
 
 log = logging.getLogger("monalia.web")
@@ -37,4 +38,5 @@ async def server_error(request: Request, exc: Exception) -> Response:
         + message.replace("&", "&amp;").replace("<", "&lt;")
         + '</p><p><a href="/">Back to the classes</a></p>',
         status_code=500,
+        headers=header_dict(),  # this answer is made outside the guard
     )

@@ -16,6 +16,7 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 TOKEN_ENV = "MONALIA_SERVE_TOKEN"
 MIN_PASSWORD = 8
+MIN_TOKEN = 32  # characters: a shorter token could be guessed
 
 
 def _b64(data: bytes) -> str:
@@ -82,4 +83,6 @@ def add_user(path: Path, name: str, password: str) -> bool:
 def check_token(given: str | None) -> bool:
     """Whether `given` is the token set in $MONALIA_SERVE_TOKEN (never when it is unset)."""
     expected = os.environ.get(TOKEN_ENV, "")
-    return bool(expected and given) and hmac.compare_digest(given.encode(), expected.encode())
+    if len(expected) < MIN_TOKEN or not given:
+        return False  # `serve` refuses to start with a short one
+    return hmac.compare_digest(given.encode(), expected.encode())

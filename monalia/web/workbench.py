@@ -32,8 +32,9 @@ from monalia.catalog.reviews import (
     undo_decision,
 )
 from monalia.curation.findings import CurationClass, Finding, find_class
-from monalia.errors import ConfigError
+from monalia.errors import ConfigError, RecordError
 from monalia.project import Project
+from monalia.rdf.terms import check_iri
 from monalia.web.record_views import RecordViews
 
 REVIEWED = ("open", "decided", "skipped", "disputed", "all")
@@ -325,10 +326,19 @@ class Workbench(RecordViews):
         reviewer: str,
         comment: str | None = None,
     ) -> FindingReview:
-        """Store a decision (or an undo) on a finding; return where its decisions stand."""
+        """Store a decision (or an undo) on a finding; return where its decisions stand.
+
+        The record must be one of the catalog's, the class one of the model's (for a duplicate,
+        the other record one of the catalog's): a decision on anything else would be
+        published as a statement about nothing."""
+        if not self._is_record(record_iri):
+            raise ConfigError(f"no record {record_iri[:200]!r} in the catalog")
         cls = self.curation.by_uri.get(class_uri)
-        if cls is None and kind != "duplicate":
-            raise ConfigError(f"the model has no class {class_uri!r}")
+        if kind == "duplicate":
+            if not self._is_record(class_uri):
+                raise ConfigError(f"no record {class_uri[:200]!r} in the catalog")
+        elif cls is None:
+            raise ConfigError(f"the model has no class {class_uri[:200]!r}")
         if kind == "duplicate":
             if decision == "undo":
                 undo_decision(self.catalog, record_iri, class_uri, reviewer, kind)
@@ -367,6 +377,14 @@ class Workbench(RecordViews):
             )
         current = self.log.current()
         return current.get((record_iri, class_uri)) or FindingReview(record_iri, class_uri)
+
+    def _is_record(self, iri: str) -> bool:
+        try:
+            check_iri(iri, "the record")
+        except RecordError:
+            return False
+        with self.catalog.session() as session:
+            return session.scalar(select(RecordRow.id).where(RecordRow.iri == iri)) is not None
 
     def _score(self, record_iri: str, cls: CurationClass) -> float | None:
         with self.catalog.session() as session:

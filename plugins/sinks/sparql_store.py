@@ -94,13 +94,20 @@ class SparqlStoreSink(Sink):
             )
         password = self.context.secret(self.settings.password_env, "the store's password")
         return sparql_client(
-            query, self.context.project_dir, self.settings.http, self.settings.username, password
+            query,
+            self.context.project_dir,
+            self.settings.http,
+            self.settings.username,
+            password,
+            policy=self.context.url_policy,
         )
 
     def open(self) -> None:
         _, self._update, self._store = self.endpoints
         password = self.context.secret(self.settings.password_env, "the store's password")
-        self._client = HttpClient(self.settings.http, secrets=[password or ""])
+        self._client = HttpClient(
+            self.settings.http, secrets=[password or ""], policy=self.context.url_policy
+        )
         if self.settings.username:
             self._client.session.auth = (self.settings.username, password or "")
         self._sender: _Sender | None = None

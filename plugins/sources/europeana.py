@@ -2,7 +2,7 @@
 
 The API key is read from an environment variable (``EUROPEANA_API_KEY`` unless `api_key_env`
 says otherwise) and never written anywhere: it is masked in messages and scrubbed from the raw
-payload, where Europeana echoes it inside ``link`` and ``guid``. Language maps
+payload (Europeana echoes it inside ``link`` and ``guid``), whatever characters it holds. Language maps
 (``*LangAware``) are kept in the raw payload; the record takes the preferred language's value and
 keeps the language of each subject label. A complete run bookmarks the newest
 ``timestamp_update``; the next one asks only for items updated since.
@@ -228,22 +228,19 @@ def pick(value: Any, preferred: str) -> str | None:
     return values[0] if values else None
 
 
-def scrub(data: dict[str, Any], secret: str | None) -> dict[str, Any]:
-    """The item with the API key removed where Europeana echoes it: top-level text values
-    (``link``, ``guid``) and lists of text. Items run to kilobytes of nested language maps that
-    never hold the key, so they are not walked (that walk would cost more than the harvest)."""
+def scrub(data: Any, secret: str | None) -> Any:
+    """The item with the API key replaced by ``***`` wherever it is, however deep. Used only
+    when the page could not be scrubbed as bytes (a key with non-ASCII or control characters):
+    a walk of every nested language map costs more than the harvest's parsing."""
     if not secret:
         return data
-    scrubbed: dict[str, Any] | None = None
-    for key, value in data.items():
-        if isinstance(value, str):
-            if secret in value:
-                scrubbed = scrubbed or dict(data)
-                scrubbed[key] = value.replace(secret, "***")
-        elif isinstance(value, list) and any(isinstance(v, str) and secret in v for v in value):
-            scrubbed = scrubbed or dict(data)
-            scrubbed[key] = [v.replace(secret, "***") if isinstance(v, str) else v for v in value]
-    return data if scrubbed is None else scrubbed
+    if isinstance(data, str):
+        return data.replace(secret, "***") if secret in data else data
+    if isinstance(data, dict):
+        return {scrub(key, secret): scrub(value, secret) for key, value in data.items()}
+    if isinstance(data, list):
+        return [scrub(value, secret) for value in data]
+    return data
 
 
 @hookimpl

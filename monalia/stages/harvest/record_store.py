@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from monalia import jsontext
+from monalia import jsontext, masking
 from monalia.api.records import Record
 from monalia.api.source import ItemOutcome, SourceState, seen_count
 from monalia.catalog.bulk import insert_rows
@@ -189,7 +189,7 @@ class RecordStore:
                 record, content_hash = changed[row.id]
                 if record.deleted:
                     # a tombstone: the record's last known content, images and scores stay
-                    row.raw = record.raw
+                    row.raw = masking.mask_value(record.raw)
                     row.content_hash = content_hash
                     row.deleted_at = row.deleted_at or now
                     row.last_seen = now
@@ -332,7 +332,7 @@ def _fill(row: RecordRow, record: Record, content_hash: str, now: datetime, run_
     row.rights = record.rights
     row.landing_page = record.landing_page
     row.modified = record.modified
-    row.raw = record.raw
+    row.raw = masking.mask_value(record.raw)
     row.content_hash = content_hash
     row.deleted_at = None  # harvested again: no longer deleted
     row.last_seen = now

@@ -15,6 +15,7 @@ from monalia.web.site import KEYS, Site
 from monalia.web.workbench import REVIEWED
 
 KINDS = ("noise", "silence", "search")
+MAX_PAGE = 10**9  # a larger page number is past any collection's end
 
 
 def number_in(value: str | None, low: float | None = None, high: float | None = None):
@@ -34,6 +35,8 @@ def read_filters(site: Site, query: Any) -> dict[str, Any]:
     """The page's class, kind, review state, page number, source and score range, checked."""
     try:
         index = int(query.get("class", "0"))
+        if index < 0:
+            raise IndexError(index)  # -1 is not the last class
         cls = site.workbench.classes[index]
     except (ValueError, IndexError):
         raise HTTPException(404, "no such class") from None
@@ -44,7 +47,7 @@ def read_filters(site: Site, query: Any) -> dict[str, Any]:
     if reviewed not in REVIEWED:
         raise HTTPException(400, f"reviewed is one of {', '.join(REVIEWED)}")
     try:
-        number = max(1, int(query.get("page", "1")))
+        number = min(max(1, int(query.get("page", "1"))), MAX_PAGE)
     except ValueError:
         raise HTTPException(400, "page is a number") from None
     return {

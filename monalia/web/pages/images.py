@@ -18,8 +18,18 @@ from monalia.web.site import Site
 STATIC = ("workbench.js", "workbench.css")
 
 
+# an id the catalog's integer columns cannot hold names no image (and would overflow the driver)
+LARGEST_ID = 2**63 - 1
+
+
+def known_id(value: int) -> int:
+    if not 0 < value <= LARGEST_ID:
+        raise HTTPException(404, "no such image")
+    return value
+
+
 async def image(request: Request) -> Response:
-    image_id = request.path_params["image_id"]
+    image_id = known_id(request.path_params["image_id"])
     side = THUMBNAIL_SIDE if request.path_params["size"] == "thumb" else LARGE_SIDE
     data = await run_in_threadpool(Site.of(request).workbench.picture, image_id, side)
     if data is None:
@@ -28,7 +38,8 @@ async def image(request: Request) -> Response:
 
 
 async def explanation(request: Request) -> Response:
-    image_id, index = request.path_params["image_id"], request.path_params["class_index"]
+    image_id = known_id(request.path_params["image_id"])
+    index = request.path_params["class_index"]
     try:
         made = await run_in_threadpool(Site.of(request).workbench.explanation, image_id, index)
     except ConfigError as exc:

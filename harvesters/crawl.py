@@ -63,6 +63,7 @@ def run_images(job: ImageJob) -> None:
     settings = crawl_settings(
         pipeline="monalia.harvesters.pipelines.ImagePipeline",
         url_policy=job.url_policy,
+        trusted_hosts=job.trusted_hosts,
         **job.crawl.as_kwargs(),
     )
     settings["MONALIA_JOB"] = job.to_json()
@@ -91,7 +92,7 @@ def run_harvest(job: HarvestJob) -> None:
         pipeline=f"monalia.harvesters.pipelines.{pipeline}",
         url_policy=job.url_policy,
         # the start URL is the user's own: its host may be a private address
-        trusted_host=urlsplit(job.start_url).hostname if job.start_url else None,
+        trusted_hosts=[urlsplit(job.start_url).hostname or ""] if job.start_url else [],
         start_url=job.start_url,
         **job.crawl.as_kwargs(),
     )

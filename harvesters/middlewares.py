@@ -67,7 +67,8 @@ class UrlPolicyMiddleware:
         from monalia.net.url_policy import UrlPolicy
 
         self.policy = UrlPolicy(**settings.getdict("MONALIA_URL_POLICY"))
-        self.trusted_host = settings.get("MONALIA_TRUSTED_HOST") or None
+        # the hosts the user configured (a source's url or endpoint): they may be private
+        self.trusted_hosts = frozenset(settings.getlist("MONALIA_TRUSTED_HOSTS"))
         self.start_url = settings.get("MONALIA_START_URL") or None
         # refusals of requests no errback will report: the item pipeline counts them as failed
         self.unreported: list[tuple[str, str]] = []
@@ -85,9 +86,14 @@ class UrlPolicyMiddleware:
 
         if self.start_url is not None and request.url == self.start_url:
             return None  # the URL the user configured: their own choice, a local file included
+        host = (request.url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]).lower()
+        host = host[1 : host.find("]")] if host.startswith("[") else host.split(":", 1)[0]
         try:
             self.policy.check(
-                request.url, local_source=True, trusted_host=self.trusted_host, resolve=True
+                request.url,
+                local_source=True,
+                trusted_host=host if host in self.trusted_hosts else None,
+                resolve=True,
             )
         except UrlRefused as exc:
             hops = request.meta.get("redirect_times", 0)

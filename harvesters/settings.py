@@ -24,7 +24,7 @@ def crawl_settings(
     max_bytes: int | None = None,
     pipeline: str,
     url_policy: dict[str, Any] | None = None,
-    trusted_host: str | None = None,
+    trusted_hosts: list[str] | None = None,
     start_url: str | None = None,
 ) -> dict[str, Any]:
     """Scrapy settings for one crawl; `pipeline` is the item pipeline that writes the catalog."""
@@ -70,7 +70,7 @@ def crawl_settings(
         "CONCURRENT_ITEMS": 4,
         "COOKIES_ENABLED": False,
         "MONALIA_URL_POLICY": dict(url_policy or {}),
-        "MONALIA_TRUSTED_HOST": trusted_host,
+        "MONALIA_TRUSTED_HOSTS": list(trusted_hosts or []),
         "MONALIA_START_URL": start_url,
         "REDIRECT_MAX_TIMES": (url_policy or {}).get("max_redirects", 5),
         # file: URLs read without trusting them (regular files, never past the size limit)

@@ -263,7 +263,10 @@ def test_off_loopback_every_page_needs_a_login(folder, monkeypatch):
         == 303
     )
     assert (
-        script.get("/", headers={"Authorization": "Bearer s3cret-token-value-long-enough-for-a-token"}).status_code == 200
+        script.get(
+            "/", headers={"Authorization": "Bearer s3cret-token-value-long-enough-for-a-token"}
+        ).status_code
+        == 200
     )
 
 

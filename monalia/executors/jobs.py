@@ -90,6 +90,9 @@ class ImageJob(Job):
     shard_limit: int | None = None
     # the run the crawl processes add their counts to, in the transactions that store the work
     run_id: int | None = None
+    # the hosts of the project's sources (their url or endpoint): images there may be private,
+    # as the user chose those hosts
+    trusted_hosts: list[str] = field(default_factory=list)
 
     def for_shard(self, shard: int, shards: int, crawl: CrawlSettings, limit: int | None):
         return replace(self, shard=shard, shards=shards, crawl=crawl, shard_limit=limit)

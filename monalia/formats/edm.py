@@ -30,6 +30,7 @@ from monalia.formats.xml_records import (
     RDF_RESOURCE,
     SKOS,
     clean,
+    image_link,
     language_of,
     local_name,
     pick_language,
@@ -282,7 +283,7 @@ class EdmReader:
             views = [link_of(p) for p in values(aggregation, EDM, "hasView")]
             thumbnails = [link_of(p) for p in values(aggregation, EDM, "object")]
             for candidate in shown_by + views or thumbnails:
-                url = web_link(candidate, "image link", warn)
+                url = image_link(candidate, "image link", warn)
                 if url and all(image.url != url for image in images):
                     images.append(
                         ImageRef(

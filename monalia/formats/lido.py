@@ -21,6 +21,7 @@ from monalia.formats.xml_records import (
     RDF_ABOUT,
     SKOS,
     clean,
+    image_link,
     language_of,
     local_name,
     pick_language,
@@ -331,7 +332,7 @@ class LidoReader:
                         best = candidate
             if best is None:
                 continue
-            url = web_link(best[2], "image link", self.options.warn)
+            url = image_link(best[2], "image link", self.options.warn)
             if url and all(image.url != url for image in images):
                 images.append(
                     ImageRef(

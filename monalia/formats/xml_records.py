@@ -172,6 +172,20 @@ def web_link(value: str | None, what: str, warn: Warn) -> str | None:
     return link
 
 
+def image_link(value: str | None, what: str, warn: Warn) -> str | None:
+    """An image's link: http(s), or a ``file:`` URL that the URL policy then judges (kept
+    from a local file with ``allow_file_urls``, dropped with its reason otherwise)."""
+    if value is not None and _PLAIN_WEB_LINK.match(value):
+        return value
+    link = repair_iri(value, what, warn)
+    if link is None:
+        return None
+    if urlsplit(link).scheme.lower() not in ("http", "https", "file"):
+        warn(f"{what} {link[:200]!r} is not an http(s) or file URL; dropped")
+        return None
+    return link
+
+
 def as_xml_text(element: Any) -> str:
     """The element as XML text (what the catalog keeps as the raw payload)."""
     return etree.tostring(element, encoding="unicode")

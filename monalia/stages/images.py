@@ -132,6 +132,7 @@ def image_job(catalog: Catalog, project: Project, options: ImageOptions) -> Imag
         target=", ".join(options.sources) or None,
         crawl=crawl,
         url_policy=asdict(project.url_policy),
+        trusted_hosts=configured_hosts(project),
         settings={
             "box": [section.width, section.height],
             "limit": options.limit,
@@ -141,6 +142,19 @@ def image_job(catalog: Catalog, project: Project, options: ImageOptions) -> Imag
             "per_host": section.per_host,
         },
     )
+
+
+def configured_hosts(project: Project) -> list[str]:
+    """The hosts the project's sources were pointed at (``url`` or ``endpoint``)."""
+    hosts = set()
+    for instance in project.sources.values():
+        try:
+            host = instance.create().configured_host()
+        except Exception:  # a source that cannot be made here trusts nothing
+            continue
+        if host:
+            hosts.add(host)
+    return sorted(hosts)
 
 
 def crawl_processes(project: Project, executor: str, total: int) -> tuple[Any, int]:

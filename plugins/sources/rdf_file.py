@@ -49,6 +49,9 @@ def iris(*values: str):
 class RdfFileSettings(PluginSettings):
     path: str  # the RDF file (Turtle, N-Triples, RDF/XML, JSON-LD...; gzipped too)
     format: str | None = None  # rdflib format name; guessed from the file name when unset
+    # JSON-LD: fetch the @context documents the file names by URL (through the URL policy);
+    # off, such a file is refused with the context's URL, and nothing is fetched
+    remote_contexts: bool = False
     # classes whose instances are the records
     types: list[str] = iris(
         JCL + "Notice", SCHEMA + "VisualArtwork", EDM + "ProvidedCHO", CRM + "E22_Man-Made_Object"
@@ -111,7 +114,13 @@ class RdfFileSource(Source):
             )
         graph = rdflib.Dataset(default_union=True) if fmt in ("trig", "nquads") else rdflib.Graph()
         try:
-            graph.parse(path, format=fmt)
+            if fmt == "json-ld":
+                # read here, contexts inlined by monalia: rdflib would fetch them itself
+                graph.parse(data=self._json_ld(path), format=fmt, publicID=path.as_uri())
+            else:
+                graph.parse(path, format=fmt)
+        except SourceUnavailable:
+            raise
         except Exception as exc:  # rdflib raises many parser-specific types
             raise SourceUnavailable(
                 f"{self.context.instance}: {path} is not valid {fmt}: {parse_error_line(exc)}"
@@ -127,6 +136,23 @@ class RdfFileSource(Source):
                 if isinstance(s, rdflib.URIRef)
             )
         self.subjects_in_order = sorted(str(s) for s in found)  # a stable order to resume in
+
+    def _json_ld(self, path) -> str:
+        from monalia import jsontext
+        from monalia.formats.jsonld_contexts import inline_contexts, policy_fetcher
+
+        try:
+            document = jsontext.loads(path.read_bytes())
+        except ValueError as exc:
+            raise SourceUnavailable(
+                f"{self.context.instance}: {path} is not valid json-ld: {exc}"
+            ) from None
+        fetch = policy_fetcher(self.context.url_policy) if self.settings.remote_contexts else None
+        try:
+            document = inline_contexts(document, path.as_uri(), fetch)
+        except SourceUnavailable as exc:
+            raise SourceUnavailable(f"{self.context.instance}: {path}: {exc}") from None
+        return jsontext.dumps(document)
 
     def _first_index(self, state: SourceState) -> int:
         checkpoint = state.checkpoint or {}

@@ -177,6 +177,17 @@ def oxigraph_server():
 
 
 @pytest.fixture
+def loopback_only():
+    """Only this machine is reachable in the test: a connection elsewhere fails it. Yields
+    the list of names looked up."""
+    from support.network_guard import loopback_only as guard
+
+    lookups: list[str] = []
+    with guard(lookups):
+        yield lookups
+
+
+@pytest.fixture
 def oxigraph(oxigraph_server):
     oxigraph_server.clear()
     return oxigraph_server

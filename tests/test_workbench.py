@@ -733,3 +733,159 @@ def test_enrich_killed_mid_run_then_run_again_keeps_one_vector_per_image(folder,
         )
     assert len(keys) == len(set(keys)) == len(fetched - {None})
     assert vectors.shape[0] == len(keys) and np.isfinite(vectors.astype(np.float32)).all()
+
+
+# -- hardening ------------------------------------------------------------------------------------
+
+
+def test_dns_rebinding_cannot_reach_the_loopback_workbench(folder):
+    _workbench, catalog, app = open_workbench(folder, allowed_hosts=())
+    # a page at attacker.example that had its name rebound to 127.0.0.1
+    rebound = TestClient(app, base_url="http://attacker.example:8000")
+    answer = rebound.get("/findings", params={"class": 0, "kind": "noise"})
+    assert answer.status_code == 400 and "csrf-token" not in answer.text
+    assert answer.headers["content-security-policy"]
+    own = TestClient(app, base_url="http://127.0.0.1:8000")
+    page = own.get("/findings", params={"class": 0, "kind": "noise"})
+    assert page.status_code == 200
+    assert TestClient(app, base_url="http://localhost:8000").get("/").status_code == 200
+    record, cls = cards(page.text)[0]
+    token = csrf_of(page.text)
+    # a write from another site's page, even with the token, is refused by its Origin
+    form = {"record": record, "class": cls, "kind": "noise", "decision": "accept", "csrf": token}
+    foreign = own.post("/decide", data=form, headers={"Origin": "http://attacker.example:8000"})
+    assert foreign.status_code == 403
+    assert own.post("/decide", data=form, headers={"Origin": "null"}).status_code == 403
+    assert decisions(catalog) == []
+    same = own.post(
+        "/decide",
+        data=form,
+        headers={"Origin": "http://127.0.0.1:8000", "Accept": "application/json"},
+    )
+    assert same.status_code == 200 and len(decisions(catalog)) == 1
+    # a proxy's public name is answered once it is allowed
+    _workbench, _catalog, proxied = open_workbench(folder, allowed_hosts=("review.museum.example",))
+    assert TestClient(proxied, base_url="https://review.museum.example").get("/").status_code == 200
+
+
+def login(client, name="marie", password="correct horse"):
+    token = csrf_of(client.get("/login").text)
+    return client.post(
+        "/login",
+        data={"user": name, "password": password, "csrf": token},
+        follow_redirects=False,
+    )
+
+
+def test_sessions_end_at_logout_at_user_removal_and_at_a_fixed_time(folder):
+    from monalia.web.passwords import add_user
+
+    users = folder / "workbench-users.txt"
+    add_user(users, "marie", "correct horse")
+    add_user(users, "paul", "battery staple")
+    _workbench, _catalog, app = open_workbench(folder, login_required=True)
+    client = TestClient(app)
+    answer = login(client)
+    assert answer.status_code == 303
+    cookie = answer.cookies["monalia_workbench"]
+    max_age = int(re.search(r"max-age=(\d+)", answer.headers["set-cookie"].lower()).group(1))
+    assert 43190 <= max_age <= 43200  # twelve hours from the login
+    # the cookie is not sent again with every answer: its lifetime does not slide
+    assert "set-cookie" not in client.get("/").headers
+    token = csrf_of(client.get("/").text)
+    client.post("/logout", data={"csrf": token}, follow_redirects=False)
+    replay = TestClient(app, cookies={"monalia_workbench": cookie})
+    assert replay.get("/", follow_redirects=False).status_code == 303  # to the login page
+
+    # a user removed from the users file loses the sessions they had
+    paul = TestClient(app)
+    assert login(paul, "paul", "battery staple").status_code == 303
+    assert paul.get("/", follow_redirects=False).status_code == 200
+    users.write_text(
+        "\n".join(line for line in users.read_text().splitlines() if not line.startswith("paul:"))
+        + "\n"
+    )
+    assert paul.get("/", follow_redirects=False).status_code == 303
+
+    # the lifetime is counted from the login, whatever happens in between
+    site = app.state.site
+    marie = TestClient(app)
+    login(marie)
+    clock = [__import__("time").time()]
+    site.sessions.clock = lambda: clock[0]
+    clock[0] += 11 * 3600
+    assert marie.get("/", follow_redirects=False).status_code == 200
+    clock[0] += 3600 + 1
+    assert marie.get("/", follow_redirects=False).status_code == 303
+
+
+def test_failed_logins_are_throttled_and_unknown_users_take_as_long(folder):
+    from monalia.web.passwords import add_user
+
+    add_user(folder / "workbench-users.txt", "marie", "correct horse")
+    _workbench, _catalog, app = open_workbench(folder, login_required=True)
+    client = TestClient(app)
+    statuses = [login(client, "marie", f"wrong {n}").status_code for n in range(8)]
+    assert statuses[:5] == [401] * 5 and 429 in statuses[5:]
+    refused = login(client, "marie", "correct horse")  # even the right one waits its turn
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+
+    def timed(name: str) -> float:
+        started = time.perf_counter()
+        other = TestClient(app)  # each from its own address would be throttled apart; these
+        login(other, name, "wrong password")  # are few enough to stay under the limit
+        return time.perf_counter() - started
+
+    app.state.site.throttle.free = 100
+    known = sorted(timed("marie") for _ in range(3))[1]
+    unknown = sorted(timed("nobody") for _ in range(3))[1]
+    assert unknown > known / 3, (known, unknown)  # an unknown name costs a hash check too
+
+
+def test_a_decision_must_name_a_record_and_a_class_that_exist(folder, cli):
+    _workbench, catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    page = client.get("/findings", params={"class": 0, "kind": "noise"})
+    token = csrf_of(page.text)
+    record, cls = cards(page.text)[0]
+    assert decide(client, token, "urn:a b", cls, "noise", "accept").status_code == 400
+    assert decide(client, token, "urn:nowhere", cls, "noise", "accept").status_code == 400
+    assert decide(client, token, record, "urn:no-class", "noise", "accept").status_code == 400
+    assert decisions(catalog) == []
+    assert decide(client, token, record, cls, "noise", "reject").status_code == 200
+    result = cli("review", "publish", project=folder)
+    assert result.exit_code == 0, result.output
+
+
+def test_odd_ids_and_errors_answer_with_headers_and_no_trace(folder, monkeypatch):
+    workbench, _catalog, app = open_workbench(folder)
+    client = TestClient(app, raise_server_exceptions=False)
+    for path in ("/image/99999999999999999999999999/thumb", "/explain/99999999999999999999/0/heat"):
+        answer = client.get(path)
+        assert answer.status_code == 404, path
+    assert client.get("/findings", params={"class": -1, "kind": "noise"}).status_code == 404
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(workbench, "page", broken)
+    failed = client.get("/findings", params={"class": 0, "kind": "noise"})
+    assert failed.status_code == 500 and "broken on purpose" not in failed.text
+    assert "frame-ancestors 'none'" in failed.headers["content-security-policy"]
+    _workbench, _catalog, guarded = open_workbench(folder, login_required=True)
+    to_login = TestClient(guarded).get("/", follow_redirects=False)
+    assert to_login.status_code == 303 and to_login.headers["x-frame-options"] == "DENY"
+    _workbench, _catalog, secure = open_workbench(folder, secure_cookie=True)
+    assert "secure" in TestClient(secure).get("/").headers["set-cookie"].lower()
+
+
+def test_serve_refuses_a_short_token(folder, monkeypatch):
+    monkeypatch.setenv("MONALIA_SERVE_TOKEN", "short")
+    result = subprocess.run(
+        [sys.executable, "-m", "monalia", "--project", str(folder), "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "at least 32" in result.stderr
+    assert "short" not in result.stderr.replace("shorter", "")

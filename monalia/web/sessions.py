@@ -34,7 +34,7 @@ class Session:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def remaining(self, now: float | None = None) -> int:
-        return max(0, math.floor(self.expires - (time.time() if now is None else now)))
+        return max(0, math.ceil(self.expires - (time.time() if now is None else now)))
 
 
 def credential_digest(stored: str) -> str:

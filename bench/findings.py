@@ -107,7 +107,7 @@ def rankings(records, uris, scores, given, kind: str, method: str) -> list[tuple
 
 def reported(folder: Path, kind: str, method: str) -> set[tuple[str, str]]:
     found = json.loads(monalia(folder, "report", kind, "--method", method, "--format", "json"))
-    return {(f["identifier"], f["class"]) for f in found}
+    return {(f["reference"], f["class"]) for f in found}
 
 
 def run_rate(rate: float, args, images: Path, root: Path) -> dict[str, dict]:

@@ -3,6 +3,8 @@ SPARQL server: the planted cases are found, rows are ranked by score and each ro
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -136,7 +138,7 @@ def as_json(result) -> list[dict]:
 
 
 def found(rows) -> list[tuple[str, str, float]]:
-    return [(row["identifier"], row["class_label"], row["score"]) for row in rows]
+    return [(row["reference"], row["class_label"], row["score"]) for row in rows]
 
 
 def test_noise_and_silence_find_the_planted_cases(tmp_path, catalog_url, cli):
@@ -180,7 +182,7 @@ def test_search_ranks_by_score_and_says_what_the_metadata_mentions(tmp_path, cat
     build(tmp_path, catalog_url, cli)
     rows = as_json(cli("search", "cheval", "--format", "json", project=tmp_path))
     # at or above the class's threshold (0.5), each record once with its best image
-    assert [(row["identifier"], row["score"], row["annotated"]) for row in rows] == [
+    assert [(row["reference"], row["score"], row["annotated"]) for row in rows] == [
         ("horse-missing", 0.99, False),
         ("horse-two-images", 0.97, True),
         ("horse-ok", 0.93, True),
@@ -190,13 +192,13 @@ def test_search_ranks_by_score_and_says_what_the_metadata_mentions(tmp_path, cat
     by_foal = as_json(
         cli("search", FOAL, "--min-score", "0.9", "--format", "json", project=tmp_path)
     )
-    assert [row["identifier"] for row in by_foal] == [
+    assert [row["reference"] for row in by_foal] == [
         "horse-missing",
         "horse-two-images",
         "horse-ok",
     ]
     trees = as_json(cli("search", "chêne", "--format", "json", project=tmp_path))
-    assert [(r["identifier"], r["annotated"]) for r in trees] == [
+    assert [(r["reference"], r["annotated"]) for r in trees] == [
         ("oak-ok", True),
         ("tree-missing", False),
     ]
@@ -207,9 +209,13 @@ def test_search_ranks_by_score_and_says_what_the_metadata_mentions(tmp_path, cat
     assert unknown.exit_code != 0
     assert "no class 'licorne'" in unknown.output and "arbre, cheval, chien" in unknown.output
 
-    csv_rows = cli("search", "arbre", "--format", "csv", project=tmp_path).stdout.splitlines()
-    assert csv_rows[0].startswith("score,class,reference")
-    assert csv_rows[1].startswith("0.9600,arbre,oak-ok")
+    # CSV: the JSON's fields, under the same names
+    as_csv = cli("search", "arbre", "--format", "csv", project=tmp_path).stdout
+    first = next(csv.DictReader(io.StringIO(as_csv)))
+    assert list(first) == list(
+        as_json(cli("search", "arbre", "--format", "json", project=tmp_path))[0]
+    )
+    assert (first["reference"], first["class_label"], first["score"]) == ("oak-ok", "arbre", "0.96")
 
 
 def test_a_remote_sparql_store_answers_as_the_embedded_one(tmp_path, catalog_url, cli, oxigraph):

@@ -254,7 +254,7 @@ def test_out_of_sample_scores_survive_a_kill_and_the_confident_report_lists_its_
         order = [(records[r], uris[c]) for r, c in ranking(labels, matrix, issues, kind)]
         flagged = {(records[r], uris[c]) for c, e in enumerate(issues) for r in getattr(e, kind)}
         top = {pair for pair in order[: 2 * len(errors)] if pair in errors and pair in flagged}
-        listed = {(f["identifier"], f["class"]) for f in found}
+        listed = {(f["reference"], f["class"]) for f in found}
         assert top <= listed, (kind, top - listed)
     # train left its plots where the HTML report finds them, and its card says how it calibrated
     folder_of_model = folder / ".monalia" / "models" / model.name

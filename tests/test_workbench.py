@@ -889,3 +889,70 @@ def test_serve_refuses_a_short_token(folder, monkeypatch):
     )
     assert result.returncode != 0 and "at least 32" in result.stderr
     assert "short" not in result.stderr.replace("shorter", "")
+
+
+def test_every_machine_format_prints_only_data_in_one_set_of_names(folder, cli):
+    """What a script reads from stdout parses, follows the documented schema, and names each
+    field as the other formats do; the summaries went to stderr."""
+    pytest.importorskip("faiss")
+    import jsonschema
+    from click.testing import CliRunner
+
+    from monalia.cli import cli as command
+
+    schemas = Path(__file__).parents[1] / "docs" / "reference" / "schemas"
+
+    def schema(name: str) -> dict:
+        return json.loads((schemas / f"{name}.schema.json").read_text(encoding="utf-8"))
+
+    noise = json.loads(cli("report", "noise", "--format", "json", project=folder).stdout)
+    record, label = noise[0]["record"], noise[0]["class_label"]
+    commands = {
+        ("report", "noise"): "findings",
+        ("report", "silence"): "findings",
+        ("search", label): "findings",
+        ("similar", record, "--k", "3"): "similar",
+        ("duplicates", "--threshold", "0.8", "--no-publish"): "duplicates",
+        ("review", "export"): "review-export",
+    }
+    for args, name in commands.items():
+        for quiet in (True, False):
+            runner = CliRunner()
+            flags = ["--project", str(folder)] + (["-q"] if quiet else [])
+            answer = runner.invoke(command, [*flags, *args, "--format", "json"])
+            assert answer.exit_code == 0, (args, answer.output)
+            data = json.loads(answer.stdout)  # nothing but the data
+            jsonschema.validate(data, schema(name))
+        table = CliRunner().invoke(command, ["--project", str(folder), *args, "--format", "csv"])
+        assert table.exit_code == 0, (args, table.output)
+        rows = list(csv.DictReader(io.StringIO(table.stdout)))
+        if name == "review-export":
+            fields = list(schema(name)["properties"]["changes"]["items"]["required"])
+        elif name == "duplicates":
+            fields = ["group", "lowest", *schema("similar")["items"]["required"][1:]]
+            assert len(rows) == sum(len(group["records"]) for group in data)
+        else:
+            fields = list(data[0]) if data else None
+            assert len(rows) == len(data), args
+        header = next(csv.reader(io.StringIO(table.stdout)))
+        assert fields is None or header == fields, (args, header)
+    stats = CliRunner().invoke(command, ["--project", str(folder), "dataset", "stats", "--json"])
+    jsonschema.validate(json.loads(stats.stdout), schema("dataset-stats"))
+
+
+def test_reports_over_a_store_without_records_say_what_to_run(folder, cli, tmp_path):
+    # the scores alone (enrich without publish): no annotation could be seen, so no answer
+    scores_only = tmp_path / "scores.ttl"
+    scores_only.write_text(
+        "@prefix ml: <http://ns.inria.fr/monalia/> .\n"
+        "<urn:detection:1> a ml:Detection ; ml:score 0.9 .\n",
+        encoding="utf-8",
+    )
+    for args in (
+        ("report", "noise", "--method", "confident"),
+        ("report", "silence", "--method", "threshold"),
+        ("search", "cheval"),
+    ):
+        result = cli(*args, "--store", str(scores_only), project=folder)
+        assert result.exit_code != 0, args
+        assert "no published records" in result.output and "monalia publish" in result.output

@@ -169,7 +169,13 @@ def cli(ctx: click.Context, project_path: str | None, quiet: bool) -> None:
 # -- stages -----------------------------------------------------------------------------------
 
 
-def print_runs_summary(title: str, runs: list, app: App | None = None) -> None:
+def print_runs_summary(
+    title: str, runs: list, app: App | None = None, to_stderr: bool = False
+) -> None:
+    """The runs' table and what each says; on stderr when stdout carries data (`--format
+    json`), so that what a script reads is the data alone."""
+    import sys
+
     from sqlalchemy import select
 
     from monalia.catalog.models import RunEventRow
@@ -211,14 +217,16 @@ def print_runs_summary(title: str, runs: list, app: App | None = None) -> None:
             "rate",
         ],
         rows,
+        sys.stderr if to_stderr else None,
     )
     for run in runs:
         if run.message:
-            click.echo(f"run {run.id}: {run.message}")
+            click.echo(f"run {run.id}: {run.message}", err=to_stderr)
         if getattr(run, "warnings", 0):
             click.echo(
                 f"run {run.id}: {run.warnings} warning(s), nothing lost; "
-                f"`monalia runs show {run.id}` lists them"
+                f"`monalia runs show {run.id}` lists them",
+                err=to_stderr,
             )
         if run.counts["failed"] and app is not None:
             with app.catalog.session() as session:
@@ -229,10 +237,13 @@ def print_runs_summary(title: str, runs: list, app: App | None = None) -> None:
                     .limit(3)
                 ).all()
             for event in events:
-                click.echo(f"run {run.id}: failed {event.item or ''}: {event.message}")
+                click.echo(
+                    f"run {run.id}: failed {event.item or ''}: {event.message}", err=to_stderr
+                )
             click.echo(
                 f"run {run.id}: {run.counts['failed']} item(s) failed and were skipped; "
-                f"all of them: `monalia runs show {run.id}`"
+                f"all of them: `monalia runs show {run.id}`",
+                err=to_stderr,
             )
 
 

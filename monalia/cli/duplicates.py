@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import sys
 
 import click
 
 from monalia.cli.app import App, cli, pass_app, print_runs_summary
 from monalia.cli.similar import FORMATS
+
+DUPLICATE_CSV_FIELDS = [
+    "group",
+    "lowest",
+    "record",
+    "source",
+    "reference",
+    "title",
+    "image",
+    "sha256",
+]
 
 
 @cli.command()
@@ -71,7 +80,7 @@ def duplicates(app: App, threshold, across_sources, output_format, no_publish) -
             f"({embedder})" + (f"; published to {', '.join(written)}" if written else ""),
         )
     print_groups(groups, output_format, used, embedder)
-    print_runs_summary("duplicates", [info], app)
+    print_runs_summary("duplicates", [info], app, to_stderr=output_format != "table")
 
 
 def print_groups(groups, output_format: str, threshold: float, embedder: str) -> None:
@@ -79,6 +88,7 @@ def print_groups(groups, output_format: str, threshold: float, embedder: str) ->
     entries = [
         {
             "group": group.number,
+            "lowest": round(group.lowest, 4),
             "records": [image.as_dict() for image in group.images],
             "pairs": [
                 {"a": a.record, "b": b.record, "similarity": round(s, 4), "method": m}
@@ -90,21 +100,15 @@ def print_groups(groups, output_format: str, threshold: float, embedder: str) ->
     if output_format == "json":
         click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
     elif output_format == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(["group", "record", "source", "reference", "title", "image", "lowest"])
-        for group in groups:
-            for image in group.images:
-                writer.writerow(
-                    [
-                        group.number,
-                        image.record,
-                        image.source,
-                        image.source_id,
-                        image.title or "",
-                        image.url,
-                        f"{group.lowest:.4f}",
-                    ]
-                )
+        from monalia.cli.report import write_csv
+
+        # one line per image: the group's fields, then the image's, in the JSON's names
+        rows = [
+            {"group": entry["group"], "lowest": entry["lowest"], **image}
+            for entry in entries
+            for image in entry["records"]
+        ]
+        write_csv(rows, DUPLICATE_CSV_FIELDS)
     else:
         click.echo(f"{len(groups)} groups of near duplicates (threshold {threshold}, {embedder})")
         for group in groups:

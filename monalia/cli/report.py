@@ -15,18 +15,9 @@ import click
 from monalia.cli.app import App, cli, pass_app
 
 FORMATS = click.Choice(["table", "csv", "json"])
-COLUMNS = [
-    "score",
-    "class",
-    "reference",
-    "title",
-    "annotated",
-    "image",
-    "record",
-    "method",
-    "scores",
-]
-TABLE_COLUMNS = COLUMNS[:6]  # the reference names the record; the rest is in csv and json
+# the table's columns; CSV and JSON carry every field of a finding, under the same names
+# (`Finding.as_dict`; the schema is in the documentation's reference)
+TABLE_COLUMNS = ["score", "class", "reference", "title", "annotated", "image"]
 
 
 def store_option(function):
@@ -45,24 +36,40 @@ def model_option(function):
     )(function)
 
 
-def _row(finding, short: bool = False) -> list[str]:
+def _row(finding) -> list[str]:
     annotated = {True: "yes", False: "no", None: ""}[finding.annotated]
     image = finding.image_path or finding.image
-    if short and finding.image_path:
+    if finding.image_path:
         relative = os.path.relpath(finding.image_path)
         image = relative if len(relative) < len(image) else image
-    row = [
+    return [
         f"{finding.score:.4f}",
         finding.class_label,
         finding.identifier or "",
         finding.title or "",
         annotated,
         image,
-        finding.record,
-        finding.method,
-        finding.scores or "",
     ]
-    return row[: len(TABLE_COLUMNS)] if short else row
+
+
+def csv_value(value) -> str:
+    """A JSON field as one CSV cell: lists joined with "; ", booleans as true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "; ".join(csv_value(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def write_csv(entries: list[dict], fields: list[str]) -> None:
+    """Entries as CSV on stdout, one column per JSON field, in the JSON's names."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(fields)
+    writer.writerows([csv_value(entry.get(name)) for name in fields] for entry in entries)
 
 
 def print_findings(title: str, findings, output_format: str) -> None:
@@ -70,16 +77,16 @@ def print_findings(title: str, findings, output_format: str) -> None:
         click.echo(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=2))
         return
     if output_format == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(_row(f) for f in findings)
+        from monalia.curation.findings import FINDING_FIELDS
+
+        write_csv([f.as_dict() for f in findings], FINDING_FIELDS)
         return
     from monalia.progress import summary_table
 
     if not findings:
         click.echo(f"{title}: nothing found")
         return
-    summary_table(title, TABLE_COLUMNS, [_row(f, short=True) for f in findings])
+    summary_table(title, TABLE_COLUMNS, [_row(f) for f in findings])
 
 
 def method_option(function):

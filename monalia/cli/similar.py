@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 
@@ -11,6 +10,8 @@ import click
 from monalia.cli.app import App, cli, pass_app
 
 FORMATS = click.Choice(["table", "csv", "json"])
+# the fields of a similar record in JSON and CSV
+SIMILAR_FIELDS = ["similarity", "record", "source", "reference", "title", "image", "sha256"]
 
 
 def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
@@ -41,9 +42,9 @@ def similar(app: App, query: str, k: int, source: str | None, output_format: str
     if output_format == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     elif output_format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["similarity"])
-        writer.writeheader()
-        writer.writerows(rows)
+        from monalia.cli.report import write_csv
+
+        write_csv(rows, SIMILAR_FIELDS)
     else:
         title = own[0].title or own[0].record if own else query
         print_table(

@@ -85,7 +85,7 @@ class Finding:
     def as_dict(self) -> dict[str, Any]:
         return {
             "record": self.record,
-            "identifier": self.identifier,
+            "reference": self.identifier,
             "title": self.title,
             "class": self.class_uri,
             "class_label": self.class_label,
@@ -98,6 +98,24 @@ class Finding:
             "method": self.method,
             "scores": self.scores,
         }
+
+
+# the fields of a finding in JSON and CSV, in this order
+FINDING_FIELDS = [
+    "record",
+    "reference",
+    "title",
+    "class",
+    "class_label",
+    "score",
+    "annotated",
+    "image",
+    "image_path",
+    "page",
+    "subjects",
+    "method",
+    "scores",
+]
 
 
 @dataclass(frozen=True)

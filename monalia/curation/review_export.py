@@ -42,7 +42,7 @@ class Change:
 
     record: str
     source: str
-    source_id: str
+    reference: str  # the record's reference in its source, as in every other output
     field: str
     action: str  # add or remove
     term_uri: str | None
@@ -170,20 +170,28 @@ def accepted_changes(catalog, project: Project) -> ReviewExport:
     return ReviewExport(changes, decisions, confirmed)
 
 
+def change_dict(entry: Change) -> dict[str, Any]:
+    """A change as the outputs name its fields: the class's URI is `class`, as in findings and
+    decisions."""
+    return {("class" if key == "class_uri" else key): value for key, value in asdict(entry).items()}
+
+
+CHANGE_FIELDS = [("class" if name == "class_uri" else name) for name in Change.__dataclass_fields__]
+
+
 def changes_csv(export: ReviewExport) -> str:
     out = io.StringIO()
-    names = list(Change.__dataclass_fields__)
-    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=CHANGE_FIELDS, lineterminator="\n")
     writer.writeheader()
     for entry in export.changes:
-        writer.writerow(asdict(entry))
+        writer.writerow(change_dict(entry))
     return out.getvalue()
 
 
 def changes_json(export: ReviewExport) -> str:
     return json.dumps(
         {
-            "changes": [asdict(entry) for entry in export.changes],
+            "changes": [change_dict(entry) for entry in export.changes],
             "decisions": [decision.as_dict() for decision in export.decisions],
             "confirmed": export.confirmed,
         },

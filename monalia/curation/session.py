@@ -120,6 +120,24 @@ def report_client(project: Project, store: str | None):
     return client
 
 
+RECORDS_PRESENT = (
+    "PREFIX ml: <http://ns.inria.fr/monalia/>\n"
+    "SELECT ?record WHERE { { ?record a ml:Record } UNION { GRAPH ?g { ?record a ml:Record } } }"
+    " LIMIT 1"
+)
+
+
+def require_records(client) -> None:
+    """Refuse a store without published records: every annotation would read as absent, and
+    noise and silence would be silently wrong (enrich writes the scores; publish the records)."""
+    if not client.select(RECORDS_PRESENT):
+        raise ConfigError(
+            f"the store {client.endpoint} holds no published records, so the scores cannot be "
+            "compared with any annotation: run `monalia publish` (enrich writes the scores, "
+            "publish the records), or name the store that has them with --store"
+        )
+
+
 def open_curation(
     catalog,
     project: Project,
@@ -159,6 +177,7 @@ def open_curation(
         ),
     )
     client = report_client(project, store)
+    require_records(client)
     graph = model_graph_iri(project.file.project.base_iri, model.name)
     method = method or section.method
     oos, note = None, None

@@ -120,14 +120,23 @@ def test_pages_show_classes_findings_records_images_and_heat_maps(folder):
     picture = client.get(thumbs[0])
     assert picture.status_code == 200 and picture.content[:2] == b"\xff\xd8"
     # scores ordered lowest first for noise, highest first for silence
-    scores = [float(s) for s in re.findall(r'<div class="score">([0-9.]+)</div>', noise.text)]
+    scores = [
+        float(s)
+        for s in re.findall(r'<div class="score"[^>]*>[a-z -]*score ([0-9.]+)</div>', noise.text)
+    ]
     assert scores == sorted(scores)
     silence = client.get("/findings", params={"class": 1, "kind": "silence"})
-    scores = [float(s) for s in re.findall(r'<div class="score">([0-9.]+)</div>', silence.text)]
+    scores = [
+        float(s)
+        for s in re.findall(r'<div class="score"[^>]*>[a-z -]*score ([0-9.]+)</div>', silence.text)
+    ]
     assert scores and scores == sorted(scores, reverse=True)
 
+    # each score says whose it is (threshold method here: the model's own)
+    assert "model score" in silence.text and "out-of-sample score" not in silence.text
     record_iri = found[0][0]
     record = client.get("/record", params={"iri": record_iri, "class": 0, "kind": "noise"})
+    assert "Model score" in record.text
     assert record.status_code == 200
     assert "Scores" in record.text and "cheval" in record.text and "arbre" in record.text
     image_id = re.search(r'data-image="(\d+)"', record.text).group(1)

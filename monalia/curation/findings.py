@@ -82,6 +82,12 @@ class Finding:
     method: str = "threshold"  # what made the finding: "threshold" or "confident"
     scores: str | None = None  # whose scores: the model, or its out-of-sample score set
 
+    @property
+    def score_label(self) -> str:
+        """What `score` is, as the pages say it: confident learning ranks by the out-of-sample
+        score (fold models that never saw the record), the threshold method by the model's."""
+        return "out-of-sample score" if self.method == "confident" else "model score"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "record": self.record,

@@ -163,13 +163,16 @@ def concept_labels(cls: CurationClass) -> dict[str, list[str]]:
     }
 
 
-def write_catalog(folder: Path, model: ModelInfo, classes: list[CurationClass]) -> str:
+def write_catalog(
+    folder: Path, model: ModelInfo, classes: list[CurationClass], url: str | None = None
+) -> str:
     """The catalog `monalia train` and `monalia enrich` leave: the dataset with the concepts
-    each class covers, the model with its thresholds and curation bands, past runs."""
+    each class covers, the model with its thresholds and curation bands, past runs. In a SQLite
+    file in `folder` unless `url` names another (empty) catalog."""
     from monalia.catalog.database import Catalog
     from monalia.catalog.models import DatasetRow, ModelRow, RunRow, utcnow
 
-    url = f"sqlite:///{folder / 'catalog.sqlite'}"
+    url = url or f"sqlite:///{folder / 'catalog.sqlite'}"
     catalog = Catalog.open(url)
     now = utcnow()
     with catalog.session() as session:

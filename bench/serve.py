@@ -16,7 +16,16 @@ each --repeat times in turn, with one HTTP session as a browser keeps:
   and cached; the first heat map, which loads the model, is reported apart).
 Targets (absolute): findings page median <= 300 ms, heat map median <= 1 s on the CPU.
 
+With --reviewers N, N reviewers work at once for --seconds S instead, each with its own session,
+pausing --think seconds between actions as a person reading a page would: a findings page (a
+random class, search or noise list), a decision on one of its cards (each with a comment of its
+own), and every fifth turn a heat map. Then every decision answered 200 is looked up in the
+catalog: it must be there exactly once. Reported: p95 and median page time, decisions, heat
+maps, and any 5xx. Target: no 5xx, no decision lost or doubled, page p95 <= 300 ms. With
+--catalog postgresql the catalog is a fresh schema of the PostgreSQL test database.
+
 Usage: .venv/bin/python bench/serve.py [--notices N] [--classes C] [--repeat R]
+       .venv/bin/python bench/serve.py --reviewers 20 --seconds 60 [--catalog sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -26,7 +35,9 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import json
+import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -54,60 +65,60 @@ def load_query_bench():
 def add_records(catalog_url: str, rows, picture: Path, data_dir: Path) -> int:
     """The notices and their images in the catalog, as harvest and images leave them; the first
     notice's image fetched (the heat maps' image). Returns that image's id."""
-    import sqlite3
+    from sqlalchemy import insert
 
+    from monalia.catalog.database import Catalog
+    from monalia.catalog.models import ImageRow, RecordRow
     from monalia.hashing import file_sha256
 
-    now = datetime(2026, 1, 2).strftime("%Y-%m-%d %H:%M:%S.%f")
+    now = datetime(2026, 1, 2, tzinfo=UTC)
     digest = file_sha256(picture)
     stored = data_dir / "images" / digest[:2] / f"{digest}.jpg"
     stored.parent.mkdir(parents=True, exist_ok=True)
     stored.write_bytes(picture.read_bytes())
-    database = sqlite3.connect(catalog_url.removeprefix("sqlite:///"))
-    with database:
-        database.executemany(
-            "INSERT INTO records (id, source, source_id, iri, title, creators, content_hash, "
-            "first_seen, last_seen, landing_page) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    catalog = Catalog.open(catalog_url)
+    with catalog.engine.begin() as connection:
+        connection.execute(
+            insert(RecordRow),
             [
-                (
-                    n + 1,
-                    row.source,
-                    row.source_id,
-                    row.iri,
-                    row.title,
-                    json.dumps(row.creators),
-                    hashlib.sha256(row.iri.encode()).hexdigest(),
-                    now,
-                    now,
-                    row.landing_page,
-                )
+                {
+                    "id": n + 1,
+                    "source": row.source,
+                    "source_id": row.source_id,
+                    "iri": row.iri,
+                    "title": row.title,
+                    "creators": row.creators,
+                    "content_hash": hashlib.sha256(row.iri.encode()).hexdigest(),
+                    "first_seen": now,
+                    "last_seen": now,
+                    "landing_page": row.landing_page,
+                }
                 for n, row in enumerate(rows)
             ],
         )
-        database.executemany(
-            "INSERT INTO images (id, record_id, position, url, is_main, status, sha256, path) "
-            "VALUES (?, ?, 0, ?, 1, ?, ?, ?)",
+        connection.execute(
+            insert(ImageRow),
             [
-                (
-                    n + 1,
-                    n + 1,
-                    row.images[0].url,
-                    "fetched" if n == 0 else "pending",
-                    digest if n == 0 else None,
-                    f"images/{digest[:2]}/{digest}.jpg" if n == 0 else None,
-                )
+                {
+                    "id": n + 1,
+                    "record_id": n + 1,
+                    "position": 0,
+                    "url": row.images[0].url,
+                    "is_main": True,
+                    "status": "fetched" if n == 0 else "pending",
+                    "sha256": digest if n == 0 else None,
+                    "path": f"images/{digest[:2]}/{digest}.jpg" if n == 0 else None,
+                }
                 for n, row in enumerate(rows)
             ],
         )
-    database.close()
+    catalog.engine.dispose()
     return 1
 
 
 def write_model(folder: Path, catalog_url: str, classes) -> None:
     """EfficientNet-Lite0 (packaged ImageNet weights) with a 40-class head, as `monalia train`
     leaves a model: its folder with card and weights, the catalog row pointing at it."""
-    import sqlite3
-
     import torch
 
     from monalia.hashing import file_sha256
@@ -128,13 +139,160 @@ def write_model(folder: Path, catalog_url: str, classes) -> None:
         "weights_sha256": file_sha256(target / "model.pt"),
     }
     (target / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
-    database = sqlite3.connect(catalog_url.removeprefix("sqlite:///"))
-    with database:
-        database.execute(
-            "UPDATE models SET path = ?, card = ? WHERE name = ?",
-            (f"models/{MODEL}", json.dumps(card), MODEL),
+    from sqlalchemy import update
+
+    from monalia.catalog.database import Catalog
+    from monalia.catalog.models import ModelRow
+
+    catalog = Catalog.open(catalog_url)
+    with catalog.engine.begin() as connection:
+        connection.execute(
+            update(ModelRow).where(ModelRow.name == MODEL).values(path=f"models/{MODEL}", card=card)
         )
-    database.close()
+    catalog.engine.dispose()
+
+
+def postgres_catalog(args) -> str | None:
+    """A fresh schema in the PostgreSQL test database, for --catalog postgresql."""
+    if args.catalog != "postgresql":
+        return None
+    from sqlalchemy import create_engine, text
+
+    base = os.environ.get(
+        "MONALIA_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    schema = f"bench_serve_{os.getpid()}"
+    engine = create_engine(base)
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return f"{base}?options=-csearch_path%3D{schema}"
+
+
+CARD = re.compile(r'class="card [^"]*"[^>]*data-record="([^"]+)" data-class="([^"]+)"')
+CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
+
+
+def reviewer(number: int, base: str, until: float, think: float, classes: int, image_id: int):
+    """One reviewer's turns until `until`: what each request took and answered."""
+    import requests
+
+    rng = random.Random(number)
+    session = requests.Session()
+    seen = {"pages": [], "heat": [], "statuses": [], "decided": [], "errors": []}
+    turn = 0
+    while time.perf_counter() < until:
+        turn += 1
+        index, kind = rng.randrange(classes), rng.choice(["search", "noise"])
+        try:
+            began = time.perf_counter()
+            page = session.get(
+                f"{base}/findings",
+                params={"class": index, "kind": kind, "reviewed": "all"},
+                timeout=60,
+            )
+            seen["pages"].append(time.perf_counter() - began)
+            seen["statuses"].append(page.status_code)
+            cards = CARD.findall(page.text)
+            token = CSRF.search(page.text)
+            if cards and token:
+                record, cls = rng.choice(cards)
+                comment = f"bench-{number}-{turn}"
+                answer = session.post(
+                    f"{base}/decide",
+                    data={
+                        "record": record,
+                        "class": cls,
+                        "kind": kind,
+                        "decision": rng.choice(["accept", "reject", "skip"]),
+                        "comment": comment,
+                    },
+                    headers={"X-CSRF-Token": token.group(1), "Accept": "application/json"},
+                    timeout=60,
+                )
+                seen["statuses"].append(answer.status_code)
+                if answer.status_code == 200:
+                    seen["decided"].append(comment)
+            if turn % 5 == 0:
+                began = time.perf_counter()
+                heat = session.get(f"{base}/explain/{image_id}/{index}/heat", timeout=300)
+                seen["heat"].append(time.perf_counter() - began)
+                seen["statuses"].append(heat.status_code)
+        except requests.RequestException as exc:
+            seen["errors"].append(str(exc)[:200])
+        time.sleep(think)
+    return seen
+
+
+def under_load(args, base: str, classes: int, image_id: int, environment, project: Path) -> None:
+    """--reviewers: many reviewers at once, then every decision looked up in the catalog."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from monalia.catalog.database import Catalog
+    from monalia.catalog.models import ReviewDecisionRow
+    from monalia.project import load_project
+
+    until = time.perf_counter() + args.seconds
+    with ThreadPoolExecutor(args.reviewers) as pool:
+        work = [
+            pool.submit(reviewer, n, base, until, args.think, classes, image_id)
+            for n in range(args.reviewers)
+        ]
+        results = [future.result() for future in work]
+    pages = Samples("page", "s")
+    heat = Samples("heat map", "s")
+    statuses: list[int] = []
+    decided: list[str] = []
+    errors: list[str] = []
+    for seen in results:
+        pages.values += seen["pages"]
+        heat.values += seen["heat"]
+        statuses += seen["statuses"]
+        decided += seen["decided"]
+        errors += seen["errors"]
+    url = environment.get("MONALIA_CATALOG") or load_project(project).catalog_url
+    catalog = Catalog.open(url)
+    with catalog.session() as session:
+        stored = dict(
+            session.execute(
+                select(ReviewDecisionRow.comment, func.count())
+                .where(ReviewDecisionRow.comment.like("bench-%"))
+                .group_by(ReviewDecisionRow.comment)
+            ).all()
+        )
+    catalog.engine.dispose()
+    lost = [comment for comment in decided if comment not in stored]
+    doubled = [comment for comment, count in stored.items() if count > 1]
+    server_errors = sum(status >= 500 for status in statuses)
+    ordered = sorted(pages.values)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else float("nan")
+    print(
+        f"{args.reviewers} reviewers for {args.seconds:.0f} s on {args.catalog}: "
+        f"{len(pages.values)} pages, {len(decided)} decisions, {len(heat.values)} heat maps; "
+        f"5xx {server_errors}, connection errors {len(errors)}, decisions lost {len(lost)}, "
+        f"doubled {len(doubled)}"
+    )
+    print(f"page: {pages.spread(3)}; p95 {p95 * 1000:.0f} ms")
+    if heat.values:
+        print(f"heat map: {heat.spread(3)}")
+    criteria = [
+        Criterion("page p95 under load", p95, PAGE_TARGET_S, True, "s"),
+        Criterion("5xx answers", server_errors, 0, True, ""),
+        Criterion("decisions lost or doubled", len(lost) + len(doubled), 0, True, ""),
+    ]
+    print(
+        verdict(
+            "serve under load",
+            criteria,
+            f"{args.reviewers} reviewers x {args.seconds:.0f} s ({args.think:g} s between "
+            f"actions) on {args.catalog}, {args.notices:,} notices x {args.classes} classes: "
+            f"page p95 {p95 * 1000:.0f} ms (median {pages.median * 1000:.0f} ms), "
+            f"{len(decided)} decisions all stored once, {server_errors} 5xx",
+        )
+    )
 
 
 def free_port() -> int:
@@ -151,7 +309,14 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="build the project in DIR and keep it; reuse it when there"
     )
+    parser.add_argument("--reviewers", type=int, default=0, help="reviewers at once (0: one)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long they work")
+    parser.add_argument("--think", type=float, default=1.0, help="pause between actions, s")
+    parser.add_argument("--catalog", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
+    if args.keep and args.catalog == "postgresql":
+        parser.error("--keep keeps a SQLite catalog only")
+    postgres = postgres_catalog(args)
 
     import requests
     from support.drawn_images import draw
@@ -176,7 +341,7 @@ def main() -> None:
             started = time.perf_counter()
             rows, images = query.build(args.notices, classes)
             query.write_store(folder, rows, images, model)
-            catalog_url = query.write_catalog(folder, model, classes)
+            catalog_url = query.write_catalog(folder, model, classes, postgres)
             picture = folder / "picture.jpg"
             draw({"disc", "triangle"}, random.Random(3), size=800).save(picture, "JPEG", quality=90)
             image_id = add_records(catalog_url, rows, picture, folder / ".monalia")
@@ -194,11 +359,15 @@ def main() -> None:
 
         port = free_port()
         started = time.perf_counter()
+        environment = dict(os.environ)
+        if postgres:
+            environment["MONALIA_CATALOG"] = postgres
         server = subprocess.Popen(
             [MONALIA, "-p", str(project), "serve", "--port", str(port), "--reviewer", "bench"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            env=environment,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -214,6 +383,8 @@ def main() -> None:
             print(f"monalia serve answering after {ready:.1f} s (findings of every class computed)")
             session = requests.Session()
             session.get(f"{base}/", timeout=60).raise_for_status()
+            if args.reviewers:
+                return under_load(args, base, len(classes), image_id, environment, project)
 
             pages = Samples("findings page of 50", "s")
             noise = Samples("noise page", "s")

@@ -132,7 +132,13 @@ class RecordPipeline(_CatalogPipeline):
         self.source.state = SourceState()
         self.duplicates = DuplicateIds()
         self.tracker = RunTracker(
-            self.catalog, "harvest", self.plugin, self.instance, self.job.settings, self.hooks
+            self.catalog,
+            "harvest",
+            self.plugin,
+            self.instance,
+            self.job.settings,
+            self.hooks,
+            exclusive="target",
         ).start()
         emit(run=self.tracker.id)
         self.store = RecordStore(self.instance, self.tracker, self.hooks)

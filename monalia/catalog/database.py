@@ -7,6 +7,7 @@ an older one must be upgraded with ``monalia db upgrade`` and one from a newer m
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,49 @@ from monalia import jsontext
 from monalia.catalog.schema import SCHEMA_HEAD, migrations_dir
 from monalia.errors import CatalogError
 
-__all__ = ["Catalog", "SchemaStatus", "safe_url"]
+__all__ = ["Catalog", "SchemaStatus", "database_error_line", "safe_url"]
+
+SQLITE_TIMEOUT_S = 30.0  # how long a writer waits for another's lock; `?timeout=S` in the URL
+_BUSY = ("database is locked", "database table is locked", "could not obtain lock")
+_GONE = (
+    "terminating connection",
+    "server closed the connection",
+    "connection already closed",
+    "connection is closed",
+    "could not connect",
+    "connection refused",
+    "consuming input failed",
+    "ssl syscall error",
+    "broken pipe",
+    "disk i/o error",
+    "unable to open database",
+)
+
+
+def database_error_line(exc: BaseException) -> str | None:
+    """One line for a database error a run cannot go on after (the catalog busy past the
+    timeout, the database gone), saying what to do; None for any other exception."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        invalidated, text = exc.connection_invalidated, " ".join(str(exc.orig or exc).split())
+    elif type(exc).__module__.split(".")[0] in ("sqlite3", "psycopg", "psycopg2"):
+        # raised by the driver itself (the bulk paths use its cursor directly)
+        invalidated, text = False, " ".join(str(exc).split())
+    else:
+        return None
+    lowered = text.lower()
+    if any(marker in lowered for marker in _BUSY):
+        return (
+            "the catalog is busy: another process held its lock past the timeout "
+            f"({text[:120]}); run the command again when that process is done"
+        )
+    if invalidated or any(marker in lowered for marker in _GONE):
+        return (
+            f"the catalog's database went away ({text[:160]}); run the command again: it "
+            "goes on from its last commit"
+        )
+    return f"the catalog's database refused the work: {text[:200]}"
 
 
 def safe_url(url: str) -> str:
@@ -87,11 +130,17 @@ class Catalog:
                 ) from None
         try:
             # JSON columns (raw payloads of kilobytes) written and read with orjson
+            options = {}
+            if parsed.get_backend_name() == "postgresql":
+                # a connection the server ended (a restart, pg_terminate_backend) is replaced
+                # when next taken from the pool, not handed to the next transaction dead
+                options["pool_pre_ping"] = True
             engine = create_engine(
                 parsed,
                 future=True,
                 json_serializer=jsontext.dumps,
                 json_deserializer=jsontext.loads,
+                **options,
             )
         except (NoSuchModuleError, ModuleNotFoundError) as exc:
             raise CatalogError(
@@ -99,7 +148,13 @@ class Catalog:
                 "for PostgreSQL install monalia[postgres]"
             ) from None
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            try:
+                timeout = float(parsed.query.get("timeout", SQLITE_TIMEOUT_S))
+            except ValueError:
+                raise CatalogError(
+                    f"catalog {safe_url(url)}: timeout is a number of seconds"
+                ) from None
+            event.listen(engine, "connect", functools.partial(_sqlite_pragmas, timeout=timeout))
         catalog = cls(url, engine)
         try:
             with engine.connect():
@@ -110,6 +165,21 @@ class Catalog:
             ) from None
         return catalog
 
+    def _made_by_another(self, wait_s: float = 30.0) -> bool:
+        """Whether another process finished creating this catalog (waiting for it a while)."""
+        import time
+
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                if self.schema_status().up_to_date:
+                    return True
+            except Exception:  # its tables are still being made
+                pass
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+
     @classmethod
     def open(cls, url: str, create: bool = True) -> Catalog:
         """Open a catalog ready for use: create a new one at head, refuse one that is not at head."""
@@ -118,7 +188,12 @@ class Catalog:
         if status.up_to_date:
             return catalog
         if status.empty and create:
-            catalog.upgrade()
+            try:
+                catalog.upgrade()
+            except Exception:
+                # two commands creating one new catalog at once: the other one made it
+                if not catalog._made_by_another():
+                    raise
             return catalog
         catalog.engine.dispose()
         raise CatalogError(catalog.describe_mismatch(status))
@@ -210,11 +285,11 @@ def _revision_known(script, revision: str) -> bool:
         return False
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, _record, timeout: float = SQLITE_TIMEOUT_S) -> None:
     # WAL lets `monalia runs` read while a harvest writes; the timeout waits out short locks.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

@@ -6,17 +6,26 @@ monalia process that opens the catalog sees that its process is gone and marks i
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from monalia.api.run_info import COUNTS, DONE, FAILED, INTERRUPTED, RUNNING, RunInfo
-from monalia.catalog.database import Catalog
+from monalia.catalog.database import Catalog, database_error_line
 from monalia.catalog.models import RunEventRow, RunRow, utcnow
+from monalia.errors import CatalogError
 from monalia.net.url_policy import mask_in_settings, mask_urls_in_text
+
+log = logging.getLogger(__name__)
+
+
+class CatalogBusy(CatalogError):
+    """The same work is already running on this catalog."""
+
 
 # A run on another host is taken as dead when it has not written for this long.
 REMOTE_STALE_AFTER = timedelta(minutes=15)
@@ -90,8 +99,13 @@ class RunTracker:
         target: str | None = None,
         settings: dict[str, Any] | None = None,
         hooks=None,
+        exclusive: str | None = None,
     ):
+        """`exclusive`: "target" when no two runs of this stage on one target may run at once
+        (two harvests of one source), "stage" when no two runs of this stage may; the later
+        one is refused in one line and leaves no run behind."""
         self.catalog = catalog
+        self.exclusive = exclusive
         self.hooks = hooks
         # settings are recorded for anyone to read: no URL's user info goes in
         self.info = RunInfo(0, stage, plugin, target, mask_in_settings(dict(settings or {})))
@@ -129,10 +143,45 @@ class RunTracker:
             session.add(row)
             session.flush()
             self.info.id = row.id
+        if self.exclusive:
+            self._refuse_if_running()
         self.info.started_at = now
         if self.hooks is not None:
             self.hooks.stage_started(run=self.info)
         return self
+
+    def _refuse_if_running(self) -> None:
+        """Yield to an earlier run of the same work that is still alive. Both runs are in the
+        catalog when either checks, so of two started together the later one yields."""
+        query = select(RunRow).where(
+            RunRow.stage == self.info.stage, RunRow.status == RUNNING, RunRow.id < self.id
+        )
+        if self.exclusive == "target":
+            query = query.where(
+                RunRow.target.is_(None)
+                if self.info.target is None
+                else RunRow.target == self.info.target
+            )
+        host, now = socket.gethostname(), utcnow()
+        with self.catalog.session() as session:
+            earlier = [
+                run
+                for run in session.scalars(query)
+                if (
+                    _process_alive(run.pid, run.pid_started)
+                    if run.host == host
+                    else now - run.heartbeat_at <= REMOTE_STALE_AFTER
+                )
+            ]
+            if not earlier:
+                return
+            session.execute(delete(RunRow).where(RunRow.id == self.id))
+        first = earlier[0]
+        what = self.info.stage + (f" of {self.info.target}" if self.info.target else "")
+        raise CatalogBusy(
+            f"the catalog is busy: {what} is already running (run {first.id}, pid {first.pid} "
+            f"on {first.host}); run this again when it has ended"
+        )
 
     def __enter__(self) -> RunTracker:
         return self.start()
@@ -142,8 +191,16 @@ class RunTracker:
             return
         if exc is None:
             self.finish(DONE)
-        else:
+            return
+        try:
             self.finish(status_for_exception(exc), exception_message(exc))
+        except Exception as failure:
+            if database_error_line(failure) is None:
+                raise
+            # the catalog cannot take the run's end either (still locked, still gone): the
+            # run stays "running" until the next command finds its process gone and marks it
+            # interrupted; the error that stopped it is what the user sees
+            log.warning("run %s: its end could not be recorded: %s", self.id, failure)
 
     @property
     def finished(self) -> bool:
@@ -181,7 +238,9 @@ class RunTracker:
         self.event(message, item=item, level="warning")
 
     def flush(self, session) -> None:
-        """Write counts, heartbeat and pending events in `session` (the caller commits)."""
+        """Write counts, heartbeat and pending events in `session` (the caller commits, with
+        the work the counts are of)."""
+        self._flushed = True
         session.add_all(self._pending_events)
         self._pending_events = []
         if self.counted_elsewhere:
@@ -205,7 +264,19 @@ class RunTracker:
         now = utcnow()
         message = mask_urls_in_text(message) if message else message
         with self.catalog.session() as session:
-            self.flush(session)
+            if status != DONE and getattr(self, "_flushed", False):
+                # a stage that commits its counts with its work: what counts is what was
+                # committed; the batch that failed (or was cut off) was not, and the next run
+                # reads it again
+                self._pending_events = []
+                row = session.execute(
+                    select(*(getattr(RunRow, name) for name in COUNTS)).where(
+                        RunRow.id == self.id
+                    )
+                ).one()
+                self.info.counts.update(zip(COUNTS, row, strict=True))
+            else:
+                self.flush(session)
             session.execute(
                 update(RunRow)
                 .where(RunRow.id == self.id)
@@ -226,7 +297,7 @@ def exception_message(exc: BaseException) -> str:
     """The one line a run records for the exception that stopped it."""
     if hasattr(exc, "format_message"):
         return exc.format_message()
-    return str(exc) or type(exc).__name__
+    return database_error_line(exc) or str(exc) or type(exc).__name__
 
 
 def load_run(catalog: Catalog, run_id: int) -> RunInfo:

@@ -128,6 +128,13 @@ class MonaliaGroup(click.Group):
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
+            if type(exc).__module__.split(".")[0] in ("sqlalchemy", "sqlite3", "psycopg"):
+                from monalia.catalog.database import database_error_line
+                from monalia.errors import CatalogError
+
+                line = database_error_line(exc)
+                if line is not None:  # the catalog busy or gone: what happened, what to do
+                    raise CatalogError(mask_urls_in_text(line)) from exc
             raise MonaliaError(
                 mask_urls_in_text(
                     f"{type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)"
@@ -280,7 +287,7 @@ def runs_stage(name: str) -> Callable[[Callable[[App], list]], Callable[[App], l
 def run_harvest_stage(
     app: App, names: tuple[str, ...], limit: int | None, since: str | None, restart: bool
 ) -> list:
-    from monalia.catalog.run_tracking import exception_message
+    from monalia.catalog.run_tracking import CatalogBusy, exception_message
     from monalia.stages.harvest import HarvestOptions, harvest
 
     selected = selected_instances("source", app.project.sources, names)
@@ -301,6 +308,8 @@ def run_harvest_stage(
         try:
             with app.progress(f"harvest {configured.instance}", "records") as progress:
                 runs.append(harvest(catalog, configured, app.hooks, options, progress))
+        except CatalogBusy:
+            raise  # the same source is being harvested: this command stops, in one line
         except Exception as exc:
             runs.append(failed_run(catalog, before, configured, exception_message(exc)))
     return runs
@@ -334,7 +343,10 @@ def failed_run(catalog, after: int, configured, message: str):
             .limit(1)
         )
     if run_id is not None:
-        return load_run(catalog, run_id)
+        run = load_run(catalog, run_id)
+        if run.status == "running":  # its end could not be recorded (the catalog failed)
+            run.status, run.message = FAILED, message
+        return run
     tracker = RunTracker(catalog, "harvest", configured.info.name, configured.instance).start()
     return tracker.finish(FAILED, message)
 

@@ -46,9 +46,13 @@ def draw(shapes: set[str], rng: random.Random, size: int = 96) -> Image.Image:
         x, y = rng.randint(0, size), rng.randint(0, size)
         grey = rng.randint(90, 200)
         pen.line((x, y, x + rng.randint(-20, 20), y + rng.randint(-20, 20)), fill=(grey,) * 3)
-    for shape in sorted(shapes):
-        side = rng.randint(size // 4, size // 2)
-        x, y = rng.randint(0, size - side), rng.randint(0, size - side)
+    # each shape in a quadrant of its own: a shape drawn over another would hide it, and the
+    # picture would no longer show what its notice says (noise nobody planted)
+    half = size // 2
+    quadrants = rng.sample([(0, 0), (half, 0), (0, half), (half, half)], len(shapes))
+    for shape, (left, top) in zip(sorted(shapes), quadrants, strict=True):
+        side = rng.randint(size // 4, half - 2)
+        x, y = left + rng.randint(0, half - side), top + rng.randint(0, half - side)
         colour = tuple(max(0, min(255, c + rng.randint(-25, 25))) for c in COLOURS[shape])
         if shape == "disc":
             pen.ellipse((x, y, x + side, y + side), fill=colour)
@@ -119,6 +123,9 @@ epochs = {epochs}
 batch_size = 16
 workers = 0
 lr_step = 4
+crop_scale = [0.85, 1.0]  # the shapes sit anywhere up to the corners: crops must keep them
+grayscale = 0.0  # colour is part of what tells the shapes apart
+calibration = "none"  # a few validation images per fold model: too few to fit a map on
 
 [sinks.turtle]
 plugin = "turtle"

@@ -72,7 +72,9 @@ def fetch_images(
     job.settings["executor"] = executor
     ray, processes = crawl_processes(project, executor, total)
     job.settings["processes"] = processes
-    with RunTracker(catalog, "images", None, job.target, job.settings, hooks) as tracker:
+    with RunTracker(
+        catalog, "images", None, job.target, job.settings, hooks, exclusive="stage"
+    ) as tracker:
         if total == 0:
             if progress is not None:
                 progress.close()

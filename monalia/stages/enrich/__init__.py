@@ -56,7 +56,9 @@ def score_images(
 
         require_ray()  # before the run starts: a missing extra is a usage error
     project.trainer_plugin(model.trainer)  # an uninstalled trainer is a usage error too
-    with RunTracker(catalog, "enrich", model.trainer, model.name, run_settings, hooks) as tracker:
+    with RunTracker(
+        catalog, "enrich", model.trainer, model.name, run_settings, hooks, exclusive="target"
+    ) as tracker:
         tracker.add(unchanged=unchanged)
         if executor == "ray":
             scored = score_on_cluster(catalog, project, model, options, tracker, pending)

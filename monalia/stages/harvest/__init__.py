@@ -77,7 +77,13 @@ def harvest(
 
     with (
         RunTracker(
-            catalog, "harvest", configured.info.name, configured.instance, settings, hooks
+            catalog,
+            "harvest",
+            configured.info.name,
+            configured.instance,
+            settings,
+            hooks,
+            exclusive="target",
         ) as tracker,
         progress,
         batches_without_collections(),

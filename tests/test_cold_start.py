@@ -29,7 +29,6 @@ HEAVY = {
     "scrapy",
     "sickle",
     "sklearn",
-    "SPARQLWrapper",
     "sqlalchemy",
     "timm",
     "torch",

@@ -14,6 +14,19 @@ from monalia.catalog.models import RunRow
 pytestmark = pytest.mark.slow  # clusters, processes killed, whole pipelines
 
 
+def printed_findings(output: str, kind: str) -> set[str]:
+    """"REFERENCE class" of each row of the printed noise or silence table."""
+    lines = output[output.index(f"{kind}: ") :].splitlines()[3:]
+    found = set()
+    for line in lines:
+        if "│" not in line:
+            break
+        cells = [cell.strip() for cell in line.split("│")]
+        if cells[2]:  # not the continuation of a folded row
+            found.add(f"{cells[2]} {cells[1]}")
+    return found
+
+
 def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
     from monalia.curation.session import open_curation
     from monalia.project import load_project
@@ -43,15 +56,15 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
         reported[kind] = {f"{f.identifier} {f.class_label}" for f in findings}
         assert {f.method for f in findings} <= {"confident", "threshold"}
         assert any(f.method == "confident" for f in findings)
-    # the model is small and trained for seconds: most planted cases, not all, must surface,
-    # and they must be a good share of what the reports show
-    for kind in ("noise", "silence"):
-        hits = reported[kind] & set(planted[kind])
-        assert len(hits) >= 3, (kind, sorted(reported[kind]), planted[kind])
-        assert len(hits) >= len(reported[kind]) / 4, (kind, sorted(reported[kind]))
-    # the printed tables show them too
+    # the printed lists find at least 5 of the 6 planted cases of each kind, and they are most
+    # of what the lists show (seeded: the same on every run on the CPU)
     shown = result.stdout
-    assert any(case.split()[0] in shown for case in planted["silence"])
+    for kind in ("noise", "silence"):
+        printed = printed_findings(shown, kind)
+        assert printed == reported[kind], kind
+        hits = printed & set(planted[kind])
+        assert len(hits) >= 5, (kind, sorted(printed), planted[kind])
+        assert len(hits) >= len(printed) / 2, (kind, sorted(printed))
     assert "HTML report:" in shown
 
     index = folder / "report" / "index.html"

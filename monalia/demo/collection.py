@@ -125,7 +125,6 @@ workers = 0
 lr_step = 4
 crop_scale = [0.85, 1.0]  # the shapes sit anywhere up to the corners: crops must keep them
 grayscale = 0.0  # colour is part of what tells the shapes apart
-calibration = "none"  # a few validation images per fold model: too few to fit a map on
 
 [sinks.turtle]
 plugin = "turtle"

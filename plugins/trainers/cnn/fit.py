@@ -284,11 +284,13 @@ class Training:
             else:
                 quality = -result.loss
             state["history"].append(record)
-            self._end_epoch(state, quality, model, optimizer, scheduler, epoch + 1)
+            loss = record.get("val_loss", result.loss)
+            self._end_epoch(state, quality, model, optimizer, scheduler, epoch + 1, loss)
             self.say(self._epoch_line(record, settings.epochs))
         if state["stale"] >= (settings.patience or math.inf) and state["epoch"] < settings.epochs:
             self.say(
-                f"early stop after epoch {state['epoch']}: validation mAP has not improved for "
+                f"early stop after epoch {state['epoch']}: validation mAP and loss have not "
+                "improved for "
                 f"{state['stale']} epochs; keeping epoch {state['best_epoch']}"
             )
         return self._finish(model, state, criterion, precision, normalize)
@@ -313,11 +315,25 @@ class Training:
         record["val_map"] = summary["map"]
         return summary["map"] if not math.isnan(summary["map"]) else -scores.loss
 
-    def _end_epoch(self, state, quality: float, model, optimizer, scheduler, epochs: int) -> None:
+    def _end_epoch(
+        self, state, quality: float, model, optimizer, scheduler, epochs: int, loss: float
+    ) -> None:
         """Keep the best weights so far, count epochs without progress, write the checkpoint
-        a killed training resumes from."""
-        if state["best"] is None or quality > state["best"] + self.settings.min_delta:
-            state["best"], state["best_epoch"], state["stale"] = quality, epochs, 0
+        a killed training resumes from.
+
+        Better is a higher validation mAP; at an equal mAP, a lower validation loss. A small
+        validation split is ranked perfectly after one epoch (mAP 1.0) long before the model
+        is good: without the loss to break the tie, every later epoch would be thrown away."""
+        best, best_loss = state["best"], state.get("best_loss")
+        improved = best is None or quality > best + self.settings.min_delta
+        tied = best is not None and not improved and quality >= best
+        if improved or (tied and (best_loss is None or loss < best_loss)):
+            state["best"], state["best_epoch"], state["stale"] = (
+                max(quality, best or quality),
+                epochs,
+                0,
+            )
+            state["best_loss"] = loss
             torch.save(model.state_dict(), self.output_dir / BEST)
         else:
             state["stale"] += 1
@@ -330,7 +346,10 @@ class Training:
             epochs,
             self._checkpoint_config(),
             self.spec.classes,
-            extra={key: state[key] for key in ("history", "best", "best_epoch", "stale")},
+            extra={
+                key: state.get(key)
+                for key in ("history", "best", "best_epoch", "best_loss", "stale")
+            },
         )
 
     def _checkpoint_config(self) -> dict[str, Any]:
@@ -341,7 +360,14 @@ class Training:
         }
 
     def _resume(self, model, optimizer, scheduler) -> dict[str, Any]:
-        fresh = {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "stale": 0}
+        fresh = {
+            "epoch": 0,
+            "history": [],
+            "best": None,
+            "best_epoch": 0,
+            "best_loss": None,
+            "stale": 0,
+        }
         last = self.output_dir / LAST
         if not last.exists():
             return fresh

@@ -31,6 +31,7 @@ Usage: .venv/bin/python bench/serve.py [--notices N] [--classes C] [--repeat R]
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -166,7 +167,13 @@ def postgres_catalog(args) -> str | None:
     with engine.begin() as connection:
         connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
+
+    def drop() -> None:
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+    atexit.register(drop)  # the bench leaves nothing in the database
     return f"{base}?options=-csearch_path%3D{schema}"
 
 

@@ -219,6 +219,7 @@ class RecordViews:
                 if not self.model.path:
                     raise MonaliaError(f"model {self.model.name} has no weights to explain with")
                 options = LoadOptions("auto", 1, 0)
+                share_the_cpu()
                 self._predictor = load_predictor(self.project, self.model, options)
             return self._predictor
 
@@ -256,3 +257,14 @@ class RecordViews:
             partial.write_bytes(data)
             partial.replace(target)
         return view, overlay
+
+
+def share_the_cpu() -> None:
+    """On the CPU, the model (its loading, its heat maps) takes half the cores: the pages,
+    which many curators ask for at once, keep the other half."""
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))

@@ -43,6 +43,7 @@ LAYERS = {
     "monalia.version": 0,
     "monalia.jsontext": 0,
     "monalia.hashing": 0,
+    "monalia.masking": 0,
     "monalia.rdf": 1,
     "monalia.learning": 1,
     "monalia.net.url_policy": 1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import POSTGRES_URL, sample_records, write_jsonl
 from PIL import Image
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, delete, func, select, text
 
 from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow, RecordRow, RunRow
@@ -260,4 +261,90 @@ def test_the_database_ended_mid_enrich_then_the_next_run_resumes(tmp_path, victi
         ).all()
     assert len(keys) == len(set(keys)) == images * len(SHAPE_OF)
     assert statuses[0] in ("failed", "interrupted") and statuses[-1] == "done"
+    catalog.engine.dispose()
+
+
+def test_enrich_while_curators_decide_on_each_database(tmp_path, catalog_url, cli):
+    """enrich scores every image again while four curators record decisions in the workbench:
+    both finish, each decision answered 200 is stored once, each image has one score a class."""
+    from starlette.testclient import TestClient
+    from support.drawn_catalog import SHAPE_OF, build_project
+
+    from monalia.api.registry import default_registry
+    from monalia.catalog.models import PredictionRow, ReviewDecisionRow, ScoredImageRow
+    from monalia.project import load_project
+    from monalia.web.app import Settings, create_app
+    from monalia.web.workbench import Workbench
+
+    extra = (
+        '\n[sinks.file]\nplugin = "turtle"\npath = "out/all.ttl"\n'
+        "[enrich]\nchunk_size = 8\nbatch_size = 8\nworkers = 0\n"
+        '[report]\nmethod = "threshold"\nnoise_below = 0.999\nsilence_above = 0.001\n'
+    )
+    catalog = build_project(tmp_path, catalog_url, cli, count=60, extra=extra, epochs=1)
+    for stage in ("train", "enrich", "publish"):
+        result = cli(stage, project=tmp_path)
+        assert result.exit_code == 0, result.output
+    project = load_project(tmp_path / "monalia.toml", default_registry())
+    workbench = Workbench(catalog, project)
+    settings = Settings(
+        "marie", False, False, tmp_path / "users.txt", allowed_hosts=("testserver",)
+    )
+    app = create_app(workbench, settings)
+    page = TestClient(app).get("/findings", params={"class": 0, "kind": "noise"})
+    found = re.findall(r'data-record="([^"]+)" data-class="([^"]+)"', page.text)
+    assert found
+    with catalog.session() as session:  # as if the model had never scored them
+        session.execute(delete(PredictionRow))
+        session.execute(delete(ScoredImageRow))
+    enrich = monalia(tmp_path, "enrich")
+    answered: list[str] = []
+    problems: list[str] = []
+
+    def curator(number: int) -> None:
+        client = TestClient(app)
+        turn = 0
+        try:
+            while enrich.poll() is None or turn < 3:
+                turn += 1
+                home = client.get("/")
+                token = re.search(r'name="csrf-token" content="([^"]+)"', home.text).group(1)
+                record, cls = found[(number + turn) % len(found)]
+                comment = f"curator-{number}-{turn}"
+                answer = client.post(
+                    "/decide",
+                    data={
+                        "record": record,
+                        "class": cls,
+                        "kind": "noise",
+                        "decision": "skip",
+                        "comment": comment,
+                    },
+                    headers={"X-CSRF-Token": token, "Accept": "application/json"},
+                )
+                if answer.status_code == 200:
+                    answered.append(comment)
+                else:
+                    problems.append(f"decide {answer.status_code}: {answer.text[:200]}")
+        except Exception as exc:  # reported by the test, not lost in the thread
+            problems.append(repr(exc))
+
+    curators = [threading.Thread(target=curator, args=(n,)) for n in range(4)]
+    for thread in curators:
+        thread.start()
+    code, output = finished(enrich)
+    for thread in curators:
+        thread.join()
+    assert code == 0, output
+    assert not problems, problems[:5]
+    assert len(answered) >= 12
+    with catalog.session() as session:
+        stored = session.scalars(select(ReviewDecisionRow.comment)).all()
+        images = session.scalar(
+            select(func.count()).select_from(ImageRow).where(ImageRow.status == "fetched")
+        )
+        keys = session.execute(select(PredictionRow.image_id, PredictionRow.class_index)).all()
+    assert sorted(stored) == sorted(answered)
+    assert len(keys) == len(set(keys)) == images * len(SHAPE_OF)
+    counts_add_up(catalog)
     catalog.engine.dispose()

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # clusters, processes killed, whole pipelines
 
 
 def printed_findings(output: str, kind: str) -> set[str]:
-    """"REFERENCE class" of each row of the printed noise or silence table."""
+    """ "REFERENCE class" of each row of the printed noise or silence table."""
     lines = output[output.index(f"{kind}: ") :].splitlines()[3:]
     found = set()
     for line in lines:

@@ -464,3 +464,28 @@ def test_a_crawl_killed_mid_way_resumes_without_gaps_or_duplicates(tmp_path):
     assert first_run.status == "interrupted" and second_run.status == "done"
     assert second_run.new == count - stored_first
     assert "skipped" in second_run.message
+
+
+def test_images_on_the_host_the_source_names_are_fetched_without_allowing_private_ones(
+    tmp_path, sqlite_url, cli
+):
+    """The manual: the host you configured may be a private address, its images included."""
+    from sqlalchemy import select
+
+    from monalia.catalog.models import ImageRow
+
+    with IiifServer() as server:
+        base = server.url  # 127.0.0.1: private, and the host the source names
+        for n in range(3):
+            server.documents[f"/m/{n}.json"] = manifest(base, n)
+            for c in (1, 2):  # the manifests' two canvases
+                server.images[f"o{n}-{c}"] = (400, 300)
+        server.documents["/c.json"] = collection(base, range(3))
+        project = project_file(tmp_path, sqlite_url, f"{base}/c.json", "concurrency = 1")
+        assert cli("harvest", project=project).exit_code == 0
+        result = cli("images", project=project)
+        assert result.exit_code == 0, result.output
+    catalog = Catalog.open(sqlite_url)
+    with catalog.session() as session:
+        statuses = session.scalars(select(ImageRow.status)).all()
+    assert statuses and set(statuses) == {"fetched"}, statuses

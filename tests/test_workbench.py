@@ -747,6 +747,7 @@ def test_enrich_killed_mid_run_then_run_again_keeps_one_vector_per_image(folder,
 # -- hardening ------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("loopback_only")  # a regression cannot reach out
 def test_dns_rebinding_cannot_reach_the_loopback_workbench(folder):
     _workbench, catalog, app = open_workbench(folder, allowed_hosts=())
     # a page at attacker.example that had its name rebound to 127.0.0.1
@@ -786,6 +787,7 @@ def login(client, name="marie", password="correct horse"):
     )
 
 
+@pytest.mark.usefixtures("loopback_only")  # a regression cannot reach out
 def test_sessions_end_at_logout_at_user_removal_and_at_a_fixed_time(folder):
     from monalia.web.passwords import add_user
 
@@ -828,6 +830,7 @@ def test_sessions_end_at_logout_at_user_removal_and_at_a_fixed_time(folder):
     assert marie.get("/", follow_redirects=False).status_code == 303
 
 
+@pytest.mark.usefixtures("loopback_only")  # a regression cannot reach out
 def test_failed_logins_are_throttled_and_unknown_users_take_as_long(folder):
     from monalia.web.passwords import add_user
 
@@ -851,6 +854,7 @@ def test_failed_logins_are_throttled_and_unknown_users_take_as_long(folder):
     assert unknown > known / 3, (known, unknown)  # an unknown name costs a hash check too
 
 
+@pytest.mark.usefixtures("loopback_only")  # a regression cannot reach out
 def test_a_decision_must_name_a_record_and_a_class_that_exist(folder, cli):
     _workbench, catalog, app = open_workbench(folder)
     client = TestClient(app)
@@ -866,6 +870,7 @@ def test_a_decision_must_name_a_record_and_a_class_that_exist(folder, cli):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.usefixtures("loopback_only")  # a regression cannot reach out
 def test_odd_ids_and_errors_answer_with_headers_and_no_trace(folder, monkeypatch):
     workbench, _catalog, app = open_workbench(folder)
     client = TestClient(app, raise_server_exceptions=False)

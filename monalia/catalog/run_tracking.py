@@ -270,9 +270,7 @@ class RunTracker:
                 # reads it again
                 self._pending_events = []
                 row = session.execute(
-                    select(*(getattr(RunRow, name) for name in COUNTS)).where(
-                        RunRow.id == self.id
-                    )
+                    select(*(getattr(RunRow, name) for name in COUNTS)).where(RunRow.id == self.id)
                 ).one()
                 self.info.counts.update(zip(COUNTS, row, strict=True))
             else:

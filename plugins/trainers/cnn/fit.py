@@ -325,9 +325,10 @@ class Training:
         validation split is ranked perfectly after one epoch (mAP 1.0) long before the model
         is good: without the loss to break the tie, every later epoch would be thrown away."""
         best, best_loss = state["best"], state.get("best_loss")
-        improved = best is None or quality > best + self.settings.min_delta
+        margin = self.settings.min_delta  # the least gain that counts, in mAP or in loss
+        improved = best is None or quality > best + margin
         tied = best is not None and not improved and quality >= best
-        if improved or (tied and (best_loss is None or loss < best_loss)):
+        if improved or (tied and (best_loss is None or loss < best_loss - margin)):
             state["best"], state["best_epoch"], state["stale"] = (
                 max(quality, best or quality),
                 epochs,

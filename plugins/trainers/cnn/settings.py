@@ -45,7 +45,8 @@ class CnnSettings(PluginSettings):
     pos_weight_max: float = Field(default=10.0, gt=0)  # with pos_weight auto, the largest weight
     freeze_backbone: bool = False  # train the head only
     patience: int = Field(default=5, ge=0)  # epochs without a better val mAP; 0: never stop early
-    min_delta: float = Field(default=0.001, ge=0)  # the least gain in val mAP that counts as better
+    # the least gain in val mAP that counts as better (at an equal mAP: the least drop in loss)
+    min_delta: float = Field(default=0.001, ge=0)
     beta: float = Field(default=1.0, gt=0)  # thresholds maximise F-beta on validation
     # how scores are calibrated on validation: "auto" measures and picks (monalia.learning.calibration)
     calibration: Literal["auto", "none", "temperature", "platt"] = "auto"

@@ -41,6 +41,16 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
     catalog = Catalog.open(project.catalog_url)
     with catalog.session() as session:
         runs = session.execute(select(RunRow.stage, RunRow.status)).all()
+        every = session.scalars(select(RunRow)).all()
+    for run in every:  # every stage keeps seen = new + changed + unchanged + failed
+        assert run.seen == run.new + run.changed + run.unchanged + run.failed, (
+            run.stage,
+            run.seen,
+            run.new,
+            run.changed,
+            run.unchanged,
+            run.failed,
+        )
     stages = {stage for stage, _ in runs}
     assert sum(stage == "train" for stage, _ in runs) == 2, "the model, then its folds"
     assert {"harvest", "images", "label", "train", "enrich", "publish"} <= stages

@@ -74,7 +74,9 @@ def test_train_killed_resumes_registers_the_model_and_evaluates(tmp_path, catalo
             select(RunRow).where(RunRow.stage == "train").order_by(RunRow.id)
         ).all()
         assert [run.status for run in runs] == ["interrupted", "done"]
-        assert runs[1].failed == 1 and runs[1].new == 1
+        done = runs[1]
+        assert done.failed == 1 and done.new == done.seen - 1  # each image learnt from is new
+        assert done.seen == done.new + done.changed + done.unchanged + done.failed
         events = session.scalars(
             select(RunEventRow).where(RunEventRow.run_id == runs[1].id).order_by(RunEventRow.id)
         ).all()

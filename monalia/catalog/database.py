@@ -165,6 +165,15 @@ class Catalog:
             ) from None
         return catalog
 
+    def _being_made(self, status: SchemaStatus) -> bool:
+        """Whether the catalog looks half made: some of monalia's tables, no revision yet."""
+        if status.current is not None:
+            return False
+        from monalia.catalog.models import Base
+
+        tables = set(inspect(self.engine).get_table_names())
+        return bool(tables) and tables <= set(Base.metadata.tables) | {"alembic_version"}
+
     def _made_by_another(self, wait_s: float = 30.0) -> bool:
         """Whether another process finished creating this catalog (waiting for it a while)."""
         import time
@@ -195,6 +204,8 @@ class Catalog:
                 if not catalog._made_by_another():
                     raise
             return catalog
+        if create and catalog._being_made(status) and catalog._made_by_another():
+            return catalog  # another command was creating it at this moment
         catalog.engine.dispose()
         raise CatalogError(catalog.describe_mismatch(status))
 

@@ -48,11 +48,13 @@ def iter_record_triples(
             ).all()
         if not rows:
             return
+        written = 0
         for row in rows:
             if row.deleted_at is None:  # a record deleted at its source leaves the graph
+                written += 1
                 yield from record_triples(row)
-        if tracker is not None:
-            tracker.add(seen=len(rows))
+        if tracker is not None:  # written: new; left out of the graph: changed
+            tracker.add(seen=len(rows), new=written, changed=len(rows) - written)
         last_id = rows[-1].id
 
 

@@ -153,7 +153,7 @@ def publish_model(
 
         def images() -> Iterator[ImageScores]:
             for image in iter_image_scores(catalog, model.id, mentions):
-                tracker.add(seen=1)
+                tracker.add(seen=1, new=1)  # each image's scores written to the sink
                 progress.advance(1)
                 yield image
 

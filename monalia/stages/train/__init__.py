@@ -114,7 +114,9 @@ def train_model(
     with RunTracker(catalog, "train", trainer.name, dataset.name, run_settings, hooks) as tracker:
         existing = registered_model(catalog, name)
         if existing is not None and not retrain and (output_dir / "model_card.json").exists():
-            tracker.add(unchanged=1)
+            # the dataset's images, each seen and left as it was (seen = new + ... + failed)
+            images_in = int((dataset.stats or {}).get("images") or 1)
+            tracker.add(seen=images_in, unchanged=images_in)
             run = tracker.finish(
                 DONE,
                 f"unchanged: model {name} was already trained on dataset {dataset.name} "
@@ -145,7 +147,8 @@ def train_model(
         for path in card.get("unreadable", []):
             tracker.fail_item(path, "image could not be decoded; left out of training")
         model_id = register_model(catalog, card, name, trainer.name, dataset, relative, tracker.id)
-        tracker.add(new=1)
+        # the images the model learnt from are new; the missing and unreadable ones failed
+        tracker.add(new=max(0, usable - len(card.get("unreadable", []))))
         summary = card["metrics"].get(card["metrics"].get("evaluated_on", ""), {})
         scored = (
             f", {card['metrics']['evaluated_on']} mAP {summary['map']:.3f}"

@@ -131,6 +131,7 @@ def test_lifecycle_hooks_see_each_stage(project):
     assert ("item_failed", "line 21") in seen
     assert ("stage_finished", "harvest", "done", 20) in seen
     assert ("graph_published", "https://data.example.org/t/graph/records/local", True) in seen
-    assert seen[-1] == ("stage_finished", "publish", "done", 0)
+    # publish: each record written is new (seen = new + changed + unchanged + failed)
+    assert seen[-1] == ("stage_finished", "publish", "done", 20)
     with catalog.session() as session:
         assert len(session.scalars(select(RecordRow)).all()) == 20

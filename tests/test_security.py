@@ -474,3 +474,17 @@ def test_a_context_named_in_a_list_is_caught_too(servers, tmp_path, cli):
 def test_the_client_checks_its_first_url_too():
     with HttpClient(FAST) as client, pytest.raises(HttpError, match="link-local"):
         client.get("http://169.254.169.254/latest/meta-data/")
+
+
+def test_rdf_files_read_in_process_never_fetch_a_context(servers, tmp_path):
+    """Thesaurus files, `--store FILE` and local stores are read by pyoxigraph, which loads no
+    remote document: a JSON-LD file naming one is refused, and nothing is asked for."""
+    from monalia.errors import MonaliaError
+    from monalia.rdf.local_store import LocalSparqlClient
+
+    host = servers(lambda m, p: (200, {"Content-Type": "application/ld+json"}, CONTEXT))
+    document = {"@context": host.url + "/c.jsonld", "@id": "https://m.example/1", "name": "a"}
+    (tmp_path / "store.jsonld").write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(MonaliaError, match="cannot read"):
+        LocalSparqlClient(tmp_path / "store.jsonld")
+    assert host.seen == []

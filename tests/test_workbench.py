@@ -789,7 +789,7 @@ def login(client, name="marie", password="correct horse"):
 
 @pytest.mark.usefixtures("loopback_only")  # a regression cannot reach out
 def test_sessions_end_at_logout_at_user_removal_and_at_a_fixed_time(folder):
-    from monalia.web.passwords import add_user
+    from monalia.web.passwords import add_user, remove_user
 
     users = folder / "workbench-users.txt"
     add_user(users, "marie", "correct horse")
@@ -812,10 +812,7 @@ def test_sessions_end_at_logout_at_user_removal_and_at_a_fixed_time(folder):
     paul = TestClient(app)
     assert login(paul, "paul", "battery staple").status_code == 303
     assert paul.get("/", follow_redirects=False).status_code == 200
-    users.write_text(
-        "\n".join(line for line in users.read_text().splitlines() if not line.startswith("paul:"))
-        + "\n"
-    )
+    assert remove_user(users, "paul")  # what `monalia users remove paul` does
     assert paul.get("/", follow_redirects=False).status_code == 303
 
     # the lifetime is counted from the login, whatever happens in between
@@ -1033,3 +1030,14 @@ def test_enrich_while_curators_decide(folder):
         )
         keys = session.execute(select(PredictionRow.image_id, PredictionRow.class_index)).all()
     assert len(keys) == len(set(keys)) == images * len(workbench.classes)
+
+
+def test_users_remove_takes_a_user_off_the_list(folder, cli):
+    from monalia.web.passwords import add_user
+
+    add_user(folder / "workbench-users.txt", "paul", "battery staple")
+    assert "paul" in cli("users", "list", project=folder).output
+    assert cli("users", "remove", "paul", project=folder).exit_code == 0
+    assert "paul" not in cli("users", "list", project=folder).output
+    missing = cli("users", "remove", "paul", project=folder)
+    assert missing.exit_code != 0 and "no user 'paul'" in missing.output

@@ -44,3 +44,16 @@ def users_list(app: App) -> None:
 
     for name in sorted(read_users(users_file(app))):
         click.echo(name)
+
+
+@users.command("remove")
+@click.argument("name")
+@pass_app
+def users_remove(app: App, name: str) -> None:
+    """Remove NAME: a running workbench ends their sessions at their next request."""
+    from monalia.web.passwords import remove_user
+
+    path = users_file(app)
+    if not remove_user(path, name):
+        raise ConfigError(f"no user {name!r} in {path}")
+    click.echo(f"removed {name} from {path}")

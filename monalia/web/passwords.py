@@ -62,6 +62,24 @@ def read_users(path: Path) -> dict[str, str]:
     return users
 
 
+def _write_users(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    os.chmod(partial, 0o600)
+    partial.replace(path)
+
+
+def remove_user(path: Path, name: str) -> bool:
+    """Remove a user; False when there was none of that name."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    kept = [line for line in lines if line.partition(":")[0].strip() != name]
+    if len(kept) == len(lines):
+        return False
+    _write_users(path, kept)
+    return True
+
+
 def add_user(path: Path, name: str, password: str) -> bool:
     """Add or replace a user; True when the user is new."""
     if not NAME.match(name):
@@ -72,11 +90,7 @@ def add_user(path: Path, name: str, password: str) -> bool:
     kept = [line for line in lines if line.partition(":")[0].strip() != name]
     new = len(kept) == len(lines)
     kept.append(f"{name}:{hash_password(password)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    os.chmod(partial, 0o600)
-    partial.replace(path)
+    _write_users(path, kept)
     return new
 
 

@@ -190,14 +190,14 @@ class UsersFile:
 
     def __init__(self, path: Path):
         self.path = path
-        self._seen: tuple[float, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._users: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def read(self) -> dict[str, str]:
         try:
             stat = self.path.stat()
-            mark = (stat.st_mtime, stat.st_size)
+            mark = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         except OSError:
             mark = None
         with self._lock:

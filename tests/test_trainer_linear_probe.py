@@ -3,6 +3,8 @@ evaluates, enriches (locally and on Ray) and serves search with no core module n
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 
@@ -132,11 +134,11 @@ def test_enrich_scores_every_image_and_search_finds_them(probed):
     assert all(0.0 <= score <= 1.0 for _, _, score in scored)
     found = run("search", "cheval", "--format", "csv")
     assert found.exit_code == 0, found.output
-    lines = [line.split(",") for line in found.output.splitlines()[1:] if line]
+    lines = list(csv.DictReader(io.StringIO(found.stdout)))
     assert len(lines) >= 5, found.output
-    assert all(line[1] == "cheval" for line in lines)
+    assert all(line["class_label"] == "cheval" for line in lines)
     best = lines[:5]
-    assert sum(line[4] == "yes" for line in best) >= 4, found.output
+    assert sum(line["annotated"] == "true" for line in best) >= 4, found.output
 
 
 @pytest.mark.slow

@@ -949,6 +949,8 @@ def test_every_machine_format_prints_only_data_in_one_set_of_names(folder, cli):
         assert fields is None or header == fields, (args, header)
     stats = CliRunner().invoke(command, ["--project", str(folder), "dataset", "stats", "--json"])
     jsonschema.validate(json.loads(stats.stdout), schema("dataset-stats"))
+    plugins = CliRunner().invoke(command, ["--project", str(folder), "plugins", "--json"])
+    jsonschema.validate(json.loads(plugins.stdout), schema("plugins"))
 
 
 def test_reports_over_a_store_without_records_say_what_to_run(folder, cli, tmp_path):

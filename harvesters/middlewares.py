@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from urllib.parse import urlsplit
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.http import Request, Response
@@ -86,8 +87,10 @@ class UrlPolicyMiddleware:
 
         if self.start_url is not None and request.url == self.start_url:
             return None  # the URL the user configured: their own choice, a local file included
-        host = (request.url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]).lower()
-        host = host[1 : host.find("]")] if host.startswith("[") else host.split(":", 1)[0]
+        try:
+            host = urlsplit(request.url).hostname
+        except ValueError:
+            host = None  # not a URL: the policy's check says so
         try:
             self.policy.check(
                 request.url,

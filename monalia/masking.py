@@ -15,7 +15,7 @@ import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-SHORTEST = 4  # a shorter value would mask ordinary words; such a secret is refused elsewhere
+SHORTEST = 4  # a shorter value would mask ordinary text: it is left unmasked
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _forms: tuple[str, ...] = ()
@@ -30,13 +30,24 @@ def remember(value: str | None) -> None:
         if value in _secrets:
             return
         _secrets.add(value)
-        forms = set(_forms)
-        for secret in _secrets:
-            forms.update(
-                {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
-            )
+        forms = set(_forms) | spellings(value)
         # longest first, so that a spelling containing another is masked whole
-        _forms = tuple(sorted((form for form in forms if form), key=len, reverse=True))
+        _forms = tuple(sorted(forms, key=len, reverse=True))
+
+
+def spellings(secret: str) -> set[str]:
+    """The ways `secret` may be written where it leaves the process: as is, URL-encoded, and
+    inside a JSON string (escaped, ``/`` escaped as ``\\/`` or not, non-ASCII escaped or not)."""
+    escaped = json.dumps(secret)[1:-1]
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        escaped,
+        escaped.replace("/", "\\/"),
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
+    return {form for form in forms if form}
 
 
 def forget_all() -> None:

@@ -971,69 +971,6 @@ def test_reports_over_a_store_without_records_say_what_to_run(folder, cli, tmp_p
         assert "no published records" in result.output and "monalia publish" in result.output
 
 
-def test_enrich_while_curators_decide(folder):
-    """enrich scores every image again while four curators record decisions: both finish,
-    every decision answered 200 is stored once, every image has one score per class."""
-    import threading
-
-    from sqlalchemy import delete, func
-
-    from monalia.catalog.models import ImageRow, PredictionRow, ScoredImageRow
-
-    workbench, catalog, app = open_workbench(folder)
-    found = cards(TestClient(app).get("/findings", params={"class": 0, "kind": "noise"}).text)
-    assert found
-    with catalog.session() as session:  # as if the model had never scored them
-        session.execute(delete(PredictionRow))
-        session.execute(delete(ScoredImageRow))
-    enrich = subprocess.Popen(
-        [sys.executable, "-m", "monalia", "--project", str(folder), "-q", "enrich"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    answered: list[str] = []
-    problems: list[str] = []
-
-    def curator(number: int) -> None:
-        client = TestClient(app)
-        turn = 0
-        try:
-            while enrich.poll() is None or turn < 3:
-                turn += 1
-                page = client.get("/")  # a page view, and the session's token
-                if page.status_code != 200:
-                    problems.append(f"page {page.status_code}")
-                    continue
-                record, cls = found[(number + turn) % len(found)]
-                comment = f"curator-{number}-{turn}"
-                answer = decide(client, csrf_of(page.text), record, cls, "noise", "skip", comment)
-                if answer.status_code == 200:
-                    answered.append(comment)
-                else:
-                    problems.append(f"decide {answer.status_code}: {answer.text[:200]}")
-        except Exception as exc:  # reported by the test, not lost in the thread
-            problems.append(repr(exc))
-
-    curators = [threading.Thread(target=curator, args=(n,)) for n in range(4)]
-    for thread in curators:
-        thread.start()
-    output, _ = enrich.communicate(timeout=600)
-    for thread in curators:
-        thread.join()
-    assert enrich.returncode == 0, output
-    assert not problems, problems[:5]
-    assert len(answered) >= 12  # four curators, three decisions each at least
-    stored = [row.comment for row in decisions(catalog)]
-    assert sorted(stored) == sorted(answered) and len(set(stored)) == len(stored)
-    with catalog.session() as session:
-        images = session.scalar(
-            select(func.count()).select_from(ImageRow).where(ImageRow.status == "fetched")
-        )
-        keys = session.execute(select(PredictionRow.image_id, PredictionRow.class_index)).all()
-    assert len(keys) == len(set(keys)) == images * len(workbench.classes)
-
-
 def test_users_remove_takes_a_user_off_the_list(folder, cli):
     from monalia.web.passwords import add_user
 

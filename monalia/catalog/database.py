@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +177,6 @@ class Catalog:
 
     def _made_by_another(self, wait_s: float = 30.0) -> bool:
         """Whether another process finished creating this catalog (waiting for it a while)."""
-        import time
-
         deadline = time.monotonic() + wait_s
         while True:
             try:

@@ -114,6 +114,7 @@ class RunTracker:
         # True when other processes add the counts to the run's row as they commit their work
         # (the image stage's crawls): this tracker then reads the counts rather than writing them
         self.counted_elsewhere = False
+        self._flushed = False  # whether counts were written with the work (see `finish`)
 
     @property
     def id(self) -> int:
@@ -264,7 +265,7 @@ class RunTracker:
         now = utcnow()
         message = mask_urls_in_text(message) if message else message
         with self.catalog.session() as session:
-            if status != DONE and getattr(self, "_flushed", False):
+            if status != DONE and self._flushed:
                 # a stage that commits its counts with its work: what counts is what was
                 # committed; the batch that failed (or was cut off) was not, and the next run
                 # reads it again

@@ -5,8 +5,11 @@ Heavy libraries are imported inside the commands that need them, so ``monalia --
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import signal
+import sys
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
@@ -17,6 +20,8 @@ from monalia import __version__
 from monalia.errors import ConfigError, MonaliaError
 
 DEBUG_ENV = "MONALIA_DEBUG"
+# `--format` of the commands that print data: a table for people, CSV and JSON for scripts
+FORMATS = click.Choice(["table", "csv", "json"])
 
 
 class App:
@@ -128,13 +133,12 @@ class MonaliaGroup(click.Group):
         except Exception as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
-            if type(exc).__module__.split(".")[0] in ("sqlalchemy", "sqlite3", "psycopg"):
-                from monalia.catalog.database import database_error_line
-                from monalia.errors import CatalogError
+            from monalia.catalog.database import database_error_line
+            from monalia.errors import CatalogError
 
-                line = database_error_line(exc)
-                if line is not None:  # the catalog busy or gone: what happened, what to do
-                    raise CatalogError(mask_urls_in_text(line)) from exc
+            line = database_error_line(exc)
+            if line is not None:  # the catalog busy or gone: what happened, what to do
+                raise CatalogError(mask_urls_in_text(line)) from exc
             raise MonaliaError(
                 mask_urls_in_text(
                     f"{type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)"
@@ -143,6 +147,26 @@ class MonaliaGroup(click.Group):
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def csv_value(value) -> str:
+    """A JSON field as one CSV cell: lists joined with "; ", booleans as true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "; ".join(csv_value(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def write_csv(entries: list[dict], fields: list[str]) -> None:
+    """Entries as CSV on stdout, one column per JSON field, in the JSON's names."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(fields)
+    writer.writerows([csv_value(entry.get(name)) for name in fields] for entry in entries)
 
 
 def terminate_gracefully() -> None:

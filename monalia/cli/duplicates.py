@@ -6,8 +6,7 @@ import json
 
 import click
 
-from monalia.cli.app import App, cli, pass_app, print_runs_summary
-from monalia.cli.similar import FORMATS
+from monalia.cli.app import FORMATS, App, cli, pass_app, print_runs_summary, write_csv
 
 DUPLICATE_CSV_FIELDS = [
     "group",
@@ -100,8 +99,6 @@ def print_groups(groups, output_format: str, threshold: float, embedder: str) ->
     if output_format == "json":
         click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
     elif output_format == "csv":
-        from monalia.cli.report import write_csv
-
         # one line per image: the group's fields, then the image's, in the JSON's names
         rows = [
             {"group": entry["group"], "lowest": entry["lowest"], **image}

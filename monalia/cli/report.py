@@ -5,16 +5,13 @@ The options and the findings table here are shared with ``monalia search``.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import sys
 
 import click
 
-from monalia.cli.app import App, cli, pass_app
+from monalia.cli.app import FORMATS, App, cli, pass_app, write_csv
 
-FORMATS = click.Choice(["table", "csv", "json"])
 # the table's columns; CSV and JSON carry every field of a finding, under the same names
 # (`Finding.as_dict`; the schema is in the documentation's reference)
 TABLE_COLUMNS = ["score", "class", "reference", "title", "annotated", "image"]
@@ -50,26 +47,6 @@ def _row(finding) -> list[str]:
         annotated,
         image,
     ]
-
-
-def csv_value(value) -> str:
-    """A JSON field as one CSV cell: lists joined with "; ", booleans as true/false."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "; ".join(csv_value(item) for item in value)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
-
-
-def write_csv(entries: list[dict], fields: list[str]) -> None:
-    """Entries as CSV on stdout, one column per JSON field, in the JSON's names."""
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(fields)
-    writer.writerows([csv_value(entry.get(name)) for name in fields] for entry in entries)
 
 
 def print_findings(title: str, findings, output_format: str) -> None:

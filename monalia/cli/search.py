@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from monalia.cli.app import App, cli, pass_app
+from monalia.cli.app import FORMATS, App, cli, pass_app
 from monalia.cli.report import (
-    FORMATS,
     curation_setup,
     finish_findings,
     model_option,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import ipaddress
 import os
 import threading
 
@@ -11,15 +10,6 @@ import click
 
 from monalia.cli.app import App, cli, pass_app
 from monalia.errors import ConfigError
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def users_file(app: App):
@@ -84,6 +74,7 @@ def serve(
     from monalia import masking
     from monalia.web.app import Settings, create_app
     from monalia.web.passwords import MIN_TOKEN, TOKEN_ENV, read_users
+    from monalia.web.site import is_loopback
     from monalia.web.workbench import Workbench
 
     login = not is_loopback(host)

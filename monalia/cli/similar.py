@@ -7,9 +7,8 @@ import sys
 
 import click
 
-from monalia.cli.app import App, cli, pass_app
+from monalia.cli.app import FORMATS, App, cli, pass_app, write_csv
 
-FORMATS = click.Choice(["table", "csv", "json"])
 # the fields of a similar record in JSON and CSV
 SIMILAR_FIELDS = ["similarity", "record", "source", "reference", "title", "image", "sha256"]
 
@@ -42,8 +41,6 @@ def similar(app: App, query: str, k: int, source: str | None, output_format: str
     if output_format == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
     elif output_format == "csv":
-        from monalia.cli.report import write_csv
-
         write_csv(rows, SIMILAR_FIELDS)
     else:
         title = own[0].title or own[0].record if own else query

@@ -320,14 +320,13 @@ class HttpClient:
                     f"a redirect to {mask_url(target, self.policy.secrets)[:200]} is not "
                     f"followed: {exc}"
                 ) from None
-            if origin(target) != origin(prepared.url or ""):
+            moved = origin(target) != origin(prepared.url or "")
+            prepared = prepared.copy()
+            if moved:
                 # credentials stay with their origin: another scheme (https to http), host or
                 # port does not get them, and they are not sent again on later hops
-                prepared = prepared.copy()
                 for header in ("Authorization", "Proxy-Authorization", "Cookie"):
                     prepared.headers.pop(header, None)
-            else:
-                prepared = prepared.copy()
             prepared.prepare_url(target, None)
             if response.status_code == 303:
                 prepared.method, prepared.body = "GET", None
@@ -366,7 +365,11 @@ class HttpClient:
         parse = _json_body
         if scrub_secrets and self.policy.secrets:
             spellings = sorted(
-                {form for secret in self.policy.secrets for form in json_spellings(secret)},
+                {
+                    form.encode("utf-8")
+                    for secret in self.policy.secrets
+                    for form in masking.spellings(secret)
+                },
                 key=len,
                 reverse=True,
             )
@@ -386,19 +389,6 @@ class HttpClient:
         so that replacing its spellings in the bytes finds it; else the caller masks the
         decoded payload."""
         return all(_JSON_PLAIN.fullmatch(secret) for secret in self.policy.secrets)
-
-
-def json_spellings(secret: str) -> set[bytes]:
-    """The ways a JSON encoder may write `secret` inside a string: as is, escaped, with ``/``
-    escaped as ``\\/``."""
-    escaped = json.dumps(secret)[1:-1]
-    forms = {
-        secret,
-        escaped,
-        escaped.replace("/", "\\/"),
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-    }
-    return {form.encode("utf-8") for form in forms if form}
 
 
 _JSON_PLAIN = re.compile(r"[\x20-\x7e]*")

@@ -6,8 +6,8 @@ POST carrying the session's CSRF token from one of its own pages (Origin checked
 names it was bound to are answered (DNS rebinding); sessions are the server's, ended by logout,
 by the user's removal and at a fixed time after login (`web.sessions`); bound to another address
 than loopback, every page needs a login (users file or $MONALIA_SERVE_TOKEN); read-only, there
-are no writes at all. Errors reach
-the browser as a short page, never as a stack trace: the server's log has the details.
+are no writes at all. Errors reach the browser as a short page, never as a stack trace: the
+server's log has the details.
 """
 
 from __future__ import annotations

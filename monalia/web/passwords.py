@@ -70,14 +70,19 @@ def _write_users(path: Path, lines: list[str]) -> None:
     partial.replace(path)
 
 
-def remove_user(path: Path, name: str) -> bool:
-    """Remove a user; False when there was none of that name."""
+def _lines_without(path: Path, name: str) -> tuple[list[str], bool]:
+    """The users file's lines but `name`'s, and whether `name` had one."""
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     kept = [line for line in lines if line.partition(":")[0].strip() != name]
-    if len(kept) == len(lines):
-        return False
-    _write_users(path, kept)
-    return True
+    return kept, len(kept) != len(lines)
+
+
+def remove_user(path: Path, name: str) -> bool:
+    """Remove a user; False when there was none of that name."""
+    kept, found = _lines_without(path, name)
+    if found:
+        _write_users(path, kept)
+    return found
 
 
 def add_user(path: Path, name: str, password: str) -> bool:
@@ -86,12 +91,10 @@ def add_user(path: Path, name: str, password: str) -> bool:
         raise ValueError("a user name is 1 to 64 letters, digits or . _ @ -")
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-    kept = [line for line in lines if line.partition(":")[0].strip() != name]
-    new = len(kept) == len(lines)
+    kept, found = _lines_without(path, name)
     kept.append(f"{name}:{hash_password(password)}")
     _write_users(path, kept)
-    return new
+    return not found
 
 
 def check_token(given: str | None) -> bool:

@@ -85,7 +85,7 @@ class Site:
 
     def session_of(self, request: Request) -> Session | None:
         """The request's session, if its cookie names a live one (cached on the request)."""
-        if "session" not in request.state._state:
+        if not hasattr(request.state, "session"):
             session = self.sessions.get(request.cookies.get(COOKIE))
             if session is not None and session.user is not None and not self._current(session):
                 # the user left the users file, has a new password, or the token changed
@@ -123,9 +123,8 @@ class Site:
     def with_cookie(self, request: Request, response: Response) -> Response:
         """Set the cookie of a session this request started (its lifetime counted from now,
         once: it does not slide), or clear the cookie of one it ended."""
-        state = request.state._state
-        if state.get("new_session") is not None:
-            session = state["new_session"]
+        session = getattr(request.state, "new_session", None)
+        if session is not None:
             response.set_cookie(
                 COOKIE,
                 session.id,
@@ -135,7 +134,7 @@ class Site:
                 samesite="strict",
                 secure=self.settings.secure_cookie,
             )
-        elif state.get("ended_session"):
+        elif getattr(request.state, "ended_session", False):
             response.delete_cookie(
                 COOKIE,
                 path="/",
@@ -219,7 +218,7 @@ class AllowedHosts:
         bound = bound.strip("[]").lower()
         names = {bound, *(name.strip("[]").lower() for name in extra)}
         self.wildcard = bound in ("0.0.0.0", "::", "")
-        if _is_loopback(bound):
+        if is_loopback(bound):
             names.update(self.LOOPBACK_NAMES)
         if self.wildcard:
             names.update({socket.gethostname().lower(), socket.getfqdn().lower()})
@@ -251,10 +250,11 @@ def _is_address(name: str) -> bool:
     return True
 
 
-def _is_loopback(name: str) -> bool:
-    if name == "localhost":
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, brackets allowed) is this machine's loopback."""
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False

@@ -9,6 +9,7 @@ the server's memory (each scrypt check takes 16 MiB).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -24,15 +25,13 @@ from monalia.web.site import Site
 
 log = logging.getLogger("monalia.web")
 CHECKS_AT_ONCE = threading.BoundedSemaphore(2)
-_STAND_IN: list[str] = []
 
 
+@functools.cache
 def stand_in_hash() -> str:
     """A hash no password matches, with the cost of a real one: an unknown name costs the same
     time as a known one."""
-    if not _STAND_IN:
-        _STAND_IN.append(hash_password("not a password: stands in for an unknown user"))
-    return _STAND_IN[0]
+    return hash_password("not a password: stands in for an unknown user")
 
 
 def verify(name: str, password: str, users: dict[str, str]) -> bool:

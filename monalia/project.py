@@ -162,6 +162,10 @@ class EnrichSection(_Section):
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # lower scores stay out of the RDF
     sinks: list[str] | None = None  # sink instances to publish to; None: every configured sink
     records: bool = False  # also publish the harvested records to the sinks
+    # also find where each detection is seen (boxes from its Grad-CAM map), as `--regions`
+    regions: bool = False
+    # a region encloses the heat map's areas at or above this share of its peak
+    region_fraction: float = Field(default=0.7, gt=0.0, lt=1.0)
 
 
 class ClassThresholds(_Section):

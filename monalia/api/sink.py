@@ -35,6 +35,11 @@ class Sink(Plugin):
     # When several sinks can answer queries (`query_client`), search and reports ask the one
     # with the lowest number, unless the project names one ([report] store or --store).
     query_priority: ClassVar[int] = 100
+    # False for a sink that writes annotations, not RDF triples: `monalia publish` then hands
+    # it the model's detections, near duplicates and review decisions instead of the records
+    takes_triples: ClassVar[bool] = True
+    # True when `publish_model` needs each image's record page, title and IIIF canvas
+    wants_record_details: ClassVar[bool] = False
 
     # -- what a plugin writes ---------------------------------------------------------------
 

@@ -149,6 +149,18 @@ class Predictor:
     def can_explain(self) -> bool:
         return type(self).explain is not Predictor.explain
 
+    def explain_batch(self, pixels: np.ndarray, class_indices: Sequence[int]) -> np.ndarray:
+        """Heat maps of a batch: image k's map for class `class_indices[k]`, uint8 (N, 3, S, S)
+        in, float32 (N, S, S) out. Override with a batched computation; this one loops."""
+        import numpy as np
+
+        return np.stack(
+            [
+                self.explain(image, int(index))
+                for image, index in zip(pixels, class_indices, strict=True)
+            ]
+        ).astype(np.float32)
+
     def score_chunks(
         self,
         chunks: Iterable[tuple[Sequence[T], Sequence[Path], Sequence[str | None]]],
@@ -345,6 +357,9 @@ class CalibratedPredictor(Predictor):
     def explain(self, pixels: np.ndarray, class_index: int) -> np.ndarray:
         # calibration is monotone per class: where the model looks does not change
         return self.inner.explain(pixels, class_index)
+
+    def explain_batch(self, pixels: np.ndarray, class_indices: Sequence[int]) -> np.ndarray:
+        return self.inner.explain_batch(pixels, class_indices)
 
     @property
     def can_explain(self) -> bool:

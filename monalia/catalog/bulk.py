@@ -58,7 +58,7 @@ def write_scores(
         return
     from sqlalchemy import delete, select
 
-    from monalia.catalog.models import PredictionRow, ScoredImageRow
+    from monalia.catalog.models import PredictionRow, RegionRow, ScoredImageRow
 
     ids = [int(i) for i in image_ids]
     # Only images scored before have rows to replace. They are asked of the small table, by
@@ -80,7 +80,7 @@ def write_scores(
     ]
     for start in range(0, len(scored_before), 500):
         replaced = scored_before[start : start + 500]
-        for row in (PredictionRow, ScoredImageRow):
+        for row in (PredictionRow, ScoredImageRow, RegionRow):  # a new score, a new region
             session.execute(
                 delete(row)
                 .where(row.model_id == model_id, row.image_id.in_(replaced))
@@ -156,7 +156,7 @@ def prepare_model(engine, model_id: int, uris: Sequence[str]) -> str:
     from sqlalchemy import delete, insert, select
     from sqlalchemy.exc import DBAPIError
 
-    from monalia.catalog.models import ModelClassRow, PredictionRow, ScoredImageRow
+    from monalia.catalog.models import ModelClassRow, PredictionRow, RegionRow, ScoredImageRow
 
     stored = (
         select(ModelClassRow.uri)
@@ -170,7 +170,7 @@ def prepare_model(engine, model_id: int, uris: Sequence[str]) -> str:
                 if known_uris:
                     # the set of scores was made again over other classes: the old scores
                     # name positions in the old list, and mean nothing under the new one
-                    for row in (PredictionRow, ScoredImageRow, ModelClassRow):
+                    for row in (PredictionRow, ScoredImageRow, RegionRow, ModelClassRow):
                         connection.execute(delete(row).where(row.model_id == model_id))
                 if wanted:
                     connection.execute(

@@ -253,6 +253,29 @@ class PredictionRow(Base):
     score: Mapped[float] = mapped_column(Float)
 
 
+class RegionRow(Base):
+    """Where one class is seen in one image under one model: boxes (left, top, width, height)
+    in the pixels of the image file (`monalia.learning.regions`), made by ``enrich --regions``.
+
+    One row per detection at or above the class's threshold, written once; an empty list says
+    the heat map pointed nowhere. Like predictions, keyed without foreign keys: an image's
+    regions go when its scores are replaced or its record loses it.
+    """
+
+    __tablename__ = "regions"
+
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_index: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    record_id: Mapped[int] = mapped_column(Integer, index=True)
+    boxes: Mapped[list[Any]] = mapped_column(JSON)
+    image_width: Mapped[int] = mapped_column(Integer)
+    image_height: Mapped[int] = mapped_column(Integer)
+    fraction: Mapped[float] = mapped_column(Float)  # of the heat map's peak
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 def _scored_image_value(column):
     return column_property(
         select(column)
@@ -380,6 +403,8 @@ class ReviewDecisionRow(Base):
     image_url: Mapped[str | None] = mapped_column(String(2000))  # the image the score is of
     method: Mapped[str | None] = mapped_column(String(20))  # threshold or confident
     annotated: Mapped[bool | None] = mapped_column(Boolean)  # did the metadata mention it then
+    # kind "region": the box a curator drew, [left, top, width, height] in the image's pixels
+    region: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

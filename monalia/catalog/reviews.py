@@ -21,9 +21,11 @@ from sqlalchemy import select
 from monalia.catalog.models import RecordRow, ReviewDecisionRow, utcnow
 from monalia.errors import ConfigError
 
-KINDS = ("noise", "silence", "search", "duplicate")
+KINDS = ("noise", "silence", "search", "duplicate", "region")
 # a "duplicate" decision is about two records (the second in `class_uri`): accept = the same
-# picture, reject = two different ones; it changes no labels
+# picture, reject = two different ones; it changes no labels. A "region" decision is a box a
+# curator drew where the class is seen (`region`); it is kept apart from the findings' verdicts
+REGION = "region"
 DECISIONS = ("accept", "reject", "skip")
 UNDO = "undo"
 MAX_COMMENT = 2000
@@ -51,6 +53,7 @@ class Decision:
     method: str | None
     annotated: bool | None
     decided_at: datetime
+    region: tuple[int, int, int, int] | None = None  # kind "region": left, top, width, height
 
     @property
     def claim(self) -> str:
@@ -82,6 +85,7 @@ class Decision:
             "method": self.method,
             "annotated": self.annotated,
             "decided_at": self.decided_at.isoformat(timespec="seconds"),
+            "region": list(self.region) if self.region else None,
         }
 
 
@@ -132,6 +136,7 @@ def _decision(row: ReviewDecisionRow) -> Decision:
         row.method,
         row.annotated,
         row.decided_at,
+        tuple(int(v) for v in row.region) if row.region else None,
     )
 
 
@@ -151,8 +156,10 @@ def record_decision(
     image_url: str | None = None,
     method: str | None = None,
     annotated: bool | None = None,
+    region: tuple[int, int, int, int] | None = None,
 ) -> Decision:
-    """Append a decision (or an undo) on a finding; return it as stored."""
+    """Append a decision (or an undo) on a finding; return it as stored. A "region" decision
+    (accept) carries the box the curator drew, in the image's pixels."""
     if kind not in KINDS:
         raise ConfigError(f"unknown finding kind {kind!r}: one of {', '.join(KINDS)}")
     if decision not in (*DECISIONS, UNDO):
@@ -161,6 +168,10 @@ def record_decision(
     if not reviewer:
         raise ConfigError("a decision needs a reviewer")
     comment = (comment or "").strip()[:MAX_COMMENT] or None
+    if kind == REGION:
+        region = checked_region(region)
+    elif region is not None:
+        raise ConfigError("only a region decision carries a box")
     with catalog.session() as session:
         record_id = session.scalar(select(RecordRow.id).where(RecordRow.iri == record_iri))
         row = ReviewDecisionRow(
@@ -178,6 +189,7 @@ def record_decision(
             image_url=image_url,
             method=method,
             annotated=annotated,
+            region=list(region) if region is not None else None,
             decided_at=utcnow(),
         )
         session.add(row)
@@ -206,6 +218,8 @@ def _replay(rows: Iterable[Any]) -> dict[tuple[str, str], FindingReview]:
     """Rows (or `Decision`s) in id order -> where each finding's decisions stand."""
     stacks: dict[tuple[str, str, str], list[Decision]] = defaultdict(list)
     for row in rows:  # in id order
+        if row.kind == REGION:  # boxes are not verdicts on a finding
+            continue
         stack = stacks[row.record_iri, row.class_uri, row.reviewer]
         if row.decision == UNDO:
             if stack:
@@ -242,6 +256,38 @@ def reviews(
     rows.sort(key=lambda row: row.id)
     keep = set(wanted)
     return {key: value for key, value in _replay(rows).items() if key in keep}
+
+
+def checked_region(region) -> tuple[int, int, int, int]:
+    """A box as four whole numbers: left and top at least 0, width and height at least 1."""
+    try:
+        values = tuple(int(v) for v in region)
+    except (TypeError, ValueError):
+        raise ConfigError("a region is four whole numbers: left, top, width, height") from None
+    if len(values) != 4 or values[0] < 0 or values[1] < 0 or values[2] < 1 or values[3] < 1:
+        raise ConfigError("a region is left, top (0 or more), width, height (1 or more)")
+    if max(values) > 1_000_000:
+        raise ConfigError("a region's numbers are pixels of the image: at most 1,000,000")
+    return values  # type: ignore[return-value]
+
+
+def region_corrections(catalog, record_iri: str | None = None) -> list[Decision]:
+    """The latest box each reviewer drew for each record, class and image (undo withdraws a
+    reviewer's latest), oldest first."""
+    query = select(ReviewDecisionRow).where(ReviewDecisionRow.kind == REGION)
+    if record_iri is not None:
+        query = query.where(ReviewDecisionRow.record_iri == record_iri)
+    with catalog.session() as session:
+        rows = session.scalars(query.order_by(ReviewDecisionRow.id)).all()
+    stacks: dict[tuple[str, str, str | None, str], list[Decision]] = defaultdict(list)
+    for row in rows:
+        stack = stacks[row.record_iri, row.class_uri, row.image_url, row.reviewer]
+        if row.decision == UNDO:
+            if stack:
+                stack.pop()
+        elif row.region:
+            stack.append(_decision(row))
+    return sorted((stack[-1] for stack in stacks.values() if stack), key=lambda d: d.id)
 
 
 def history(catalog, record_iri: str) -> list[Decision]:

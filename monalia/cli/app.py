@@ -400,10 +400,45 @@ def run_publish_stage(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]
             )
     runs = []
     for configured in selected:
+        if not configured.info.cls.takes_triples:  # annotations: not the records
+            runs.extend(publish_annotations(app, configured))
+            continue
         with app.progress(f"publish to {configured.instance}", "triples") as progress:
             runs.append(
                 publish_records(catalog, configured, list(sources) or None, app.hooks, progress)
             )
+    return runs
+
+
+def publish_annotations(app: App, configured) -> list:
+    """An annotation sink's share of `monalia publish`: the model's detections (the project's
+    [enrich] model, when it has scores), the near duplicates and the curators' decisions."""
+    from monalia.catalog.lookups import find_model
+    from monalia.classes import project_mentions
+    from monalia.stages.annotations import class_labels, publish_curation_annotations
+    from monalia.stages.enrich.publishing import count_scored_images, publish_model
+
+    runs = []
+    catalog, project = app.catalog, app.project
+    try:
+        model = find_model(catalog, project.file.enrich.model)
+    except MonaliaError:
+        model = None  # no model yet: links and reviews only
+    if model is not None and count_scored_images(catalog, model.id):
+        with app.progress(f"publish {model.name} to {configured.instance}", "images") as progress:
+            runs.append(
+                publish_model(
+                    catalog,
+                    configured,
+                    model,
+                    project.file.enrich.min_score,
+                    app.hooks,
+                    progress,
+                    project_mentions(catalog, project, model),
+                    class_labels(project, model),
+                )
+            )
+    runs.append(publish_curation_annotations(catalog, configured, app.hooks))
     return runs
 
 

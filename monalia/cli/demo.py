@@ -14,7 +14,14 @@ import click
 from monalia.cli.app import App, cli, print_runs_summary, run_harvest_stage, run_label_stage
 from monalia.errors import ConfigError, MonaliaError
 
-MADE_BY_DEMO = ("planted.json", "monalia.toml", "garnier-sample.ttl", "jocondelab", "images")
+MADE_BY_DEMO = (
+    "planted.json",
+    "shapes.json",
+    "monalia.toml",
+    "garnier-sample.ttl",
+    "jocondelab",
+    "images",
+)
 OUTPUTS = (".monalia", "store", "out", "report", *MADE_BY_DEMO)
 
 

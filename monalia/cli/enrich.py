@@ -48,6 +48,12 @@ def _enrich_options(app: App, **values):
     type=click.Choice(["local", "ray"]),
     help="Where to score: this process, or a Ray cluster (default: [executor] kind).",
 )
+@click.option(
+    "--regions/--no-regions",
+    default=None,
+    help="Also find where each detection is seen: boxes from its Grad-CAM map "
+    "(default: [enrich] regions).",
+)
 @click.option("--publish-only", is_flag=True, help="Score nothing; publish what the catalog holds.")
 @click.option(
     "--sink",
@@ -65,6 +71,7 @@ def enrich(
     limit: int | None,
     rescore: bool,
     executor: str | None,
+    regions: bool | None,
     publish_only: bool,
     sinks: tuple[str, ...],
 ) -> None:
@@ -89,12 +96,13 @@ def enrich(
             limit=limit,
             rescore=rescore,
             executor=executor,
+            regions=regions,
             score=not publish_only,
             sinks=list(sinks) or None,
         ),
         app.hooks,
     )
-    runs = ([outcome.run] if outcome.run else []) + outcome.publish_runs
+    runs = [run for run in (outcome.run, outcome.regions_run) if run] + outcome.publish_runs
     print_runs_summary("enrich", runs, app)
 
 
@@ -104,4 +112,4 @@ def run_enrich_stage(app: App) -> list:
     from monalia.stages.enrich import enrich as enrich_catalog
 
     outcome = enrich_catalog(app.catalog, app.project, _enrich_options(app), app.hooks)
-    return ([outcome.run] if outcome.run else []) + outcome.publish_runs
+    return [run for run in (outcome.run, outcome.regions_run) if run] + outcome.publish_runs

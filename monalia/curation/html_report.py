@@ -61,12 +61,54 @@ def thumbnail(source: Path, folder: Path) -> str | None:
     return f"{folder.name}/{name}"
 
 
+def region_boxes(catalog, model, findings: list[Finding]) -> dict[tuple[str, str], list[dict]]:
+    """(image URL, class URI) -> the region's boxes as percentages of the image, for the
+    findings whose image has a region under the model (`enrich --regions`)."""
+    from sqlalchemy import select
+
+    from monalia.catalog.models import ImageRow, ModelClassRow, RegionRow
+
+    urls = sorted({f.image for f in findings if f.image})
+    found: dict[tuple[str, str], list[dict]] = {}
+    with catalog.session() as session:
+        for start in range(0, len(urls), 500):
+            rows = session.execute(
+                select(
+                    ImageRow.url,
+                    ModelClassRow.uri,
+                    RegionRow.boxes,
+                    RegionRow.image_width,
+                    RegionRow.image_height,
+                )
+                .join(ImageRow, ImageRow.id == RegionRow.image_id)
+                .join(
+                    ModelClassRow,
+                    (ModelClassRow.model_id == RegionRow.model_id)
+                    & (ModelClassRow.class_index == RegionRow.class_index),
+                )
+                .where(RegionRow.model_id == model.id, ImageRow.url.in_(urls[start : start + 500]))
+            ).all()
+            for url, uri, boxes, width, height in rows:
+                found[url, uri] = [
+                    {
+                        "left": 100 * x / width,
+                        "top": 100 * y / height,
+                        "width": 100 * w / width,
+                        "height": 100 * h / height,
+                    }
+                    for x, y, w, h in boxes or ()
+                ]
+    return found
+
+
 def _card(
     finding: Finding,
     thumbs: dict[str, str | None],
     heatmaps: dict[tuple[str, str], str] | None = None,
+    regions: dict[tuple[str, str], list[dict]] | None = None,
 ) -> dict[str, Any]:
     card = asdict(finding)
+    card["regions"] = (regions or {}).get((finding.image, finding.class_uri), [])
     card["thumbnail"] = thumbs.get(finding.image_path or "")
     remote = finding.image if finding.image.startswith(("http://", "https://")) else None
     card["remote"] = None if card["thumbnail"] else remote
@@ -235,6 +277,7 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
     heatmaps = write_heatmaps(explained, project, model, out / "heatmaps", progress)
 
     plots = copy_plots(model_folder(project, model) if model.path else None, out)
+    regions = region_boxes(catalog, model, everything)
 
     class_pages = [
         {"uri": c.uri, "label": c.label, "file": f"class-{_slug(c.label)}.html"}
@@ -263,7 +306,7 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
             title=kind.capitalize(),
             kind=kind,
             explanation=findings_explanation(kind, curation.out_of_sample),
-            findings=[_card(f, thumbs, heatmaps) for f in found],
+            findings=[_card(f, thumbs, heatmaps, regions) for f in found],
         )
     for page, cls in zip(class_pages, curation.classes, strict=True):
         render(
@@ -272,7 +315,7 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
             title=f"Search: {cls.label}",
             kind="search",
             explanation=search_explanation(cls, per_class),
-            findings=[_card(f, thumbs) for f in searches[cls.uri]],
+            findings=[_card(f, thumbs, None, regions) for f in searches[cls.uri]],
         )
     render(
         "index.html",

@@ -297,6 +297,11 @@ def publish_curation(catalog, project: Project, sinks: list[str] | None = None) 
         if instance is None:
             known = ", ".join(project.sinks) or "none"
             raise ConfigError(f"no sink {name!r} in the project (its sinks: {known})")
+        if not instance.info.cls.takes_triples:  # an annotation sink: links and reviews
+            from monalia.stages.annotations import publish_curation_annotations
+
+            written[name] = publish_curation_annotations(catalog, instance).counts["new"]
+            continue
         sink = instance.create()
         counts = sink.publish([(graph, curation_triples(export, base))])
         written[name] = sum(counts.values())

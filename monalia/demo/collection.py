@@ -32,13 +32,22 @@ NARROWER = {
     BOAT: [(SAILING_BOAT, "bateau à voiles")],
 }
 PLANTED_EACH = 6  # wrong notices of each kind
+# where each picture shows each class: {reference: {class URI: [left, top, width, height]}},
+# what localisation is measured against (bench/regions.py)
+SHAPES_FILE = "shapes.json"
 
 SHAPES = ("disc", "triangle", "bars")
 COLOURS = {"disc": (200, 30, 30), "triangle": (20, 150, 40), "bars": (30, 60, 200)}
 
 
-def draw(shapes: set[str], rng: random.Random, size: int = 96) -> Image.Image:
-    """A picture holding `shapes` (names from SHAPES) over a noisy background."""
+def draw(
+    shapes: set[str],
+    rng: random.Random,
+    size: int = 96,
+    placed: dict[str, list[int]] | None = None,
+) -> Image.Image:
+    """A picture holding `shapes` (names from SHAPES) over a noisy background; `placed`, when
+    given, receives each shape's box (left, top, width, height) in the picture's pixels."""
     background = tuple(rng.randint(150, 255) for _ in range(3))
     image = Image.new("RGB", (size, size), background)
     pen = ImageDraw.Draw(image)
@@ -54,6 +63,8 @@ def draw(shapes: set[str], rng: random.Random, size: int = 96) -> Image.Image:
         side = rng.randint(size // 4, half - 2)
         x, y = left + rng.randint(0, half - side), top + rng.randint(0, half - side)
         colour = tuple(max(0, min(255, c + rng.randint(-25, 25))) for c in COLOURS[shape])
+        if placed is not None:
+            placed[shape] = [x, y, side + 1, side + 1]  # PIL's shapes include both edges
         if shape == "disc":
             pen.ellipse((x, y, x + side, y + side), fill=colour)
         elif shape == "triangle":
@@ -136,6 +147,7 @@ path = "store"
 
 [enrich]
 records = true
+regions = true  # where each detection is seen, drawn as boxes in the workbench and report
 workers = 0
 batch_size = 32
 
@@ -154,6 +166,7 @@ def build_sample(folder: Path, notices: int = 300, seed: int = 7, epochs: int = 
     sample = Sample(folder, notices)
     wrong = rng.sample(range(notices), 2 * PLANTED_EACH)
     noise_at, silence_at = set(wrong[:PLANTED_EACH]), set(wrong[PLANTED_EACH:])
+    shapes: dict[str, dict[str, list[int]]] = {}  # where each shown class was drawn
     lines = [f"@prefix jcl: <{JCL}> .", f"@prefix skos: <{SKOS}> .", ""]
     for uri, (label, _) in CLASSES.items():
         lines.append(f"{nt_iri(uri)} skos:prefLabel {_literal(label)}@fr .")
@@ -179,8 +192,10 @@ def build_sample(folder: Path, notices: int = 300, seed: int = 7, epochs: int = 
                 shown.append(hidden)
             annotated = [uri for uri in annotated if uri != hidden]
             sample.silence.append(f"{ref} {CLASSES[hidden][0]}")
-        picture = draw({CLASSES[uri][1] for uri in shown}, random.Random(ref), size=96)
+        placed: dict[str, list[int]] = {}
+        picture = draw({CLASSES[uri][1] for uri in shown}, random.Random(ref), 96, placed)
         picture.save(images / f"{ref}.jpg", "JPEG", quality=90)
+        shapes[ref] = {uri: placed[CLASSES[uri][1]] for uri in shown}
         terms, texts = [], []
         for uri in annotated:  # a third by a narrower term, a third as text, the rest by URI
             way = rng.random()
@@ -213,6 +228,7 @@ def build_sample(folder: Path, notices: int = 300, seed: int = 7, epochs: int = 
     (folder / "monalia.toml").write_text(
         PROJECT.format(images=images.resolve().as_uri() + "/", epochs=epochs), encoding="utf-8"
     )
+    (folder / SHAPES_FILE).write_text(json.dumps(shapes, indent=1), encoding="utf-8")
     (folder / "planted.json").write_text(
         json.dumps({"noise": sample.noise, "silence": sample.silence}, indent=2), encoding="utf-8"
     )

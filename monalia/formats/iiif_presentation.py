@@ -160,6 +160,8 @@ class Canvas:
     id: str
     label: str | None
     images: list[ImageBody] = field(default_factory=list)
+    width: int | None = None  # the canvas's own coordinate space, where annotations point
+    height: int | None = None
 
 
 @dataclass
@@ -248,9 +250,7 @@ def _canvases(doc: dict[str, Any], languages: tuple[str, ...]) -> list[Canvas]:
                 if isinstance(annotation, dict)
                 and (body := _image_body(annotation.get("resource"), languages))
             ]
-            canvases.append(
-                Canvas(document_id(canvas) or "", text_of(canvas.get("label"), languages), images)
-            )
+            canvases.append(_canvas(canvas, images, languages))
         return canvases
     for canvas in _as_list(doc.get("items")):
         if not isinstance(canvas, dict) or document_type(canvas) != "Canvas":
@@ -268,10 +268,54 @@ def _canvases(doc: dict[str, Any], languages: tuple[str, ...]) -> list[Canvas]:
                 body = _image_body(annotation.get("body"), languages)
                 if body is not None:
                     images.append(body)
-        canvases.append(
-            Canvas(document_id(canvas) or "", text_of(canvas.get("label"), languages), images)
-        )
+        canvases.append(_canvas(canvas, images, languages))
     return canvases
+
+
+def _dimension(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _canvas(canvas: dict[str, Any], images: list[ImageBody], languages) -> Canvas:
+    return Canvas(
+        document_id(canvas) or "",
+        text_of(canvas.get("label"), languages),
+        images,
+        _dimension(canvas.get("width")),
+        _dimension(canvas.get("height")),
+    )
+
+
+def canvas_targets(raw: Any, source_id: str) -> dict[str, tuple[str, str, int | None, int | None]]:
+    """For a record harvested from IIIF: each image URL's (manifest id, canvas id, canvas
+    width, canvas height); empty for any other record. `raw` is the record's stored payload
+    (the manifest, or a canvas record's ids), `source_id` its key (the manifest's URL first)."""
+    if not isinstance(raw, dict):
+        return {}
+    if CANVAS_KEY in source_id and isinstance(raw.get("canvas"), str):
+        manifest = raw.get("manifest")
+        images = raw.get("images")
+        if not isinstance(manifest, str) or not isinstance(images, list):
+            return {}
+        target = (
+            manifest,
+            raw["canvas"],
+            _dimension(raw.get("width")),
+            _dimension(raw.get("height")),
+        )
+        return {url: target for url in images if isinstance(url, str)}
+    if "iiif.io/api/presentation" not in str(raw.get("@context", "")):
+        return {}
+    try:
+        manifest = read_manifest(raw)
+    except RecordError:
+        return {}
+    return {
+        body.url: (manifest.id, canvas.id, canvas.width, canvas.height)
+        for canvas in manifest.canvases
+        if canvas.id
+        for body in canvas.images
+    }
 
 
 def read_manifest(doc: Any, languages: tuple[str, ...] = ()) -> Manifest:
@@ -469,7 +513,13 @@ def to_records(
                     source_id=canvas_key(key, canvas.id, number),
                     title=title,
                     images=[ref(body, i == 0) for i, body in enumerate(canvas.images)],
-                    raw={"manifest": manifest.id, "canvas": canvas.id or number},
+                    raw={
+                        "manifest": manifest.id,
+                        "canvas": canvas.id or number,
+                        "width": canvas.width,
+                        "height": canvas.height,
+                        "images": [body.url for body in canvas.images],
+                    },
                     **common,
                 )
             )

@@ -20,6 +20,13 @@ def grad_cam(model: Any, layer: Any, batch: Any, class_index: int) -> np.ndarray
 
     `model` may return a tuple (inception's auxiliary output): the first element is the logits.
     """
+    return grad_cam_batch(model, layer, batch, [class_index])[0]
+
+
+def grad_cam_batch(model: Any, layer: Any, batch: Any, class_indices: list[int]) -> np.ndarray:
+    """Grad-CAM of a normalised batch, image k for class `class_indices[k]`, in one forward and
+    one backward pass: float32 (N, S, S), each map scaled to 0..1. `layer` may be a list:
+    the maps of its layers are averaged."""
     import torch
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -34,9 +41,13 @@ def grad_cam(model: Any, layer: Any, batch: Any, class_index: int) -> np.ndarray
             return output[0] if isinstance(output, tuple) else output
 
     wrapped = Logits(model).eval()
-    with torch.enable_grad(), GradCAM(model=wrapped, target_layers=[layer]) as cam:
-        maps = cam(input_tensor=batch, targets=[ClassifierOutputTarget(int(class_index))])
-    heat = np.nan_to_num(np.asarray(maps[0], dtype=np.float32))
+    layers = list(layer) if isinstance(layer, list | tuple) else [layer]
+    with torch.enable_grad(), GradCAM(model=wrapped, target_layers=layers) as cam:
+        maps = cam(
+            input_tensor=batch,
+            targets=[ClassifierOutputTarget(int(index)) for index in class_indices],
+        )
+    heat = np.nan_to_num(np.asarray(maps, dtype=np.float32))
     return np.clip(heat, 0.0, 1.0)
 
 

@@ -7,7 +7,12 @@ Shape (documented in ontology/enrichment.md, checked by ontology/shapes.ttl)::
         prov:wasGeneratedBy <run> ; prov:generatedAtTime "..."^^xsd:dateTime ;
         ml:detected <detection> .
     <detection> a <concept> ; ml:score "0.8102"^^xsd:float ;
-        ml:band <graph/band/{concept digest}/m8> .
+        ml:band <graph/band/{concept digest}/m8> ;
+        ml:region <detection-r1> .                      # with `enrich --regions`
+    <detection-r1> a oa:SpecificResource ; oa:hasSource <image> ;
+        oa:hasSelector <detection-r1s> .
+    <detection-r1s> a oa:FragmentSelector ; dcterms:conformsTo <http://www.w3.org/TR/media-frags/> ;
+        rdf:value "xywh=12,40,30,28" .                  # in the image file's pixels
 
 `ml:band` is an index for the curation reports: which tenth of [0, 1] the score falls in, and
 whether the record's metadata mentioned the concept when the graph was published ("m", "u").
@@ -30,7 +35,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
-from monalia.rdf.terms import DCTERMS, IRI, ML, PROV, RDF, RDFS, XSD, Literal, Triple, nt_iri
+from monalia.rdf.terms import (
+    DCTERMS,
+    IRI,
+    MEDIA_FRAGMENTS,
+    ML,
+    OA,
+    PROV,
+    RDF,
+    RDFS,
+    XSD,
+    Literal,
+    Triple,
+    nt_iri,
+    nt_line,
+)
 
 VOCAB_ID = "REPR"  # the Joconde field whose vocabulary the classifiers predict
 # unmentioned detections are banded from this score up (or from the class's threshold if lower):
@@ -83,6 +102,34 @@ class ImageScores:
     scores: dict[str, float] = field(default_factory=dict)
     # the classes the record's metadata mentions (see monalia.curation.findings.Mentions)
     mentioned: frozenset[str] = frozenset()
+    # where each detected class is seen: (left, top, width, height) boxes in the image's pixels
+    regions: dict[str, tuple[tuple[int, int, int, int], ...]] = field(default_factory=dict)
+    image_size: tuple[int, int] | None = None  # (width, height) of the image file
+    canvas: CanvasTarget | None = None  # the IIIF canvas the image is painted on, if known
+    landing_page: str | None = None  # the record's page at its institution
+    title: str | None = None
+
+    def canvas_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """A box in the canvas's coordinates: scaled from the image file's size to the
+        canvas's (an IIIF image is fetched smaller than the canvas it is painted on)."""
+        canvas = self.canvas
+        if canvas is None or not canvas.width or not canvas.height or not self.image_size:
+            return box
+        sx, sy = canvas.width / self.image_size[0], canvas.height / self.image_size[1]
+        x, y, w, h = box
+        left, top = round(x * sx), round(y * sy)
+        return left, top, max(1, round((x + w) * sx) - left), max(1, round((y + h) * sy) - top)
+
+
+@dataclass(frozen=True)
+class CanvasTarget:
+    """A IIIF canvas an image is painted on, and the manifest that holds it."""
+
+    manifest: str  # the manifest's id
+    canvas: str  # the canvas's id
+    width: int | None = None
+    height: int | None = None
+    manifest_url: str | None = None  # where the manifest was fetched from, when it differs
 
 
 def _slug(text: str) -> str:
@@ -129,6 +176,31 @@ def band_floor(threshold: float | None) -> int:
     if threshold is None:
         return score_decile(UNMENTIONED_BANDS_FROM)
     return score_decile(min(UNMENTIONED_BANDS_FROM, threshold))
+
+
+def region_iri(detection: str, number: int) -> str:
+    """The `number`-th (from 1) region of a detection; its selector is this IRI + "s"."""
+    return f"{detection}-r{number}"
+
+
+def xywh(box) -> str:
+    x, y, w, h = (int(v) for v in box)
+    return f"xywh={x},{y},{w},{h}"
+
+
+def region_triples(detection: str, image_url: str, boxes) -> Iterator[Triple]:
+    """A detection's regions: W3C Web Annotation specific resources of the image, each with
+    a media-fragment selector."""
+    for number, box in enumerate(boxes, start=1):
+        region = IRI(region_iri(detection, number))
+        selector = IRI(f"{region}s")
+        yield IRI(detection), ML + "region", region
+        yield region, RDF + "type", IRI(OA + "SpecificResource")
+        yield region, OA + "hasSource", IRI(image_url)
+        yield region, OA + "hasSelector", selector
+        yield selector, RDF + "type", IRI(OA + "FragmentSelector")
+        yield selector, DCTERMS + "conformsTo", IRI(MEDIA_FRAGMENTS)
+        yield selector, RDF + "value", Literal(xywh(box))
 
 
 def band_iri(graph: str, concept: str, mentioned: bool, decile: int) -> str:
@@ -223,6 +295,7 @@ def score_triples(
                 decile, mentioned = score_decile(score), uri in image.mentioned
                 if mentioned or decile >= floors[uri]:
                     yield detection, ML + "band", IRI(band_iri(graph, uri, mentioned, decile))
+            yield from region_triples(detection, image.image_url, image.regions.get(uri, ()))
 
 
 def score_ntriples(
@@ -297,4 +370,10 @@ def score_ntriples(
                 if mentioned or decile >= floor:
                     lines.append(f"{node_open}{tail}{bands[mentioned, decile]}")
                     banded += 1
+            boxes = image.regions.get(uri) if image.regions else None
+            if boxes:  # rare beside the scores: written the plain way
+                detection = f"{node_open[1:]}{tail[:-1]}"
+                triples = list(region_triples(detection, image.image_url, boxes))
+                lines.extend(nt_line(triple) for triple in triples)
+                banded += len(triples)
         yield "".join(lines), 5 + 3 * len(found) + banded

@@ -180,7 +180,75 @@ class RecordViews:
         ]
         record["classes"].sort(key=lambda entry: -(entry["score"] or 0.0))
         record["history"] = history(self.catalog, iri)
+        record["regions"] = self.regions_of(record)
         return record
+
+    def regions_of(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """The boxes of the record's first image: the model's, per detected class, and the
+        latest a curator drew (which the picture shows instead), as percentages of the image
+        for drawing and in its pixels for the correction form."""
+        from monalia.catalog.models import RegionRow
+        from monalia.catalog.reviews import region_corrections
+
+        if not record["images"]:
+            return []
+        first = record["images"][0]
+        with self.catalog.session() as session:
+            rows = session.execute(
+                select(
+                    RegionRow.class_index,
+                    RegionRow.boxes,
+                    RegionRow.image_width,
+                    RegionRow.image_height,
+                ).where(RegionRow.model_id == self.model.id, RegionRow.image_id == first["id"])
+            ).all()
+        width, height = first["width"], first["height"]
+        model_uris = [entry["uri"] for entry in self.model.classes]
+        drawn = {
+            d.class_uri: d
+            for d in region_corrections(self.catalog, record["iri"])
+            if d.image_url in (None, first["url"])
+        }
+        labels = {cls.uri: cls.label for cls in self.classes}
+        found: dict[str, dict[str, Any]] = {}
+        for index, boxes, image_width, image_height in rows:
+            uri = model_uris[index] if index < len(model_uris) else None
+            if uri is None or uri not in labels:
+                continue
+            width, height = image_width, image_height
+            found[uri] = {"uri": uri, "label": labels[uri], "model": boxes or [], "curator": None}
+        for uri, decision in drawn.items():
+            entry = found.setdefault(
+                uri, {"uri": uri, "label": labels.get(uri, uri), "model": [], "curator": None}
+            )
+            entry["curator"] = {"box": list(decision.region), "by": decision.reviewer}
+        if not found or not width or not height:
+            return []
+
+        def percent(box):
+            x, y, w, h = box
+            return {
+                "left": 100 * x / width,
+                "top": 100 * y / height,
+                "width": 100 * w / width,
+                "height": 100 * h / height,
+                "pixels": list(box),
+            }
+
+        regions = []
+        for entry in found.values():
+            shown = [entry["curator"]["box"]] if entry["curator"] else entry["model"]
+            regions.append(
+                {
+                    **entry,
+                    "boxes": [percent(box) for box in shown],
+                    "width": width,
+                    "height": height,
+                    "image_id": first["id"],
+                }
+            )
+        regions.sort(key=lambda entry: entry["label"])
+        return regions
 
     def image_path(self, image_id: int) -> Path | None:
         with self.catalog.session() as session:

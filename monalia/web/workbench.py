@@ -317,6 +317,50 @@ class Workbench(RecordViews):
 
     # -- decisions ------------------------------------------------------------------------
 
+    def correct_region(
+        self,
+        record_iri: str,
+        class_uri: str,
+        image_id: int,
+        box: tuple[int, int, int, int],
+        reviewer: str,
+        comment: str | None = None,
+    ):
+        """Store the box a curator drew where the class is seen in one of the record's
+        images (its pixels), as a "region" review decision."""
+        from monalia.catalog.models import ImageRow, RecordRow
+        from monalia.catalog.reviews import checked_region
+
+        cls = self.curation.by_uri.get(class_uri)
+        if cls is None:
+            raise ConfigError(f"the model has no class {class_uri[:200]!r}")
+        box = checked_region(box)
+        with self.catalog.session() as session:
+            image = session.execute(
+                select(ImageRow.url, ImageRow.width, ImageRow.height)
+                .join(RecordRow, RecordRow.id == ImageRow.record_id)
+                .where(ImageRow.id == image_id, RecordRow.iri == record_iri)
+            ).first()
+        if image is None:
+            raise ConfigError("the record has no such image")
+        x, y, w, h = box
+        if image.width and image.height and (x + w > image.width or y + h > image.height):
+            raise ConfigError(f"the box goes past the image ({image.width}x{image.height} pixels)")
+        return record_decision(
+            self.catalog,
+            record_iri=record_iri,
+            class_uri=class_uri,
+            class_label=cls.label,
+            kind="region",
+            decision="accept",
+            reviewer=reviewer,
+            comment=comment,
+            model_id=self.model.id,
+            model_name=self.model.name,
+            image_url=image.url,
+            region=box,
+        )
+
     def decide(
         self,
         record_iri: str,

@@ -13,7 +13,7 @@ from monalia.api.trainer import LoadOptions
 from monalia.catalog.database import Catalog
 from monalia.catalog.lookups import find_model
 from monalia.catalog.models import ModelRow
-from monalia.catalog.run_tracking import RunInfo, RunTracker
+from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.errors import ConfigError
 from monalia.learning.devices import resolve_device
 from monalia.project import PluginInstance, Project
@@ -31,10 +31,44 @@ from monalia.stages.enrich.scoring import (
 )
 
 
+def wants_regions(project: Project, options: EnrichOptions) -> bool:
+    return options.regions if options.regions is not None else project.file.enrich.regions
+
+
 def score_images(
     catalog: Catalog, project: Project, model: ModelRow, options: EnrichOptions, hooks=None
+) -> tuple[RunInfo, RunInfo | None]:
+    """Score every fetched image not yet scored by `model` (all with `rescore`); with regions
+    asked for, find where each detection is seen, in a run of its own."""
+    if not wants_regions(project, options):
+        return _score_images(catalog, project, model, options, hooks, None), None
+    from monalia.stages.enrich.regions import RegionPass, count_detections
+
+    _, done = count_detections(catalog, model)
+    region_settings = {"model": model.name, "fraction": project.file.enrich.region_fraction}
+    with RunTracker(
+        catalog, "regions", model.trainer, model.name, region_settings, hooks, exclusive="target"
+    ) as region_tracker:
+        region_tracker.add(seen=done, unchanged=done)
+        regions = RegionPass(catalog, project, model, region_tracker)
+        run = _score_images(catalog, project, model, options, hooks, regions)
+        device = resolve_device(options.device or project.file.enrich.device)
+        loading = LoadOptions(
+            str(device), options.batch_size or project.file.enrich.batch_size, 0, None
+        )
+        regions.catch_up(options.progress, loading)
+        counts = region_tracker.counts
+        return run, region_tracker.finish(
+            DONE,
+            f"{counts['new']:,} regions found with {model.name}"
+            + (f", {done:,} unchanged" if done else "")
+            + (f", {counts['failed']:,} failed" if counts["failed"] else ""),
+        )
+
+
+def _score_images(
+    catalog: Catalog, project: Project, model: ModelRow, options: EnrichOptions, hooks, regions
 ) -> RunInfo:
-    """Score every fetched image not yet scored by `model` (all with `rescore`)."""
     settings = project.file.enrich
     device = resolve_device(options.device or settings.device)
     batch_size = options.batch_size or settings.batch_size
@@ -67,7 +101,7 @@ def score_images(
         # images are scored once: a resized copy would only fill the disk, so no cache
         loading = LoadOptions(str(device), batch_size, workers, cache_dir=None)
         return score_locally(
-            catalog, project, model, options, tracker, (pending, unchanged), loading
+            catalog, project, model, options, tracker, (pending, unchanged), loading, regions
         )
 
 
@@ -86,8 +120,10 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
     """Score (unless `options.score` is False), then publish to the selected sinks."""
     model = find_model(catalog, options.model or project.file.enrich.model)
     sinks = selected_sinks(project, options.sinks)
-    run = score_images(catalog, project, model, options, hooks) if options.score else None
-    outcome = EnrichOutcome(model.name, run)
+    run, regions_run = (
+        score_images(catalog, project, model, options, hooks) if options.score else (None, None)
+    )
+    outcome = EnrichOutcome(model.name, run, regions_run)
     if not sinks:
         options.say("no sink in the project file: the scores are in the catalog only")
     with catalog.session() as session:
@@ -97,17 +133,22 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
     if project.file.enrich.records:
         from monalia.stages.publish import publish_records
 
-        for configured in sinks:
+        for configured in [c for c in sinks if c.info.cls.takes_triples]:
             with options.progress(
                 f"publish records to {configured.instance}", None, "triples"
             ) as progress:
                 outcome.publish_runs.append(
                     publish_records(catalog, configured, None, hooks, progress)
                 )
+    labels = None
     if sinks:
         from monalia.classes import project_mentions
 
         mentions = project_mentions(catalog, project, model)
+        if any(not c.info.cls.takes_triples for c in sinks):
+            from monalia.stages.annotations import class_labels
+
+            labels = class_labels(project, model)
     for configured in sinks:
         with options.progress(
             f"publish {model.name} to {configured.instance}", total, "images"
@@ -121,6 +162,7 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
                     hooks,
                     progress,
                     mentions,
+                    labels,
                 )
             )
     return outcome

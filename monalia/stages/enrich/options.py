@@ -20,6 +20,7 @@ class EnrichOptions:
     executor: str | None = None  # local or ray; None: [executor] kind
     score: bool = True  # False: only publish what the catalog holds
     sinks: list[str] | None = None
+    regions: bool | None = None  # find where each detection is seen; None: [enrich] regions
     say: Callable[[str], None] = lambda message: None
     progress: Callable[[str, int | None, str], Progress] = lambda label, total, unit: Progress(
         label, total=total, unit=unit, enabled=False
@@ -30,4 +31,5 @@ class EnrichOptions:
 class EnrichOutcome:
     model: str
     run: RunInfo | None
+    regions_run: RunInfo | None = None
     publish_runs: list[RunInfo] = field(default_factory=list)

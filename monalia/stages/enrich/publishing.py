@@ -15,6 +15,7 @@ from monalia.catalog.models import (
     ModelRow,
     PredictionRow,
     RecordRow,
+    RegionRow,
     ScoredImageRow,
     SubjectRow,
     utcnow,
@@ -26,7 +27,7 @@ from monalia.catalog.run_tracking import (
 )
 from monalia.progress import Progress
 from monalia.project import PluginInstance
-from monalia.rdf.scores import ImageScores, model_graph_iri, model_triples
+from monalia.rdf.scores import CanvasTarget, ImageScores, model_graph_iri, model_triples
 from monalia.stages.enrich.scoring import model_info
 
 PUBLISH_PAGE = 500  # images read back per query when publishing
@@ -45,11 +46,58 @@ def _mentioned(catalog: Catalog, record_ids: set[int], mentions) -> dict[int, fr
     return {record: mentions.of(pairs) for record, pairs in subjects.items()}
 
 
-def iter_image_scores(catalog: Catalog, model_id: int, mentions=None) -> Iterator[ImageScores]:
-    """Every image's scores under the model, a page of images at a time, by image id.
+def _regions(session, model_id: int, first: int, last: int, uris: dict[int, str]):
+    """{image id: ({class URI: boxes}, (width, height))} of an id range's regions."""
+    found: dict[int, tuple[dict[str, tuple], tuple[int, int]]] = {}
+    for row in session.execute(
+        select(
+            RegionRow.image_id,
+            RegionRow.class_index,
+            RegionRow.boxes,
+            RegionRow.image_width,
+            RegionRow.image_height,
+        ).where(RegionRow.model_id == model_id, RegionRow.image_id.between(first, last))
+    ):
+        boxes = tuple(tuple(int(v) for v in box) for box in row.boxes or ())
+        entry = found.setdefault(row.image_id, ({}, (row.image_width, row.image_height)))
+        if boxes:
+            entry[0][uris[row.class_index]] = boxes
+    return found
 
-    With `mentions` (a `monalia.curation.findings.Mentions`), each image says which classes its record's
-    subjects mention.
+
+def _record_details(session, record_ids: set[int]) -> dict[int, tuple]:
+    """{record id: (landing page, title, {image URL: CanvasTarget})} for the annotation sinks."""
+    from monalia.formats.iiif_presentation import canvas_targets
+
+    details = {}
+    for row in session.execute(
+        select(
+            RecordRow.id,
+            RecordRow.landing_page,
+            RecordRow.title,
+            RecordRow.raw,
+            RecordRow.source_id,
+        ).where(RecordRow.id.in_(record_ids))
+    ):
+        targets = {
+            url: CanvasTarget(manifest, canvas, width, height, row.source_id.split("#")[0])
+            for url, (manifest, canvas, width, height) in canvas_targets(
+                row.raw, row.source_id
+            ).items()
+        }
+        details[row.id] = (row.landing_page, row.title, targets)
+    return details
+
+
+def iter_image_scores(
+    catalog: Catalog, model_id: int, mentions=None, details: bool = False
+) -> Iterator[ImageScores]:
+    """Every image's scores under the model, a page of images at a time, by image id, with
+    the regions found for its detections.
+
+    With `mentions` (a `monalia.curation.findings.Mentions`), each image says which classes its
+    record's subjects mention; with `details`, its record's page and title and, for IIIF
+    records, the canvas the image is painted on.
     """
     with catalog.session() as session:
         uris = dict(
@@ -92,6 +140,8 @@ def iter_image_scores(catalog: Catalog, model_id: int, mentions=None) -> Iterato
                 .order_by(PredictionRow.image_id, PredictionRow.class_index)
             ):
                 scores.setdefault(image_id, {})[uris[index]] = score
+            regions = _regions(session, model_id, images[0].image_id, images[-1].image_id, uris)
+            records = _record_details(session, {row.record_id for row in images}) if details else {}
         after = images[-1].image_id
         # deleted at the source: out of the graph
         images = [row for row in images if row.deleted_at is None]
@@ -110,6 +160,11 @@ def iter_image_scores(catalog: Catalog, model_id: int, mentions=None) -> Iterato
                 mentioned=mentioned.get(row.record_id, frozenset()),
             )
             current.scores.update(scores.get(row.image_id, {}))
+            if row.image_id in regions:
+                current.regions, current.image_size = regions[row.image_id]
+            if row.record_id in records:
+                current.landing_page, current.title, targets = records[row.record_id]
+                current.canvas = targets.get(row.url)
             yield current
 
 
@@ -133,10 +188,14 @@ def publish_model(
     hooks=None,
     progress: Progress | None = None,
     mentions=None,
+    labels: dict[str, list[tuple[str, str | None]]] | None = None,
 ) -> RunInfo:
-    """Replace the model's named graph (or rows) in one sink with the catalog's predictions.
+    """Replace the model's named graph (or rows, or annotations) in one sink with the catalog's
+    predictions.
 
-    With `mentions` (a `monalia.curation.findings.Mentions`) the graph gets the curation bands.
+    With `mentions` (a `monalia.curation.findings.Mentions`) the graph gets the curation bands;
+    an annotation sink gets the classes' `labels` in every language, the model card, and the
+    harvested IIIF manifests the images belong to.
     """
     sink = configured.create()
     base_iri = configured.context.base_iri
@@ -152,13 +211,23 @@ def publish_model(
     ):
 
         def images() -> Iterator[ImageScores]:
-            for image in iter_image_scores(catalog, model.id, mentions):
+            for image in iter_image_scores(
+                catalog, model.id, mentions, details=sink.wants_record_details
+            ):
                 tracker.add(seen=1, new=1)  # each image's scores written to the sink
                 progress.advance(1)
                 yield image
 
         header = model_triples(info, base_iri, tracker.id, utcnow())
-        written = sink.publish_model(graph, info, header, images(), base_iri, min_score)
+        if sink.takes_triples:
+            written = sink.publish_model(graph, info, header, images(), base_iri, min_score)
+        else:
+            from monalia.stages.annotations import iter_manifests
+
+            written = sink.publish_model(
+                graph, info, header, images(), base_iri, min_score, labels=labels, card=model.card
+            )
+            sink.write_manifests(iter_manifests(catalog, model.id))
         if hooks is not None:
             hooks.graph_published(sink=sink, graph=graph, triples=written, run=tracker.info)
         return tracker.finish(

@@ -165,12 +165,16 @@ def score_locally(
     tracker: RunTracker,
     counts: tuple[int, int],
     loading: LoadOptions,
+    regions=None,
 ) -> RunInfo:
     """Score the pending images on this machine, a chunk at a time; `counts` is (pending,
-    unchanged)."""
+    unchanged). With `regions` (a `RegionPass`), each chunk's detections get their regions
+    in the same pass."""
     pending, unchanged = counts
     settings = project.file.enrich
     predictor = load_predictor(project, model, loading)
+    if regions is not None:
+        regions.use(predictor)
     options.say(
         f"scoring {pending:,} images with {model.name} on {loading.device}"
         + (f" ({unchanged:,} already scored and unchanged)" if unchanged else "")
@@ -190,6 +194,8 @@ def score_locally(
     with options.progress(f"enrich {model.name}", pending, "images") as progress:
         for chunk in predictor.score_chunks(chunks, progress, embed=same_pass):
             scored += write_predictions(catalog, model, chunk, tracker)
+            if regions is not None:
+                regions.chunk(chunk)
             if same_pass:
                 keep_chunk_vectors(vectors, chunk)
             elif vectors is not None:  # the ImageNet backbone's, for the same images

@@ -24,6 +24,7 @@ from monalia.catalog.models import (
     ModelRow,
     PredictionRow,
     RecordRow,
+    RegionRow,
     ScoredImageRow,
     SourceStateRow,
     SubjectRow,
@@ -313,7 +314,7 @@ def _drop_predictions(session: Session, image_ids: list[int]) -> None:
     """Delete the predictions of images no longer in the catalog, model by model (the
     predictions' key starts with the model; they have no foreign keys to cascade)."""
     for model_id in session.scalars(select(ModelRow.id)).all():
-        for row in (PredictionRow, ScoredImageRow):
+        for row in (PredictionRow, ScoredImageRow, RegionRow):
             session.execute(
                 delete(row).where(row.model_id == model_id, row.image_id.in_(image_ids))
             )

@@ -146,3 +146,67 @@ window.addEventListener("DOMContentLoaded", () => {
   const focus = document.querySelector("table.scores tr.focus button.show-heat");
   if (focus) showHeat(focus.dataset.class, focus.dataset.label);
 });
+
+// Drawing a region: "draw" then drag over the picture; the form gets the box in the image's
+// own pixels (the picture is shown scaled), and "save" stores it as the curator's region.
+document.querySelectorAll(".region-form .draw-box").forEach((button) => {
+  button.addEventListener("click", () => {
+    const form = button.closest("form");
+    const boxed = document.querySelector(".boxed");
+    const picture = boxed && boxed.querySelector("img.large");
+    if (!picture) return;
+    const width = Number(boxed.dataset.width) || picture.naturalWidth;
+    const height = Number(boxed.dataset.height) || picture.naturalHeight;
+    boxed.classList.add("drawing");
+    let start = null;
+    let shown = null;
+    const at = (event) => {
+      const rect = picture.getBoundingClientRect();
+      return {
+        x: Math.min(Math.max(event.clientX - rect.left, 0), rect.width),
+        y: Math.min(Math.max(event.clientY - rect.top, 0), rect.height),
+        w: rect.width,
+        h: rect.height,
+      };
+    };
+    const down = (event) => {
+      event.preventDefault();
+      start = at(event);
+      shown = document.createElement("div");
+      shown.className = "region drawing";
+      boxed.appendChild(shown);
+    };
+    const move = (event) => {
+      if (!start) return;
+      const now = at(event);
+      const left = Math.min(start.x, now.x), top = Math.min(start.y, now.y);
+      Object.assign(shown.style, {
+        left: `${(100 * left) / now.w}%`,
+        top: `${(100 * top) / now.h}%`,
+        width: `${(100 * Math.abs(now.x - start.x)) / now.w}%`,
+        height: `${(100 * Math.abs(now.y - start.y)) / now.h}%`,
+      });
+    };
+    const up = (event) => {
+      if (!start) return;
+      const now = at(event);
+      const sx = width / now.w, sy = height / now.h;
+      const left = Math.min(start.x, now.x), top = Math.min(start.y, now.y);
+      const values = {
+        x: Math.round(left * sx),
+        y: Math.round(top * sy),
+        w: Math.max(1, Math.round(Math.abs(now.x - start.x) * sx)),
+        h: Math.max(1, Math.round(Math.abs(now.y - start.y) * sy)),
+      };
+      for (const [key, value] of Object.entries(values)) form.elements[key].value = value;
+      start = null;
+      boxed.classList.remove("drawing");
+      boxed.removeEventListener("mousedown", down);
+      window.removeEventListener("mousemove", move);
+      window.removeEventListener("mouseup", up);
+    };
+    boxed.addEventListener("mousedown", down);
+    window.addEventListener("mousemove", move);
+    window.addEventListener("mouseup", up);
+  });
+});

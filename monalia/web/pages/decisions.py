@@ -48,4 +48,39 @@ async def decide(request: Request) -> Response:
     )
 
 
-ROUTES = [Route("/decide", decide, methods=["POST"])]
+async def correct_region(request: Request) -> Response:
+    """A box a curator drew where a class is seen: stored as a "region" decision."""
+    site = Site.of(request)
+    if site.settings.read_only:
+        raise HTTPException(403, "the workbench is read-only")
+    form = await request.form()
+    await site.check_csrf(request, form)
+    reviewer = site.user_of(request)
+    try:
+        image_id = int(str(form.get("image") or ""))
+        box = tuple(int(str(form.get(key) or "")) for key in ("x", "y", "w", "h"))
+        await run_in_threadpool(
+            site.workbench.correct_region,
+            str(form.get("record") or ""),
+            str(form.get("class") or ""),
+            image_id,
+            box,
+            reviewer,
+            str(form.get("comment") or ""),
+        )
+    except ValueError:
+        raise HTTPException(400, "a region is four whole numbers and an image") from None
+    except ConfigError as exc:
+        raise HTTPException(400, str(exc)) from None
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"ok": True, "region": list(box)})
+    back = str(form.get("next") or "/")
+    return RedirectResponse(
+        back if back.startswith("/") and not back.startswith("//") else "/", 303
+    )
+
+
+ROUTES = [
+    Route("/decide", decide, methods=["POST"]),
+    Route("/region", correct_region, methods=["POST"]),
+]

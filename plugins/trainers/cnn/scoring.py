@@ -186,5 +186,15 @@ class CnnPredictor(Predictor):
         batch = scorer.normalize(torch.from_numpy(np.ascontiguousarray(pixels[None])))
         return grad_cam(scorer.model, cam_layer(scorer.model, self.backbone), batch, class_index)
 
+    def explain_batch(self, pixels: np.ndarray, class_indices) -> np.ndarray:
+        """Grad-CAM of a batch in one pass, image k for class `class_indices[k]`."""
+        from monalia.learning.backbones import cam_layer
+        from monalia.learning.explain import grad_cam_batch
+
+        scorer = self.scorer
+        batch = scorer.normalize(torch.from_numpy(np.ascontiguousarray(pixels)))
+        layer = cam_layer(scorer.model, self.backbone)
+        return grad_cam_batch(scorer.model, layer, batch, [int(i) for i in class_indices])
+
     def score_chunks(self, chunks, progress=None, embed: bool = False) -> Iterator[ChunkScores]:
         return self.scorer.score_chunks(chunks, progress, embed)

@@ -1,0 +1,174 @@
+"""What an annotation sink (`Sink.takes_triples` False) receives from `monalia publish`: the
+model's detections (as `enrich` publishes them), the harvested IIIF manifests their canvases
+belong to, the near duplicates, and the curators' decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+
+from monalia.catalog.database import Catalog
+from monalia.catalog.models import (
+    DuplicatePairRow,
+    ImageRow,
+    ModelRow,
+    RecordRow,
+    ScoredImageRow,
+)
+from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
+from monalia.formats.web_annotation import LinkedPair, ReviewedDetection
+
+PAGE = 500
+
+
+def class_labels(project, model: ModelRow) -> dict[str, list[tuple[str, str | None]]]:
+    """Each of the model's classes' preferred labels in every language the thesaurus has
+    (the model's own label when the thesaurus holds none)."""
+    from monalia.rdf.thesaurus import open_project_thesaurus
+
+    uris = [entry["uri"] for entry in model.classes]
+    found: dict[str, list[tuple[str, str | None]]] = {uri: [] for uri in uris}
+    if project.file.thesaurus.files:
+        with open_project_thesaurus(project) as thesaurus:
+            for entries in thesaurus.labels().values():
+                for entry in entries:
+                    if entry.kind == "pref" and entry.concept in found:
+                        pair = (entry.text, entry.lang)
+                        if pair not in found[entry.concept]:
+                            found[entry.concept].append(pair)
+    for entry in model.classes:
+        if not found[entry["uri"]]:
+            found[entry["uri"]] = [(entry.get("label") or entry["uri"], None)]
+        found[entry["uri"]].sort(key=lambda pair: (pair[1] or "", pair[0]))
+    return found
+
+
+def iter_manifests(catalog: Catalog, model_id: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(URL fetched from, manifest document) of each record harvested as a IIIF manifest
+    whose images the model scored, a page at a time."""
+    after = 0
+    while True:
+        with catalog.session() as session:
+            rows = session.execute(
+                select(RecordRow.id, RecordRow.source_id, RecordRow.raw)
+                .where(
+                    RecordRow.id > after,
+                    RecordRow.deleted_at.is_(None),
+                    RecordRow.id.in_(
+                        select(ScoredImageRow.record_id).where(ScoredImageRow.model_id == model_id)
+                    ),
+                )
+                .order_by(RecordRow.id)
+                .limit(PAGE)
+            ).all()
+        if not rows:
+            return
+        after = rows[-1].id
+        for row in rows:
+            raw = row.raw
+            if isinstance(raw, dict) and "iiif.io/api/presentation" in str(raw.get("@context")):
+                yield row.source_id, raw
+
+
+def linked_pairs(catalog: Catalog) -> Iterator[LinkedPair]:
+    """Every near-duplicate pair `monalia duplicates` kept, by group."""
+    record_a, record_b = aliased(RecordRow), aliased(RecordRow)
+    image_a, image_b = aliased(ImageRow), aliased(ImageRow)
+    with catalog.session() as session:
+        rows = session.execute(
+            select(
+                record_a.iri,
+                record_b.iri,
+                image_a.url,
+                image_b.url,
+                DuplicatePairRow.similarity,
+                DuplicatePairRow.method,
+                DuplicatePairRow.found_at,
+            )
+            .join(record_a, record_a.id == DuplicatePairRow.record_a)
+            .join(record_b, record_b.id == DuplicatePairRow.record_b)
+            .join(image_a, image_a.id == DuplicatePairRow.image_a)
+            .join(image_b, image_b.id == DuplicatePairRow.image_b)
+            .order_by(DuplicatePairRow.group_number, DuplicatePairRow.id)
+        ).all()
+    for row in rows:
+        yield LinkedPair(*row)
+
+
+def accepted_reviews(catalog: Catalog) -> list[ReviewedDetection]:
+    """The decisions that count (the latest accept or reject of each finding, the latest
+    region each reviewer drew), as the institution should see them."""
+    from monalia.catalog.reviews import region_corrections, reviews
+
+    found = []
+    for review in reviews(catalog).values():
+        verdict = review.verdict
+        if verdict is None or verdict.kind == "duplicate":
+            continue
+        found.append(
+            ReviewedDetection(
+                verdict.record_iri,
+                verdict.image_url,
+                verdict.class_uri,
+                verdict.class_label,
+                verdict.kind,
+                verdict.decision,
+                verdict.reviewer,
+                verdict.decided_at,
+                verdict.comment,
+                None,
+                verdict.id,
+            )
+        )
+    for region in region_corrections(catalog):
+        found.append(
+            ReviewedDetection(
+                region.record_iri,
+                region.image_url,
+                region.class_uri,
+                region.class_label,
+                "region",
+                "accept",
+                region.reviewer,
+                region.decided_at,
+                region.comment,
+                tuple(region.region),
+                region.id,
+            )
+        )
+    found.sort(key=lambda review: review.decision_id)
+    return found
+
+
+def tool_agent() -> dict[str, Any]:
+    from monalia.version import __version__
+
+    return {
+        "id": "https://pypi.org/project/monalia/",
+        "type": "Software",
+        "name": f"monalia {__version__}",
+        "softwareVersion": __version__,
+    }
+
+
+def publish_curation_annotations(catalog: Catalog, configured, hooks=None) -> RunInfo:
+    """Write the near duplicates and the curators' decisions to an annotation sink."""
+    sink = configured.create()
+    settings = {"settings": sink.describe_settings(), "what": "links and reviews"}
+    with RunTracker(
+        catalog, "publish", configured.info.name, configured.instance, settings, hooks
+    ) as tracker:
+        pairs = list(linked_pairs(catalog))
+        decisions = accepted_reviews(catalog)
+        tool = tool_agent()
+        links = sink.publish_links(pairs, tool)
+        reviewed = sink.publish_reviews(decisions, tool)
+        tracker.add(seen=len(pairs) + len(decisions), new=links + reviewed)
+        return tracker.finish(
+            DONE,
+            f"{links:,} linking and {reviewed:,} review annotations to {sink.location()}",
+        )

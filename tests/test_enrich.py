@@ -189,3 +189,101 @@ def test_publish_only_needs_a_model_graph_in_the_catalog(enriched, cli):
     assert not scores_in(graph)
     graph_iri = model_graph_iri("urn:monalia:", name)
     assert (rdflib.URIRef(graph_iri), rdflib.RDF.type, rdflib.PROV.Entity) in graph
+
+
+def regions_rows(catalog) -> list[tuple]:
+    from monalia.catalog.models import RegionRow
+
+    with catalog.session() as session:
+        return session.execute(
+            select(
+                RegionRow.image_id,
+                RegionRow.class_index,
+                RegionRow.boxes,
+                RegionRow.image_width,
+                RegionRow.image_height,
+                RegionRow.run_id,
+            ).order_by(RegionRow.image_id, RegionRow.class_index)
+        ).all()
+
+
+def detections(catalog) -> set[tuple[int, int]]:
+    """(image, class index) of every score at or above its class's threshold."""
+    with catalog.session() as session:
+        model = session.scalars(select(ModelRow)).one()
+        thresholds = [model.thresholds.get(entry["uri"]) or 0.5 for entry in model.classes]
+        rows = session.execute(
+            select(PredictionRow.image_id, PredictionRow.class_index, PredictionRow.score)
+        ).all()
+    return {(i, k) for i, k, score in rows if score >= thresholds[k]}
+
+
+def test_regions_are_found_once_per_detection_published_and_resumed_after_a_kill(
+    enriched, cli, monkeypatch
+):
+    from monalia.stages.enrich import regions as stage
+
+    folder, catalog = enriched
+    # scores first, without regions: a later `--regions` run catches every detection up
+    assert cli("enrich", project=folder).exit_code == 0
+    assert regions_rows(catalog) == []
+    wanted = detections(catalog)
+    assert wanted, "the tiny model detects nothing: nothing to locate"
+
+    written = []
+    original = stage.write_regions
+
+    def killed_after_one_chunk(*args, **kwargs):
+        if written:
+            raise KeyboardInterrupt
+        written.append(original(*args, **kwargs))
+        return written[-1]
+
+    monkeypatch.setattr(stage, "REGION_CHUNK", 4)
+    monkeypatch.setattr(stage, "write_regions", killed_after_one_chunk)
+    assert cli("enrich", "--regions", project=folder).exit_code != 0
+    partial = regions_rows(catalog)
+    assert len(partial) == written[0] > 0
+    monkeypatch.setattr(stage, "write_regions", original)
+
+    result = cli("enrich", "--regions", project=folder)
+    assert result.exit_code == 0, result.output
+    rows = regions_rows(catalog)
+    assert {(row.image_id, row.class_index) for row in rows} == wanted  # each once, none lost
+    assert len(rows) == len(wanted)
+    assert rows[: len(partial)] == partial or set(partial) <= set(rows)  # kept, not redone
+    for row in rows:
+        for x, y, w, h in row.boxes:
+            assert x >= 0 and y >= 0 and w >= 1 and h >= 1
+            assert x + w <= row.image_width and y + h <= row.image_height
+    with catalog.session() as session:
+        runs = session.scalars(
+            select(RunRow).where(RunRow.stage == "regions").order_by(RunRow.id)
+        ).all()
+    assert [run.status for run in runs] == ["interrupted", "done"]
+    last = runs[-1]
+    assert last.seen == last.new + last.changed + last.unchanged + last.failed
+    assert (last.unchanged, last.new) == (len(partial), len(wanted) - len(partial))
+
+    # the regions are in the published RDF, valid against the shapes
+    name, graph = model_graph(folder, catalog)
+    selectors = list(
+        graph.subjects(rdflib.RDF.type, rdflib.URIRef("http://www.w3.org/ns/oa#FragmentSelector"))
+    )
+    boxes = sum(len(row.boxes) for row in rows)
+    assert len(selectors) == boxes > 0
+    from pyshacl import validate
+
+    shapes = rdflib.Graph().parse(
+        data=(files("monalia.ontology") / "shapes.ttl").read_text(encoding="utf-8"),
+        format="turtle",
+    )
+    conforms, _, report = validate(graph, shacl_graph=shapes)
+    assert conforms, report
+
+    # scoring again (rescore) replaces the regions with the new scores' in the same pass
+    again = cli("enrich", "--regions", "--rescore", project=folder)
+    assert again.exit_code == 0, again.output
+    rescored = regions_rows(catalog)
+    assert {(row.image_id, row.class_index) for row in rescored} == detections(catalog)
+    assert {row.run_id for row in rescored} != {row.run_id for row in rows}

@@ -980,3 +980,81 @@ def test_users_remove_takes_a_user_off_the_list(folder, cli):
     assert "paul" not in cli("users", "list", project=folder).output
     missing = cli("users", "remove", "paul", project=folder)
     assert missing.exit_code != 0 and "no user 'paul'" in missing.output
+
+
+def test_regions_are_drawn_corrected_by_a_curator_and_published_as_annotations(folder, cli):
+    import json
+
+    from sqlalchemy import func
+
+    from monalia.catalog.models import ImageRow, RecordRow, RegionRow
+
+    with (folder / "monalia.toml").open("a", encoding="utf-8") as handle:
+        handle.write('\n[sinks.annotations]\nplugin = "web-annotation"\npath = "annotations"\n')
+    result = cli("enrich", "--regions", "--sink", "annotations", project=folder)
+    assert result.exit_code == 0, result.output
+    workbench, catalog, app = open_workbench(folder)
+    with catalog.session() as session:
+        iri, image_id, width, height, class_index = session.execute(
+            select(
+                RecordRow.iri,
+                ImageRow.id,
+                RegionRow.image_width,
+                RegionRow.image_height,
+                RegionRow.class_index,
+            )
+            .join(ImageRow, ImageRow.id == RegionRow.image_id)
+            .join(RecordRow, RecordRow.id == ImageRow.record_id)
+            .where(func.json_array_length(RegionRow.boxes) > 0)
+            .order_by(RegionRow.image_id)
+        ).first()
+    class_uri = workbench.model.classes[class_index]["uri"]
+    client = TestClient(app)
+    page = client.get("/record", params={"iri": iri})
+    assert page.status_code == 200
+    assert f'data-class="{class_uri}"' in page.text and 'data-box="' in page.text
+    assert "Where the classes are seen" in page.text
+    token = csrf_of(page.text)
+
+    def correct(box):
+        return client.post(
+            "/region",
+            data={
+                "record": iri,
+                "class": class_uri,
+                "image": image_id,
+                **dict(zip("xywh", box, strict=True)),
+            },  # fmt: skip
+            headers={"X-CSRF-Token": token, "Accept": "application/json"},
+        )
+
+    assert correct((1, 2, width, 3)).status_code == 400  # past the image's right edge
+    assert correct((1, 2, 0, 3)).status_code == 400  # no width
+    answer = correct((1, 2, 10, 12))
+    assert answer.status_code == 200, answer.text
+    stored = [d for d in decisions(catalog) if d.kind == "region"]
+    assert [(d.region, d.reviewer, d.class_uri) for d in stored] == [
+        ([1, 2, 10, 12], "marie", class_uri)
+    ]
+    shown = client.get("/record", params={"iri": iri})
+    assert 'class="region corrected"' in shown.text and "drawn by marie" in shown.text
+    # an accepted noise decision beside it
+    assert decide(client, token, iri, class_uri, "noise", "accept").status_code == 200
+
+    result = cli("publish", "--sink", "annotations", project=folder)
+    assert result.exit_code == 0, result.output
+    root = folder / "annotations"
+    reviews = json.loads((root / "reviews" / "page-0.json").read_text(encoding="utf-8"))
+    by_kind = {item["decision"]: item for item in reviews["items"]}
+    drawn = by_kind["region:accept"]
+    assert drawn["motivation"] == "editing"
+    assert drawn["creator"] == {**drawn["creator"], "type": "Person", "nickname": "marie"}
+    assert drawn["target"]["selector"]["value"] == "xywh=1,2,10,12"
+    assert by_kind["noise:accept"]["motivation"] == "editing"
+    assert by_kind["noise:accept"]["body"][0] == class_uri
+    (model_folder,) = (root / "models").iterdir()
+    collection = json.loads((model_folder / "collection.json").read_text(encoding="utf-8"))
+    assert collection["total"] > 0
+    first = json.loads((model_folder / "page-0.json").read_text(encoding="utf-8"))
+    assert any("selector" in json.dumps(item["target"]) for item in first["items"])
+    assert (model_folder / "model-card.json").is_file()

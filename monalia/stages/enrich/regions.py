@@ -107,9 +107,10 @@ def count_detections(catalog: Catalog, model: ModelRow) -> tuple[int, int]:
 
 
 def pending_detections(
-    catalog: Catalog, model: ModelRow, data_dir: Path, size: int = REGION_CHUNK
+    catalog: Catalog, model: ModelRow, data_dir: Path, size: int | None = None
 ) -> Iterator[list[Detection]]:
     """The detections without a region, by image, a chunk at a time (memory stays flat)."""
+    size = size or REGION_CHUNK
     thresholds = class_thresholds(model)
     after = (0, -1)
     while True:

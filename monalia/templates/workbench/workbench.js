@@ -210,3 +210,15 @@ document.querySelectorAll(".region-form .draw-box").forEach((button) => {
     window.addEventListener("mouseup", up);
   });
 });
+
+// Place the region boxes (percentages of the picture): set here, as the page's policy allows
+// no inline styles.
+document.querySelectorAll(".boxed .region[data-box]").forEach((box) => {
+  const [left, top, width, height] = box.dataset.box.split(",").map(Number);
+  Object.assign(box.style, {
+    left: `${left}%`,
+    top: `${top}%`,
+    width: `${width}%`,
+    height: `${height}%`,
+  });
+});

@@ -266,7 +266,7 @@ def test_regions_are_found_once_per_detection_published_and_resumed_after_a_kill
     assert (last.unchanged, last.new) == (len(partial), len(wanted) - len(partial))
 
     # the regions are in the published RDF, valid against the shapes
-    name, graph = model_graph(folder, catalog)
+    _, graph = model_graph(folder, catalog)
     selectors = list(
         graph.subjects(rdflib.RDF.type, rdflib.URIRef("http://www.w3.org/ns/oa#FragmentSelector"))
     )

@@ -995,7 +995,7 @@ def test_regions_are_drawn_corrected_by_a_curator_and_published_as_annotations(f
     assert result.exit_code == 0, result.output
     workbench, catalog, app = open_workbench(folder)
     with catalog.session() as session:
-        iri, image_id, width, height, class_index = session.execute(
+        iri, image_id, width, _, class_index = session.execute(
             select(
                 RecordRow.iri,
                 ImageRow.id,
@@ -1024,7 +1024,7 @@ def test_regions_are_drawn_corrected_by_a_curator_and_published_as_annotations(f
                 "class": class_uri,
                 "image": image_id,
                 **dict(zip("xywh", box, strict=True)),
-            },  # fmt: skip
+            },
             headers={"X-CSRF-Token": token, "Accept": "application/json"},
         )
 

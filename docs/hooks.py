@@ -252,7 +252,8 @@ def shapes_reference() -> str:
                 path_text = _short(graph, path)
             constraints = ", ".join(
                 f"{_short(graph, p).split(':')[1]} "
-                + (f"`{_short(graph, o)}`" if isinstance(o, URIRef) else str(o))
+                # literals (patterns, bounds) as code too: `[0-9]` is no link
+                + (f"`{_short(graph, o)}`" if isinstance(o, URIRef) else f"`{o}`")
                 for p, o in sorted(graph.predicate_objects(prop), key=lambda po: str(po[0]))
                 if p != sh.path
             )

@@ -165,7 +165,7 @@ class EnrichSection(_Section):
     # also find where each detection is seen (boxes from its Grad-CAM map), as `--regions`
     regions: bool = False
     # a region encloses the heat map's areas at or above this share of its peak
-    region_fraction: float = Field(default=0.7, gt=0.0, lt=1.0)
+    region_fraction: float = Field(default=0.75, gt=0.0, lt=1.0)
 
 
 class ClassThresholds(_Section):

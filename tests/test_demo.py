@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import rdflib
 from sqlalchemy import select
 
 from monalia.catalog.database import Catalog
@@ -83,8 +84,56 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
         path.read_text(encoding="utf-8") for path in (folder / "report").glob("*.html")
     )
     assert any(case.split()[0] in pages for case in planted["noise"] + planted["silence"])
-    # the noise and silence cards show where the model looks
+    # the noise and silence cards show where the model looks, and where it sees the class
     assert list((folder / "report" / "heatmaps").glob("*.jpg"))
+    assert 'class="region"' in pages
     # it ends with the command that opens the workbench on the demo project
     last = shown.strip().splitlines()[-1]
     assert "serve" in last and str(folder / "monalia.toml") in last
+
+    # where the shapes are: regions for the detections, most of them on the drawn shape
+    from monalia.catalog.models import ModelClassRow, RecordRow, RegionRow
+    from monalia.learning.regions import Box
+
+    drawn = json.loads((folder / "shapes.json").read_text(encoding="utf-8"))
+    with catalog.session() as session:
+        located = session.execute(
+            select(RecordRow.source_id, ModelClassRow.uri, RegionRow.boxes)
+            .join(RecordRow, RecordRow.id == RegionRow.record_id)
+            .join(
+                ModelClassRow,
+                (ModelClassRow.model_id == RegionRow.model_id)
+                & (ModelClassRow.class_index == RegionRow.class_index),
+            )
+        ).all()
+    truths = [
+        (boxes, drawn[ref.rsplit("/", 1)[-1]][uri])
+        for ref, uri, boxes in located
+        if uri in drawn.get(ref.rsplit("/", 1)[-1], {})
+    ]
+    assert len(truths) > 100
+    hits = sum(
+        bool(boxes) and Box.of(boxes[0]).iou(Box.of(truth)) >= 0.5 for boxes, truth in truths
+    )
+    assert hits / len(truths) >= 0.6, hits / len(truths)
+
+    # ... and the same detections as W3C Web Annotations, valid against the Annotation Model
+    from test_regions import OA, expanded
+
+    (model_folder,) = (folder / "out" / "annotations" / "models").iterdir()
+    collection = json.loads((model_folder / "collection.json").read_text(encoding="utf-8"))
+    pages = sorted(model_folder.glob("page-*.json"))
+    items = []
+    for page in pages:
+        document = json.loads(page.read_text(encoding="utf-8"))
+        graph = expanded(document)
+        for item in document["items"]:
+            assert (
+                rdflib.URIRef(item["id"]),
+                rdflib.RDF.type,
+                OA.Annotation,
+            ) in graph
+            items.append(item)
+    assert collection["total"] == len(items) == len(located)
+    with_box = [i for i in items if "selector" in json.dumps(i["target"])]
+    assert len(with_box) == sum(bool(boxes) for _, _, boxes in located)

@@ -983,8 +983,6 @@ def test_users_remove_takes_a_user_off_the_list(folder, cli):
 
 
 def test_regions_are_drawn_corrected_by_a_curator_and_published_as_annotations(folder, cli):
-    import json
-
     from sqlalchemy import func
 
     from monalia.catalog.models import ImageRow, RecordRow, RegionRow
@@ -1040,10 +1038,57 @@ def test_regions_are_drawn_corrected_by_a_curator_and_published_as_annotations(f
     assert 'class="region corrected"' in shown.text and "drawn by marie" in shown.text
     # an accepted noise decision beside it
     assert decide(client, token, iri, class_uri, "noise", "accept").status_code == 200
+    # the box goes out with the other decisions: in the JSON export and the curation graph
+    exported = cli(
+        "review", "export", "--format", "json", "--out", str(folder / "r.json"), project=folder
+    )
+    assert exported.exit_code == 0, exported.output
+    listed = json.loads((folder / "r.json").read_text(encoding="utf-8"))["decisions"]
+    assert [d["region"] for d in listed if d["kind"] == "region"] == [[1, 2, 10, 12]]
+    turtle = cli(
+        "review", "export", "--format", "rdf", "--out", str(folder / "r.ttl"), project=folder
+    )
+    assert turtle.exit_code == 0, turtle.output
+    from importlib.resources import files
+
+    import rdflib
+    from pyshacl import validate
+
+    curation = rdflib.Graph().parse(folder / "r.ttl", format="turtle")
+    assert '"xywh=1,2,10,12"' in (folder / "r.ttl").read_text(encoding="utf-8")
+    shapes = rdflib.Graph().parse(
+        data=(files("monalia.ontology") / "shapes.ttl").read_text(encoding="utf-8"),
+        format="turtle",
+    )
+    conforms, _, report = validate(curation, shacl_graph=shapes)
+    assert conforms, report
+
+    # two records found to show the same picture
+    from monalia.catalog.models import DuplicatePairRow, utcnow
+
+    with catalog.session() as session:
+        (a, ra, ia), (b, rb, ib) = session.execute(
+            select(ImageRow.id, ImageRow.record_id, RecordRow.iri)
+            .join(RecordRow, RecordRow.id == ImageRow.record_id)
+            .order_by(ImageRow.id)
+            .limit(2)
+        ).all()
+        session.add(
+            DuplicatePairRow(
+                group_number=1, image_a=a, image_b=b, record_a=ra, record_b=rb,
+                similarity=0.991, method="embedding", embedder="test", threshold=0.95,
+                found_at=utcnow(),
+            )
+        )  # fmt: skip
+        session.commit()
 
     result = cli("publish", "--sink", "annotations", project=folder)
     assert result.exit_code == 0, result.output
     root = folder / "annotations"
+    links = json.loads((root / "links" / "page-0.json").read_text(encoding="utf-8"))
+    (link,) = links["items"]
+    assert link["motivation"] == "linking" and link["target"] == [ia, ib]
+    assert link["similarity"] == 0.991
     reviews = json.loads((root / "reviews" / "page-0.json").read_text(encoding="utf-8"))
     by_kind = {item["decision"]: item for item in reviews["items"]}
     drawn = by_kind["region:accept"]

@@ -63,6 +63,23 @@ class Sink(Plugin):
     def close(self, ok: bool) -> None:
         """End the session; `ok` is False when publishing failed and partial output should go."""
 
+    # -- what an annotation sink (`takes_triples` False) writes besides `publish_model` -----
+
+    def publish_links(self, pairs: Iterable[Any], tool: dict[str, Any]) -> int:
+        """Replace the near-duplicate links with these `monalia.formats.web_annotation.
+        LinkedPair`s; return how many were written. `tool` is monalia as a software agent."""
+        return 0
+
+    def publish_reviews(self, reviews: Iterable[Any], tool: dict[str, Any]) -> int:
+        """Replace the curators' decisions with these `monalia.formats.web_annotation.
+        ReviewedDetection`s; return how many were written."""
+        return 0
+
+    def write_manifests(self, manifests: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """Given (URL fetched from, IIIF manifest) of the records just published, write what
+        the sink makes of them (copies listing annotation pages, say); return how many."""
+        return 0
+
     def location(self) -> str:
         """Where the output goes, for messages (a path, an endpoint without credentials)."""
         return self.context.instance

@@ -25,7 +25,13 @@ from monalia.catalog.models import RecordRow, SubjectRow
 from monalia.catalog.reviews import Decision, reviews
 from monalia.curation.findings import CurationClass, Mentions
 from monalia.project import Project
-from monalia.rdf.scores import SCORE_DECIMALS, classification_iri, detection_iri, model_iri
+from monalia.rdf.scores import (
+    SCORE_DECIMALS,
+    classification_iri,
+    detection_iri,
+    model_iri,
+    region_triples,
+)
 from monalia.rdf.terms import FOAF, IRI, ML, PROV, RDF, RDFS, XSD, Literal, Triple
 
 DEFAULT_FIELD = "subject"  # where an added term goes when the record's source has no subjects
@@ -137,6 +143,10 @@ def accepted_changes(catalog, project: Project) -> ReviewExport:
                 )
             )
             fields[source] = counted.most_common(1)[0][0] if counted else DEFAULT_FIELD
+    from monalia.catalog.reviews import region_corrections
+
+    # the boxes curators drew go out with the decisions (they change no label)
+    decisions = sorted([*decisions, *region_corrections(catalog)], key=lambda d: d.id)
     changes: list[Change] = []
     confirmed = 0
     for review in sorted(found, key=lambda r: (r.record_iri, r.class_uri)):
@@ -252,6 +262,9 @@ def curation_triples(export: ReviewExport, base_iri: str) -> Iterator[Triple]:
             )
         if decision.comment:
             yield activity, RDFS + "comment", Literal(decision.comment)
+        if decision.region is not None and decision.image_url:
+            # the box the curator drew, shaped as the model's regions are
+            yield from region_triples(str(activity), decision.image_url, [decision.region])
     for entry in export.changes:
         node = IRI(
             f"{base_iri}review/change/{entry.decision_id}/{entry.action}/"

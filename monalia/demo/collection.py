@@ -145,6 +145,10 @@ path = "out/{{graph}}.ttl"
 plugin = "embedded-store"
 path = "store"
 
+[sinks.annotations]  # W3C Web Annotations of the detections and their regions
+plugin = "web-annotation"
+path = "out/annotations"
+
 [enrich]
 records = true
 regions = true  # where each detection is seen, drawn as boxes in the workbench and report

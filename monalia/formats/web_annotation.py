@@ -26,7 +26,6 @@ from monalia.rdf.scores import (
     ImageScores,
     ModelClass,
     ModelInfo,
-    as_written,
     xywh,
 )
 from monalia.rdf.terms import MEDIA_FRAGMENTS, ML
@@ -137,7 +136,7 @@ def detection_annotations(
     for entry in model.classes:
         score = image.scores.get(entry.uri)
         threshold = entry.threshold if entry.threshold is not None else 0.5
-        if score is None or as_written(score) < as_written(threshold):
+        if score is None or score < threshold:  # as the regions were found
             continue
         targets = image_targets(image, entry.uri, on_canvas)
         annotation: dict[str, Any] = {

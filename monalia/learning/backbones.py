@@ -202,8 +202,8 @@ def cam_layer(model: Any, backbone: str) -> Any:
 
     EfficientNet-Lite0's head sees a 2x2 grid at the small inputs monalia trains on, too coarse
     to say where anything is; its two blocks before the last keep finer grids, and their maps
-    averaged located the demo's shapes best (bench/regions.py: CorLoc 0.68 against 0.0 for the
-    head, 0.59 and 0.53 for either block alone)."""
+    averaged located the demo's shapes best (on one demo model, CorLoc 0.68 against 0.0 for the
+    head, 0.59 and 0.53 for either block alone, before the mirrored maps of `grad_cam_batch`)."""
     if backbone == OFFLINE_BACKBONE:
         return [model.blocks[-2], model.blocks[-3]]
     if backbone == "resnet50":

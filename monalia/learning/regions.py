@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-REGION_FRACTION = 0.7  # of the map's peak: where the heat is this high, the class is seen
+REGION_FRACTION = 0.75  # of the map's peak: where the heat is this high, the class is seen
 MAX_BOXES = 3  # boxes kept per detection, the strongest first
 MIN_MASS_SHARE = 0.25  # an area with less heat than this share of the strongest one is dropped
 

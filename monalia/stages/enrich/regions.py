@@ -51,11 +51,12 @@ def chunk_detections(chunk, thresholds: Sequence[float]) -> list[Detection]:
     """The detections (score at or above the class's threshold) of a chunk just scored."""
     if not len(chunk.indices):
         return []
-    limits = np.asarray(thresholds, dtype=np.float32)
+    # as the catalog compares them: the float32 scores widened, the thresholds as they are
+    limits = np.asarray(thresholds, dtype=np.float64)
     found = []
     for row, position in enumerate(chunk.indices):
         item = chunk.items[int(position)]
-        for class_index in np.flatnonzero(chunk.scores[row] >= limits):
+        for class_index in np.flatnonzero(chunk.scores[row].astype(np.float64) >= limits):
             found.append(
                 Detection(
                     item.image_id,

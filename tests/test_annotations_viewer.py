@@ -220,7 +220,9 @@ Mirador.viewer({{
                     if "cheval (0.93)" in text:
                         break
                     time.sleep(0.5)
-                assert "cheval (0.93)" in text, text[-2000:]
+                if "cheval (0.93)" not in text:
+                    console = [entry["message"] for entry in driver.get_log("browser")]
+                    raise AssertionError(f"{text[-1500:]}\nconsole: {console[-10:]}")
             finally:
                 driver.quit()
     finally:

@@ -232,5 +232,5 @@ def test_iiif_pages_target_the_canvas_in_its_own_coordinates(tmp_path):
     AnnotationPage(**page)  # valid against the Presentation 3 models
     (item,) = page["items"]
     assert item["target"] == "https://museum.example/m/1/c1#xywh=200,100,500,250"
-    assert item["body"][0]["value"].startswith("cheval")
-    assert item["body"][1]["id"] == HORSE
+    assert item["body"]["value"] == "cheval (0.91)"
+    assert item["seeAlso"][0]["id"] == HORSE

@@ -626,7 +626,9 @@ def test_search_results_are_read_as_far_as_the_pages_need(folder, monkeypatch):
     workbench, _catalog, _app = open_workbench(folder)
     horse = workbench.classes[0]
     everything = [f.record for f in workbench.curation.search(horse, None, 500)]
-    assert len(everything) > 12
+    # three pages of three, read four at a time (how many a tiny model finds varies with the
+    # CPU's arithmetic: 9 on some machines, more on others)
+    assert len(everything) >= 9
     first = workbench.page(horse.uri, "search", 1, per_page=3, reviewed="all")
     assert not first.complete and len(workbench.items(horse.uri, "search", 1)) == 4
     assert [i.finding.record for i in first.items] == everything[:3]

@@ -304,8 +304,9 @@ def iiif_annotation_page(
 ) -> dict:
     """A IIIF Presentation 3 `AnnotationPage` of one canvas's tagging annotations.
 
-    Viewers show an annotation's `TextualBody`; the concept is kept as a `SpecificResource`
-    body beside it. Each annotation targets the canvas, with ``#xywh=`` when it has a region.
+    Viewers show an annotation's `TextualBody` (the class label and score); the concept is in
+    `seeAlso` (a second, non-textual body breaks Mirador 4's annotation list). Each annotation
+    targets the canvas, with ``#xywh=`` when it has a region.
     """
     items = []
     for annotation in annotations:
@@ -320,14 +321,14 @@ def iiif_annotation_page(
                     "id": annotation["id"] + (f"-{number + 1}" if number else ""),
                     "type": "Annotation",
                     "motivation": "tagging",
-                    "body": [
-                        {
-                            "type": "TextualBody",
-                            "value": f"{label} ({annotation['score']:.2f})",
-                            "format": "text/plain",
-                        },
-                        {"id": concept, "type": "SpecificResource"},
-                    ],
+                    "body": {
+                        "type": "TextualBody",
+                        "value": f"{label} ({annotation['score']:.2f})",
+                        "format": "text/plain",
+                        "purpose": "tagging",
+                    },
+                    # the concept, where viewers that read only the body's text do not look
+                    "seeAlso": [{"id": concept, "type": "Dataset", "label": {"none": [label]}}],
                     "target": on,
                 }
             )

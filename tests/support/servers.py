@@ -90,6 +90,9 @@ class ApiServer:
                         "Content-Type", reply.headers.get("Content-Type", content_type)
                     )
                     self.send_header("Content-Length", str(len(body)))
+                    if "Access-Control-Allow-Origin" not in reply.headers:
+                        # as real IIIF and API servers answer: a viewer on another origin reads it
+                        self.send_header("Access-Control-Allow-Origin", "*")
                     for name, value in reply.headers.items():
                         if name != "Content-Type":
                             self.send_header(name, value)

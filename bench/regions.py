@@ -105,12 +105,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         folder = args.folder or Path(temp) / "demo"
-        print(f"preparing the demo collection ({args.notices} notices) ...", file=sys.stderr)
         if args.folder and (folder / ".monalia").is_dir():  # prepared by an earlier run
             from monalia.cli.app import App
 
             app = App(str(folder / "monalia.toml"), True)
         else:
+            print(f"preparing the demo collection ({args.notices} notices) ...", file=sys.stderr)
             app = prepare(folder, args.notices)
         samples = alternate(
             {
@@ -132,7 +132,7 @@ def main() -> None:
         )
         line = verdict(
             "regions",
-            [Criterion("CorLoc on the demo shapes", value, TARGET_CORLOC, unit="")],
+            [Criterion("CorLoc on the demo shapes", value, TARGET_CORLOC)],
             f"regions cost {per_1000:.1f} s per 1,000 images over scoring alone "
             f"({alone.median:.2f} s vs {both.median:.2f} s for {args.notices} images, CPU)",
         )

@@ -68,32 +68,12 @@ def enrich(app, regions: bool) -> float:
 
 def corloc(app, folder: Path) -> tuple[float, int, int, int]:
     """(CorLoc, detections with a true box, of which located, detections without one)."""
-    from sqlalchemy import select
-
-    from monalia.catalog.models import ModelClassRow, RecordRow, RegionRow
-    from monalia.learning.regions import Box
+    from monalia.stages.enrich.regions import localisation
 
     drawn = json.loads((folder / "shapes.json").read_text(encoding="utf-8"))
-    with app.catalog.session() as session:
-        rows = session.execute(
-            select(RecordRow.source_id, ModelClassRow.uri, RegionRow.boxes)
-            .join(RecordRow, RecordRow.id == RegionRow.record_id)
-            .join(
-                ModelClassRow,
-                (ModelClassRow.model_id == RegionRow.model_id)
-                & (ModelClassRow.class_index == RegionRow.class_index),
-            )
-        ).all()
-    located = truths = strays = 0
-    for source_id, uri, boxes in rows:
-        reference = source_id.rsplit("/", 1)[-1]
-        truth = drawn.get(reference, {}).get(uri)
-        if truth is None:
-            strays += 1
-            continue
-        truths += 1
-        if boxes and Box.of(boxes[0]).iou(Box.of(truth)) >= 0.5:
-            located += 1
+    truths, located, strays = localisation(
+        app.catalog, lambda source_id, uri: drawn.get(source_id.rsplit("/", 1)[-1], {}).get(uri)
+    )
     return (located / truths if truths else 0.0), truths, located, strays
 
 

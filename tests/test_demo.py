@@ -95,30 +95,17 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
     assert "serve" in last and str(folder / "monalia.toml") in last
 
     # where the shapes are: regions for the detections, most of them on the drawn shape
-    from monalia.catalog.models import ModelClassRow, RecordRow, RegionRow
-    from monalia.learning.regions import Box
+    from monalia.catalog.models import RegionRow
+    from monalia.stages.enrich.regions import localisation
 
     drawn = json.loads((folder / "shapes.json").read_text(encoding="utf-8"))
-    with catalog.session() as session:
-        located = session.execute(
-            select(RecordRow.source_id, ModelClassRow.uri, RegionRow.boxes)
-            .join(RecordRow, RecordRow.id == RegionRow.record_id)
-            .join(
-                ModelClassRow,
-                (ModelClassRow.model_id == RegionRow.model_id)
-                & (ModelClassRow.class_index == RegionRow.class_index),
-            )
-        ).all()
-    truths = [
-        (boxes, drawn[ref.rsplit("/", 1)[-1]][uri])
-        for ref, uri, boxes in located
-        if uri in drawn.get(ref.rsplit("/", 1)[-1], {})
-    ]
-    assert len(truths) > 100
-    hits = sum(
-        bool(boxes) and Box.of(boxes[0]).iou(Box.of(truth)) >= 0.5 for boxes, truth in truths
+    truths, hits, _ = localisation(
+        catalog, lambda source_id, uri: drawn.get(source_id.rsplit("/", 1)[-1], {}).get(uri)
     )
-    assert hits / len(truths) >= 0.6, hits / len(truths)
+    assert truths > 100
+    assert hits / truths >= 0.6, hits / truths
+    with catalog.session() as session:
+        located = session.scalars(select(RegionRow.boxes)).all()
 
     # ... and the same detections as W3C Web Annotations, valid against the Annotation Model
     from test_regions import OA, expanded
@@ -139,4 +126,4 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
             items.append(item)
     assert collection["total"] == len(items) == len(located)
     with_box = [i for i in items if "selector" in json.dumps(i["target"])]
-    assert len(with_box) == sum(bool(boxes) for _, _, boxes in located)
+    assert len(with_box) == sum(bool(boxes) for boxes in located)

@@ -13,7 +13,6 @@ so a consumer replaces rather than adds.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from datetime import datetime
 from importlib.resources import files
 from typing import Any
 
+from monalia.hashing import text_digest
 from monalia.rdf.scores import (
     SCORE_DECIMALS,
     ImageScores,
@@ -51,10 +51,6 @@ def anno_context_document() -> dict[str, Any]:
     return json.loads(text)
 
 
-def _digest(*parts: str, length: int = 20) -> str:
-    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:length]
-
-
 def _time(value: datetime) -> str:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -68,7 +64,7 @@ class AnnotationBase:
     model: str
 
     def annotation_id(self, kind: str, *parts: str) -> str:
-        return f"{self.base}{kind}/{_digest(self.model, *parts)}"
+        return f"{self.base}{kind}/{text_digest(self.model, *parts, length=20)}"
 
 
 def software_agent(model: ModelInfo, agent_id: str, card_url: str | None) -> dict[str, Any]:
@@ -240,7 +236,7 @@ def review_annotation(
         "motivation": "editing" if changes else "assessing",
         "created": _time(review.decided_at),
         "creator": {
-            "id": f"{reviewer_base}{_digest(review.reviewer, length=16)}",
+            "id": f"{reviewer_base}{text_digest(review.reviewer, length=16)}",
             "type": "Person",
             "nickname": review.reviewer,
         },

@@ -28,13 +28,13 @@ adding a second copy.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
+from monalia.hashing import text_digest
 from monalia.rdf.terms import (
     DCTERMS,
     IRI,
@@ -136,10 +136,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "model"
 
 
-def _digest(*parts: str, length: int = 24) -> str:
-    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:length]
-
-
 def model_graph_iri(base_iri: str, model: str) -> str:
     """The named graph holding one model's scores."""
     return f"{base_iri}graph/model/{quote(model, safe='')}"
@@ -159,11 +155,11 @@ def classifier_class_iri(model: str) -> str:
 
 
 def classification_iri(base_iri: str, model: str, record_iri: str, image_url: str) -> str:
-    return f"{base_iri}classification/{_slug(model)}/{_digest(record_iri, image_url)}"
+    return f"{base_iri}classification/{_slug(model)}/{text_digest(record_iri, image_url)}"
 
 
 def detection_iri(classification: str, concept: str) -> str:
-    return f"{classification}-{_digest(concept, length=12)}"
+    return f"{classification}-{text_digest(concept, length=12)}"
 
 
 def score_decile(score: float) -> int:
@@ -205,7 +201,7 @@ def region_triples(detection: str, image_url: str, boxes) -> Iterator[Triple]:
 
 def band_iri(graph: str, concept: str, mentioned: bool, decile: int) -> str:
     """A curation band of a model's graph: one concept, mentioned or not, one decile."""
-    return f"{graph}/band/{_digest(concept, length=12)}/{'m' if mentioned else 'u'}{decile}"
+    return f"{graph}/band/{text_digest(concept, length=12)}/{'m' if mentioned else 'u'}{decile}"
 
 
 def _time(value: datetime) -> Literal:
@@ -245,7 +241,7 @@ def model_triples(
     if model.test_map is not None:
         yield model_node, ML + "meanAveragePrecision", _float(model.test_map)
     for entry in model.classes:
-        setting = IRI(f"{model_node}/class/{_digest(entry.uri, length=12)}")
+        setting = IRI(f"{model_node}/class/{text_digest(entry.uri, length=12)}")
         yield model_node, ML + "classSetting", setting
         yield setting, ML + "concept", IRI(entry.uri)
         yield setting, RDFS + "label", Literal(entry.label)
@@ -325,7 +321,7 @@ def score_ntriples(
     concepts = [
         (
             entry.uri,
-            f"-{_digest(entry.uri, length=12)}>",
+            f"-{text_digest(entry.uri, length=12)}>",
             f"{is_a}{nt_iri(entry.uri)} .\n",
             {
                 (

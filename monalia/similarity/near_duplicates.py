@@ -440,11 +440,11 @@ def duplicate_triples(
 ) -> Iterator[Triple]:
     """Each pair as an `ml:DuplicatePair` (its records, similarity, method and embedder), and
     `ml:nearDuplicateOf` between the records both ways (never `owl:sameAs`)."""
-    from monalia.rdf.scores import _digest
+    from monalia.hashing import text_digest
 
     for group in groups:
         for a, b, score, method in group.pairs:
-            node = IRI(f"{base_iri}duplicate/{_digest(embedder, a.record, b.record)}")
+            node = IRI(f"{base_iri}duplicate/{text_digest(embedder, a.record, b.record)}")
             yield node, RDF + "type", IRI(ML + "DuplicatePair")
             yield node, ML + "duplicateRecord", IRI(a.record)
             yield node, ML + "duplicateRecord", IRI(b.record)

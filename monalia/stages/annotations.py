@@ -104,44 +104,24 @@ def accepted_reviews(catalog: Catalog) -> list[ReviewedDetection]:
     region each reviewer drew), as the institution should see them."""
     from monalia.catalog.reviews import region_corrections, reviews
 
-    found = []
-    for review in reviews(catalog).values():
-        verdict = review.verdict
-        if verdict is None or verdict.kind == "duplicate":
-            continue
-        found.append(
-            ReviewedDetection(
-                verdict.record_iri,
-                verdict.image_url,
-                verdict.class_uri,
-                verdict.class_label,
-                verdict.kind,
-                verdict.decision,
-                verdict.reviewer,
-                verdict.decided_at,
-                verdict.comment,
-                None,
-                verdict.id,
-            )
+    verdicts = [review.verdict for review in reviews(catalog).values()]
+    counted = [v for v in verdicts if v is not None and v.kind != "duplicate"]
+    return [
+        ReviewedDetection(
+            d.record_iri,
+            d.image_url,
+            d.class_uri,
+            d.class_label,
+            d.kind,
+            d.decision,
+            d.reviewer,
+            d.decided_at,
+            d.comment,
+            d.region,  # a region decision's box; None for the others
+            d.id,
         )
-    for region in region_corrections(catalog):
-        found.append(
-            ReviewedDetection(
-                region.record_iri,
-                region.image_url,
-                region.class_uri,
-                region.class_label,
-                "region",
-                "accept",
-                region.reviewer,
-                region.decided_at,
-                region.comment,
-                tuple(region.region),
-                region.id,
-            )
-        )
-    found.sort(key=lambda review: review.decision_id)
-    return found
+        for d in sorted([*counted, *region_corrections(catalog)], key=lambda d: d.id)
+    ]
 
 
 def tool_agent() -> dict[str, Any]:

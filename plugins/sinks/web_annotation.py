@@ -19,7 +19,6 @@ replaces a model's annotations as a whole, and a failed run leaves the previous 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import re
@@ -44,6 +43,7 @@ from monalia.formats.web_annotation import (
     review_annotation,
     software_agent,
 )
+from monalia.hashing import text_digest
 from monalia.rdf.scores import ImageScores, ModelInfo
 
 
@@ -60,10 +60,6 @@ class WebAnnotationSettings(PluginSettings):
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "model"
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
 def _write_json(path: Path, document: Any) -> None:
@@ -160,7 +156,7 @@ class WebAnnotationSink(Sink):
                 _write_json(models.partial / "model-card.json", card)
             if pages is not None:
                 for canvas_id, found in canvases.items():
-                    name = f"{_digest(canvas_id)}.json"
+                    name = f"{text_digest(canvas_id, length=20)}.json"
                     page_url = self.url(f"iiif/{slug}/{name}")
                     page = iiif_annotation_page(page_url, canvas_id, found, class_labels)
                     _write_json(pages.partial / name, page)
@@ -224,7 +220,7 @@ class WebAnnotationSink(Sink):
                     listed = True
                 if not listed:
                     continue
-                name = f"{_digest(fetched_from)}.json"
+                name = f"{text_digest(fetched_from, length=20)}.json"
                 copied["id"] = self.url(f"manifests/{name}")
                 _write_json(swap.partial / name, copied)
                 written += 1
@@ -236,42 +232,29 @@ class WebAnnotationSink(Sink):
 
     # -- near duplicates and reviews -----------------------------------------------------
 
-    def publish_links(self, pairs: Iterable[LinkedPair], tool: dict[str, Any]) -> int:
-        """Replace the `linking` annotations with these pairs'."""
-        ids = AnnotationBase(self.url("links/annotation/"), "duplicates")
-        swap = Swap(self.folder() / "links")
+    def _replace_collection(self, part: str, label: str, annotations) -> int:
+        """Write the collection `part` (a folder) anew and swap it in when complete."""
+        swap = Swap(self.folder() / part)
         try:
-            written = self._write_collection(
-                swap.partial,
-                "links",
-                "the same picture in two records",
-                (link_annotation(pair, ids, tool) for pair in pairs),
-            )
+            written = self._write_collection(swap.partial, part, label, annotations)
         except BaseException:
             swap.abandon()
             raise
         swap.commit()
         return written
 
+    def publish_links(self, pairs: Iterable[LinkedPair], tool: dict[str, Any]) -> int:
+        """Replace the `linking` annotations with these pairs'."""
+        ids = AnnotationBase(self.url("links/annotation/"), "duplicates")
+        made = (link_annotation(pair, ids, tool) for pair in pairs)
+        return self._replace_collection("links", "the same picture in two records", made)
+
     def publish_reviews(self, reviews: Iterable[ReviewedDetection], tool: dict[str, Any]) -> int:
         """Replace the curators' annotations with these decisions'."""
         ids = AnnotationBase(self.url("reviews/annotation/"), "reviews")
-        swap = Swap(self.folder() / "reviews")
-        try:
-            written = self._write_collection(
-                swap.partial,
-                "reviews",
-                "what curators decided",
-                (
-                    review_annotation(review, ids, self.url("reviewers/"), tool)
-                    for review in reviews
-                ),
-            )
-        except BaseException:
-            swap.abandon()
-            raise
-        swap.commit()
-        return written
+        reviewers = self.url("reviewers/")
+        made = (review_annotation(review, ids, reviewers, tool) for review in reviews)
+        return self._replace_collection("reviews", "what curators decided", made)
 
 
 @hookimpl

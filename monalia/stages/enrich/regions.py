@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import and_, delete, exists, false, func, or_, select
+from sqlalchemy import and_, exists, false, func, or_, select
 
 from monalia.catalog.database import Catalog
 from monalia.catalog.models import ImageRow, ModelRow, PredictionRow, RegionRow, utcnow
@@ -201,7 +201,6 @@ def explain_detections(predictor, detections: list[Detection], fraction: float, 
             boxes = image_boxes(heat, width, height, fraction)
             rows.append(
                 {
-                    "model_id": None,  # filled by write_regions
                     "image_id": detection.image_id,
                     "class_index": detection.class_index,
                     "record_id": detection.record_id,
@@ -217,26 +216,14 @@ def explain_detections(predictor, detections: list[Detection], fraction: float, 
 def write_regions(
     catalog: Catalog, model: ModelRow, rows: list[dict], considered: int, tracker: RunTracker
 ) -> int:
-    """Store the rows (replacing any for the same image, model and class) with the run's
-    counts, in one commit; `considered` detections were looked at."""
+    """Store the rows with the run's counts, in one commit; `considered` detections were
+    looked at. Each row is new: a chunk's images lost their old regions with their old scores
+    (`write_scores`), the catch-up reads only detections without one, and one regions run of a
+    model runs at a time."""
     now = utcnow()
     with catalog.session() as session:
-        for start in range(0, len(rows), 400):
-            part = rows[start : start + 400]
-            for image_id in {row["image_id"] for row in part}:
-                indices = [r["class_index"] for r in part if r["image_id"] == image_id]
-                session.execute(
-                    delete(RegionRow)
-                    .where(
-                        RegionRow.model_id == model.id,
-                        RegionRow.image_id == image_id,
-                        RegionRow.class_index.in_(indices),
-                    )
-                    .execution_options(synchronize_session=False)
-                )
         session.add_all(
-            RegionRow(**{**row, "model_id": model.id, "run_id": tracker.id, "made_at": now})
-            for row in rows
+            RegionRow(**row, model_id=model.id, run_id=tracker.id, made_at=now) for row in rows
         )
         tracker.add(seen=considered, new=len(rows))
         tracker.flush(session)
@@ -313,3 +300,31 @@ class RegionPass:
                 self.tracker,
                 progress,
             )
+
+
+def localisation(catalog: Catalog, truth_of) -> tuple[int, int, int]:
+    """How the stored regions match boxes known to be right (CorLoc): (detections with a
+    known box, of which the strongest box overlaps it with IoU >= 0.5, detections without
+    one). `truth_of(record source id, class URI)` gives the known box or None."""
+    from monalia.catalog.models import ModelClassRow, RecordRow
+    from monalia.learning.regions import Box
+
+    with catalog.session() as session:
+        rows = session.execute(
+            select(RecordRow.source_id, ModelClassRow.uri, RegionRow.boxes)
+            .join(RecordRow, RecordRow.id == RegionRow.record_id)
+            .join(
+                ModelClassRow,
+                (ModelClassRow.model_id == RegionRow.model_id)
+                & (ModelClassRow.class_index == RegionRow.class_index),
+            )
+        ).all()
+    known = located = unknown = 0
+    for source_id, uri, boxes in rows:
+        truth = truth_of(source_id, uri)
+        if truth is None:
+            unknown += 1
+            continue
+        known += 1
+        located += bool(boxes) and Box.of(boxes[0]).iou(Box.of(truth)) >= 0.5
+    return known, located, unknown

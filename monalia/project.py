@@ -95,6 +95,19 @@ class DatasetSection(_Section):
     export: list[Literal["csv", "jsonl"]] = Field(  # manifests written beside the dataset
         default_factory=lambda: ["csv", "jsonl"]
     )
+    # images `monalia audit` found with any of these problems are left out (its kinds, e.g.
+    # "low_information", "odd_aspect_ratio", "exact_duplicates", "outlier")
+    exclude_problems: list[str] = Field(default_factory=list)
+
+    @field_validator("exclude_problems")
+    @classmethod
+    def _known_problems(cls, value: list[str]) -> list[str]:
+        from monalia.curation.problem_kinds import KINDS
+
+        unknown = [name for name in value if name not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown problem {unknown[0]!r}: one of {', '.join(KINDS)}")
+        return list(dict.fromkeys(value))
 
     @field_validator("split")
     @classmethod
@@ -216,6 +229,60 @@ class SimilaritySection(_Section):
     batch_size: int = Field(default=32, ge=1)  # images embedded together
 
 
+class AuditSection(_Section):
+    """`monalia audit`: which checks run and where each draws its line."""
+
+    # cleanvision's image checks over every fetched image (monalia.curation.audit.IMAGE_CHECKS)
+    image_checks: list[str] = Field(
+        default_factory=lambda: [
+            "dark",
+            "light",
+            "blurry",
+            "low_information",
+            "odd_aspect_ratio",
+            "odd_size",
+            "grayscale",
+            "exact_duplicates",
+            "near_duplicates",
+        ]
+    )
+    # cleanlab Datalab's checks over a dataset and a model's out-of-sample scores
+    dataset_checks: list[str] = Field(
+        default_factory=lambda: [
+            "outlier",
+            "near_duplicate",
+            "non_iid",
+            "class_imbalance",
+            "underperforming_group",
+        ]
+    )
+    # a check's threshold where the library's default does not suit the collection, e.g.
+    # {dark = 0.2, blurry = 0.25}: each library's own meaning (see the audit how-to)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    workers: int = Field(default=1, ge=1)  # processes cleanvision reads images with
+
+    @field_validator("image_checks", "dataset_checks")
+    @classmethod
+    def _known_checks(cls, value: list[str], info) -> list[str]:
+        from monalia.curation.problem_kinds import DATASET_CHECKS, IMAGE_CHECKS
+
+        allowed = IMAGE_CHECKS if info.field_name == "image_checks" else DATASET_CHECKS
+        unknown = [name for name in value if name not in allowed]
+        if unknown:
+            raise ValueError(f"unknown check {unknown[0]!r}: one of {', '.join(allowed)}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        from monalia.curation.problem_kinds import KINDS
+
+        unknown = [name for name in value if name not in KINDS]
+        if unknown:
+            raise ValueError(f"no check named {unknown[0]!r}: one of {', '.join(KINDS)}")
+        return value
+
+
 class ServeSection(_Section):
     """The curators' workbench, `monalia serve`."""
 
@@ -224,6 +291,9 @@ class ServeSection(_Section):
     users_file: str = "workbench-users.txt"
     per_page: int = Field(default=50, ge=5, le=500)  # findings per page
     search_limit: int = Field(default=500, ge=10)  # search results kept per class
+    # detections drawn per class for the Sample list (stratified by score: `review stats`
+    # then measures the class's precision, not that of its best scores)
+    sample_size: int = Field(default=50, ge=5)
     heatmaps: int = Field(default=60, ge=0)  # heat maps in `monalia report html` (0: none)
 
 
@@ -249,6 +319,7 @@ class ProjectFile(_Section):
     enrich: EnrichSection = Field(default_factory=EnrichSection)
     report: ReportSection = Field(default_factory=ReportSection)
     serve: ServeSection = Field(default_factory=ServeSection)
+    audit: AuditSection = Field(default_factory=AuditSection)
     similarity: SimilaritySection = Field(default_factory=SimilaritySection)
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
 

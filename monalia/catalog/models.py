@@ -408,6 +408,43 @@ class ReviewDecisionRow(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class AuditFindingRow(Base):
+    """One problem `monalia audit` found in one image: an image problem (cleanvision) or a
+    dataset problem (cleanlab's Datalab over a dataset and a model's out-of-sample scores).
+
+    Each run replaces the rows of the checks it ran. `score` is the library's quality score
+    (0 worst, 1 clean); `detail` what else it said (the records it duplicates, the class).
+    """
+
+    __tablename__ = "audit_findings"
+    __table_args__ = (Index("ix_audit_findings_kind", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    scope: Mapped[str] = mapped_column(String(10))  # image or dataset
+    score: Mapped[float] = mapped_column(Float)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    dataset_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TaughtClassRow(Base):
+    """A class a curator teaches from a few examples (`monalia teach`): its answers are review
+    decisions of kind "teach" on its URI, which `monalia label` takes in."""
+
+    __tablename__ = "taught_classes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(1000), unique=True)
+    label: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class DuplicatePairRow(Base):
     """Two records' images found to be the same picture: identical files (method "content")
     or near-identical feature vectors (method "embedding"), with the group they fall in.

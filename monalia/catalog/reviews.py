@@ -21,11 +21,14 @@ from sqlalchemy import select
 from monalia.catalog.models import RecordRow, ReviewDecisionRow, utcnow
 from monalia.errors import ConfigError
 
-KINDS = ("noise", "silence", "search", "duplicate", "region")
+KINDS = ("noise", "silence", "search", "duplicate", "region", "teach")
 # a "duplicate" decision is about two records (the second in `class_uri`): accept = the same
 # picture, reject = two different ones; it changes no labels. A "region" decision is a box a
-# curator drew where the class is seen (`region`); it is kept apart from the findings' verdicts
+# curator drew where the class is seen (`region`); it is kept apart from the findings' verdicts.
+# A "teach" decision answers whether a record shows a class a curator teaches (`monalia teach`):
+# accept = it does, reject = it does not
 REGION = "region"
+TEACH = "teach"
 DECISIONS = ("accept", "reject", "skip")
 UNDO = "undo"
 MAX_COMMENT = 2000

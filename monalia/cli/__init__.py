@@ -7,6 +7,7 @@ share. Importing this package registers every command on the root group.
 from __future__ import annotations
 
 from monalia.cli import (  # noqa: F401  (each module registers its commands)
+    audit,
     dataset,
     db,
     demo,
@@ -25,6 +26,7 @@ from monalia.cli import (  # noqa: F401  (each module registers its commands)
     search,
     serve,
     similar,
+    teach,
     thesaurus,
     train,
     users,

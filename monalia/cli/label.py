@@ -117,6 +117,19 @@ def say_dataset_notes(stats: dict) -> None:
             f"near duplicates: {stats['near_duplicate_groups']} groups kept on one side of the "
             f"split ({stats['near_duplicate_moved']} images moved)"
         )
+    left_out = stats.get("excluded_problems") or {}
+    if left_out.get("records"):
+        kinds = ", ".join(f"{kind} {count}" for kind, count in left_out["kinds"].items())
+        click.echo(
+            f"left out for their image's problems ([dataset] exclude_problems): "
+            f"{left_out['records']:,} records ({kinds}); counted above as without a usable image"
+        )
+    taught = stats.get("taught_classes") or []
+    for entry in taught:
+        click.echo(
+            f"taught class {entry['label']}: {entry['positives']} positives, "
+            f"{entry['negatives']} negatives from `monalia teach`"
+        )
     feedback = stats.get("review_decisions") or {}
     if feedback.get("used"):
         click.echo(

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from monalia.web.error_pages import http_error, server_error
-from monalia.web.pages import classes, decisions, findings, images, login, records
+from monalia.web.pages import classes, curation, decisions, findings, images, login, records
 from monalia.web.security import Guard
 from monalia.web.site import Settings, Site
 from monalia.web.workbench import Workbench
@@ -35,6 +35,7 @@ def create_app(workbench: Workbench, settings: Settings) -> Starlette:
         *records.ROUTES,
         *images.ROUTES,
         *decisions.ROUTES,
+        *curation.ROUTES,
         *login.ROUTES,
     ]
     app = Starlette(

@@ -35,9 +35,12 @@ from monalia.curation.findings import CurationClass, Finding, find_class
 from monalia.errors import ConfigError, RecordError
 from monalia.project import Project
 from monalia.rdf.terms import check_iri
+from monalia.web.curation_views import CurationViews
+from monalia.web.map_views import MapViews
 from monalia.web.record_views import RecordViews
 
 REVIEWED = ("open", "decided", "skipped", "disputed", "all")
+SAMPLE = "sample"  # a stratified random sample of a class's detections; decided as "search"
 SEARCH_FIRST = 100  # search results read for a class's first pages
 BATCH = 500
 
@@ -98,7 +101,7 @@ class ReviewLog:
             return self.by_pair
 
 
-class Workbench(RecordViews):
+class Workbench(RecordViews, MapViews, CurationViews):
     """One project's findings, records, decisions and heat maps for one model."""
 
     def __init__(
@@ -171,8 +174,10 @@ class Workbench(RecordViews):
         """The class's findings of one kind, best first. Search results are read as far as
         `needed` asks (at least SEARCH_FIRST, at most `[serve] search_limit`; all of them
         without `needed`), and read further when a later page needs more."""
-        if kind not in KINDS:
+        if kind not in KINDS and kind != SAMPLE:
             raise ConfigError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+        if kind == SAMPLE:
+            return self._sample(class_uri)
         if kind != "search":
             self.warm()
             return self._lists.get((class_uri, kind), [])
@@ -187,6 +192,23 @@ class Workbench(RecordViews):
                 self._lists[class_uri, kind] = self._items(found, "search")
                 self._search_read[class_uri] = wanted
             return self._lists[class_uri, kind]
+
+    def _sample(self, class_uri: str) -> list[Item]:
+        """A stratified random sample of the class's detections (`[serve] sample_size`, drawn
+        once per model with a fixed seed, so every reviewer sees the same sample)."""
+        from monalia.curation.review_stats import stratified_sample
+
+        with self._lock:
+            known = self._lists.get((class_uri, SAMPLE))
+        if known is not None:
+            return known
+        detections = self.items(class_uri, "search")
+        chosen = stratified_sample(
+            detections, self.settings.sample_size, 5, seed=0, score=lambda i: i.finding.score
+        )
+        items = [Item(i.finding, SAMPLE, i.source, i.record_id) for i in chosen]
+        with self._lock:
+            return self._lists.setdefault((class_uri, SAMPLE), items)
 
     def complete(self, class_uri: str, kind: str) -> bool:
         """Whether the list holds every finding there is (search lists are read lazily)."""
@@ -397,18 +419,19 @@ class Workbench(RecordViews):
                     comment=comment,
                 )
         elif decision == "undo":
-            undo_decision(self.catalog, record_iri, class_uri, reviewer, kind)
+            undo_decision(self.catalog, record_iri, class_uri, reviewer, _stored_kind(kind))
         else:
             item = next(
                 (i for i in self.items(class_uri, kind) if i.finding.record == record_iri), None
             )
             finding = item.finding if item is not None else None
+            method = finding.method if finding is not None else None
             record_decision(
                 self.catalog,
                 record_iri=record_iri,
                 class_uri=class_uri,
                 class_label=cls.label,
-                kind=kind,
+                kind=_stored_kind(kind),
                 decision=decision,
                 reviewer=reviewer,
                 comment=comment,
@@ -416,7 +439,7 @@ class Workbench(RecordViews):
                 model_name=self.model.name,
                 score=finding.score if finding is not None else self._score(record_iri, cls),
                 image_url=finding.image if finding is not None else None,
-                method=finding.method if finding is not None else None,
+                method=SAMPLE if kind == SAMPLE else method,
                 annotated=finding.annotated if finding is not None else None,
             )
         current = self.log.current()
@@ -447,6 +470,11 @@ class Workbench(RecordViews):
                     ModelClassRow.uri == cls.uri,
                 )
             )
+
+
+def _stored_kind(kind: str) -> str:
+    """A decision on a sampled detection is a search decision made by the "sample" method."""
+    return "search" if kind == SAMPLE else kind
 
 
 __all__ = ["REVIEWED", "Decision", "Item", "Page", "Workbench"]

@@ -123,6 +123,9 @@ def class_concepts(
                 continue
             if entry.concept in labels and language_matches(entry.lang, language):
                 labels[entry.concept].add(entry.text.lower())
+    for target in classes:  # a class taught by curators has no thesaurus labels: its own
+        if not any(labels.get(concept) for concept in covered[target.uri]):
+            labels[target.uri].add(target.label.lower())
     return {
         uri: {concept: sorted(labels[concept]) for concept in sorted(concepts)}
         for uri, concepts in covered.items()
@@ -152,6 +155,52 @@ def near_duplicate_pairs(
 
     found = near_pairs(catalog, project, embedding(catalog, project), section.threshold)
     return [(a, b) for a, b, _score in found.pairs]
+
+
+def excluded_images(catalog: Catalog, kinds: list[str], tracker=None) -> dict[int, list[str]]:
+    """Image id -> the problems of `kinds` `monalia audit` found in it (`[dataset]
+    exclude_problems`); says so when no audit found anything to leave out."""
+    if not kinds:
+        return {}
+    from monalia.curation.audit import images_with_problems, problem_counts
+
+    found = images_with_problems(catalog, kinds)
+    if not found and tracker is not None:
+        audited = problem_counts(catalog)
+        tracker.event(
+            "exclude_problems is set but "
+            + (
+                "no audit has run: `monalia audit` finds them"
+                if not audited
+                else "the audit found none of these problems"
+            ),
+            level="warning" if not audited else "info",
+        )
+    return found
+
+
+def add_taught_classes(catalog: Catalog, labeling: Labeling) -> list[dict[str, Any]]:
+    """Add the classes curators taught (`monalia teach`) to the labeling; their answers come in
+    with the other review decisions (`apply_review_decisions`)."""
+    from monalia.api.labeler import TargetClass
+    from monalia.curation.teach import taught_labels
+
+    known = {target.uri for target in labeling.classes}
+    added = []
+    for cls, given in taught_labels(catalog):
+        if cls.uri in known or not any(given.values()):
+            continue  # a thesaurus class already, or nothing shows it yet
+        labeling.classes.append(TargetClass(cls.uri, cls.label))
+        known.add(cls.uri)
+        added.append(
+            {
+                "uri": cls.uri,
+                "label": cls.label,
+                "positives": sum(given.values()),
+                "negatives": sum(not v for v in given.values()),
+            }
+        )
+    return added
 
 
 def apply_review_decisions(catalog: Catalog, labeling: Labeling) -> dict[str, Any]:
@@ -215,7 +264,9 @@ def label_records(
     """Label the catalog's records and, when `build` is set, store and export their dataset."""
     section = project.file.dataset
     sources = record_sources(catalog, section.sources)
-    settings = section.model_dump(mode="json", exclude={"name", "export"})
+    settings = section.model_dump(mode="json", exclude={"name", "export", "exclude_problems"})
+    if section.exclude_problems:  # a dataset made without the setting keeps its identity
+        settings["exclude_problems"] = section.exclude_problems
     settings["sources"] = sources
     thesaurus = open_project_thesaurus(project, progress=on_thesaurus)
     try:
@@ -240,6 +291,13 @@ def label_records(
                 progress.set_total(count_records(catalog, sources))
             labeling = labeler.label(classes, iter_record_subjects(catalog, sources, progress))
             count_labeling(tracker, labeling)
+            taught = add_taught_classes(catalog, labeling)
+            for entry in taught:
+                tracker.event(
+                    f"taught class {entry['label']}: {entry['positives']} positives, "
+                    f"{entry['negatives']} negatives (`monalia teach`)",
+                    level="info",
+                )
             feedback = apply_review_decisions(catalog, labeling)
             if feedback["used"]:
                 tracker.event(
@@ -248,8 +306,17 @@ def label_records(
                     level="info",
                 )
             near = near_duplicate_pairs(catalog, project, tracker, progress)
-            plan = plan_dataset(catalog, labeling, settings, section.name, near)
+            excluded = excluded_images(catalog, section.exclude_problems, tracker)
+            plan = plan_dataset(catalog, labeling, settings, section.name, near, excluded)
+            left_out = plan.stats["excluded_problems"]
+            if left_out["records"]:
+                kinds = ", ".join(f"{kind} {n}" for kind, n in left_out["kinds"].items())
+                tracker.event(
+                    f"{left_out['records']} records left out for their image's problems ({kinds})",
+                    level="info",
+                )
             plan.stats["review_decisions"] = feedback
+            plan.stats["taught_classes"] = taught
             if plan.stats["near_duplicate_groups"]:
                 tracker.event(
                     f"{plan.stats['near_duplicate_groups']} groups of near-duplicate images kept "

@@ -195,15 +195,25 @@ def plan_dataset(
     settings: dict[str, Any],
     name: str,
     near_pairs: list[tuple[str, str]] | None = None,
+    excluded_images: dict[int, list[str]] | None = None,
 ) -> DatasetPlan:
     """Choose, balance and split the dataset's members; nothing is written. Images in
-    `near_pairs` (content hashes of near duplicates) end up on the same side of the split."""
+    `near_pairs` (content hashes of near duplicates) end up on the same side of the split;
+    records whose image is in `excluded_images` (image id -> its problems) are left out."""
     labelled = labeling.assignments
     images = main_images(
         catalog,
         list(labelled) + list(labeling.records_without_class),
         settings["images"] == "fetched",
     )
+    left_out = {"records": 0, "kinds": Counter()}
+    if excluded_images:
+        for record_id, choice in list(images.items()):
+            problems = excluded_images.get(choice.image_id)
+            if problems:
+                del images[record_id]
+                left_out["records"] += 1
+                left_out["kinds"].update(problems)
     by_key = positive_candidates(labelled, images)
     positives = sorted(by_key.values(), key=lambda candidate: candidate.key)
     pool = negative_candidates(labeling.records_without_class, images, by_key)
@@ -249,6 +259,7 @@ def plan_dataset(
         label_matrix(members, kept_uris), tuple(settings["split"]), settings["seed"]
     )
     splits, near_groups, near_moved = keep_groups_together(members, splits, near)
+    excluded = {"records": left_out["records"], "kinds": dict(sorted(left_out["kinds"].items()))}
     planned = [(candidate, SPLITS[split]) for candidate, split in zip(members, splits, strict=True)]
 
     plan = DatasetPlan(name, dataset_hash, kept_classes, planned, settings)
@@ -265,6 +276,7 @@ def plan_dataset(
         **{key: found[key] for key in UNMATCHED_COUNTS},
         "near_duplicate_groups": near_groups,  # kept on one side of the split
         "near_duplicate_moved": near_moved,  # images moved there from where stratifying put them
+        "excluded_problems": excluded,  # records left out for their image's audit problems
         **split_stats(planned, kept_uris),
     }
     return plan

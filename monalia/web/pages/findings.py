@@ -14,7 +14,7 @@ from starlette.routing import Route
 from monalia.web.site import KEYS, Site
 from monalia.web.workbench import REVIEWED
 
-KINDS = ("noise", "silence", "search")
+KINDS = ("noise", "silence", "search", "sample")
 MAX_PAGE = 10**9  # a larger page number is past any collection's end
 
 
@@ -42,7 +42,7 @@ def read_filters(site: Site, query: Any) -> dict[str, Any]:
         raise HTTPException(404, "no such class") from None
     kind = query.get("kind", "noise")
     if kind not in KINDS:
-        raise HTTPException(400, "kind is noise, silence or search")
+        raise HTTPException(400, "kind is noise, silence, search or sample")
     reviewed = query.get("reviewed", "open")
     if reviewed not in REVIEWED:
         raise HTTPException(400, f"reviewed is one of {', '.join(REVIEWED)}")

@@ -1105,3 +1105,276 @@ def test_regions_are_drawn_corrected_by_a_curator_and_published_as_annotations(f
     first = json.loads((model_folder / "page-0.json").read_text(encoding="utf-8"))
     assert any("selector" in json.dumps(item["target"]) for item in first["items"])
     assert (model_folder / "model-card.json").is_file()
+
+
+def test_the_sample_list_is_stratified_and_its_decisions_measure_precision(folder, cli):
+    workbench, catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    horse = workbench.classes[0]
+    detections = workbench.items(horse.uri, "search")
+    page = client.get("/findings?class=0&kind=sample&reviewed=all").text
+    sampled = [record for record, _cls in cards(page)]
+    assert len(sampled) == min(len(detections), 50) and len(set(sampled)) == len(sampled)
+    assert cards(client.get("/findings?class=0&kind=sample&reviewed=all").text) == cards(page)
+    if len(detections) > 50:  # the sample reaches the lower scores, not only the best
+        lowest = sorted(d.finding.score for d in detections)[len(detections) // 5]
+        scores = {d.finding.record: d.finding.score for d in detections}
+        assert min(scores[r] for r in sampled) <= lowest
+    token = csrf_of(page)
+    for record, decision in zip(sampled[:3], ("accept", "accept", "reject"), strict=True):
+        assert decide(client, token, record, horse.uri, "sample", decision).status_code == 200
+    stored = decisions(catalog)
+    assert {(d.kind, d.method) for d in stored} == {("search", "sample")}
+    # a second reviewer disagrees on one of them
+    _wb, _catalog, other = open_workbench(folder, reviewer="jean")
+    second = TestClient(other)
+    decide(second, csrf_of(second.get("/").text), sampled[0], horse.uri, "sample", "reject")
+    stats = client.get("/stats").text
+    row = re.search(
+        r"<td>[^<]*</td><td>sample</td><td>(\d+)</td><td>(\d+)</td><td>([\d.]+)</td>", stats
+    )
+    assert row and row.groups() == ("3", "1", "0.33"), stats
+    assert "1 findings decided by several reviewers" in stats.replace("0 of 1", "1") or (
+        "0 of 1 findings decided by several reviewers agree" in stats
+    )
+    result = cli("review", "stats", "--format", "json", project=folder)
+    data = json.loads(result.output)
+    assert data["agreement"]["findings"] == 1 and data["agreement"]["unanimous"] == 0
+    # the CLI draws the same kind of sample from the same detections
+    sample = json.loads(
+        cli(
+            "review", "sample", horse.label, "--size", "10", "--format", "json", project=folder
+        ).output
+    )
+    assert len(sample) == min(10, len(detections))
+
+
+def read_subjects(folder: Path) -> dict[str, set[str]]:
+    found = {}
+    for line in (folder / "records.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        found[record["id"]] = {s["uri"] for s in record["subjects"] if isinstance(s, dict)}
+    return found
+
+
+def test_teach_a_class_from_examples_in_the_workbench_and_the_cli_then_label_learns_it(folder, cli):
+    from sklearn.metrics import average_precision_score
+
+    workbench, catalog, app = open_workbench(folder)
+    client = TestClient(app)
+    token = csrf_of(client.get("/teach").text)
+    horse = workbench.classes[0].uri
+    subjects = read_subjects(folder)
+    with_horse = sorted(r for r, s in subjects.items() if horse in s)
+    made = client.post(
+        "/teach/new",
+        data={"csrf": token, "label": "Cheval dessiné", "examples": "\n".join(with_horse[:5])},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303 and made.headers["location"] == "/teach/1"
+    page = client.get("/teach/1").text
+    asks = re.findall(r'class="card ask" data-record="([^"]+)"', page)
+    assert len(asks) == 12 and "5 positives, 0 negatives" in page
+    # answering the least sure retrains: the next page asks about others
+    taught = re.search(r'name="class" value="([^"]+)"', page).group(1)
+    assert taught.endswith("class/cheval-dessine")
+    with catalog.session() as session:
+        from monalia.catalog.models import RecordRow
+
+        iri_of = dict(session.execute(select(RecordRow.iri, RecordRow.source_id)).all())
+    truth = {iri: horse in subjects[source] for iri, source in iri_of.items()}
+    for record in asks[:6]:
+        answer = client.post(
+            "/teach/answer",
+            data={
+                "csrf": token,
+                "class": taught,
+                "record": record,
+                "shows": "yes" if truth[record] else "no",
+            },
+            headers={"Accept": "application/json"},
+        )
+        assert answer.status_code == 200 and answer.json()["shows"] == truth[record]
+    again = re.findall(r'class="card ask" data-record="([^"]+)"', client.get("/teach/1").text)
+    assert not set(again) & set(asks[:6])
+    assert {d.kind for d in decisions(catalog)} == {"teach"}
+
+    # the CLI: more answers, then the ranking of the whole collection
+    no = [r for r, s in subjects.items() if horse not in s][:3]
+    result = cli("teach", "answer", "Cheval dessiné", *[f"--no={r}" for r in no], project=folder)
+    assert result.exit_code == 0 and "0 yes, 3 no" in result.output
+    ranked = json.loads(
+        cli(
+            "teach", "rank", "cheval dessiné", "--limit", "200", "--format", "json", project=folder
+        ).output
+    )
+    assert len(ranked) == len(truth)
+    labels = [truth[e["record"]] for e in ranked]
+    ap = average_precision_score(labels, [e["score"] for e in ranked])
+    assert ap > sum(labels) / len(labels) + 0.15, ap  # far better than chance
+    asked = json.loads(
+        cli(
+            "teach",
+            "ask",
+            "cheval dessiné",
+            "--list",
+            "--count",
+            "5",
+            "--format",
+            "json",
+            project=folder,
+        ).output
+    )
+    assert len(asked) == 5 and all(e["answer"] is None for e in asked)
+    listed = json.loads(cli("teach", "list", "--format", "json", project=folder).output)
+    assert listed[0]["positives"] >= 5 and listed[0]["negatives"] >= 3
+    refused = cli("teach", "new", "cheval dessiné", "--example", no[0], project=folder)
+    assert refused.exit_code != 0 and "already taught" in refused.output
+
+    # label takes the class in with its answers, and says so
+    result = cli("label", project=folder)
+    assert result.exit_code == 0, result.output
+    assert "taught class Cheval dessiné:" in result.output
+    with catalog.session() as session:
+        newest = session.scalars(select(DatasetRow).order_by(DatasetRow.id.desc())).first()
+        assert taught in [c["uri"] for c in newest.classes]
+
+
+def test_the_audit_page_shows_problem_images_and_label_leaves_them_out(folder, cli):
+    from PIL import Image
+
+    catalog = Catalog.open(f"sqlite:///{folder / 'catalog.sqlite'}")
+    with catalog.session() as session:
+        from monalia.catalog.models import ImageRow
+
+        first = session.scalars(select(ImageRow).order_by(ImageRow.id)).first()
+        image_id, path = first.id, folder / ".monalia" / first.path
+    Image.new("RGB", (80, 80), (250, 250, 250)).save(path, "JPEG")  # a blank scan
+    result = cli("audit", "--no-dataset", "--format", "json", project=folder)
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    blank = [p for p in found if p["kind"] == "low_information"]
+    assert [p["reference"] for p in blank] == ["r0"]
+    _workbench, _catalog, app = open_workbench(folder)
+    page = TestClient(app).get("/audit").text
+    assert f'src="/image/{image_id}/thumb"' in page and "low_information" in page
+    page = TestClient(app).get("/audit?kind=low_information").text
+    assert page.count('class="card problem"') == 1
+    with (folder / "monalia.toml").open("a", encoding="utf-8") as toml:
+        toml.write('\n[audit]\nimage_checks = ["low_information"]\n')
+    text = (folder / "monalia.toml").read_text(encoding="utf-8")
+    (folder / "monalia.toml").write_text(
+        text.replace("[dataset]\n", '[dataset]\nexclude_problems = ["low_information"]\n', 1),
+        encoding="utf-8",
+    )
+    result = cli("label", project=folder)
+    assert result.exit_code == 0, result.output
+    assert "left out for their image's problems" in result.output
+    assert "1 records (low_information 1)" in result.output
+
+
+def test_the_map_in_a_real_browser(folder):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from test_curation import browser
+
+    driver = browser()
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monalia",
+            "--project",
+            str(folder),
+            "serve",
+            "--port",
+            str(port),
+            "--reviewer",
+            "marie",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.3)
+        started = time.monotonic()
+        driver.get(f"{base}/map")
+        canvas = driver.find_element("css selector", "#map")
+        for _ in range(600):
+            if canvas.get_attribute("data-drawn"):
+                break
+            time.sleep(0.1)
+        assert canvas.get_attribute("data-drawn") == "80", driver.find_element(
+            "css selector", "#map-status"
+        ).text
+        assert time.monotonic() - started < 60
+        points = driver.execute_script("return fetch('/map/points').then(r => r.json())")
+        assert points["count"] == 80 and points["method"] == "umap"
+        legend = driver.find_element("css selector", "#map-legend").text
+        assert any(label in legend for label in points["classes"])
+        # pointing at a point shows its picture
+        size = canvas.size
+        width, height = driver.execute_script(
+            "const c = document.getElementById('map'); return [c.width, c.height]"
+        )
+        x = 10 + points["x"][0] / points["grid"] * (width - 20)
+        y = 10 + (1 - points["y"][0] / points["grid"]) * (height - 20)
+        scale = size["width"] / width
+        ActionChains(driver).move_to_element_with_offset(
+            canvas, x * scale - size["width"] / 2, y * scale - size["height"] / 2
+        ).perform()
+        preview = driver.find_element("css selector", "#map-preview")
+        for _ in range(50):
+            if "shown" in preview.get_attribute("class"):
+                break
+            time.sleep(0.1)
+        assert "shown" in preview.get_attribute("class")
+        assert preview.get_attribute("src").endswith(f"/image/{points['image'][0]}/thumb")
+        # colour by finding: the legend names the kinds
+        driver.execute_script(
+            "const s = document.getElementById('map-colour'); s.value = 'finding';"
+            "s.dispatchEvent(new Event('change'))"
+        )
+        assert "noise" in driver.find_element("css selector", "#map-legend").text
+        # a box over the whole map selects every record; one is reviewed from the list
+        ActionChains(driver).move_to_element_with_offset(
+            canvas, -size["width"] / 2 + 2, -size["height"] / 2 + 2
+        ).click_and_hold().move_by_offset(size["width"] - 4, size["height"] - 4).release().perform()
+        for _ in range(100):
+            listed = driver.find_elements("css selector", "#map-selection-list li")
+            if listed:
+                break
+            time.sleep(0.1)
+        assert len(listed) == 80
+        assert "80 records" in driver.find_element("css selector", "#map-selection-title").text
+        first = listed[0].get_attribute("data-record")
+        listed[0].find_element("css selector", "button[data-decision='accept']").click()
+        for _ in range(50):
+            if "decided" in listed[0].get_attribute("class"):
+                break
+            time.sleep(0.1)
+        catalog = Catalog.open(f"sqlite:///{folder / 'catalog.sqlite'}")
+        [row] = decisions(catalog)
+        assert (row.record_iri, row.kind, row.decision) == (first, "search", "accept")
+        # a click opens the point's record
+        ActionChains(driver).move_to_element_with_offset(
+            canvas, x * scale - size["width"] / 2, y * scale - size["height"] / 2
+        ).click().perform()
+        for _ in range(50):
+            if "/record?" in driver.current_url:
+                break
+            time.sleep(0.1)
+        assert "/record?iri=" in driver.current_url
+    finally:
+        driver.quit()
+        server.terminate()
+        server.wait(timeout=30)

@@ -79,7 +79,13 @@ def audit(app: App, images, dataset, model_ref, stored, kinds, limit, output_for
         for note in outcome.notes:
             app.say(note)
         print_runs_summary("audit", [outcome.info], app, to_stderr=output_format != "table")
-    problems_all = stored_problems(app.catalog, list(kinds) or None, app.project.data_dir)
+    shown_kinds = list(kinds)
+    if not stored and not kinds:  # what the checks that ran found
+        section = app.project.file.audit
+        shown_kinds = (section.image_checks if images else []) + (
+            section.dataset_checks if dataset else []
+        )
+    problems_all = stored_problems(app.catalog, shown_kinds or None, app.project.data_dir)
     total = len(problems_all)
     problems = problems_all[:limit] if limit else problems_all
     counts: dict[str, int] = {}

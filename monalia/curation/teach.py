@@ -40,7 +40,11 @@ class TaughtClass:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "class"
+    """A label as a URI segment: "Cheval dessiné" -> "cheval-dessine"."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:80] or "class"
 
 
 def taught_classes(catalog) -> list[TaughtClass]:

@@ -22,7 +22,7 @@ from monalia.curation.audit import (
     fetched_files,
     store_problems,
 )
-from monalia.errors import ConfigError
+from monalia.errors import ConfigError, MonaliaError
 from monalia.project import Project
 
 
@@ -47,7 +47,12 @@ def dataset_inputs(catalog: Catalog, project: Project, model_ref: str | None, sa
     from monalia.catalog.orm_reader import reader_of
     from monalia.similarity.near_duplicates import embed_missing, embedding, fetched_images
 
-    model = find_model(catalog, model_ref or project.file.enrich.model)
+    try:
+        model = find_model(catalog, model_ref or project.file.enrich.model)
+    except MonaliaError as exc:  # no model yet, or none of that name
+        if model_ref:
+            raise
+        return None, None, f"{exc}: the dataset checks need a model with out-of-sample scores"
     reader = reader_of(catalog)
     found = [entry for entry in reader.score_sets() if entry[2].get("model") == model.name]
     if not found or model.dataset_id is None:
@@ -152,7 +157,7 @@ def run_audit(
             outcome.notes += found.notes
         if dataset_checks:
             prepared, model, note = dataset_inputs(catalog, project, model_ref, say)
-            outcome.model = model.name
+            outcome.model = model.name if model is not None else None
             if note:
                 outcome.notes.append(note)
                 tracker.event(note, level="info" if prepared else "warning")

@@ -927,7 +927,12 @@ def test_every_machine_format_prints_only_data_in_one_set_of_names(folder, cli):
         ("similar", record, "--k", "3"): "similar",
         ("duplicates", "--threshold", "0.8", "--no-publish"): "duplicates",
         ("review", "export"): "review-export",
+        ("review", "stats"): "review-stats",
+        ("audit", "--no-dataset"): "audit",
+        ("teach", "rank", "probe", "--limit", "5"): "teach",
     }
+    reference = noise[0]["reference"]
+    assert cli("teach", "new", "Probe", "--example", reference, project=folder).exit_code == 0
     for args, name in commands.items():
         for quiet in (True, False):
             runner = CliRunner()
@@ -941,6 +946,8 @@ def test_every_machine_format_prints_only_data_in_one_set_of_names(folder, cli):
         rows = list(csv.DictReader(io.StringIO(table.stdout)))
         if name == "review-export":
             fields = list(schema(name)["properties"]["changes"]["items"]["required"])
+        elif name == "review-stats":
+            fields = list(schema(name)["properties"]["precision"]["items"]["required"])
         elif name == "duplicates":
             fields = ["group", "lowest", *schema("similar")["items"]["required"][1:]]
             assert len(rows) == sum(len(group["records"]) for group in data)
@@ -1252,7 +1259,8 @@ def test_the_audit_page_shows_problem_images_and_label_leaves_them_out(folder, c
     Image.new("RGB", (80, 80), (250, 250, 250)).save(path, "JPEG")  # a blank scan
     result = cli("audit", "--no-dataset", "--format", "json", project=folder)
     assert result.exit_code == 0, result.output
-    found = json.loads(result.output)
+    print(repr(result.output[:500]))
+    found = json.loads(result.stdout)
     blank = [p for p in found if p["kind"] == "low_information"]
     assert [p["reference"] for p in blank] == ["r0"]
     _workbench, _catalog, app = open_workbench(folder)
@@ -1260,6 +1268,14 @@ def test_the_audit_page_shows_problem_images_and_label_leaves_them_out(folder, c
     assert f'src="/image/{image_id}/thumb"' in page and "low_information" in page
     page = TestClient(app).get("/audit?kind=low_information").text
     assert page.count('class="card problem"') == 1
+    # the HTML report has an audit page with thumbnails, and precision as reviewed
+    assert cli("report", "html", str(folder / "site"), project=folder).exit_code == 0
+    report = (folder / "site" / "audit.html").read_text(encoding="utf-8")
+    assert report.count('class="card problem"') == len(found)
+    assert re.search(r'<img src="thumbs/[0-9a-f]{64}\.jpg"', report)
+    assert (folder / "site" / report.split('<img src="')[1].split('"')[0]).is_file()
+    index = (folder / "site" / "index.html").read_text(encoding="utf-8")
+    assert "Precision as reviewed" in index and 'href="audit.html"' in index
     with (folder / "monalia.toml").open("a", encoding="utf-8") as toml:
         toml.write('\n[audit]\nimage_checks = ["low_information"]\n')
     text = (folder / "monalia.toml").read_text(encoding="utf-8")

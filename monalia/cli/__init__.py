@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from monalia.cli import (  # noqa: F401  (each module registers its commands)
     audit,
+    collection_map,
     dataset,
     db,
     demo,

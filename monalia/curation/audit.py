@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,30 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", module="cleanlab")
 
 
+@contextmanager
+def _progress_into(progress):
+    """cleanvision's own progress bars, counted into monalia's progress instead (the first pass,
+    the image properties, is the one that reads every file)."""
+    import cleanvision.issue_managers.duplicate_issue_manager as duplicates
+    import cleanvision.issue_managers.image_property_issue_manager as properties
+
+    def counted(iterable=None, *args, **kwargs):
+        for item in iterable:
+            yield item
+            if progress is not None and kwargs.get("desc") == "Computing scores":
+                progress.advance(1)
+
+    def silent(iterable=None, *args, **kwargs):
+        return iterable
+
+    kept = properties.tqdm, duplicates.tqdm
+    properties.tqdm, duplicates.tqdm = counted, silent
+    try:
+        yield
+    finally:
+        properties.tqdm, duplicates.tqdm = kept
+
+
 def audit_images(
     images: list[FetchedImage],
     checks: list[str],
@@ -163,11 +188,9 @@ def audit_images(
     if progress is not None and hasattr(progress, "set_total"):
         progress.set_total(len(paths))
     lab = Imagelab(filepaths=paths)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _progress_into(progress):
         warnings.simplefilter("ignore")
         lab.find_issues(issue_types=library_checks, n_jobs=max(1, workers), verbose=False)
-    if progress is not None:
-        progress.advance(len(paths))
     issues = lab.issues
     key_of = {path: key for key, path in zip(keys, paths, strict=True)}
     unread = set(paths) - {str(index) for index in issues.index}

@@ -197,6 +197,22 @@ def write_thumbnails(findings, folder: Path, progress=None) -> dict[str, str | N
     return thumbs
 
 
+def audit_cards(catalog, project, folder: Path, limit: int = 500) -> list[dict[str, Any]]:
+    """The stored audit findings with a thumbnail each (at most `limit`)."""
+    from monalia.curation.audit import stored_problems
+    from monalia.curation.problem_kinds import MEANING
+
+    cards = []
+    for problem in stored_problems(catalog, None, project.data_dir)[:limit]:
+        card = problem.as_dict()
+        card["meaning"] = MEANING.get(problem.kind, problem.kind)
+        card["thumbnail"] = (
+            thumbnail(Path(problem.image_path), folder) if problem.image_path else None
+        )
+        cards.append(card)
+    return cards
+
+
 def copy_plots(model_dir: Path | None, out: Path) -> list[str]:
     """The model's plots copied into the site; their paths relative to it."""
     plots = []
@@ -317,11 +333,24 @@ def write_site(out: Path, setup, catalog, project, per_class: int, progress=None
             explanation=search_explanation(cls, per_class),
             findings=[_card(f, thumbs, None, regions) for f in searches[cls.uri]],
         )
+    problems = audit_cards(catalog, project, out / "thumbs")
+    render(
+        "audit.html",
+        "audit.html",
+        title="Audit",
+        problems=problems,
+        explanation="Pictures that are not the object and dataset problems, as the last "
+        "`monalia audit` found them (worst quality score first within each kind).",
+    )
+    from monalia.curation.review_stats import review_stats
+
     render(
         "index.html",
         "index.html",
         **index_values(model, curation.classes, class_pages, noise, silence),
         plots=plots,
+        problems=len(problems),
+        reviewed=review_stats(catalog, {c.uri: c.label for c in curation.classes}),
     )
     if progress is not None:
         progress.close()

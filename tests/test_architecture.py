@@ -44,6 +44,7 @@ LAYERS = {
     "monalia.jsontext": 0,
     "monalia.hashing": 0,
     "monalia.masking": 0,
+    "monalia.curation.problem_kinds": 0,  # names only: the project file checks them
     "monalia.rdf": 1,
     "monalia.learning": 1,
     "monalia.net.url_policy": 1,
@@ -59,6 +60,8 @@ LAYERS = {
     "monalia.curation.findings": 4,
     "monalia.curation.confident_learning": 4,
     "monalia.similarity": 5,
+    "monalia.curation.audit": 5,  # the audit's checks and store, which label and audit run
+    "monalia.curation.teach": 6,  # taught classes over the vectors, which label takes in
     "monalia.executors": 6,
     "monalia.stages": 7,
     "monalia.curation": 8,

@@ -127,3 +127,26 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
     assert collection["total"] == len(items) == len(located)
     with_box = [i for i in items if "selector" in json.dumps(i["target"])]
     assert len(with_box) == sum(bool(boxes) for boxes in located)
+
+    # beyond label errors, on the demo: the audit (images and the dataset, over the fold
+    # models' scores), the map, a taught class, precision from a review
+    audited = cli("audit", "--format", "json", project=folder)
+    assert audited.exit_code == 0, audited.output
+    problems = json.loads(audited.stdout)
+    assert {p["scope"] for p in problems} <= {"image", "dataset"}
+    with catalog.session() as session:
+        run = session.scalars(
+            select(RunRow).where(RunRow.stage == "audit").order_by(RunRow.id.desc())
+        ).first()
+        assert run.status == "done" and run.seen == 300 == run.new + run.unchanged + run.failed
+        assert run.settings["dataset_checks"]
+    mapped = cli("map", project=folder)
+    assert mapped.exit_code == 0 and "map of 300 records (umap" in mapped.output
+    taught = cli("teach", "new", "Figure", "--example", "DEMO00001", "--example", "DEMO00002",
+                 project=folder)
+    assert taught.exit_code == 0, taught.output
+    ranked = json.loads(
+        cli("teach", "rank", "Figure", "--limit", "10", "--format", "json", project=folder).stdout
+    )
+    assert len(ranked) == 10 and ranked[0]["score"] >= ranked[-1]["score"]
+    assert {"DEMO00001", "DEMO00002"} & {e["reference"] for e in ranked}

@@ -110,6 +110,8 @@ def serve(
     # the model loads while the curator opens the first page, not when the first heat map is
     # asked for
     threading.Thread(target=workbench.can_explain, name="load-model", daemon=True).start()
+    # likewise the Map page's data, when the map was computed before (`monalia map`)
+    threading.Thread(target=workbench.warm_map, name="warm-map", daemon=True).start()
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"workbench on http://{shown}:{port}/"

@@ -80,16 +80,32 @@ def project_2d(vectors: np.ndarray) -> tuple[np.ndarray, str]:
     return (xy - low) / span, method
 
 
-def collection_map(catalog, project, progress=None, say=None) -> CollectionMap:
-    """The map of the catalog's records, computed when its vector set has none yet."""
+def _inputs(catalog, project, progress=None, say=None):
     from monalia.similarity.near_duplicates import embed_missing, embedding, fetched_images
 
     found = embedding(catalog, project)
     images = fetched_images(catalog)
-    missing = len({i.sha256 for i in images} - found.store.keys())
-    if missing and say is not None:
-        say(f"embedding {missing:,} images with {found.name} (kept for the next time)")
-    embed_missing(project, found, images, progress)
+    known = found.store.keys()
+    missing = [image for image in images if image.sha256 not in known]
+    if missing:
+        if say is not None:
+            count = len({image.sha256 for image in missing})
+            say(f"embedding {count:,} images with {found.name} (kept for the next time)")
+        embed_missing(project, found, missing, progress)
+    return found, images
+
+
+def is_cached(catalog, project) -> bool:
+    """Whether some map was computed for the project's vectors (not necessarily the current
+    one): the workbench then makes its page's data as it starts."""
+    from monalia.similarity.near_duplicates import embedding
+
+    return any(Path(embedding(catalog, project).store.folder).glob("map-*.npz"))
+
+
+def collection_map(catalog, project, progress=None, say=None) -> CollectionMap:
+    """The map of the catalog's records, computed when its vector set has none yet."""
+    found, images = _inputs(catalog, project, progress, say)
     keys, matrix = found.store.load()
     position = {key: i for i, key in enumerate(keys)}
     records, image_ids, rows, chosen_keys = [], [], [], []

@@ -5,6 +5,7 @@ name is fetched when a point is pointed at, selected or opened)."""
 from __future__ import annotations
 
 import threading
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -36,14 +37,12 @@ class MapViews:
         found = collection_map(self.catalog, self.project)
         record_ids = [int(r) for r in found.record_ids]
         image_ids = [int(i) for i in found.image_ids]
-        position = {image: i for i, image in enumerate(image_ids)}
         classes = self.classes
         column_of = {cls.uri: c for c, cls in enumerate(classes)}
         thresholds = np.array(
             [cls.threshold if cls.threshold is not None else 0.5 for cls in classes]
         )
         best = np.full(len(image_ids), -1, dtype=np.int64)
-        best_score = np.zeros(len(image_ids))
         with self.catalog.session() as session:
             index_uri = dict(
                 session.execute(
@@ -52,25 +51,41 @@ class MapViews:
                     )
                 ).all()
             )
-            column_of_index = {i: column_of.get(uri, -1) for i, uri in index_uri.items()}
+            # a million scores are read as plain rows and judged with numpy, not as objects
             rows = session.execute(
                 select(PredictionRow.image_id, PredictionRow.class_index, PredictionRow.score)
                 .where(PredictionRow.model_id == self.model.id)
-                .execution_options(yield_per=50_000)
-            )
-            for image_id, class_index, score in rows:
-                at = position.get(image_id)
-                column = column_of_index.get(class_index, -1)
-                if at is None or column < 0 or score < thresholds[column]:
-                    continue
-                if score > best_score[at]:
-                    best_score[at], best[at] = score, column
+            ).all()
+            if rows and image_ids:
+                table = np.fromiter(
+                    chain.from_iterable(rows), dtype=np.float64, count=3 * len(rows)
+                ).reshape(-1, 3)
+                column_of_index = np.full(int(table[:, 1].max()) + 1, -1, dtype=np.int64)
+                for index, uri in index_uri.items():
+                    if index < len(column_of_index):
+                        column_of_index[index] = column_of.get(uri, -1)
+                ordered = np.asarray(image_ids, dtype=np.int64)
+                by_id = np.argsort(ordered)
+                image = table[:, 0].astype(np.int64)
+                at = np.searchsorted(ordered[by_id], image)
+                at = np.clip(at, 0, len(ordered) - 1)
+                known = ordered[by_id][at] == image
+                column = column_of_index[table[:, 1].astype(np.int64)]
+                keep = known & (column >= 0)
+                score = table[:, 2]
+                keep &= score >= thresholds[np.maximum(column, 0)]
+                points, columns, scores = by_id[at[keep]], column[keep], score[keep]
+                # the best class of each point: the highest score at or above its threshold
+                order = np.lexsort((scores, points))
+                last = np.r_[points[order][1:] != points[order][:-1], True]
+                best[points[order][last]] = columns[order][last]
+        with self.catalog.session() as session:
             problem_images = set(session.scalars(select(AuditFindingRow.image_id).distinct()).all())
             sources_of = dict(
                 session.execute(
                     select(RecordRow.id, RecordRow.source).where(RecordRow.id.in_(record_ids))
                 ).all()
-                if len(record_ids) <= 30_000
+                if len(record_ids) <= 5_000
                 else session.execute(select(RecordRow.id, RecordRow.source)).all()
             )
         self.warm()
@@ -101,6 +116,17 @@ class MapViews:
             "findings": list(FINDINGS),
             "sources": sources,
         }
+
+    def warm_map(self) -> None:
+        """Make the Map page's data now when the map is already computed (the server's start
+        pays for it, not the first curator who opens the page)."""
+        from monalia.similarity.collection_map import is_cached
+
+        try:
+            if is_cached(self.catalog, self.project):
+                self.map_payload()
+        except Exception:  # the page says what went wrong when it is opened
+            pass
 
     def map_records(self, record_ids: list[int]) -> list[dict[str, Any]]:
         """The records of a selection (at most SELECTION_LIMIT), in the order given."""

@@ -142,8 +142,9 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
         assert run.settings["dataset_checks"]
     mapped = cli("map", project=folder)
     assert mapped.exit_code == 0 and "map of 300 records (umap" in mapped.output
-    taught = cli("teach", "new", "Figure", "--example", "DEMO00001", "--example", "DEMO00002",
-                 project=folder)
+    taught = cli(
+        "teach", "new", "Figure", "--example", "DEMO00001", "--example", "DEMO00002", project=folder
+    )
     assert taught.exit_code == 0, taught.output
     ranked = json.loads(
         cli("teach", "rank", "Figure", "--limit", "10", "--format", "json", project=folder).stdout

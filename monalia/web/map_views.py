@@ -53,8 +53,9 @@ class MapViews:
             )
             # a million scores are read as plain rows and judged with numpy, not as objects
             rows = session.execute(
-                select(PredictionRow.image_id, PredictionRow.class_index, PredictionRow.score)
-                .where(PredictionRow.model_id == self.model.id)
+                select(
+                    PredictionRow.image_id, PredictionRow.class_index, PredictionRow.score
+                ).where(PredictionRow.model_id == self.model.id)
             ).all()
             if rows and image_ids:
                 table = np.fromiter(

@@ -148,6 +148,7 @@ class Catalog:
                 f"catalog {safe_url(url)}: no database driver for it ({exc}); "
                 "for PostgreSQL install monalia[postgres]"
             ) from None
+        timeout = 0.0  # how long a first connection may wait for a lock (SQLite only)
         if engine.dialect.name == "sqlite":
             try:
                 timeout = float(parsed.query.get("timeout", SQLITE_TIMEOUT_S))
@@ -157,13 +158,20 @@ class Catalog:
                 ) from None
             event.listen(engine, "connect", functools.partial(_sqlite_pragmas, timeout=timeout))
         catalog = cls(url, engine)
-        try:
-            with engine.connect():
-                pass
-        except OperationalError as exc:
-            raise CatalogError(
-                f"cannot open catalog {safe_url(url)}: {str(exc.orig).strip().splitlines()[0]}"
-            ) from None
+        # SQLite answers "locked" at once, without waiting out busy_timeout, while another
+        # process recovers the WAL or changes the journal mode: such a first connection is
+        # tried again for as long as a writer would wait
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with engine.connect():
+                    pass
+                break
+            except OperationalError as exc:
+                message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                if not any(busy in message for busy in _BUSY) or time.monotonic() > deadline:
+                    raise CatalogError(f"cannot open catalog {safe_url(url)}: {message}") from None
+                time.sleep(0.1)
         return catalog
 
     def _being_made(self, status: SchemaStatus) -> bool:

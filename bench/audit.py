@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,22 +30,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from benchlib import MONALIA, Criterion, verdict  # noqa: E402
+from benchlib import Criterion, monalia, verdict  # noqa: E402
 from support.problem_images import KINDS, plant_problems, write_project  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "fixtures" / "images" / "byzart_icons"
 COPY = REPO / "tests" / "fixtures" / "images" / "byzart_icons"
 TUNED = "\n[audit]\nthresholds = {{ low_information = {low}, odd_size = 0.5 }}\n"
 DUPLICATE_CHECKS = {"exact_duplicates", "near_duplicates", "near_duplicate"}
-
-
-def monalia(folder: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(MONALIA), "--quiet", *args], cwd=folder, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"monalia {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 def score(found: list[dict], planted: dict[str, tuple[str, str]]):

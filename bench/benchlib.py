@@ -19,6 +19,14 @@ REPO = Path(__file__).resolve().parent.parent
 MONALIA = str(Path(sys.executable).parent / "monalia")
 
 
+def monalia(folder: Path, *args: str) -> str:
+    """`monalia --quiet ARGS` run in `folder`; its stdout, or the bench stops saying why."""
+    done = subprocess.run([MONALIA, "--quiet", *args], cwd=folder, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"monalia {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
 @dataclass
 class Samples:
     """Repeated measurements of one thing, in the order they were taken."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import numpy as np  # noqa: E402
-from benchlib import MONALIA, Criterion, verdict  # noqa: E402
+from benchlib import Criterion, monalia, verdict  # noqa: E402
 from sklearn.metrics import average_precision_score  # noqa: E402
 from support.byzart_project import LINEAR_PROBE, build  # noqa: E402
 
@@ -45,15 +44,6 @@ from monalia.curation.confident_learning import find_issues, ranking  # noqa: E4
 SHARED = REPO.parent / "shared" / "fixtures" / "images" / "byzart_icons"
 COPY = REPO / "tests" / "fixtures" / "images" / "byzart_icons"
 CNN = 'plugin = "cnn"\ninput_size = 96\nepochs = 12\nbatch_size = 16\nworkers = 0'
-
-
-def monalia(folder: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(MONALIA), "--quiet", *args], cwd=folder, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"monalia {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 def scores_by_record(catalog: Catalog, model_name: str) -> tuple[list[str], list[str], np.ndarray]:

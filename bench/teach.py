@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import numpy as np  # noqa: E402
-from benchlib import MONALIA, Criterion, verdict  # noqa: E402
+from benchlib import Criterion, monalia, verdict  # noqa: E402
 from sklearn.metrics import average_precision_score  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "fixtures" / "images" / "byzart_icons"
@@ -51,15 +50,6 @@ allow_file_urls = true
 plugin = "jsonl"
 path = "records.jsonl"
 """
-
-
-def monalia(folder: Path, *args: str) -> str:
-    done = subprocess.run(
-        [str(MONALIA), "--quiet", *args], cwd=folder, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"monalia {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 def simulate(space, truth: np.ndarray, strategy: str, seed: int) -> dict[int, float]:

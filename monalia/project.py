@@ -22,6 +22,7 @@ from monalia.net.url_policy import UrlPolicy
 if TYPE_CHECKING:  # pragma: no cover
     from monalia.api.registry import PluginInfo, PluginRegistry
 
+from monalia.curation.problem_kinds import DATASET_CHECKS, IMAGE_CHECKS, KINDS
 from monalia.project_toml import (  # noqa: F401  (part of this module's interface)
     CATALOG_ENV,
     DEFAULT_CATALOG,
@@ -102,8 +103,6 @@ class DatasetSection(_Section):
     @field_validator("exclude_problems")
     @classmethod
     def _known_problems(cls, value: list[str]) -> list[str]:
-        from monalia.curation.problem_kinds import KINDS
-
         unknown = [name for name in value if name not in KINDS]
         if unknown:
             raise ValueError(f"unknown problem {unknown[0]!r}: one of {', '.join(KINDS)}")
@@ -233,29 +232,9 @@ class AuditSection(_Section):
     """`monalia audit`: which checks run and where each draws its line."""
 
     # cleanvision's image checks over every fetched image (monalia.curation.audit.IMAGE_CHECKS)
-    image_checks: list[str] = Field(
-        default_factory=lambda: [
-            "dark",
-            "light",
-            "blurry",
-            "low_information",
-            "odd_aspect_ratio",
-            "odd_size",
-            "grayscale",
-            "exact_duplicates",
-            "near_duplicates",
-        ]
-    )
+    image_checks: list[str] = Field(default_factory=lambda: list(IMAGE_CHECKS))
     # cleanlab Datalab's checks over a dataset and a model's out-of-sample scores
-    dataset_checks: list[str] = Field(
-        default_factory=lambda: [
-            "outlier",
-            "near_duplicate",
-            "non_iid",
-            "class_imbalance",
-            "underperforming_group",
-        ]
-    )
+    dataset_checks: list[str] = Field(default_factory=lambda: list(DATASET_CHECKS))
     # a check's threshold where the library's default does not suit the collection, e.g.
     # {dark = 0.2, blurry = 0.25}: each library's own meaning (see the audit how-to)
     thresholds: dict[str, float] = Field(default_factory=dict)
@@ -264,8 +243,6 @@ class AuditSection(_Section):
     @field_validator("image_checks", "dataset_checks")
     @classmethod
     def _known_checks(cls, value: list[str], info) -> list[str]:
-        from monalia.curation.problem_kinds import DATASET_CHECKS, IMAGE_CHECKS
-
         allowed = IMAGE_CHECKS if info.field_name == "image_checks" else DATASET_CHECKS
         unknown = [name for name in value if name not in allowed]
         if unknown:
@@ -275,8 +252,6 @@ class AuditSection(_Section):
     @field_validator("thresholds")
     @classmethod
     def _known_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
-        from monalia.curation.problem_kinds import KINDS
-
         unknown = [name for name in value if name not in KINDS]
         if unknown:
             raise ValueError(f"no check named {unknown[0]!r}: one of {', '.join(KINDS)}")

@@ -432,10 +432,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_workbench_in_a_real_browser(folder):
-    from test_curation import browser
-
-    driver = browser()
+def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    """`monalia serve` in its own process, once it answers: the process and its base URL."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -454,16 +452,23 @@ def test_the_workbench_in_a_real_browser(folder):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert server.poll() is None, server.stdout.read()
+            time.sleep(0.3)
+    return server, f"http://127.0.0.1:{port}"
+
+
+def test_the_workbench_in_a_real_browser(folder):
+    from test_curation import browser
+
+    driver = browser()
+    server, base = start_server(folder)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read()
-                time.sleep(0.3)
         driver.get(f"{base}/findings?class=0&kind=noise")
         shown = driver.find_elements("css selector", ".card")
         assert len(shown) >= 2
@@ -1294,34 +1299,8 @@ def test_the_map_in_a_real_browser(folder):
     from test_curation import browser
 
     driver = browser()
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "monalia",
-            "--project",
-            str(folder),
-            "serve",
-            "--port",
-            str(port),
-            "--reviewer",
-            "marie",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(folder)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read()
-                time.sleep(0.3)
         started = time.monotonic()
         driver.get(f"{base}/map")
         canvas = driver.find_element("css selector", "#map")

@@ -129,22 +129,14 @@ def teach_new(app: App, label, uri, examples, like) -> None:
 @pass_app
 def teach_list(app: App, output_format: str) -> None:
     """The classes taught, with their answers."""
-    from monalia.curation.teach import taught_labels
+    from monalia.curation.teach import taught_summary
 
-    entries = [
-        {
-            "label": cls.label,
-            "uri": cls.uri,
-            "positives": sum(given.values()),
-            "negatives": sum(not v for v in given.values()),
-            "created_by": cls.created_by,
-        }
-        for cls, given in taught_labels(app.catalog)
-    ]
+    fields = ["label", "uri", "positives", "negatives", "created_by"]
+    entries = [{name: entry[name] for name in fields} for entry in taught_summary(app.catalog)]
     if output_format == "json":
         click.echo(json.dumps(entries, ensure_ascii=False, indent=2))
     elif output_format == "csv":
-        write_csv(entries, ["label", "uri", "positives", "negatives", "created_by"])
+        write_csv(entries, fields)
     else:
         from monalia.progress import summary_table
 

@@ -82,23 +82,13 @@ class FetchedImage:
 
 def fetched_files(catalog, data_dir: Path) -> list[FetchedImage]:
     """Every fetched image of a record not deleted, with its local file."""
-    query = (
-        select(ImageRow.id, ImageRow.record_id, ImageRow.sha256, ImageRow.path)
-        .join(RecordRow, RecordRow.id == ImageRow.record_id)
-        .where(
-            ImageRow.status == "fetched",
-            ImageRow.sha256.is_not(None),
-            RecordRow.deleted_at.is_(None),
-        )
-        .order_by(ImageRow.id)
-    )
-    with catalog.session() as session:
-        rows = session.execute(query).all()
+    from monalia.similarity.near_duplicates import fetched_images
+
     found = []
-    for image_id, record_id, sha256, stored in rows:
-        path = image_file(data_dir, stored)
+    for image in fetched_images(catalog):
+        path = image_file(data_dir, image.path)
         if path is not None:
-            found.append(FetchedImage(image_id, record_id, sha256, path))
+            found.append(FetchedImage(image.image_id, image.record_id, image.sha256, path))
     return found
 
 

@@ -88,3 +88,38 @@ def ranking(labels: np.ndarray, scores: np.ndarray, issues: list[ClassIssues], k
     ]
     rest.sort(key=lambda pair: scores[pair] if kind == "noise" else -scores[pair])
     return ranked_flagged + [(int(r), int(c)) for r, c in rest]
+
+
+@dataclass
+class ScoreSet:
+    """A model's newest out-of-sample scores over its dataset, one row per dataset image (in
+    the dataset's order): `images` as `dataset_images` gives them, `scores` NaN where the folds
+    could not read an image, `labels` 0/1 as the dataset gave them."""
+
+    name: str
+    images: list[tuple[int, str, str, list[str]]]  # image id, record IRI, URL, class URIs
+    scores: np.ndarray
+    labels: np.ndarray
+
+
+def newest_score_set(reader, model, class_uris: list[str]) -> ScoreSet | None:
+    """The newest out-of-sample score set made for `model` (`monalia train --folds K`) over
+    `class_uris`, read through a catalog reader; None without one."""
+    found = [entry for entry in reader.score_sets() if entry[2].get("model") == model.name]
+    if not found or model.dataset_id is None:
+        return None
+    set_id, set_name, _ = found[0]
+    images = reader.dataset_images(model.dataset_id)
+    row_of = {image: row for row, (image, *_rest) in enumerate(images)}
+    column_of = {uri: column for column, uri in enumerate(class_uris)}
+    scores = np.full((len(images), len(class_uris)), np.nan)
+    for image, uri, score in reader.set_scores(set_id):
+        row, column = row_of.get(image), column_of.get(uri)
+        if row is not None and column is not None:
+            scores[row, column] = score
+    labels = np.zeros(scores.shape, dtype=int)
+    for row, (_image, _iri, _url, given) in enumerate(images):
+        for uri in given:
+            if uri in column_of:
+                labels[row, column_of[uri]] = 1
+    return ScoreSet(set_name, images, scores, labels)

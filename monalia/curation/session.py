@@ -39,27 +39,13 @@ def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample |
     out-of-sample scores made for the model (`monalia train --folds K`); None without one."""
     import numpy as np
 
-    from monalia.curation.confident_learning import find_issues
+    from monalia.curation.confident_learning import find_issues, newest_score_set
 
-    reader = reader_of(catalog)
-    found = [entry for entry in reader.score_sets() if entry[2].get("model") == model.name]
-    if not found or model.dataset_id is None:
+    found = newest_score_set(reader_of(catalog), model, [cls.uri for cls in classes])
+    if found is None:
         return None
-    set_id, set_name, _ = found[0]
-    images = reader.dataset_images(model.dataset_id)
-    row_of = {image: row for row, (image, *_rest) in enumerate(images)}
-    column_of = {cls.uri: column for column, cls in enumerate(classes)}
-    scores = np.full((len(images), len(classes)), np.nan)
-    for image, uri, score in reader.set_scores(set_id):
-        row, column = row_of.get(image), column_of.get(uri)
-        if row is not None and column is not None:
-            scores[row, column] = score
+    set_name, images, scores, labels = found.name, found.images, found.scores, found.labels
     scored = ~np.isnan(scores).any(axis=1)  # images the folds could not read have no scores
-    labels = np.zeros(scores.shape, dtype=int)
-    for row, (_image, _iri, _url, given) in enumerate(images):
-        for uri in given:
-            if uri in column_of:
-                labels[row, column_of[uri]] = 1
     kept = np.flatnonzero(scored)
     issues = find_issues(labels[kept], scores[kept])
 

@@ -150,29 +150,15 @@ class Space:
 def record_space(catalog, project, progress=None, say=None) -> Space:
     """The collection's records in the `[similarity]` embedder's vector space, embedding the
     fetched images that have no vector yet (kept for the next time)."""
-    from monalia.similarity.near_duplicates import embed_missing, embedding, fetched_images
+    from monalia.similarity.near_duplicates import record_vectors
     from monalia.similarity.vectors import normalise
 
-    found = embedding(catalog, project)
-    images = fetched_images(catalog)
-    missing = len({i.sha256 for i in images} - found.store.keys())
-    if missing and say is not None:
-        say(f"embedding {missing:,} images with {found.name} (kept for the next time)")
-    embed_missing(project, found, images, progress)
-    keys, matrix = found.store.load()
-    position = {key: i for i, key in enumerate(keys)}
-    records, urls, rows = [], [], []
-    seen: set[str] = set()
-    for image in images:
-        at = position.get(image.sha256)
-        if at is None or image.record in seen:
-            continue
-        seen.add(image.record)
-        records.append(image.record)
-        urls.append(image.url)
-        rows.append(at)
-    vectors = normalise(matrix[rows]) if rows else np.zeros((0, 1), dtype=np.float32)
-    return Space(records, urls, vectors)
+    _found, chosen, vectors = record_vectors(catalog, project, progress, say)
+    return Space(
+        [image.record for image in chosen],
+        [image.url for image in chosen],
+        normalise(vectors) if len(chosen) else np.zeros((0, 1), dtype=np.float32),
+    )
 
 
 class Learner:
@@ -253,6 +239,21 @@ def lesson(catalog, cls: TaughtClass, space: Space, asks: int = 12) -> Lesson:
     scores = learner.fit(given)
     answered = {space.row_of[r] for r in given if r in space.row_of}
     return Lesson(cls, given, scores, space, learner.least_sure(scores, answered, asks))
+
+
+def taught_summary(catalog) -> list[dict]:
+    """Each taught class with how many answers say it shows the class and how many not."""
+    return [
+        {
+            "id": cls.id,
+            "label": cls.label,
+            "uri": cls.uri,
+            "positives": sum(given.values()),
+            "negatives": sum(not v for v in given.values()),
+            "created_by": cls.created_by,
+        }
+        for cls, given in taught_labels(catalog)
+    ]
 
 
 def taught_labels(catalog) -> list[tuple[TaughtClass, dict[str, bool]]]:

@@ -80,21 +80,6 @@ def project_2d(vectors: np.ndarray) -> tuple[np.ndarray, str]:
     return (xy - low) / span, method
 
 
-def _inputs(catalog, project, progress=None, say=None):
-    from monalia.similarity.near_duplicates import embed_missing, embedding, fetched_images
-
-    found = embedding(catalog, project)
-    images = fetched_images(catalog)
-    known = found.store.keys()
-    missing = [image for image in images if image.sha256 not in known]
-    if missing:
-        if say is not None:
-            count = len({image.sha256 for image in missing})
-            say(f"embedding {count:,} images with {found.name} (kept for the next time)")
-        embed_missing(project, found, missing, progress)
-    return found, images
-
-
 def is_cached(catalog, project) -> bool:
     """Whether some map was computed for the project's vectors (not necessarily the current
     one): the workbench then makes its page's data as it starts."""
@@ -105,20 +90,12 @@ def is_cached(catalog, project) -> bool:
 
 def collection_map(catalog, project, progress=None, say=None) -> CollectionMap:
     """The map of the catalog's records, computed when its vector set has none yet."""
-    found, images = _inputs(catalog, project, progress, say)
-    keys, matrix = found.store.load()
-    position = {key: i for i, key in enumerate(keys)}
-    records, image_ids, rows, chosen_keys = [], [], [], []
-    seen: set[int] = set()
-    for image in images:
-        at = position.get(image.sha256)
-        if at is None or image.record_id in seen:
-            continue
-        seen.add(image.record_id)
-        records.append(image.record_id)
-        image_ids.append(image.image_id)
-        rows.append(at)
-        chosen_keys.append(image.sha256)
+    from monalia.similarity.near_duplicates import record_vectors
+
+    found, chosen, vectors = record_vectors(catalog, project, progress, say)
+    records = [image.record_id for image in chosen]
+    image_ids = [image.image_id for image in chosen]
+    chosen_keys = [image.sha256 for image in chosen]
     folder = Path(found.store.folder)
     cache = folder / f"map-{_digest(chosen_keys)}.npz"
     if cache.is_file():
@@ -131,10 +108,10 @@ def collection_map(catalog, project, progress=None, say=None) -> CollectionMap:
             0.0,
             True,
         )
-    if say is not None and len(rows) >= MIN_UMAP:
-        say(f"projecting {len(rows):,} image vectors to a map (UMAP; kept for the next time)")
+    if say is not None and len(chosen) >= MIN_UMAP:
+        say(f"projecting {len(chosen):,} image vectors to a map (UMAP; kept for the next time)")
     started = time.monotonic()
-    xy, method = project_2d(np.asarray(matrix[rows], dtype=np.float32))
+    xy, method = project_2d(np.asarray(vectors, dtype=np.float32))
     seconds = time.monotonic() - started
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("map-*.npz"):  # one map per vector store: the newest

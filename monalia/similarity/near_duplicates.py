@@ -185,13 +185,44 @@ def keep_chunk_vectors(found: Embedding, chunk) -> int:
     return found.store.add(keys, chunk.embeddings)
 
 
+def embed_unseen(
+    project: Project, found: Embedding, images: list[ImageRef], progress=None, say=None
+) -> tuple[int, int]:
+    """`embed_missing` over the images that have no vector (an unreadable one never has),
+    saying first how many it embeds; (embedded, unreadable)."""
+    known = found.store.keys()
+    missing = [image for image in images if image.sha256 not in known]
+    if not missing:
+        return 0, 0
+    if say is not None:
+        count = len({image.sha256 for image in missing})
+        say(f"embedding {count:,} images with {found.name} (kept for the next time)")
+    return embed_missing(project, found, missing, progress)
+
+
+def record_vectors(catalog, project: Project, progress=None, say=None):
+    """One vector per record (its first fetched image that has one), embedding what is
+    missing first: (the embedding, the images chosen, their vectors), in image id order."""
+    found = embedding(catalog, project)
+    images = fetched_images(catalog)
+    embed_unseen(project, found, images, progress, say)
+    keys, matrix = found.store.load()
+    position = {key: i for i, key in enumerate(keys)}
+    chosen, rows, seen = [], [], set()
+    for image in images:
+        at = position.get(image.sha256)
+        if at is None or image.record_id in seen:
+            continue
+        seen.add(image.record_id)
+        chosen.append(image)
+        rows.append(at)
+    return found, chosen, matrix[rows]
+
+
 def ready_index(catalog, project: Project, found: Embedding, progress=None, say=None):
     """The index over every fetched image's vector, embedding what is missing first."""
     images = fetched_images(catalog)
-    missing = len({i.sha256 for i in images} - found.store.keys())
-    if missing and say is not None:
-        say(f"embedding {missing:,} images with {found.name} (kept for the next time)")
-    _embedded, unreadable = embed_missing(project, found, images, progress)
+    _embedded, unreadable = embed_unseen(project, found, images, progress, say)
     index = open_index(found.store, project.file.similarity.exact_limit)
     return images, index, unreadable
 

@@ -45,7 +45,8 @@ def dataset_inputs(catalog: Catalog, project: Project, model_ref: str | None, sa
     from monalia.catalog.lookups import find_model
     from monalia.catalog.models import ModelClassRow
     from monalia.catalog.orm_reader import reader_of
-    from monalia.similarity.near_duplicates import embed_missing, embedding, fetched_images
+    from monalia.curation.confident_learning import newest_score_set
+    from monalia.similarity.near_duplicates import embed_unseen, embedding, fetched_images
 
     try:
         model = find_model(catalog, model_ref or project.file.enrich.model)
@@ -53,18 +54,6 @@ def dataset_inputs(catalog: Catalog, project: Project, model_ref: str | None, sa
         if model_ref:
             raise
         return None, None, f"{exc}: the dataset checks need a model with out-of-sample scores"
-    reader = reader_of(catalog)
-    found = [entry for entry in reader.score_sets() if entry[2].get("model") == model.name]
-    if not found or model.dataset_id is None:
-        return (
-            None,
-            model,
-            (
-                f"model {model.name} has no out-of-sample scores: the dataset checks need them "
-                "(`monalia train --folds 5`)"
-            ),
-        )
-    set_id, set_name, _ = found[0]
     with catalog.session() as session:
         uris = list(
             session.scalars(
@@ -73,26 +62,21 @@ def dataset_inputs(catalog: Catalog, project: Project, model_ref: str | None, sa
                 .order_by(ModelClassRow.class_index)
             )
         )
-    column_of = {uri: i for i, uri in enumerate(uris)}
-    members = reader.dataset_images(model.dataset_id)
-    row_of = {image: row for row, (image, *_rest) in enumerate(members)}
-    scores = np.full((len(members), len(uris)), np.nan)
-    for image, uri, score in reader.set_scores(set_id):
-        row, column = row_of.get(image), column_of.get(uri)
-        if row is not None and column is not None:
-            scores[row, column] = score
-    labels = np.zeros(scores.shape, dtype=int)
-    for row, (_image, _iri, _url, given) in enumerate(members):
-        for uri in given:
-            if uri in column_of:
-                labels[row, column_of[uri]] = 1
+    found = newest_score_set(reader_of(catalog), model, uris)
+    if found is None:
+        return (
+            None,
+            model,
+            (
+                f"model {model.name} has no out-of-sample scores: the dataset checks need them "
+                "(`monalia train --folds 5`)"
+            ),
+        )
+    members, scores, labels = found.images, found.scores, found.labels
     images = {ref.image_id: ref for ref in fetched_images(catalog)}
     vectors_of = embedding(catalog, project)
     wanted = [images[image] for image, *_ in members if image in images]
-    missing = len({ref.sha256 for ref in wanted} - vectors_of.store.keys())
-    if missing and say is not None:
-        say(f"embedding {missing:,} images with {vectors_of.name} (kept for the next time)")
-    embed_missing(project, vectors_of, wanted)
+    embed_unseen(project, vectors_of, wanted, say=say)
     keys, matrix = vectors_of.store.load()
     position = {key: i for i, key in enumerate(keys)}
     kept, features = [], []
@@ -117,7 +101,7 @@ def dataset_inputs(catalog: Catalog, project: Project, model_ref: str | None, sa
             f"{len(members) - len(kept)} of the dataset's {len(members)} images have no vector "
             "or no out-of-sample score: left out of the dataset checks"
         )
-    return (inputs, set_name), model, note
+    return (inputs, found.name), model, note
 
 
 def run_audit(

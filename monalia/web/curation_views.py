@@ -37,19 +37,9 @@ class CurationViews:
             return self._space
 
     def taught_summary(self) -> list[dict[str, Any]]:
-        from monalia.curation.teach import taught_labels
+        from monalia.curation.teach import taught_summary
 
-        return [
-            {
-                "id": cls.id,
-                "label": cls.label,
-                "uri": cls.uri,
-                "positives": sum(given.values()),
-                "negatives": sum(not v for v in given.values()),
-                "by": cls.created_by,
-            }
-            for cls, given in taught_labels(self.catalog)
-        ]
+        return taught_summary(self.catalog)
 
     def _record_of(self, reference: str) -> str:
         from monalia.similarity.near_duplicates import resolve_reference

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -78,6 +78,29 @@ class ClassesSection(_Section):
     preset: str | None = None  # e.g. "monalia-40": MonaLIA's 40 Joconde classes
     language: str = "fr"  # the language class labels (and untagged subjects) are read in
     schemes: list[str] = Field(default_factory=list)  # only look labels up in these schemes
+
+
+class TaskSection(ClassesSection):
+    """One learning task: a field of the records, the classes learnt from it, its dataset.
+
+    ``[tasks.NAME]``; a project without such tables has one task, "default", made of
+    ``[classes]``, ``[labeler]`` and ``[dataset]``."""
+
+    # the source fields whose subjects this task learns (e.g. ["REPR", "REPR_text"]); empty:
+    # every subject of the record
+    fields: list[str] = Field(default_factory=list)
+    # the vocabulary id the enrichment graph gives the classifier (Joconde's field code); None:
+    # the first of `fields`, else "REPR"
+    vocab_id: str | None = None
+    dataset: str | None = None  # the task's dataset (and model) name; None: the task's name
+    labeler: PluginSection | None = None  # None: the project's [labeler] (else the SKOS one)
+
+    @field_validator("vocab_id")
+    @classmethod
+    def _vocab_id_is_a_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,40}", value):
+            raise ValueError("a field code: letters, digits and _, starting with a letter")
+        return value
 
 
 class DatasetSection(_Section):
@@ -286,6 +309,7 @@ class ProjectFile(_Section):
     thesaurus: ThesaurusSection = Field(default_factory=ThesaurusSection)
     classes: ClassesSection = Field(default_factory=ClassesSection)
     labeler: PluginSection | None = None
+    tasks: dict[str, TaskSection] = Field(default_factory=dict)
     dataset: DatasetSection = Field(default_factory=DatasetSection)
     trainer: PluginSection | None = None
     sinks: dict[str, PluginSection] = Field(default_factory=dict)
@@ -314,6 +338,21 @@ class PluginInstance:
         return self.info.cls(settings=self.settings, context=self.context)
 
 
+DEFAULT_TASK = "default"  # the task of a project file without [tasks] tables
+DEFAULT_VOCAB_ID = "REPR"  # Joconde's "what is represented", MonaLIA's field
+
+
+@dataclass(frozen=True)
+class Task:
+    """One learning task of a project: which subjects, which classes, which dataset."""
+
+    name: str
+    fields: tuple[str, ...]  # the subject fields it learns from; empty: every subject
+    vocab_id: str  # the vocabulary id its enrichment graph carries
+    dataset: str  # its dataset name: its models' names start with it
+    explicit: bool  # named in a [tasks] table (else the project's only, implicit task)
+
+
 @dataclass
 class Project:
     """A loaded, validated project file."""
@@ -325,6 +364,47 @@ class Project:
     labeler: PluginInstance | None = None
     trainer: PluginInstance | None = None
     registry: PluginRegistry | None = None
+    tasks: dict[str, Task] = field(default_factory=dict)
+    task_labelers: dict[str, PluginInstance | None] = field(default_factory=dict)
+    task: Task | None = None  # the task this view of the project is for (`for_task`)
+
+    def task_names(self) -> list[str]:
+        return list(self.tasks) or [DEFAULT_TASK]
+
+    def for_task(self, name: str | None = None) -> Project:
+        """This project as one task sees it: `file.classes`, `file.dataset.name` and `labeler`
+        are the task's. `name` None keeps this view's task, else picks the first one listed
+        (the default task of commands given no --task)."""
+        if self.task is not None and name in (None, self.task.name):
+            return self
+        if not self.tasks:
+            if name not in (None, DEFAULT_TASK):
+                raise ConfigError(f"the project has no task {name!r}: it has no [tasks] tables")
+            task = Task(DEFAULT_TASK, (), DEFAULT_VOCAB_ID, self.file.dataset.name, explicit=False)
+            return replace(self, task=task)
+        if name is None:
+            name = next(iter(self.tasks))  # the first task is the project's default
+        if name not in self.tasks:
+            raise ConfigError(f"no task {name!r} in the project (tasks: {', '.join(self.tasks)})")
+        task = self.tasks[name]
+        section = self.file.tasks[name]
+        classes = ClassesSection(
+            targets=section.targets,
+            preset=section.preset,
+            language=section.language,
+            schemes=section.schemes,
+        )
+        dataset = self.file.dataset.model_copy(update={"name": task.dataset})
+        file = self.file.model_copy(update={"classes": classes, "dataset": dataset})
+        return replace(self, file=file, labeler=self.task_labelers.get(name), task=task)
+
+    @property
+    def model_dataset(self) -> str | None:
+        """The dataset name a task's models are found by; None when any model will do (a
+        project with one task, whose models may come from any dataset)."""
+        if len(self.tasks) < 2:
+            return None
+        return self.for_task(None if self.task is None else self.task.name).task.dataset
 
     def plugins(self) -> PluginRegistry:
         """The installed plugins this project was read with."""
@@ -455,6 +535,36 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
         project.labeler = instance(
             "labeler", "labeler", ("labeler",), PluginSection(plugin=DEFAULT_LABELER)
         )
+    if model.tasks and (model.classes.targets or model.classes.preset):
+        raise fail(
+            ("classes",),
+            "classes are named by each [tasks.NAME] table when the project has tasks: move "
+            "targets and preset into a task",
+        )
+    datasets: dict[str, str] = {}
+    for key, section in model.tasks.items():
+        if not (section.targets or section.preset):
+            raise fail(("tasks", key), "a task names its classes: set targets or preset")
+        dataset = section.dataset or key
+        if dataset in datasets:
+            raise fail(
+                ("tasks", key, "dataset"),
+                f"dataset {dataset!r} is task {datasets[dataset]!r}'s: each task has its own",
+            )
+        datasets[dataset] = key
+        if "language" not in section.model_fields_set:
+            section.language = model.classes.language
+        if "schemes" not in section.model_fields_set:
+            section.schemes = list(model.classes.schemes)
+        fields = tuple(section.fields)
+        vocab_id = section.vocab_id or next(
+            (name for name in fields if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,40}", name)),
+            DEFAULT_VOCAB_ID,
+        )
+        project.tasks[key] = Task(key, fields, vocab_id, dataset, explicit=True)
+        labeler = section.labeler or model.labeler or PluginSection(plugin=DEFAULT_LABELER)
+        loc = ("tasks", key, "labeler") if section.labeler else ("labeler",)
+        project.task_labelers[key] = instance("labeler", "labeler", loc, labeler)
     if model.trainer is not None:
         project.trainer = instance("trainer", "trainer", ("trainer",), model.trainer)
     elif registry.has("trainer", DEFAULT_TRAINER):

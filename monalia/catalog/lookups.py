@@ -15,17 +15,24 @@ if TYPE_CHECKING:
     from monalia.project import Project
 
 
-def find_model(catalog: Catalog, reference: str | None) -> ModelRow:
-    """A registered model by name (or its start); the newest when `reference` is None."""
+def find_model(catalog: Catalog, reference: str | None, dataset: str | None = None) -> ModelRow:
+    """A registered model by name (or its start); the newest when `reference` is None. With
+    `dataset` (a task's dataset name), only the models trained on a dataset of that name."""
+    from monalia.catalog.models import DatasetRow
     from monalia.catalog.reader import SCORE_SET_NAME_LIKE, is_score_set, pick_model
 
     with catalog.session() as session:
-        names = session.scalars(select(ModelRow.name).order_by(ModelRow.id.desc())).all()
+        query = select(ModelRow.name).order_by(ModelRow.id.desc())
+        if dataset is not None:
+            query = query.join(DatasetRow, DatasetRow.id == ModelRow.dataset_id).where(
+                DatasetRow.name == dataset
+            )
+        names = session.scalars(query).all()
         candidates = session.execute(
             select(ModelRow.name, ModelRow.card).where(ModelRow.name.like(SCORE_SET_NAME_LIKE))
         ).all()
         sets = frozenset(name for name, card in candidates if is_score_set(card))
-        name = pick_model(list(names), reference, sets)
+        name = pick_model(list(names), reference, sets, dataset)
         row = session.scalars(select(ModelRow).where(ModelRow.name == name)).one()
         session.expunge(row)
         return row

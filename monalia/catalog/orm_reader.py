@@ -17,10 +17,10 @@ class OrmReader:
     def __init__(self, catalog: Any):
         self.catalog = catalog
 
-    def find_model(self, reference: str | None):
+    def find_model(self, reference: str | None, dataset: str | None = None):
         from monalia.catalog.lookups import find_model
 
-        return find_model(self.catalog, reference)
+        return find_model(self.catalog, reference, dataset)
 
     def class_concepts(self, dataset_id: int | None) -> dict[str, Any] | None:
         from sqlalchemy import select

@@ -94,15 +94,23 @@ def is_score_set(card: dict[str, Any] | None) -> bool:
 
 
 def pick_model(
-    names: list[str], reference: str | None, score_sets: frozenset[str] = frozenset()
+    names: list[str],
+    reference: str | None,
+    score_sets: frozenset[str] = frozenset(),
+    dataset: str | None = None,
 ) -> str:
     """The model a reference names: the exact name, else the only name it starts; the newest
     model when there is no reference (never a set of out-of-sample scores, `score_sets`).
-    `names` are newest first."""
+    `names` are newest first (those of one task's `dataset` when it is given)."""
     if not reference:
         models = [name for name in names if name not in score_sets]
         if not models:
-            raise MonaliaError("the catalog holds no model yet: run `monalia train`")
+            raise MonaliaError(
+                f"the catalog holds no model of dataset {dataset!r} yet: run `monalia train "
+                "--task ...`"
+                if dataset
+                else "the catalog holds no model yet: run `monalia train`"
+            )
         return models[0]
     exact = [name for name in names if name == reference]
     matching = exact or [name for name in names if name.startswith(reference)]
@@ -113,6 +121,7 @@ def pick_model(
     if not matching:
         raise MonaliaError(
             f"no model {reference!r} in the catalog"
+            + (f" for dataset {dataset!r}" if dataset else "")
             + (f" (it has: {', '.join(names)})" if names else "")
         )
     if len(matching) > 1:
@@ -198,11 +207,20 @@ class CatalogReader:
 
     # -- what the commands read ---------------------------------------------------------------
 
-    def find_model(self, reference: str | None) -> ModelView:
-        """A registered model by name (or its start); the newest when `reference` is None."""
-        names = [name for (name,) in self.rows("SELECT name FROM models ORDER BY id DESC")]
+    def find_model(self, reference: str | None, dataset: str | None = None) -> ModelView:
+        """A registered model by name (or its start); the newest when `reference` is None; with
+        `dataset`, only the models trained on a dataset of that name (a task's)."""
+        if dataset is None:
+            rows = self.rows("SELECT name FROM models ORDER BY id DESC")
+        else:
+            rows = self.rows(
+                "SELECT m.name FROM models m JOIN datasets d ON d.id = m.dataset_id "
+                "WHERE d.name = ? ORDER BY m.id DESC",
+                (dataset,),
+            )
+        names = [name for (name,) in rows]
         sets = frozenset(name for _, name, _ in self.score_sets())
-        name = pick_model(names, reference, sets)
+        name = pick_model(names, reference, sets, dataset)
         (row,) = self.rows(f"SELECT {MODEL_COLUMNS} FROM models WHERE name = ?", (name,))
         values = list(row)
         for index in (5, 6, 7, 8):  # the JSON columns

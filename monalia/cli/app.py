@@ -27,9 +27,10 @@ FORMATS = click.Choice(["table", "csv", "json"])
 class App:
     """What the commands share: the project file, the catalog, the plugins."""
 
-    def __init__(self, project_path: str | None, quiet: bool):
+    def __init__(self, project_path: str | None, quiet: bool, task: str | None = None):
         self.project_path = project_path
         self.quiet = quiet
+        self.task = task  # `--task`: the learning task of [tasks] the command works on
 
     @cached_property
     def registry(self):
@@ -41,7 +42,8 @@ class App:
     def project(self):
         from monalia.project import find_project_file, load_project
 
-        return load_project(find_project_file(self.project_path), self.registry)
+        project = load_project(find_project_file(self.project_path), self.registry)
+        return project.for_task(self.task) if self.task else project
 
     @cached_property
     def reader(self):
@@ -84,7 +86,7 @@ class App:
 
 
 GLOBAL_FLAGS = ("-q", "--quiet")
-GLOBAL_VALUES = ("-p", "--project")
+GLOBAL_VALUES = ("-p", "--project", "--task")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -104,7 +106,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
         elif arg in GLOBAL_VALUES and index + 1 < len(args):
             front.extend(args[index : index + 2])
             index += 1
-        elif arg.startswith("--project="):
+        elif arg.startswith(("--project=", "--task=")):
             front.append(arg)
         else:
             rest.append(arg)
@@ -187,14 +189,20 @@ def terminate_gracefully() -> None:
     help="Project file (or its folder). Default: ./monalia.toml, or $MONALIA_PROJECT.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress, only results and errors.")
+@click.option(
+    "--task",
+    metavar="NAME",
+    help="The learning task (a [tasks.NAME] table) that label, train, enrich, evaluate, report, "
+    "search, serve and publish work on. Default: the project's only task.",
+)
 @click.version_option(__version__, prog_name="monalia")
 @click.pass_context
-def cli(ctx: click.Context, project_path: str | None, quiet: bool) -> None:
+def cli(ctx: click.Context, project_path: str | None, quiet: bool, task: str | None) -> None:
     """monalia: harvest museum collections, learn what their images show, publish it as RDF."""
     from monalia import masking
 
     masking.install_log_masking()  # configured secrets never reach a log line
-    ctx.obj = App(project_path, quiet)
+    ctx.obj = App(project_path, quiet, task)
 
 
 # -- stages -----------------------------------------------------------------------------------
@@ -421,7 +429,7 @@ def publish_annotations(app: App, configured) -> list:
     runs = []
     catalog, project = app.catalog, app.project
     try:
-        model = find_model(catalog, project.file.enrich.model)
+        model = find_model(catalog, project.file.enrich.model, project.model_dataset)
     except MonaliaError:
         model = None  # no model yet: links and reviews only
     if model is not None and count_scored_images(catalog, model.id):

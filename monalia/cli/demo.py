@@ -75,13 +75,21 @@ def demo(ctx: click.Context, folder: str, notices: int, epochs: int, folds: int)
 
     app = App(str(root / "monalia.toml"), quiet)
     runs = run_harvest_stage(app, (), None, None, False)
-    stages = [run_images_stage, run_label_stage, run_train_stage]
-    if folds:
-        stages.append(lambda app: run_crossfit_stage(app, folds))
-    for stage in (*stages, run_enrich_stage):
-        if any(run.status != DONE for run in runs):
-            break
-        runs.extend(stage(app))
+    if all(run.status == DONE for run in runs):
+        runs.extend(run_images_stage(app))
+    base = app.project
+    # each learning task in turn: what the pictures show (with the fold models the confident
+    # method needs), then how they are drawn
+    for index, name in enumerate(base.task_names()):
+        app.project = base.for_task(name)
+        stages = [run_label_stage, run_train_stage]
+        if folds and index == 0:
+            stages.append(lambda app: run_crossfit_stage(app, folds))
+        for stage in (*stages, run_enrich_stage):
+            if any(run.status != DONE for run in runs):
+                break
+            runs.extend(stage(app))
+    app.project = base
     print_runs_summary("demo", runs, app)
     if any(run.status != DONE for run in runs):
         raise MonaliaError("the demo stopped: a stage did not finish")

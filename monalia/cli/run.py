@@ -15,6 +15,8 @@ from monalia.cli.app import (
 from monalia.errors import ConfigError, MonaliaError
 from monalia.stages.pipeline import PIPELINE, STAGE_NAMES
 
+TASK_STAGES = ("label", "train", "enrich")  # the stages that run once per learning task
+
 
 def _help() -> str:
     stages = "; ".join(f"{stage.name} (`{stage.command}`)" for stage in PIPELINE)
@@ -36,10 +38,19 @@ def run_pipeline(app: App) -> None:
             f"(available: {', '.join(STAGE_NAMES)})"
         )
     runs = []
+    base = app.project
+    # a project of several tasks runs each learning stage once per task (or the --task one)
+    tasks = [base.task.name] if base.task is not None else base.task_names()
     for stage in stages:
-        stage_runs = STAGE_RUNNERS[stage](app)
-        runs.extend(stage_runs)
-        if any(run.status != "done" for run in stage_runs):
+        views = [base.for_task(name) for name in tasks] if stage in TASK_STAGES else [base]
+        for view in views:
+            app.project = view
+            stage_runs = STAGE_RUNNERS[stage](app)
+            runs.extend(stage_runs)
+            if any(run.status != "done" for run in stage_runs):
+                break
+        app.project = base
+        if any(run.status != "done" for run in runs):
             break
     print_runs_summary("pipeline", runs, app)
     if any(run.status != "done" for run in runs):

@@ -227,7 +227,7 @@ def evaluate(
 
     terminate_gracefully()
     catalog = app.catalog
-    row = find_model(catalog, model_ref)
+    row = find_model(catalog, model_ref, app.project.model_dataset)
     folder = model_folder(app.project, row)
     card = read_model_card(folder)
     predictor = load_predictor(

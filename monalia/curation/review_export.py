@@ -75,7 +75,7 @@ def _classes_of(catalog, project: Project, model_name: str | None) -> list[Curat
     from monalia.catalog.orm_reader import reader_of
     from monalia.classes import model_classes
 
-    model = reader_of(catalog).find_model(model_name)
+    model = reader_of(catalog).find_model(model_name, project.model_dataset)
     return model_classes(catalog, project, model)
 
 

@@ -143,7 +143,9 @@ def open_curation(
     from monalia.catalog.reader import is_score_set
 
     section = project.file.report
-    model = reader_of(catalog).find_model(model_ref or section.model or project.file.enrich.model)
+    model = reader_of(catalog).find_model(
+        model_ref or section.model or project.file.enrich.model, project.model_dataset
+    )
     if is_score_set(model.card):
         raise ConfigError(
             f"{model.name} is the out-of-sample scores of {model.card.get('model')}: name that "

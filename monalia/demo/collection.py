@@ -6,6 +6,10 @@ few narrower terms, and pictures drawn so that the classes are learnable: a hors
 tree a green triangle, a boat blue bars. A few notices are planted wrong on purpose: annotated
 with a class their picture does not show (noise to find) or showing a class their annotation
 lacks (silence to find). Their references are written to ``planted.json``.
+
+A second learning task learns the technique (TECH): each picture's shapes are drawn filled
+("aplat") or as outlines ("contour"). The thesaurus has English labels beside the French ones,
+and an "animal" concept broader than "cheval", so `monalia search animal` has an answer.
 """
 
 from __future__ import annotations
@@ -31,6 +35,22 @@ NARROWER = {
     TREE: [(OAK, "chêne")],
     BOAT: [(SAILING_BOAT, "bateau à voiles")],
 }
+ANIMAL = DEMO + "concept/animal"  # broader than cheval: what `search animal` rolls up to
+TECHNIQUES = DEMO + "scheme/techniques"
+OUTLINE, FLAT = DEMO + "concept/contour", DEMO + "concept/aplat"
+# French and English labels of every concept of the sample thesaurus
+ENGLISH = {
+    HORSE: "horse",
+    TREE: "tree",
+    BOAT: "boat",
+    FOAL: "foal",
+    OAK: "oak",
+    SAILING_BOAT: "sailing boat",
+    ANIMAL: "animal",
+    OUTLINE: "outline",
+    FLAT: "flat colour",
+}
+TECHNIQUE_LABELS = {OUTLINE: "contour", FLAT: "aplat"}
 PLANTED_EACH = 6  # wrong notices of each kind
 # where each picture shows each class: {reference: {class URI: [left, top, width, height]}},
 # what localisation is measured against (bench/regions.py)
@@ -45,9 +65,11 @@ def draw(
     rng: random.Random,
     size: int = 96,
     placed: dict[str, list[int]] | None = None,
+    outline: bool = False,
 ) -> Image.Image:
-    """A picture holding `shapes` (names from SHAPES) over a noisy background; `placed`, when
-    given, receives each shape's box (left, top, width, height) in the picture's pixels."""
+    """A picture holding `shapes` (names from SHAPES) over a noisy background, filled or drawn
+    as thick outlines; `placed`, when given, receives each shape's box (left, top, width,
+    height) in the picture's pixels."""
     background = tuple(rng.randint(150, 255) for _ in range(3))
     image = Image.new("RGB", (size, size), background)
     pen = ImageDraw.Draw(image)
@@ -65,13 +87,20 @@ def draw(
         colour = tuple(max(0, min(255, c + rng.randint(-25, 25))) for c in COLOURS[shape])
         if placed is not None:
             placed[shape] = [x, y, side + 1, side + 1]  # PIL's shapes include both edges
+        fill, line = (None, colour) if outline else (colour, None)
+        width = max(3, size // 24) if outline else 1
         if shape == "disc":
-            pen.ellipse((x, y, x + side, y + side), fill=colour)
+            pen.ellipse((x, y, x + side, y + side), fill=fill, outline=line, width=width)
         elif shape == "triangle":
-            pen.polygon([(x, y + side), (x + side, y + side), (x + side // 2, y)], fill=colour)
+            corners = [(x, y + side), (x + side, y + side), (x + side // 2, y)]
+            if outline:
+                pen.line([*corners, corners[0]], fill=colour, width=width, joint="curve")
+            else:
+                pen.polygon(corners, fill=colour)
         else:
             for offset in range(0, side, max(4, side // 4)):
-                pen.rectangle((x, y + offset, x + side, y + offset + side // 10), fill=colour)
+                box = (x, y + offset, x + side, y + offset + max(side // 10, 2 * width))
+                pen.rectangle(box, fill=fill, outline=line, width=width)
     return image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.8)))
 
 
@@ -87,20 +116,34 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def _labels(uri: str, french: str) -> str:
+    return f"skos:prefLabel {_literal(french)}@fr, {_literal(ENGLISH[uri])}@en"
+
+
 def thesaurus_turtle() -> str:
     lines = [f"@prefix skos: <{SKOS}> .", ""]
     scheme = nt_iri(T523 + "T523")
+    lines.append(
+        f"{nt_iri(ANIMAL)} a skos:Concept ; skos:inScheme {scheme} ; "
+        f"{_labels(ANIMAL, 'animal')} ; skos:narrower {nt_iri(HORSE)} ."
+    )
     for uri, (label, _) in CLASSES.items():
         narrower = ", ".join(nt_iri(n) for n, _ in NARROWER[uri])
+        broader = f" ; skos:broader {nt_iri(ANIMAL)}" if uri == HORSE else ""
         lines.append(
             f"{nt_iri(uri)} a skos:Concept ; skos:inScheme {scheme} ; "
-            f"skos:prefLabel {_literal(label)}@fr ; skos:narrower {narrower} ."
+            f"{_labels(uri, label)} ; skos:narrower {narrower}{broader} ."
         )
         for concept, name in NARROWER[uri]:
             lines.append(
                 f"{nt_iri(concept)} a skos:Concept ; skos:inScheme {scheme} ; "
-                f"skos:prefLabel {_literal(name)}@fr ."
+                f"{_labels(concept, name)} ; skos:broader {nt_iri(uri)} ."
             )
+    for uri, label in TECHNIQUE_LABELS.items():
+        lines.append(
+            f"{nt_iri(uri)} a skos:Concept ; skos:inScheme {nt_iri(TECHNIQUES)} ; "
+            f"{_labels(uri, label)} ."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -119,11 +162,19 @@ image_base = "{images}"
 [thesaurus]
 files = ["garnier-sample.ttl"]
 
-[classes]
+# two learning tasks: what the pictures show (the first, the default of every command) and how
+# they are drawn; `--task technique` picks the second
+[tasks.subjects]
+fields = ["REPR", "REPR_text"]
 targets = ["cheval", "arbre", "bateau"]
+dataset = "demo"
+
+[tasks.technique]
+fields = ["TECH"]
+targets = ["contour", "aplat"]
+schemes = ["{techniques}"]
 
 [dataset]
-name = "demo"
 min_per_class = 10
 negatives = 0.5  # pictures of none of the classes, so the model learns to say so
 
@@ -197,7 +248,10 @@ def build_sample(folder: Path, notices: int = 300, seed: int = 7, epochs: int = 
             annotated = [uri for uri in annotated if uri != hidden]
             sample.silence.append(f"{ref} {CLASSES[hidden][0]}")
         placed: dict[str, list[int]] = {}
-        picture = draw({CLASSES[uri][1] for uri in shown}, random.Random(ref), 96, placed)
+        # the technique from a stream of its own: the classes and plants stay as they were
+        technique = random.Random(ref + "/technique").choice(list(TECHNIQUE_LABELS))
+        outline = technique == OUTLINE
+        picture = draw({CLASSES[uri][1] for uri in shown}, random.Random(ref), 96, placed, outline)
         picture.save(images / f"{ref}.jpg", "JPEG", quality=90)
         shapes[ref] = {uri: placed[CLASSES[uri][1]] for uri in shown}
         terms, texts = [], []
@@ -221,6 +275,8 @@ def build_sample(folder: Path, notices: int = 300, seed: int = 7, epochs: int = 
             parts.append(f"    ; jcl:noticeRepr {_literal(' ; '.join(texts))}")
         if not terms and not texts:
             parts.append(f"    ; jcl:noticeRepr {_literal('paysage')}")
+        if shown:  # a picture with no shape has no technique to see
+            parts.append(f"    ; jcl:noticeTech {_literal(TECHNIQUE_LABELS[technique])}")
         lines.append("\n".join(parts) + " .")
     store_dir = folder / "jocondelab"
     if store_dir.exists():
@@ -230,7 +286,10 @@ def build_sample(folder: Path, notices: int = 300, seed: int = 7, epochs: int = 
     store.flush()
     del store
     (folder / "monalia.toml").write_text(
-        PROJECT.format(images=images.resolve().as_uri() + "/", epochs=epochs), encoding="utf-8"
+        PROJECT.format(
+            images=images.resolve().as_uri() + "/", epochs=epochs, techniques=TECHNIQUES
+        ),
+        encoding="utf-8",
     )
     (folder / SHAPES_FILE).write_text(json.dumps(shapes, indent=1), encoding="utf-8")
     (folder / "planted.json").write_text(

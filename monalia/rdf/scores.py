@@ -51,7 +51,7 @@ from monalia.rdf.terms import (
     nt_line,
 )
 
-VOCAB_ID = "REPR"  # the Joconde field whose vocabulary the classifiers predict
+VOCAB_ID = "REPR"  # the Joconde field whose vocabulary a project's default task predicts
 # unmentioned detections are banded from this score up (or from the class's threshold if lower):
 # silence and search ask about high scores only, and the low ones are most of the collection
 UNMENTIONED_BANDS_FROM = 0.5
@@ -86,6 +86,7 @@ class ModelInfo:
     test_map: float | None = None
     # write the curation bands (the publisher knows each image's `mentioned` classes)
     bands: bool = False
+    vocab_id: str = VOCAB_ID  # the field the model's task predicts (its project task's)
 
 
 @dataclass
@@ -199,6 +200,14 @@ def region_triples(detection: str, image_url: str, boxes) -> Iterator[Triple]:
         yield selector, RDF + "value", Literal(xywh(box))
 
 
+def vocabulary_class_iri(vocab_id: str) -> str:
+    """The superclass of the classifiers of one field: MonaLIA's
+    ml:classifierRepresentedSubject for REPR, ml:classifierFIELD for another task's field."""
+    if vocab_id == VOCAB_ID:
+        return ML + "classifierRepresentedSubject"
+    return ML + "classifier" + vocab_id
+
+
 def band_iri(graph: str, concept: str, mentioned: bool, decile: int) -> str:
     """A curation band of a model's graph: one concept, mentioned or not, one decile."""
     return f"{graph}/band/{text_digest(concept, length=12)}/{'m' if mentioned else 'u'}{decile}"
@@ -220,10 +229,14 @@ def model_triples(
     model_node = IRI(model_iri(base_iri, model.name))
     classifier = IRI(classifier_class_iri(model.name))
     run = IRI(run_iri(base_iri, run_id))
-    yield IRI(ML + "classifierRepresentedSubject"), ML + "vocabID", Literal(VOCAB_ID)
+    field_class = IRI(vocabulary_class_iri(model.vocab_id))
+    yield field_class, ML + "vocabID", Literal(model.vocab_id)
+    if model.vocab_id != VOCAB_ID:
+        yield field_class, RDF + "type", IRI(RDFS + "Class")
+        yield field_class, RDFS + "subClassOf", IRI(ML + "Classifier")
     yield classifier, RDF + "type", IRI(RDFS + "Class")
     yield classifier, RDFS + "label", Literal(model.name)
-    yield classifier, RDFS + "subClassOf", IRI(ML + "classifierRepresentedSubject")
+    yield classifier, RDFS + "subClassOf", field_class
     yield classifier, ML + "model", model_node
     for entry in model.classes:
         yield classifier, ML + "containsClass", IRI(entry.uri)

@@ -102,7 +102,9 @@ def embedding(catalog, project: Project, scoring_model=None) -> Embedding:
         model = scoring_model
         if section.model != "scoring" or model is None:
             reference = None if section.model == "scoring" else section.model
-            model = find_model(catalog, reference or project.file.enrich.model)
+            model = find_model(
+                catalog, reference or project.file.enrich.model, project.model_dataset
+            )
         name = model.name
 
         def load():

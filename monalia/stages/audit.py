@@ -49,7 +49,7 @@ def dataset_inputs(catalog: Catalog, project: Project, model_ref: str | None, sa
     from monalia.similarity.near_duplicates import embed_unseen, embedding, fetched_images
 
     try:
-        model = find_model(catalog, model_ref or project.file.enrich.model)
+        model = find_model(catalog, model_ref or project.file.enrich.model, project.model_dataset)
     except MonaliaError as exc:  # no model yet, or none of that name
         if model_ref:
             raise

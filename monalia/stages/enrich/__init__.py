@@ -118,7 +118,8 @@ def selected_sinks(project: Project, names: list[str] | None) -> list[PluginInst
 
 def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=None) -> EnrichOutcome:
     """Score (unless `options.score` is False), then publish to the selected sinks."""
-    model = find_model(catalog, options.model or project.file.enrich.model)
+    project = project.for_task()
+    model = find_model(catalog, options.model or project.file.enrich.model, project.model_dataset)
     sinks = selected_sinks(project, options.sinks)
     run, regions_run = (
         score_images(catalog, project, model, options, hooks) if options.score else (None, None)

@@ -60,7 +60,15 @@ def model_info(row: ModelRow) -> ModelInfo:
         dataset_hash=(row.card or {}).get("dataset_hash"),
         created_at=row.created_at,
         test_map=(metrics.get(evaluated) or {}).get("map") if evaluated else None,
+        vocab_id=model_vocab_id(row.card),
     )
+
+
+def model_vocab_id(card: dict | None) -> str:
+    """The field a model's task predicts, as its card keeps it (REPR before cards kept it)."""
+    from monalia.rdf.scores import VOCAB_ID
+
+    return ((card or {}).get("task") or {}).get("vocab_id") or VOCAB_ID
 
 
 def count_images(catalog: Catalog, model_id: int, rescore: bool) -> tuple[int, int]:

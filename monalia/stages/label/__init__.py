@@ -53,9 +53,13 @@ def record_sources(catalog: Catalog, wanted: list[str]) -> list[str]:
 
 
 def iter_record_subjects(
-    catalog: Catalog, sources: list[str], progress: Progress | None = None
+    catalog: Catalog,
+    sources: list[str],
+    progress: Progress | None = None,
+    fields: tuple[str, ...] = (),
 ) -> Iterator[tuple[int, list[Subject]]]:
-    """(record id, subjects) for every record of `sources`, records without subjects included."""
+    """(record id, subjects) for every record of `sources`, records without subjects included;
+    with `fields`, only the subjects from those source fields (a task's)."""
     with catalog.session() as session:
         query = (
             select(
@@ -75,7 +79,7 @@ def iter_record_subjects(
                     if progress is not None:
                         progress.advance(1)
                 current, subjects = record_id, []
-            if uri is not None or label is not None:
+            if (uri is not None or label is not None) and (not fields or field in fields):
                 subjects.append(Subject(uri=uri, label=label, lang=lang, field=field))
         if current is not None:
             yield current, subjects
@@ -262,18 +266,24 @@ def label_records(
     on_thesaurus=None,
 ) -> LabelOutcome:
     """Label the catalog's records and, when `build` is set, store and export their dataset."""
+    project = project.for_task()
+    task = project.task
     section = project.file.dataset
     sources = record_sources(catalog, section.sources)
     settings = section.model_dump(mode="json", exclude={"name", "export", "exclude_problems"})
     if section.exclude_problems:  # a dataset made without the setting keeps its identity
         settings["exclude_problems"] = section.exclude_problems
     settings["sources"] = sources
+    if task.fields:  # a task over some fields only: part of its dataset's identity
+        settings["fields"] = list(task.fields)
     thesaurus = open_project_thesaurus(project, progress=on_thesaurus)
     try:
         labeler, classes = prepare_labeler(project, thesaurus)
         warnings = list(getattr(labeler, "warnings", []))
         if not build:
-            labeling = labeler.label(classes, iter_record_subjects(catalog, sources, progress))
+            labeling = labeler.label(
+                classes, iter_record_subjects(catalog, sources, progress, task.fields)
+            )
             return LabelOutcome(None, classes, labeling, warnings=warnings)
         run_settings = {
             "dataset": settings,
@@ -289,9 +299,13 @@ def label_records(
                 tracker.event(warning, level="warning")
             if progress is not None:
                 progress.set_total(count_records(catalog, sources))
-            labeling = labeler.label(classes, iter_record_subjects(catalog, sources, progress))
+            labeling = labeler.label(
+                classes, iter_record_subjects(catalog, sources, progress, task.fields)
+            )
             count_labeling(tracker, labeling)
-            taught = add_taught_classes(catalog, labeling)
+            # taught classes join the project's first task (teaching names no field)
+            first = task.name == project.task_names()[0]
+            taught = add_taught_classes(catalog, labeling) if first else []
             for entry in taught:
                 tracker.event(
                     f"taught class {entry['label']}: {entry['positives']} positives, "

@@ -91,6 +91,7 @@ def train_model(
 ) -> TrainOutcome:
     """Train the project's trainer on a dataset (default: the newest) and register the model."""
     options = options or TrainOptions()
+    project = project.for_task()
     if project.trainer is None:
         raise ConfigError(
             'no trainer: add a [trainer] table (plugin = "cnn") or install monalia[train]'
@@ -99,6 +100,9 @@ def train_model(
         from monalia.learning.devices import resolve_device
 
         resolve_device(options.device)  # before a run is recorded: a wrong device is a typo
+    task = project.task
+    if not dataset_ref and task is not None and task.explicit:
+        dataset_ref = task.dataset  # the task's newest dataset
     dataset = find_dataset(catalog, dataset_ref or None)
     trainer = project.trainer.create()
     settings = trainer.describe_settings()
@@ -146,6 +150,7 @@ def train_model(
             )
         for path in card.get("unreadable", []):
             tracker.fail_item(path, "image could not be decoded; left out of training")
+        card["task"] = task_of_dataset(project, dataset.name)
         model_id = register_model(catalog, card, name, trainer.name, dataset, relative, tracker.id)
         # the images the model learnt from are new; the missing and unreadable ones failed
         tracker.add(new=max(0, usable - len(card.get("unreadable", []))))
@@ -157,6 +162,17 @@ def train_model(
         )
         run = tracker.finish(DONE, f"model {name}{scored}")
         return TrainOutcome(run, name, card, model_id, missing=images.missing)
+
+
+def task_of_dataset(project: Project, dataset_name: str) -> dict[str, Any]:
+    """The task a dataset was made for, as a model's card keeps it: its name, fields and the
+    vocabulary id its enrichment graph carries."""
+    from monalia.project import DEFAULT_TASK, DEFAULT_VOCAB_ID
+
+    for task in project.tasks.values():
+        if task.dataset == dataset_name:
+            return {"name": task.name, "fields": list(task.fields), "vocab_id": task.vocab_id}
+    return {"name": DEFAULT_TASK, "fields": [], "vocab_id": DEFAULT_VOCAB_ID}
 
 
 def registered_model(catalog: Catalog, name: str) -> ModelRow | None:

@@ -165,7 +165,7 @@ def crossfit(
     if not MIN_FOLDS <= folds <= MAX_FOLDS:
         raise MonaliaError(f"--folds must be between {MIN_FOLDS} and {MAX_FOLDS}, not {folds}")
     options = options or TrainOptions()
-    main, dataset = model_and_dataset(catalog, model_ref)
+    main, dataset = model_and_dataset(catalog, model_ref, project.model_dataset)
     trainer = fold_trainer(project, main)
     name = score_set_name(main.name, folds)
     relative = Path("models") / name
@@ -232,9 +232,11 @@ def crossfit(
     return CrossfitOutcome(run, name, set_id, card["folds"])
 
 
-def model_and_dataset(catalog: Catalog, model_ref: str | None) -> tuple[ModelRow, DatasetRow]:
+def model_and_dataset(
+    catalog: Catalog, model_ref: str | None, dataset_name: str | None = None
+) -> tuple[ModelRow, DatasetRow]:
     """The model whose folds to train (not a set of scores) and the dataset it learned from."""
-    main = find_model(catalog, model_ref)
+    main = find_model(catalog, model_ref, dataset_name)
     if is_score_set(main.card):
         raise MonaliaError(f"{main.name} is a set of out-of-sample scores, not a model")
     with catalog.session() as session:

@@ -104,6 +104,12 @@ SELECT ?item ?s ?p ?o WHERE {
             subjects.extend(
                 Subject(label=term, lang="fr", field="REPR_text") for term in repr_terms(text)
             )
+        # the other thesaurus-controlled fields a task may learn (`[tasks.NAME] fields`)
+        for code in ("DOMN", "DENO", "TECH"):
+            for text in literals(notice, JCL + "notice" + code.capitalize()):
+                subjects.extend(
+                    Subject(label=term, lang="fr", field=code) for term in split_values(text)
+                )
         return Record(
             source_id=ref,
             iri=str(IRI(item)),

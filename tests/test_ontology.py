@@ -16,7 +16,7 @@ ONTOLOGY = ROOT / "ontology"
 ML = "http://ns.inria.fr/monalia/"
 # written by the code, per model: ml:classifier_<model> (MonaLIA's ml:classifier40_classes), not
 # a vocabulary term
-GENERATED = re.compile(r"classifier[0-9]*_")
+GENERATED = re.compile(r"classifier[0-9]*_|fieldClassifier_")  # minted per model or field
 USES = re.compile(
     r'ML \+ "(?P<a>[A-Za-z_][A-Za-z0-9_]*)"|\{ML\}(?P<b>[A-Za-z_][A-Za-z0-9_]*)|\bml:(?P<c>[A-Za-z_][A-Za-z0-9_]*)'
 )

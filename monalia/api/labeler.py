@@ -45,6 +45,9 @@ class SubjectMatch:
     unmatched: list[Subject] = field(default_factory=list)
     ambiguous: list[Subject] = field(default_factory=list)  # a label naming several concepts
     known: int = 0  # subjects that name a known concept (a class or not)
+    # subjects given as text that were resolved to one concept: (subject, concept URI, how:
+    # "prefLabel", "altLabel", "hiddenLabel", "label", "notation" or "mapping")
+    matched: list[tuple[Subject, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -59,6 +62,9 @@ class Labeling:
     records_seen: int = 0
     records_with_subjects: int = 0
     records_without_class: set[int] = field(default_factory=set)  # had subjects, got no class
+    # each subject text resolved to one concept: (record id, field, text, language, concept,
+    # how), what `monalia publish` turns into the matched-subjects graph
+    matches: list[tuple[int, str | None, str, str | None, str, str]] = field(default_factory=list)
 
     def per_class(self) -> Counter[str]:
         """How many records each class received."""
@@ -119,4 +125,8 @@ class Labeler(Plugin):
                 result.unmatched[subject.field, subject.label or subject.uri or ""] += 1
             for subject in match.ambiguous:
                 result.ambiguous[subject.field, subject.label or subject.uri or ""] += 1
+            for subject, concept, how in match.matched:
+                result.matches.append(
+                    (record_id, subject.field, subject.label or "", subject.lang, concept, how)
+                )
         return result

@@ -432,6 +432,29 @@ class AuditFindingRow(Base):
     found_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SubjectMatchRow(Base):
+    """A subject text of a record that `monalia label` resolved to one thesaurus concept, and
+    how (by preferred, alternative or hidden label, by notation, through a curated mapping).
+
+    Each label run of a dataset replaces that dataset's rows; `monalia publish` writes them as
+    the matched-subjects graph, apart from the institution's own statements.
+    """
+
+    __tablename__ = "subject_matches"
+    __table_args__ = (Index("ix_subject_matches_dataset_record", "dataset", "record_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    dataset: Mapped[str] = mapped_column(String(200))  # the task's dataset name
+    field: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    concept: Mapped[str] = mapped_column(String(1000))
+    how: Mapped[str] = mapped_column(String(20))
+    thesaurus: Mapped[str | None] = mapped_column(String(100), nullable=True)  # its fingerprint
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+
+
 class TaughtClassRow(Base):
     """A class a curator teaches from a few examples (`monalia teach`): its answers are review
     decisions of kind "teach" on its URI, which `monalia label` takes in."""

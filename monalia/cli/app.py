@@ -433,6 +433,9 @@ def publish_annotations(app: App, configured) -> list:
     except MonaliaError:
         model = None  # no model yet: links and reviews only
     if model is not None and count_scored_images(catalog, model.id):
+        from monalia.rdf.class_context import project_class_context
+
+        context = project_class_context(project, [entry["uri"] for entry in model.classes])
         with app.progress(f"publish {model.name} to {configured.instance}", "images") as progress:
             runs.append(
                 publish_model(
@@ -443,7 +446,8 @@ def publish_annotations(app: App, configured) -> list:
                     app.hooks,
                     progress,
                     project_mentions(catalog, project, model),
-                    class_labels(project, model),
+                    class_labels(model, context),
+                    context,
                 )
             )
     runs.append(publish_curation_annotations(catalog, configured, app.hooks))

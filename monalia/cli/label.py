@@ -17,15 +17,22 @@ from monalia.cli.thesaurus import say_loaded, short
     is_flag=True,
     help="Only list the subject labels that matched no concept (writes no dataset).",
 )
-@click.option("--top", default=50, show_default=True, help="With --unmatched: how many to show.")
+@click.option(
+    "--matched",
+    is_flag=True,
+    help="Only list the subject texts resolved to one concept, and how (writes no dataset).",
+)
+@click.option(
+    "--top", default=50, show_default=True, help="With --unmatched or --matched: how many to show."
+)
 @click.option(
     "--csv",
     "csv_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="With --unmatched: write all of them to this CSV file.",
+    help="With --unmatched or --matched: write all of them to this CSV file.",
 )
 @pass_app
-def label(app: App, unmatched: bool, top: int, csv_path: Path | None) -> None:
+def label(app: App, unmatched: bool, matched: bool, top: int, csv_path: Path | None) -> None:
     """Label the catalog's records with the project's classes and build the dataset."""
     from monalia.progress import summary_table
     from monalia.stages.label import label_records
@@ -37,13 +44,16 @@ def label(app: App, unmatched: bool, top: int, csv_path: Path | None) -> None:
             app.project,
             app.hooks,
             progress,
-            build=not unmatched,
+            build=not (unmatched or matched),
             on_thesaurus=say_loaded(app),
         )
     for warning in outcome.warnings or []:
         app.say(f"warning: {warning}")
     if unmatched:
         print_unmatched(outcome.labeling, top, csv_path)
+    if matched:
+        print_matched(outcome.labeling, top, csv_path)
+    if unmatched or matched:
         return
     plan = outcome.plan
     assert plan is not None
@@ -100,6 +110,32 @@ def print_unmatched(labeling, top: int, csv_path: Path | None) -> None:
             writer = csv.writer(handle)
             writer.writerow(["field", "label", "records"])
             writer.writerows((field or "", text, count) for (field, text), count in rows)
+        click.echo(f"wrote {len(rows)} rows to {csv_path}")
+
+
+def print_matched(labeling, top: int, csv_path: Path | None) -> None:
+    """The subject texts resolved to one concept, by how and how often (all of them in CSV)."""
+    from collections import Counter
+
+    from monalia.progress import summary_table
+
+    counts = Counter(
+        (field or "", text, concept, how) for _, field, text, _, concept, how in labeling.matches
+    )
+    rows = counts.most_common()
+    summary_table(
+        f"subject texts resolved to a concept ({len(rows)} distinct, "
+        f"{sum(counts.values())} occurrences)",
+        ["field", "text", "concept", "matched by", "records"],
+        [(*key, count) for key, count in rows[:top]],
+    )
+    if len(rows) > top:
+        click.echo(f"... {len(rows) - top} more (--top N, or --csv FILE for all)")
+    if csv_path is not None:
+        with csv_path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["field", "text", "concept", "matched_by", "records"])
+            writer.writerows((*key, count) for key, count in rows)
         click.echo(f"wrote {len(rows)} rows to {csv_path}")
 
 

@@ -66,6 +66,15 @@ def print_findings(title: str, findings, output_format: str) -> None:
     summary_table(title, TABLE_COLUMNS, [_row(f) for f in findings])
 
 
+def lang_option(function):
+    return click.option(
+        "--lang",
+        metavar="LANG",
+        help="Label the classes in this language (e.g. en) where the thesaurus has it "
+        "(default: [classes] language).",
+    )(function)
+
+
 def method_option(function):
     return click.option(
         "--method",
@@ -75,13 +84,19 @@ def method_option(function):
     )(function)
 
 
-def curation_setup(app: App, model_ref, store, below=None, above=None, method=None):
+def curation_setup(
+    app: App, model_ref, store, below=None, above=None, method=None, lang: str | None = None
+):
+    from monalia.curation.languages import in_language
     from monalia.curation.session import open_curation
 
     setup = open_curation(app.reader, app.project, model_ref, store, below, above, method)
     app.say(f"model {setup.model.name}, querying {setup.store}")
     if setup.note:
         app.say(setup.note)
+    missing = in_language(setup.curation, lang)
+    if missing:
+        app.say(f"no {lang} label for {', '.join(missing)}: shown as before")
     return setup
 
 
@@ -118,20 +133,48 @@ def _report_command(kind: str):
         type=click.FloatRange(0, 1),
         help="One threshold for every class instead of the card's.",
     )
+    @click.option(
+        "--level",
+        metavar="CONCEPT",
+        help="Work at a concept broader than the classes (its label or IRI): a record counts "
+        "once, by its rolled-up score over the classes under it.",
+    )
     @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
     @store_option
     @method_option
+    @lang_option
     @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
     @pass_app
     def command(
-        app: App, model_ref, class_names, threshold, limit, store, method, output_format
+        app: App,
+        model_ref,
+        class_names,
+        threshold,
+        level,
+        limit,
+        store,
+        method,
+        lang,
+        output_format,
     ) -> None:
         from monalia.curation.session import pick_classes
 
         below, above = (threshold, None) if kind == "noise" else (None, threshold)
-        setup = curation_setup(app, model_ref, store, below, above, method)
-        classes = pick_classes(setup, class_names)
-        findings = getattr(setup.curation, kind)(classes)
+        setup = curation_setup(app, model_ref, store, below, above, method, lang)
+        if level:
+            from monalia.curation import rollup
+
+            concept = rollup.find_broader(
+                setup.curation, level, lang or app.project.file.classes.language
+            )
+            app.say(
+                f"{kind} at {concept.label}: over {', '.join(concept.class_labels)} "
+                f"({rollup.RULE} of their scores)"
+            )
+            findings = getattr(rollup, f"{kind}_at")(setup.curation, concept)
+        else:
+            classes = pick_classes(setup, class_names)
+            findings = getattr(setup.curation, kind)(classes)
         total = len(findings)
         findings = findings[:limit] if limit else findings
         finish_findings(app, setup, findings)

@@ -8,6 +8,7 @@ from monalia.cli.app import FORMATS, App, cli, pass_app
 from monalia.cli.report import (
     curation_setup,
     finish_findings,
+    lang_option,
     model_option,
     print_findings,
     store_option,
@@ -24,19 +25,39 @@ from monalia.cli.report import (
 )
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @store_option
+@lang_option
 @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
 @pass_app
-def search(app: App, term, model_ref, min_score, limit, store, output_format) -> None:
+def search(app: App, term, model_ref, min_score, limit, store, lang, output_format) -> None:
     """Records a model sees TERM in, best score first.
 
-    TERM is one of the model's classes, by label or URI, or a concept (or label) the class
-    covers, such as a narrower term. `annotated` says whether the record's metadata already
-    mentions the class.
+    TERM is one of the model's classes, by label (in any language its thesaurus has) or URI, a
+    concept (or label) the class covers, such as a narrower term, or a concept broader than
+    some of the classes ("animal" above "cheval"): then records rank by the rolled-up score,
+    the highest of those classes' scores, and `via` says which made it. `annotated` says
+    whether the record's metadata already mentions the class.
     """
     from monalia.curation.findings import find_class
+    from monalia.curation.languages import class_by_any_label
+    from monalia.curation.rollup import RULE, find_broader, rolled_up_search
+    from monalia.errors import ConfigError
 
-    setup = curation_setup(app, model_ref, store)
-    cls = find_class(setup.curation.classes, term)
-    findings = setup.curation.search(cls, min_score, limit)
+    setup = curation_setup(app, model_ref, store, lang=lang)
+    curation = setup.curation
+    try:
+        cls = find_class(curation.classes, term)
+    except ConfigError:
+        cls = class_by_any_label(curation, term)
+        if cls is None:
+            concept = find_broader(curation, term, lang or app.project.file.classes.language)
+            app.say(
+                f"{concept.label}: rolled up from {', '.join(concept.class_labels)} ({RULE} "
+                f"of their scores; derived threshold {concept.threshold:.4f})"
+            )
+            findings = rolled_up_search(curation, concept, min_score, limit)
+            finish_findings(app, setup, findings)
+            print_findings(f"{concept.label}: {len(findings)} records", findings, output_format)
+            return
+    findings = curation.search(cls, min_score, limit)
     finish_findings(app, setup, findings)
     print_findings(f"{cls.label}: {len(findings)} records", findings, output_format)

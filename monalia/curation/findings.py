@@ -81,6 +81,9 @@ class Finding:
     image_path: str | None = None  # the local copy, where the catalog has one
     method: str = "threshold"  # what made the finding: "threshold" or "confident"
     scores: str | None = None  # whose scores: the model, or its out-of-sample score set
+    # for a concept broader than the model's classes: the narrower classes that made the
+    # rolled-up score, best first (monalia.curation.rollup)
+    via: list[str] = field(default_factory=list)
 
     @property
     def score_label(self) -> str:
@@ -103,6 +106,7 @@ class Finding:
             "subjects": self.subjects,
             "method": self.method,
             "scores": self.scores,
+            "via": self.via,
         }
 
 
@@ -121,6 +125,7 @@ FINDING_FIELDS = [
     "subjects",
     "method",
     "scores",
+    "via",
 ]
 
 

@@ -44,6 +44,7 @@ from monalia.rdf.terms import (
     PROV,
     RDF,
     RDFS,
+    SKOS,
     XSD,
     Literal,
     Triple,
@@ -87,6 +88,10 @@ class ModelInfo:
     # write the curation bands (the publisher knows each image's `mentioned` classes)
     bands: bool = False
     vocab_id: str = VOCAB_ID  # the field the model's task predicts (its project task's)
+    # the classes' place in their thesaurus (monalia.rdf.class_context): (narrower, broader)
+    # pairs up to the top, and (concept, text, language, "pref" or "alt") labels
+    hierarchy: tuple[tuple[str, str], ...] = ()
+    concept_labels: tuple[tuple[str, str, str | None, str], ...] = ()
 
 
 @dataclass
@@ -202,10 +207,10 @@ def region_triples(detection: str, image_url: str, boxes) -> Iterator[Triple]:
 
 def vocabulary_class_iri(vocab_id: str) -> str:
     """The superclass of the classifiers of one field: MonaLIA's
-    ml:classifierRepresentedSubject for REPR, ml:classifierFIELD for another task's field."""
+    ml:classifierRepresentedSubject for REPR, ml:fieldClassifier_FIELD for another task's."""
     if vocab_id == VOCAB_ID:
         return ML + "classifierRepresentedSubject"
-    return ML + "classifier" + vocab_id
+    return f"{ML}fieldClassifier_{vocab_id}"
 
 
 def band_iri(graph: str, concept: str, mentioned: bool, decile: int) -> str:
@@ -262,6 +267,13 @@ def model_triples(
             yield setting, ML + "threshold", _float(entry.threshold)
         if entry.average_precision is not None:
             yield setting, ML + "averagePrecision", _float(entry.average_precision)
+    # the classes' broader concepts and everyone's labels in every language: a plain SPARQL
+    # store rolls scores up with `?class skos:broader+ ?concept` and labels them in any language
+    for narrower, broader in model.hierarchy:
+        yield IRI(narrower), SKOS + "broader", IRI(broader)
+    for concept, text, lang, kind in model.concept_labels:
+        label = SKOS + ("prefLabel" if kind == "pref" else "altLabel")
+        yield IRI(concept), label, Literal(text, lang=lang or None)
     yield graph, RDF + "type", IRI(PROV + "Entity")
     yield graph, PROV + "wasDerivedFrom", model_node
     yield graph, PROV + "wasGeneratedBy", run

@@ -25,25 +25,16 @@ from monalia.formats.web_annotation import LinkedPair, ReviewedDetection
 PAGE = 500
 
 
-def class_labels(project, model: ModelRow) -> dict[str, list[tuple[str, str | None]]]:
+def class_labels(model: ModelRow, context) -> dict[str, list[tuple[str, str | None]]]:
     """Each of the model's classes' preferred labels in every language the thesaurus has
-    (the model's own label when the thesaurus holds none)."""
-    from monalia.rdf.thesaurus import open_project_thesaurus
-
-    uris = [entry["uri"] for entry in model.classes]
-    found: dict[str, list[tuple[str, str | None]]] = {uri: [] for uri in uris}
-    if project.file.thesaurus.files:
-        with open_project_thesaurus(project) as thesaurus:
-            for entries in thesaurus.labels().values():
-                for entry in entries:
-                    if entry.kind == "pref" and entry.concept in found:
-                        pair = (entry.text, entry.lang)
-                        if pair not in found[entry.concept]:
-                            found[entry.concept].append(pair)
+    (`context`, a `monalia.rdf.class_context.ClassContext`), the model's own label when it
+    holds none."""
+    found: dict[str, list[tuple[str, str | None]]] = {}
     for entry in model.classes:
-        if not found[entry["uri"]]:
-            found[entry["uri"]] = [(entry.get("label") or entry["uri"], None)]
-        found[entry["uri"]].sort(key=lambda pair: (pair[1] or "", pair[0]))
+        uri = entry["uri"]
+        found[uri] = sorted(
+            dict.fromkeys(context.preferred(uri)), key=lambda pair: (pair[1] or "", pair[0])
+        ) or [(entry.get("label") or uri, None)]
     return found
 
 

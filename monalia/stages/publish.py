@@ -1,4 +1,5 @@
-"""The publish stage: the catalog's records as RDF, one named graph per source, to a sink.
+"""The publish stage: the catalog's records as RDF, one named graph per source, to a sink,
+and the subjects `monalia label` matched from text, one named graph per task's dataset.
 
 Each source's graph is written whole, so a record deleted at its source (kept in the catalog,
 marked deleted) is no longer in the sinks after the next publish.
@@ -7,6 +8,7 @@ marked deleted) is no longer in the sinks after the next publish.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import chain
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -58,6 +60,56 @@ def iter_record_triples(
         last_id = rows[-1].id
 
 
+def matched_subject_graphs(
+    catalog: Catalog, base_iri: str, sources: list[str]
+) -> Iterator[tuple[str, Iterator[Triple]]]:
+    """One graph per task's dataset of the subject texts `monalia label` resolved to concepts
+    (`monalia.rdf.matched_subjects`), for the records of `sources` still at their source."""
+    from monalia.catalog.models import SubjectMatchRow
+    from monalia.rdf.matched_subjects import match_triples, matched_subjects_graph_iri
+
+    with catalog.session() as session:
+        datasets = list(
+            session.scalars(select(SubjectMatchRow.dataset).distinct().order_by("dataset"))
+        )
+
+    def rows(dataset: str):
+        last = 0
+        while True:
+            with catalog.session() as session:
+                page = session.execute(
+                    select(
+                        SubjectMatchRow.id,
+                        RecordRow.iri,
+                        SubjectMatchRow.field,
+                        SubjectMatchRow.text,
+                        SubjectMatchRow.lang,
+                        SubjectMatchRow.concept,
+                        SubjectMatchRow.how,
+                        SubjectMatchRow.thesaurus,
+                        SubjectMatchRow.run_id,
+                    )
+                    .join(RecordRow, RecordRow.id == SubjectMatchRow.record_id)
+                    .where(
+                        SubjectMatchRow.dataset == dataset,
+                        SubjectMatchRow.id > last,
+                        RecordRow.source.in_(sources),
+                        RecordRow.deleted_at.is_(None),
+                    )
+                    .order_by(SubjectMatchRow.id)
+                    .limit(PAGE * 10)
+                ).all()
+            if not page:
+                return
+            last = page[-1][0]
+            for row in page:
+                yield tuple(row[1:])
+
+    for dataset in datasets:
+        graph = matched_subjects_graph_iri(base_iri, dataset)
+        yield graph, match_triples(base_iri, graph, rows(dataset))
+
+
 def publish_records(
     catalog: Catalog,
     configured: PluginInstance,
@@ -67,6 +119,8 @@ def publish_records(
 ) -> RunInfo:
     """Write the records of `sources` (default: all in the catalog) to one configured sink."""
     sink = configured.create()
+    # the matched-subjects graphs span every source: written whole, with all of them only
+    every_source = not sources
     sources = sources or catalog_sources(catalog)
     base_iri = configured.context.base_iri
     settings = {"settings": sink.describe_settings(), "sources": sources}
@@ -77,9 +131,12 @@ def publish_records(
         ) as tracker,
         progress,
     ):
-        graphs = (
-            (records_graph_iri(base_iri, source), iter_record_triples(catalog, source, tracker))
-            for source in sources
+        graphs = chain(
+            (
+                (records_graph_iri(base_iri, source), iter_record_triples(catalog, source, tracker))
+                for source in sources
+            ),
+            matched_subject_graphs(catalog, base_iri, sources) if every_source else (),
         )
         try:
             written = sink.publish(graphs, progress=progress.advance)

@@ -47,6 +47,18 @@ LINK_PROPERTIES = (
 LabelKind = Literal["pref", "alt", "hidden", "label", "notation"]
 
 
+# (known, classes, ambiguous, the one concept named or None, how it was matched)
+LabelMatch = tuple[bool, frozenset[str], bool, str | None, str | None]
+# how a subject text was matched, by the kind of label it equals
+MATCHED_BY = {
+    "pref": "prefLabel",
+    "alt": "altLabel",
+    "hidden": "hiddenLabel",
+    "label": "label",
+    "notation": "notation",
+}
+
+
 class SkosLabelerSettings(PluginSettings):
     # Subject fields used for labels (e.g. ["REPR", "REPR_text"]); empty means every field.
     fields: list[str] = Field(default_factory=list)
@@ -78,7 +90,8 @@ class SkosLabeler(Labeler):
         self.request = request
         self.kinds = set(settings.label_kinds)
         self.warnings: list[str] = []
-        self.links = thesaurus.set_links(self._read_links(settings.links))
+        link_triples = self._read_links(settings.links)
+        self.links = thesaurus.set_links(link_triples)
         classes: list[TargetClass] = []
         self.expansions: dict[str, set[str]] = {}
         seen: dict[str, str] = {}
@@ -105,7 +118,10 @@ class SkosLabeler(Labeler):
         self.known = set(thesaurus.iter_concepts()) | set(self.concept_classes) | excluded
         self.fields = set(settings.fields)
         self.match_labels = settings.match_labels
-        self._by_label: dict[tuple[str, str | None], tuple[bool, frozenset[str], bool]] = {}
+        self._by_label: dict[tuple[str, str | None], LabelMatch] = {}
+        # concepts a curated mapping file links: a text matched to one was matched "through a
+        # mapping" (the provenance the matched-subjects graph gives)
+        self.linked = {end for s, _, o in link_triples for end in (s, o)}
         return classes
 
     def class_concepts(self) -> dict[str, set[str]]:
@@ -216,8 +232,9 @@ class SkosLabeler(Labeler):
 
     # -- matching -------------------------------------------------------------------------------
 
-    def _label_classes(self, label: str, lang: str | None) -> tuple[bool, frozenset[str], bool]:
-        """(known, classes, ambiguous) for a subject label, cached: labels repeat a lot."""
+    def _label_classes(self, label: str, lang: str | None) -> LabelMatch:
+        """(known, classes, ambiguous, concept, how) for a subject label, cached: labels
+        repeat a lot. `concept` is the one concept the label names (None when several)."""
         key = (label, lang)
         cached = self._by_label.get(key)
         if cached is not None:
@@ -233,7 +250,12 @@ class SkosLabeler(Labeler):
             best = min(KIND_RANK[entry.kind] for entry in entries)
             entries = [entry for entry in entries if KIND_RANK[entry.kind] == best]
         found = {frozenset(self.concept_classes.get(entry.concept, ())) for entry in entries}
-        result = (bool(entries), frozenset().union(*found), len(found) > 1)
+        concepts = {entry.concept for entry in entries}
+        concept = how = None
+        if len(concepts) == 1:
+            concept = next(iter(concepts))
+            how = "mapping" if concept in self.linked else MATCHED_BY[entries[0].kind]
+        result = (bool(entries), frozenset().union(*found), len(found) > 1, concept, how)
         self._by_label[key] = result
         return result
 
@@ -247,12 +269,16 @@ class SkosLabeler(Labeler):
                 match.classes.update(self.concept_classes.get(subject.uri, ()))
                 continue
             if subject.label and self.match_labels:
-                known, classes, ambiguous = self._label_classes(subject.label, subject.lang)
+                known, classes, ambiguous, concept, how = self._label_classes(
+                    subject.label, subject.lang
+                )
                 if known:
                     match.known += 1
                     match.classes.update(classes)
                     if ambiguous:
                         match.ambiguous.append(subject)
+                    if concept is not None:
+                        match.matched.append((subject, concept, how))
                     continue
             match.unmatched.append(subject)
         return match

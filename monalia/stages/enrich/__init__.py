@@ -141,15 +141,15 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
                 outcome.publish_runs.append(
                     publish_records(catalog, configured, None, hooks, progress)
                 )
-    labels = None
+    labels = context = None
     if sinks:
         from monalia.classes import project_mentions
+        from monalia.rdf.class_context import project_class_context
+        from monalia.stages.annotations import class_labels
 
         mentions = project_mentions(catalog, project, model)
-        if any(not c.info.cls.takes_triples for c in sinks):
-            from monalia.stages.annotations import class_labels
-
-            labels = class_labels(project, model)
+        context = project_class_context(project, [entry["uri"] for entry in model.classes])
+        labels = class_labels(model, context)
     for configured in sinks:
         with options.progress(
             f"publish {model.name} to {configured.instance}", total, "images"
@@ -164,6 +164,7 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
                     progress,
                     mentions,
                     labels,
+                    context,
                 )
             )
     return outcome

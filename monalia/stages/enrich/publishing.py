@@ -189,17 +189,30 @@ def publish_model(
     progress: Progress | None = None,
     mentions=None,
     labels: dict[str, list[tuple[str, str | None]]] | None = None,
+    context=None,
 ) -> RunInfo:
     """Replace the model's named graph (or rows, or annotations) in one sink with the catalog's
     predictions.
 
     With `mentions` (a `monalia.curation.findings.Mentions`) the graph gets the curation bands;
     an annotation sink gets the classes' `labels` in every language, the model card, and the
-    harvested IIIF manifests the images belong to.
+    harvested IIIF manifests the images belong to. With `context` (a
+    `monalia.rdf.class_context.ClassContext`) the graph carries the classes' broader concepts
+    and the labels of all of them in every language.
     """
     sink = configured.create()
     base_iri = configured.context.base_iri
     info = replace(model_info(model), bands=mentions is not None)
+    if context is not None:
+        info = replace(
+            info,
+            hierarchy=tuple(context.broader),
+            concept_labels=tuple(
+                (concept, text, lang, kind)
+                for concept, entries in context.labels.items()
+                for text, lang, kind in entries
+            ),
+        )
     graph = model_graph_iri(base_iri, model.name)
     settings = {"settings": sink.describe_settings(), "model": model.name}
     progress = progress or Progress(f"publish to {configured.instance}", enabled=False)

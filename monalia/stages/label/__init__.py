@@ -303,6 +303,15 @@ def label_records(
                 classes, iter_record_subjects(catalog, sources, progress, task.fields)
             )
             count_labeling(tracker, labeling)
+            stored = store_subject_matches(
+                catalog, section.name, labeling, thesaurus.fingerprint(), tracker.id
+            )
+            if stored:
+                tracker.event(
+                    f"{stored} subject texts resolved to concepts (`monalia label --matched` "
+                    "lists them; `monalia publish` writes them as the matched-subjects graph)",
+                    level="info",
+                )
             # taught classes join the project's first task (teaching names no field)
             first = task.name == project.task_names()[0]
             taught = add_taught_classes(catalog, labeling) if first else []
@@ -355,6 +364,36 @@ def label_records(
         )
     finally:
         thesaurus.close()
+
+
+def store_subject_matches(
+    catalog: Catalog, dataset: str, labeling: Labeling, thesaurus: str, run_id: int
+) -> int:
+    """Replace the dataset's resolved subject texts with this labelling's."""
+    from sqlalchemy import delete, insert
+
+    from monalia.catalog.models import SubjectMatchRow
+
+    rows = [
+        {
+            "record_id": record_id,
+            "dataset": dataset,
+            "field": field,
+            "text": text,
+            "lang": lang,
+            "concept": concept,
+            "how": how,
+            "thesaurus": thesaurus,
+            "run_id": run_id,
+        }
+        for record_id, field, text, lang, concept, how in dict.fromkeys(labeling.matches)
+    ]
+    with catalog.session() as session:
+        session.execute(delete(SubjectMatchRow).where(SubjectMatchRow.dataset == dataset))
+        for start in range(0, len(rows), 5000):
+            session.execute(insert(SubjectMatchRow), rows[start : start + 5000])
+        session.commit()
+    return len(rows)
 
 
 def count_labeling(tracker: RunTracker, labeling: Labeling) -> None:

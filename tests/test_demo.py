@@ -53,7 +53,8 @@ def test_the_demo_finds_what_was_planted_and_writes_its_report(tmp_path, cli):
             run.failed,
         )
     stages = {stage for stage, _ in runs}
-    assert sum(stage == "train" for stage, _ in runs) == 2, "the model, then its folds"
+    # the subjects model, its folds, then the technique task's model
+    assert sum(stage == "train" for stage, _ in runs) == 3, "the model, its folds, technique"
     assert {"harvest", "images", "label", "train", "enrich", "publish"} <= stages
     assert all(status == "done" for _, status in runs)
 

@@ -227,3 +227,39 @@ def test_labels_come_through_exact_matches_when_the_matched_scheme_is_loaded(tmp
     }
     assert ("steed", "en", "alt") in context.labels["urn:a:cheval"]
     assert context.preferred("urn:a:animal") == [("animal", "fr")]
+
+
+def test_the_workbench_labels_classes_in_the_language_a_curator_chooses(demo_run):
+    from starlette.testclient import TestClient
+
+    from monalia.catalog.database import Catalog
+    from monalia.project import load_project
+    from monalia.web.app import Settings, create_app
+    from monalia.web.workbench import Workbench
+
+    project = load_project(demo_run / "monalia.toml")
+    catalog = Catalog.open(project.catalog_url)
+    workbench = Workbench(catalog, project)
+    settings = Settings(
+        reviewer="marie",
+        login_required=False,
+        read_only=False,
+        users_file=demo_run / "workbench-users.txt",
+        allowed_hosts=("testserver",),
+    )
+    client = TestClient(create_app(workbench, settings))
+    home = client.get("/")
+    assert home.status_code == 200
+    assert workbench.languages == ["fr", "en"]
+    assert '<option value="en">' in home.text
+    classes = lambda page: re.findall(r"<tr>\s*<td>([^<]+)</td>", page)  # noqa: E731
+    assert classes(home.text) == ["cheval", "arbre", "bateau"]
+    english = client.get("/", params={"lang": "en"})
+    assert classes(english.text) == ["horse", "tree", "boat"]
+    # the choice is kept for the next pages, and a term in either language finds the class
+    assert classes(client.get("/").text) == ["horse", "tree", "boat"]
+    found = client.get("/search", params={"q": "horse"})
+    assert found.status_code == 200 and "horse —" in found.text
+    suggested = client.get("/suggest", params={"q": "hor"})
+    assert any(entry["term"] == "horse" for entry in suggested.json())
+    catalog.close()

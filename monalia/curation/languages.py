@@ -21,7 +21,7 @@ def class_labels(curation: Curation) -> dict[str, list[tuple[str, str | None, st
     return found
 
 
-def _pick(labels: list[tuple[str, str | None, str]], language: str) -> str | None:
+def pick_label(labels: list[tuple[str, str | None, str]], language: str) -> str | None:
     wanted = language.lower()
     for kind in ("pref", "alt"):
         for text, lang, entry_kind in labels:
@@ -39,7 +39,7 @@ def in_language(curation: Curation, language: str | None) -> list[str]:
     missing = []
     relabelled: list[CurationClass] = []
     for cls in curation.classes:
-        text = _pick(labels.get(cls.uri, []), language)
+        text = pick_label(labels.get(cls.uri, []), language)
         if text is None:
             missing.append(cls.label)
         relabelled.append(replace(cls, label=text or cls.label))

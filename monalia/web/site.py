@@ -65,6 +65,9 @@ class Settings:
         self.secure_cookie = secure_cookie
 
 
+LANGUAGE_COOKIE = "monalia_lang"  # the language a curator chose for the class labels
+
+
 class Site:
     """The workbench, its settings, its templates and its sessions, as the pages use them."""
 
@@ -161,8 +164,22 @@ class Site:
         session = self.session_of(request)
         return session.user if session is not None else None
 
+    def language_of(self, request: Request) -> str | None:
+        """The language the classes are labelled in: `?lang=` (kept in a cookie), else the
+        cookie's, else the project's."""
+        languages = self.workbench.languages
+        asked = request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE)
+        if asked in languages:
+            return asked
+        return languages[0] if languages else None
+
     def render(self, request: Request, name: str, status: int = 200, **values: Any) -> Response:
+        language = self.language_of(request)
         context = {
+            "languages": self.workbench.languages,
+            "language": language,
+            "label": lambda uri, fallback: self.workbench.label_in(uri, language, fallback),
+            "path": request.url.path,
             "csrf": self.csrf_token(request),
             "user": self.user_of(request),
             "login_required": self.settings.login_required,
@@ -173,6 +190,16 @@ class Site:
             **values,
         }
         response = self.templates.TemplateResponse(request, name, context, status_code=status)
+        if request.query_params.get("lang") == language and language:
+            response.set_cookie(
+                LANGUAGE_COOKIE,
+                language,
+                max_age=365 * 24 * 3600,
+                path="/",
+                httponly=True,
+                samesite="strict",
+                secure=self.settings.secure_cookie,
+            )
         return self.with_cookie(request, response)
 
     async def check_csrf(self, request: Request, form: Any) -> None:

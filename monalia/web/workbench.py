@@ -130,11 +130,51 @@ class Workbench(RecordViews, MapViews, CurationViews):
         self._sources: list[str] | None = None
         self._search_read: dict[str, int] = {}  # how many search results were asked for
         self._index = None  # (embedding, vector index), opened when first asked
+        self._class_labels: dict[str, list[tuple[str, str | None, str]]] | None = None
+
+    # -- languages ------------------------------------------------------------------------
+
+    @property
+    def class_labels(self) -> dict[str, list[tuple[str, str | None, str]]]:
+        """Each class's labels in every language the model's graph publishes."""
+        if self._class_labels is None:
+            from monalia.curation.languages import class_labels
+
+            try:
+                self._class_labels = class_labels(self.curation)
+            except Exception:  # a store without the labels: the model's own only
+                self._class_labels = {}
+        return self._class_labels
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages the classes have labels in, the project's first."""
+        found = {lang for entries in self.class_labels.values() for _, lang, _ in entries if lang}
+        first = self.project.file.classes.language
+        return sorted(found, key=lambda lang: (lang != first, lang))
+
+    def label_in(self, uri: str, language: str | None, fallback: str) -> str:
+        """A class's preferred label in `language` (else its alternative one), or `fallback`."""
+        if not language:
+            return fallback
+        from monalia.curation.languages import pick_label
+
+        return pick_label(self.class_labels.get(uri, []), language) or fallback
 
     # -- classes and findings -------------------------------------------------------------
 
     def class_of(self, term: str) -> CurationClass:
-        return find_class(self.classes, term)
+        """The class a term names: see `find_class`; else a label of it in any language."""
+        from monalia.curation.languages import class_by_any_label
+        from monalia.errors import ConfigError
+
+        try:
+            return find_class(self.classes, term)
+        except ConfigError:
+            found = class_by_any_label(self.curation, term)
+            if found is None:
+                raise
+            return found
 
     def _sources_of(self, records: list[str]) -> dict[str, tuple[int, str]]:
         found: dict[str, tuple[int, str]] = {}
@@ -331,7 +371,8 @@ class Workbench(RecordViews, MapViews, CurationViews):
             return []
         found: list[tuple[int, str, str]] = []
         for cls in self.classes:
-            for term in sorted({cls.label.lower(), *cls.labels}):
+            other = {text.lower() for text, _, _ in self.class_labels.get(cls.uri, [])}
+            for term in sorted({cls.label.lower(), *cls.labels, *other}):
                 if wanted in term:
                     found.append((0 if term.startswith(wanted) else 1, term, cls.label))
         found.sort()

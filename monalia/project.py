@@ -223,6 +223,21 @@ class ReportSection(_Section):
     # "threshold" (MonaLIA's rule on the model's own scores)
     method: Literal["confident", "threshold"] = "confident"
     search_limit: int = Field(default=24, ge=1)  # search results per class in the HTML report
+    # how search and silence rank: "image" (the model's score) or "hybrid" (the image score
+    # fused with the metadata's evidence; see monalia.curation.hybrid)
+    ranking: Literal["image", "hybrid"] = "image"
+    # the hybrid ranking's reliability of each kind of evidence: the class's own concept or
+    # label among the subjects, a narrower term, the label in the title or description
+    hybrid_weights: dict[Literal["class", "narrower", "text"], float] = Field(
+        default_factory=lambda: {"class": 0.9, "narrower": 0.8, "text": 0.5}
+    )
+
+    @field_validator("hybrid_weights")
+    @classmethod
+    def _weights_are_chances(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not 0.0 <= weight < 1.0 for weight in value.values()):
+            raise ValueError("each weight is a chance: at least 0 and below 1")
+        return value
 
 
 class SimilaritySection(_Section):

@@ -263,3 +263,78 @@ def test_the_workbench_labels_classes_in_the_language_a_curator_chooses(demo_run
     suggested = client.get("/suggest", params={"q": "hor"})
     assert any(entry["term"] == "horse" for entry in suggested.json())
     catalog.close()
+
+
+def test_the_hybrid_ranking_fuses_the_image_score_with_the_metadatas_evidence(demo_run, cli):
+    from monalia.curation.hybrid import DEFAULT_WEIGHTS, fuse
+
+    folder = demo_run
+    found = cli(
+        "search",
+        "cheval",
+        "--rank",
+        "hybrid",
+        "--min-score",
+        "0",
+        "--limit",
+        "1000",
+        "--format",
+        "json",
+        project=folder,
+    )
+    assert found.exit_code == 0, found.output
+    results = json.loads(found.stdout)
+    assert len(results) == 120, "every record the model scored is ranked"
+    for finding in results:
+        expected = fuse(finding["image_score"], finding["evidence"], DEFAULT_WEIGHTS)
+        assert finding["score"] == pytest.approx(expected, abs=1e-4)
+        assert (finding["evidence"] in ("class", "narrower")) == finding["annotated"]
+    scores = [f["score"] for f in results]
+    assert scores == sorted(scores, reverse=True)
+    # a mention lifts a record above an unmentioned one with the same image score
+    annotated = [f for f in results if f["annotated"]]
+    assert min(f["score"] for f in annotated) >= 0.8
+    plain = cli("search", "cheval", "--limit", "5", "--format", "json", project=folder)
+    assert all(f["evidence"] is None and f["image_score"] is None for f in json.loads(plain.stdout))
+    silence = cli("report", "silence", "--rank", "hybrid", "--format", "json", project=folder)
+    assert silence.exit_code == 0, silence.output
+    for finding in json.loads(silence.stdout):  # silence is what the metadata does not say
+        assert finding["evidence"] in (None, "text")
+
+
+def test_evidence_from_subjects_narrower_terms_and_prose():
+    from monalia.curation.findings import (
+        DC_DESCRIPTION,
+        DC_SUBJECT,
+        DC_TITLE,
+        SUBJECT_TEXT,
+        CurationClass,
+    )
+    from monalia.curation.hybrid import evidence_of, fuse
+
+    horse = CurationClass(
+        HORSE,
+        "cheval",
+        frozenset({HORSE, "urn:foal"}),
+        frozenset({"cheval", "poulain"}),
+        0.5,
+        0.1,
+        0.9,
+    )
+
+    class Records:  # the store's answer for each record's details
+        def _record_details(self, records):
+            return {
+                "r1": {DC_SUBJECT: [("uri", HORSE)]},
+                "r2": {SUBJECT_TEXT: [("literal", "Poulain")]},
+                "r3": {DC_TITLE: [("literal", "Étude de chevaux ; un Cheval blanc")]},
+                "r4": {DC_DESCRIPTION: [("literal", "chevalet et palette")]},
+                "r5": {},
+            }
+
+    found = evidence_of(Records(), horse, ["r1", "r2", "r3", "r4", "r5"])
+    assert found == {"r1": "class", "r2": "narrower", "r3": "text", "r4": None, "r5": None}
+    weights = {"class": 0.9, "narrower": 0.8, "text": 0.5}
+    assert fuse(0.3, None, weights) == 0.3
+    assert fuse(0.3, "text", weights) == pytest.approx(0.65)
+    assert fuse(0.0, "class", weights) == pytest.approx(0.9)

@@ -75,6 +75,15 @@ def lang_option(function):
     )(function)
 
 
+def rank_option(function):
+    return click.option(
+        "--rank",
+        type=click.Choice(["image", "hybrid"]),
+        help="Rank by the image score, or by the image score fused with the metadata's "
+        "evidence (default: [report] ranking, image).",
+    )(function)
+
+
 def method_option(function):
     return click.option(
         "--method",
@@ -143,6 +152,7 @@ def _report_command(kind: str):
     @store_option
     @method_option
     @lang_option
+    @rank_option
     @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
     @pass_app
     def command(
@@ -155,6 +165,7 @@ def _report_command(kind: str):
         store,
         method,
         lang,
+        rank,
         output_format,
     ) -> None:
         from monalia.curation.session import pick_classes
@@ -175,6 +186,8 @@ def _report_command(kind: str):
         else:
             classes = pick_classes(setup, class_names)
             findings = getattr(setup.curation, kind)(classes)
+        if (rank or app.project.file.report.ranking) == "hybrid" and kind == "silence":
+            findings = hybrid_silence(app, setup, findings)
         total = len(findings)
         findings = findings[:limit] if limit else findings
         finish_findings(app, setup, findings)
@@ -188,6 +201,20 @@ def _report_command(kind: str):
         print_findings(f"{kind}: {shown} ({how})", findings, output_format)
 
     return command
+
+
+def hybrid_silence(app: App, setup, findings):
+    """Silence ranked by the fused score: unannotated records whose title or description
+    names the class come first at the same image score."""
+    from monalia.curation.hybrid import hybrid_rank
+
+    weights = app.project.file.report.hybrid_weights
+    ranked = []
+    for uri in dict.fromkeys(f.class_uri for f in findings):
+        cls = setup.curation.by_uri.get(uri)
+        group = [f for f in findings if f.class_uri == uri]
+        ranked.extend(hybrid_rank(setup.curation, cls, group, weights) if cls else group)
+    return sorted(ranked, key=lambda f: (-f.score, f.class_label, f.record))
 
 
 noise_command = _report_command("noise")

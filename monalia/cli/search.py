@@ -10,6 +10,7 @@ from monalia.cli.report import (
     finish_findings,
     lang_option,
     model_option,
+    rank_option,
     print_findings,
     store_option,
 )
@@ -26,16 +27,19 @@ from monalia.cli.report import (
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @store_option
 @lang_option
+@rank_option
 @click.option("--format", "output_format", type=FORMATS, default="table", show_default=True)
 @pass_app
-def search(app: App, term, model_ref, min_score, limit, store, lang, output_format) -> None:
+def search(app: App, term, model_ref, min_score, limit, store, lang, rank, output_format) -> None:
     """Records a model sees TERM in, best score first.
 
     TERM is one of the model's classes, by label (in any language its thesaurus has) or URI, a
     concept (or label) the class covers, such as a narrower term, or a concept broader than
     some of the classes ("animal" above "cheval"): then records rank by the rolled-up score,
     the highest of those classes' scores, and `via` says which made it. `annotated` says
-    whether the record's metadata already mentions the class.
+    whether the record's metadata already mentions the class. With `--rank hybrid`, records
+    rank by the image score fused with the metadata's evidence (the class's concept or label,
+    a narrower term, the label in the title or description), and `evidence` says which.
     """
     from monalia.curation.findings import find_class
     from monalia.curation.languages import class_by_any_label
@@ -58,6 +62,12 @@ def search(app: App, term, model_ref, min_score, limit, store, lang, output_form
             finish_findings(app, setup, findings)
             print_findings(f"{concept.label}: {len(findings)} records", findings, output_format)
             return
-    findings = curation.search(cls, min_score, limit)
+    if (rank or app.project.file.report.ranking) == "hybrid":
+        from monalia.curation.hybrid import hybrid_search
+
+        weights = app.project.file.report.hybrid_weights
+        findings = hybrid_search(curation, cls, min_score, limit, weights)
+    else:
+        findings = curation.search(cls, min_score, limit)
     finish_findings(app, setup, findings)
     print_findings(f"{cls.label}: {len(findings)} records", findings, output_format)

@@ -38,6 +38,7 @@ DEFAULT_SILENCE_ABOVE = 0.9
 DC_TITLE = "http://purl.org/dc/terms/title"
 DC_SUBJECT = "http://purl.org/dc/terms/subject"
 DC_IDENTIFIER = "http://purl.org/dc/terms/identifier"
+DC_DESCRIPTION = "http://purl.org/dc/terms/description"
 FOAF_PAGE = "http://xmlns.com/foaf/0.1/page"
 SUBJECT_TEXT = "http://ns.inria.fr/monalia/subjectText"
 # records per query when fetching details: keeps the VALUES block of a request small
@@ -84,6 +85,10 @@ class Finding:
     # for a concept broader than the model's classes: the narrower classes that made the
     # rolled-up score, best first (monalia.curation.rollup)
     via: list[str] = field(default_factory=list)
+    # the hybrid ranking (monalia.curation.hybrid): the metadata's evidence for the class
+    # ("class", "narrower", "text" or None) and the image score it was fused with
+    evidence: str | None = None
+    image_score: float | None = None
 
     @property
     def score_label(self) -> str:
@@ -107,6 +112,8 @@ class Finding:
             "method": self.method,
             "scores": self.scores,
             "via": self.via,
+            "evidence": self.evidence,
+            "image_score": None if self.image_score is None else round(self.image_score, 4),
         }
 
 
@@ -126,6 +133,8 @@ FINDING_FIELDS = [
     "method",
     "scores",
     "via",
+    "evidence",
+    "image_score",
 ]
 
 

@@ -125,13 +125,19 @@ def _table(rows: list[tuple[str, str, str, str]]) -> str:
 
 def project_tables() -> list[tuple[str, type]]:
     """The project file's tables that have a settings model of their own, in file order."""
-    from monalia.project import ProjectFile
+    from typing import get_args, get_origin
+
+    from monalia.project import PluginSection, ProjectFile
 
     tables = []
     for name, field in ProjectFile.model_fields.items():
         model = _nested_model(field.annotation)
         if model is not None:
             tables.append((name, model))
+        elif get_origin(field.annotation) is dict:  # a table per name: [tasks.NAME]
+            value = _nested_model(get_args(field.annotation)[1])
+            if value is not None and value is not PluginSection:
+                tables.append((f"{name}.NAME", value))
     return tables
 
 
@@ -142,10 +148,11 @@ def settings_reference() -> str:
     for name, model in project_tables():
         doc = inspect.cleandoc(model.__dict__.get("__doc__") or "")  # its own, not BaseModel's
         parts.append(f"## `[{name}]`\n\n{doc}\n\n{_table(model_rows(model))}\n")
+    named = {name.split(".")[0] for name, _ in project_tables()}
     plugin_tables = [
         name
         for name, field in ProjectFile.model_fields.items()
-        if _nested_model(field.annotation) is None
+        if _nested_model(field.annotation) is None and name not in named
     ]
     parts.append(
         "## Plugin tables\n\n"

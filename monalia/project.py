@@ -80,11 +80,17 @@ class ClassesSection(_Section):
     schemes: list[str] = Field(default_factory=list)  # only look labels up in these schemes
 
 
-class TaskSection(ClassesSection):
+class TaskSection(_Section):
     """One learning task: a field of the records, the classes learnt from it, its dataset.
 
-    ``[tasks.NAME]``; a project without such tables has one task, "default", made of
-    ``[classes]``, ``[labeler]`` and ``[dataset]``."""
+    A table per task under `[tasks]`, named `[tasks.NAME]`; the first is the default of every
+    command given no `--task`. A project without such tables has one task, "default", made of
+    `[classes]`, `[labeler]` and `[dataset]`."""
+
+    targets: list[str] = Field(default_factory=list)  # the task's classes: IRIs or labels
+    preset: str | None = None  # a shipped preset of classes, e.g. "monalia-40"
+    language: str = "fr"  # class labels are read in it; default: [classes] language
+    schemes: list[str] = Field(default_factory=list)  # look labels up in these schemes only
 
     # the source fields whose subjects this task learns (e.g. ["REPR", "REPR_text"]); empty:
     # every subject of the record
@@ -229,14 +235,14 @@ class ReportSection(_Section):
     # the hybrid ranking's reliability of each kind of evidence: the class's own concept or
     # label among the subjects, a narrower term, the label in the title or description
     hybrid_weights: dict[Literal["class", "narrower", "text"], float] = Field(
-        default_factory=lambda: {"class": 0.9, "narrower": 0.8, "text": 0.5}
+        default_factory=lambda: {"class": 0.9, "narrower": 0.8, "text": 0.7}
     )
 
     @field_validator("hybrid_weights")
     @classmethod
     def _weights_are_chances(cls, value: dict[str, float]) -> dict[str, float]:
-        if any(not 0.0 <= weight < 1.0 for weight in value.values()):
-            raise ValueError("each weight is a chance: at least 0 and below 1")
+        if any(not 0.5 <= weight < 1.0 for weight in value.values()):
+            raise ValueError("each weight is a chance from 0.5 (no evidence) to below 1")
         return value
 
 

@@ -10,8 +10,8 @@ from monalia.cli.report import (
     finish_findings,
     lang_option,
     model_option,
-    rank_option,
     print_findings,
+    rank_option,
     store_option,
 )
 

@@ -3,14 +3,16 @@
 Each kind of evidence has a reliability, the chance that a record with it shows the class: the
 class's own concept or label among its subjects ("class"), a narrower term or another concept the
 class covers ("narrower"), the class's label as a word of the title or description ("text"). The
-fused score is a noisy-or of the two independent signals::
+fusion treats the image score as a probability and the evidence as a likelihood ratio (naive
+Bayes): in log-odds, ::
 
-    fused = 1 - (1 - image score) * (1 - reliability of the strongest evidence)
+    logit(fused) = logit(image score) + log(reliability / (1 - reliability))
 
-so a record with no evidence keeps its image score, evidence never lowers a score, and a strong
-image score with a mention ranks above either alone. The reliabilities are `[report]
-hybrid_weights`; bench/hybrid.py measures the fused ranking's AP against image-only and
-text-only rankings.
+so a record with no evidence keeps its image score, evidence never lowers a score (a reliability
+is at least 0.5), a mention lifts an uncertain image score a long way and a confident one
+little, and a mentioned record the model is sure does not show the class stays low (what the
+noise report is for). The reliabilities are `[report] hybrid_weights`; bench/hybrid.py measures
+the fused ranking's AP against image-only and text-only rankings.
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ from monalia.curation.findings import (
 from monalia.rdf.thesaurus import normalize_label
 
 EVIDENCE_KINDS = ("class", "narrower", "text")  # strongest first
-DEFAULT_WEIGHTS = {"class": 0.9, "narrower": 0.8, "text": 0.5}
+DEFAULT_WEIGHTS = {"class": 0.9, "narrower": 0.8, "text": 0.7}
 
 
 def fuse(image_score: float, evidence: str | None, weights: dict[str, float]) -> float:
-    """The noisy-or of the image score and the evidence's reliability."""
+    """The image score moved by the evidence's likelihood ratio, in log-odds."""
     if evidence is None:
         return image_score
-    return 1.0 - (1.0 - image_score) * (1.0 - weights[evidence])
+    score = min(max(image_score, 1e-6), 1.0 - 1e-6)
+    weight = weights[evidence]
+    odds = score / (1.0 - score) * weight / (1.0 - weight)
+    return odds / (1.0 + odds)
 
 
 WORD = re.compile(r"\w+")

@@ -191,6 +191,19 @@ def test_labels_in_every_language_the_thesaurus_has(demo_run, cli):
         rdflib.URIRef(ANIMAL),
     ) in graph
 
+    # the rolled-up threshold is published with the model
+    rolled = list(graph.subjects(rdflib.URIRef(ML + "concept"), rdflib.URIRef(ANIMAL)))
+    assert len(rolled) == 1
+    narrower = set(graph.objects(rolled[0], rdflib.URIRef(ML + "narrowerClass")))
+    assert narrower == {rdflib.URIRef(HORSE)}
+    horse_setting = next(
+        s
+        for s in graph.subjects(rdflib.URIRef(ML + "concept"), rdflib.URIRef(HORSE))
+        if (None, rdflib.URIRef(ML + "classSetting"), s) in graph
+    )
+    threshold = rdflib.URIRef(ML + "threshold")
+    assert graph.value(rolled[0], threshold) == graph.value(horse_setting, threshold)
+
     # the annotation bodies carry both languages
     pages = sorted((folder / "out" / "annotations" / "models" / model).glob("page-*.json"))
     bodies = [

@@ -274,12 +274,41 @@ def model_triples(
     for concept, text, lang, kind in model.concept_labels:
         label = SKOS + ("prefLabel" if kind == "pref" else "altLabel")
         yield IRI(concept), label, Literal(text, lang=lang or None)
+    yield from rolled_up_settings(model, model_node)
     yield graph, RDF + "type", IRI(PROV + "Entity")
     yield graph, PROV + "wasDerivedFrom", model_node
     yield graph, PROV + "wasGeneratedBy", run
     yield graph, PROV + "generatedAtTime", _time(published_at)
     yield run, RDF + "type", IRI(PROV + "Activity")
     yield run, PROV + "used", model_node
+
+
+def rolled_up_settings(model: ModelInfo, model_node: IRI) -> Iterator[Triple]:
+    """Each concept above the model's classes, with the classes under it and its derived
+    threshold: the lowest of theirs (a record shows the concept when one of them is detected;
+    its rolled-up score is the highest of their scores, monalia.curation.rollup)."""
+    above: dict[str, set[str]] = {}
+    thresholds = {entry.uri: entry.threshold for entry in model.classes}
+    for entry in model.classes:
+        frontier, seen = [entry.uri], set()
+        while frontier:
+            current = frontier.pop()
+            for narrower, broader in model.hierarchy:
+                if narrower == current and broader not in seen:
+                    seen.add(broader)
+                    frontier.append(broader)
+        for concept in seen:
+            above.setdefault(concept, set()).add(entry.uri)
+    for concept, classes in sorted(above.items()):
+        setting = IRI(f"{model_node}/rollup/{text_digest(concept, length=12)}")
+        yield model_node, ML + "rolledUpSetting", setting
+        yield setting, ML + "concept", IRI(concept)
+        yield setting, ML + "rule", Literal("max")
+        for uri in sorted(classes):
+            yield setting, ML + "narrowerClass", IRI(uri)
+        known = [thresholds[uri] for uri in classes if thresholds.get(uri) is not None]
+        if known:
+            yield setting, ML + "threshold", _float(min(known))
 
 
 def score_triples(

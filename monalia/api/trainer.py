@@ -210,6 +210,13 @@ def read_model_card(folder: Path) -> dict[str, Any]:
         raise MonaliaError(f"no model card at {path}: is it a trained model's folder?") from None
 
 
+def write_model_card(folder: Path, card: dict[str, Any]) -> None:
+    """Write a model card into a model's folder, as `read_model_card` reads it."""
+    (folder / MODEL_CARD).write_text(
+        json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+    )
+
+
 def model_weights(folder: Path, card: dict[str, Any]) -> Path:
     """The weights file a model card names, checked against the SHA-256 the card recorded."""
     path = folder / card["weights"]
@@ -304,9 +311,7 @@ class Trainer(Plugin):
                     settled.evaluation, card, output_dir / f"evaluation-{split}"
                 )
             ]
-        (output_dir / MODEL_CARD).write_text(
-            json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
-        )
+        write_model_card(output_dir, card)
         return card
 
     def scorer(self, folder: Path, options: LoadOptions) -> Predictor:

@@ -577,11 +577,8 @@ class Curation:
         """Set `annotated` on each finding: does the record's metadata mention its class now?"""
         details = self._record_details(f.record for f in findings)
         for finding in findings:
-            found = details.get(finding.record, {})
-            subjects = [
-                (value, None) if kind == "uri" else (None, value)
-                for kind, value in found.get(DC_SUBJECT, [])
-            ] + [(None, value) for _, value in found.get(SUBJECT_TEXT, [])]
+            uris, texts = subject_terms(details.get(finding.record, {}))
+            subjects = [(uri, None) for uri in uris] + [(None, text) for text in texts]
             finding.annotated = finding.class_uri in self.mentions.of(subjects)
 
     def describe(self, findings: list[Finding]) -> None:
@@ -593,6 +590,15 @@ class Curation:
             finding.identifier = _first(found.get(DC_IDENTIFIER))
             finding.page = _first(found.get(FOAF_PAGE))
             finding.subjects = sorted(value for _, value in found.get(SUBJECT_TEXT, []))
+
+
+def subject_terms(details: dict[str, list[tuple[str, str]]]) -> tuple[set[str], set[str]]:
+    """A record's subjects from its details: (concept URIs, subject texts)."""
+    uris, texts = set(), set()
+    for kind, value in details.get(DC_SUBJECT, []):
+        (uris if kind == "uri" else texts).add(value)
+    texts.update(value for _, value in details.get(SUBJECT_TEXT, []))
+    return uris, texts
 
 
 def _first(values: list[tuple[str, str]] | None) -> str | None:

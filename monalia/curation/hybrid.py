@@ -21,12 +21,11 @@ import re
 
 from monalia.curation.findings import (
     DC_DESCRIPTION,
-    DC_SUBJECT,
     DC_TITLE,
-    SUBJECT_TEXT,
     Curation,
     CurationClass,
     Finding,
+    subject_terms,
 )
 from monalia.rdf.thesaurus import normalize_label
 
@@ -56,22 +55,14 @@ def evidence_of(curation: Curation, cls: CurationClass, records) -> dict[str, st
     """The strongest evidence each record's metadata gives for the class, or None."""
     details = curation._record_details(records)
     own_labels = {normalize_label(cls.label)}
-    own_labels |= {
-        normalize_label(text)
-        for text in cls.labels
-        if normalize_label(text) == normalize_label(cls.label)
-    }
     narrower_labels = {normalize_label(text) for text in cls.labels} - own_labels
     narrower_concepts = set(cls.concepts) - {cls.uri}
     phrases = [_words(text) for text in {cls.label, *cls.labels} if text.strip()]
     found: dict[str, str | None] = {}
     for record in records:
         values = details.get(record, {})
-        uris = {value for kind, value in values.get(DC_SUBJECT, []) if kind == "uri"}
-        texts = {normalize_label(value) for _, value in values.get(SUBJECT_TEXT, [])}
-        texts |= {
-            normalize_label(value) for kind, value in values.get(DC_SUBJECT, []) if kind != "uri"
-        }
+        uris, texts = subject_terms(values)
+        texts = {normalize_label(text) for text in texts}
         if cls.uri in uris or texts & own_labels:
             found[record] = "class"
         elif uris & narrower_concepts or texts & narrower_labels:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from monalia.curation.findings import Curation, CurationClass, Finding
+from monalia.curation.findings import Curation, CurationClass
 from monalia.rdf.sparql import IRI, bind, value_of
 from monalia.rdf.thesaurus import normalize_label, query_text
 
@@ -22,6 +22,8 @@ def class_labels(curation: Curation) -> dict[str, list[tuple[str, str | None, st
 
 
 def pick_label(labels: list[tuple[str, str | None, str]], language: str) -> str | None:
+    """The preferred label in `language` (or a regional variant: "en" finds "en-GB"), else the
+    alternative one, else None."""
     wanted = language.lower()
     for kind in ("pref", "alt"):
         for text, lang, entry_kind in labels:
@@ -58,11 +60,3 @@ def class_by_any_label(curation: Curation, term: str) -> CurationClass | None:
         if uri in curation.by_uri and any(normalize_label(t) == wanted for t, _, _ in entries)
     ]
     return found[0] if len(found) == 1 else None
-
-
-def relabel_findings(curation: Curation, findings: list[Finding]) -> None:
-    """Findings made before `in_language` carry the classes' new labels."""
-    for finding in findings:
-        cls = curation.by_uri.get(finding.class_uri)
-        if cls is not None:
-            finding.class_label = cls.label

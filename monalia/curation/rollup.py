@@ -14,13 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monalia.curation.findings import (
-    DC_SUBJECT,
-    SUBJECT_TEXT,
-    Curation,
-    CurationClass,
-    Finding,
-)
+from monalia.curation.findings import Curation, CurationClass, Finding, subject_terms
+from monalia.curation.languages import pick_label
 from monalia.errors import ConfigError
 from monalia.rdf.sparql import IRI, bind, bind_block, value_of, values_rows
 from monalia.rdf.thesaurus import normalize_label, query_text
@@ -51,7 +46,7 @@ def broader_concepts(curation: Curation, language: str | None = None) -> list[Br
     """Every concept above one of the model's classes, as the model's graph publishes them."""
     query = bind(query_text("curation-broader"), scores=IRI(curation.graph))
     under: dict[str, set[str]] = {}
-    labels: dict[str, dict[str, str | None]] = {}
+    labels: dict[str, set[tuple[str, str | None, str]]] = {}
     for row in curation.client.select(query):
         concept, cls = value_of(row, "concept"), value_of(row, "class")
         if cls not in curation.by_uri:
@@ -59,28 +54,21 @@ def broader_concepts(curation: Curation, language: str | None = None) -> list[Br
         under.setdefault(concept, set()).add(cls)
         cell = row.get("label") or {}
         if cell.get("value"):
-            labels.setdefault(concept, {})[cell["value"]] = cell.get("xml:lang")
+            entry = (cell["value"], cell.get("xml:lang"), value_of(row, "kind"))
+            labels.setdefault(concept, set()).add(entry)
     found = []
     for concept, classes in sorted(under.items()):
-        texts = labels.get(concept, {})
+        entries = sorted(labels.get(concept, ()), key=lambda e: (e[2] != "pref", e[1] or "", e[0]))
+        first = entries[0][0] if entries else concept
         found.append(
             BroaderConcept(
                 concept,
-                _label_in(texts, language) or concept,
-                frozenset(normalize_label(text) for text in texts),
+                (pick_label(entries, language) if language else None) or first,
+                frozenset(normalize_label(text) for text, _, _ in entries),
                 tuple(sorted((curation.by_uri[uri] for uri in classes), key=lambda c: c.label)),
             )
         )
     return found
-
-
-def _label_in(texts: dict[str, str | None], language: str | None) -> str | None:
-    if not texts:
-        return None
-    for text, lang in sorted(texts.items()):
-        if language and lang and lang.lower().split("-")[0] == language.lower().split("-")[0]:
-            return text
-    return sorted(texts)[0]
 
 
 def find_broader(curation: Curation, term: str, language: str | None = None) -> BroaderConcept:
@@ -149,10 +137,8 @@ def _mentions_concept(curation: Curation, concept: BroaderConcept, records) -> s
     details = curation._record_details(records)
     named = set()
     for record in records:
-        found = details.get(record, {})
-        uris = {value for kind, value in found.get(DC_SUBJECT, []) if kind == "uri"}
-        texts = {normalize_label(value) for _, value in found.get(SUBJECT_TEXT, [])}
-        if concept.uri in uris or texts & concept.labels:
+        uris, texts = subject_terms(details.get(record, {}))
+        if concept.uri in uris or {normalize_label(text) for text in texts} & concept.labels:
             named.add(record)
     return named
 

@@ -26,18 +26,6 @@ class ClassContext:
         """The concept's preferred labels, one per language where the thesaurus has one."""
         return [(text, lang) for text, lang, kind in self.labels.get(concept, []) if kind == PREF]
 
-    def broader_of(self, concept: str) -> set[str]:
-        """Every concept above `concept` (transitively)."""
-        above: set[str] = set()
-        frontier = [concept]
-        while frontier:
-            current = frontier.pop()
-            for narrower, broader in self.broader:
-                if narrower == current and broader not in above:
-                    above.add(broader)
-                    frontier.append(broader)
-        return above
-
 
 def class_context(thesaurus, class_uris: list[str]) -> ClassContext:
     """The classes' broader chains and the labels of the classes and of those concepts: their
@@ -86,13 +74,3 @@ def project_class_context(project, class_uris: list[str]) -> ClassContext:
 
     with open_project_thesaurus(project) as thesaurus:
         return class_context(thesaurus, class_uris)
-
-
-def label_in(labels: list[tuple[str, str | None]], language: str | None, fallback: str) -> str:
-    """The label in `language` (or its region's: "en" finds "en-GB"), else `fallback`."""
-    if language:
-        wanted = language.lower()
-        for text, lang in labels:
-            if lang and (lang.lower() == wanted or lang.lower().split("-")[0] == wanted):
-                return text
-    return fallback

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from monalia.api.trainer import DatasetSpec, Sample, TrainOptions
+from monalia.api.trainer import DatasetSpec, Sample, TrainOptions, write_model_card
 from monalia.catalog.database import Catalog
 from monalia.catalog.models import DatasetRow, ModelRow, utcnow
 from monalia.catalog.queries import image_file
@@ -151,7 +151,8 @@ def train_model(
         for path in card.get("unreadable", []):
             tracker.fail_item(path, "image could not be decoded; left out of training")
         card["task"] = task_of_dataset(project, dataset.name)
-        write_card(output_dir, card)  # the folder's card says its task too
+        if output_dir.is_dir():  # the folder's card says its task too
+            write_model_card(output_dir, card)
         model_id = register_model(catalog, card, name, trainer.name, dataset, relative, tracker.id)
         # the images the model learnt from are new; the missing and unreadable ones failed
         tracker.add(new=max(0, usable - len(card.get("unreadable", []))))
@@ -163,16 +164,6 @@ def train_model(
         )
         run = tracker.finish(DONE, f"model {name}{scored}")
         return TrainOutcome(run, name, card, model_id, missing=images.missing)
-
-
-def write_card(output_dir: Path, card: dict[str, Any]) -> None:
-    from monalia.api.trainer import MODEL_CARD
-
-    path = output_dir / MODEL_CARD
-    if path.parent.is_dir():
-        path.write_text(
-            json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
-        )
 
 
 def task_of_dataset(project: Project, dataset_name: str) -> dict[str, Any]:

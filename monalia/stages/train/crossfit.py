@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, select
 
-from monalia.api.trainer import DatasetSpec, LoadOptions, Sample, TrainOptions
+from monalia.api.trainer import DatasetSpec, LoadOptions, Sample, TrainOptions, write_model_card
 from monalia.catalog.database import Catalog
 from monalia.catalog.lookups import find_model
 from monalia.catalog.models import DatasetRow, ModelRow, PredictionRow, ScoredImageRow, utcnow
@@ -320,9 +320,7 @@ def finish_card(catalog: Catalog, card: dict[str, Any], set_id: int, folder: Pat
     card["folds"].sort(key=lambda entry: entry["fold"])
     card["scored_images"] = len(_scored_images(catalog, set_id))
     card["created_at"] = utcnow().isoformat(timespec="seconds")
-    (folder / "model_card.json").write_text(
-        json.dumps(card, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
-    )
+    write_model_card(folder, card)
 
 
 @dataclass

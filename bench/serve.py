@@ -348,7 +348,7 @@ def main() -> None:
             started = time.perf_counter()
             rows, images = query.build(args.notices, classes)
             query.write_store(folder, rows, images, model)
-            catalog_url = query.write_catalog(folder, model, classes, postgres)
+            catalog_url = query.write_catalog(folder, model, classes, url=postgres)
             picture = folder / "picture.jpg"
             draw({"disc", "triangle"}, random.Random(3), size=800).save(picture, "JPEG", quality=90)
             image_id = add_records(catalog_url, rows, picture, folder / ".monalia")

@@ -42,7 +42,8 @@ STAGES: tuple[str, ...] = get_args(StageName)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # built when a project file is validated, not when this module is imported
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ProjectSection(_Section):
@@ -60,7 +61,7 @@ class ProjectSection(_Section):
 class PluginSection(BaseModel):
     """A plugin instance: ``plugin`` names the class, every other key is one of its settings."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     plugin: str
 
 

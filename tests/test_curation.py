@@ -246,8 +246,6 @@ def _summary(findings):
 def test_the_curation_bands_answer_as_reading_every_score(tmp_path, catalog_url, cli):
     """The bands `enrich` writes are an index: the answers are those of the full queries, and
     the metadata as it is now decides, not as it was when the scores were published."""
-    import pyoxigraph as ox
-
     from monalia.curation.findings import Curation
     from monalia.curation.session import open_curation
     from monalia.project import load_project
@@ -278,22 +276,24 @@ def test_the_curation_bands_answer_as_reading_every_score(tmp_path, catalog_url,
         "foal-low",
     ]
     assert searches["cheval", 0.2][-1][2] == 0.3  # the low scores are there when asked for
-    del setup
 
-    # a curator fixes the metadata in the store: the noise loses its subject, the silence gains
-    # one; both drop out of the reports without publishing the scores again
-    store = ox.Store(str(tmp_path / "store"))
-    store.update(
-        f"""DELETE {{ GRAPH ?g {{ ?record <http://purl.org/dc/terms/subject> <{HORSE}> }} }}
-        WHERE {{ GRAPH ?g {{ ?record <http://purl.org/dc/terms/subject> <{HORSE}> ;
-            <http://purl.org/dc/terms/identifier> "horse-uri-low" }} }}"""
-    )
-    store.update(
-        """INSERT { GRAPH ?g { ?record <http://ns.inria.fr/monalia/subjectText> "Arbre"@fr } }
-        WHERE { GRAPH ?g { ?record <http://purl.org/dc/terms/identifier> "tree-missing" } }"""
-    )
-    store.flush()
-    del store
+    # a curator fixes the metadata at the source: the noise loses its subject, the silence
+    # gains one; harvested and published again (which rewrites the mention index), both drop
+    # out of the reports without publishing the scores again
+    assert setup.curation.indexed, "enrich wrote the model's mention index"
+    del setup
+    lines = (tmp_path / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    fixed = []
+    for line in lines:
+        record = json.loads(line)
+        if record["id"] == "horse-uri-low":
+            record["subjects"] = []
+        if record["id"] == "tree-missing":
+            record["subjects"].append({"label": "Arbre", "lang": "fr"})
+        fixed.append(json.dumps(record))
+    (tmp_path / "records.jsonl").write_text("\n".join(fixed) + "\n", encoding="utf-8")
+    assert cli("harvest", project=tmp_path).exit_code == 0
+    assert cli("publish", project=tmp_path).exit_code == 0
     setup = open_curation(catalog, project)
     noise, silence, _ = answers(setup, banded=True)
     assert "horse-uri-low" not in str(noise) and "tree-missing" not in str(silence)

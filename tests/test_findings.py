@@ -17,6 +17,7 @@ import pyoxigraph as ox
 import pytest
 from support.byzart_project import build
 from support.skos_data import HORSE, IC_HORSE, ICONCLASS_NT, THESAURUS_TTL
+from test_cold_start import cold_run
 
 from monalia import Subject
 from monalia.api.labeler import ClassRequest
@@ -224,6 +225,26 @@ def test_out_of_sample_scores_survive_a_kill_and_the_confident_report_lists_its_
     silence = json.loads(monalia(folder, "report", "silence", "--format", "json").stdout)
     assert {f["method"] for f in noise + silence} <= {"confident", "threshold"}
     assert any(f["method"] == "confident" and f["scores"].endswith("-oos3") for f in noise)
+
+    # confident learning ran once, with the folds: a report reads what it stored, in a fresh
+    # process that imports neither cleanlab nor numpy
+    with sqlite3.connect(catalog) as db:
+        stored = dict(
+            db.execute("SELECT kind, count(*) FROM confident_findings GROUP BY kind").fetchall()
+        )
+    confident = [f for f in noise if f["method"] == "confident"]
+    assert 0 < len(confident) <= stored["noise"]
+    done, imported = cold_run("report", "noise", "--format", "json", cwd=folder)
+    assert done.returncode == 0 and json.loads(done.stdout) == noise
+    assert not {"cleanlab", "sklearn", "numpy", "sqlalchemy"} & set(imported), imported
+    # a score set made before findings were stored: computed on the spot, the same report
+    with sqlite3.connect(catalog) as db:
+        (card,) = db.execute("SELECT card FROM models WHERE name LIKE '%-oos3'").fetchone()
+        card = {k: v for k, v in json.loads(card).items() if k != "confident_findings"}
+        db.execute("UPDATE models SET card = ? WHERE name LIKE '%-oos3'", (json.dumps(card),))
+        db.execute("DELETE FROM confident_findings")
+    again = json.loads(monalia(folder, "report", "noise", "--format", "json").stdout)
+    assert again == noise
     # every planted error that the confident ranking puts in its first 2n is in the report
     from monalia.catalog.database import Catalog
     from monalia.catalog.lookups import find_model

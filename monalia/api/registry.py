@@ -66,7 +66,9 @@ class MonaliaPluginManager(pluggy.PluginManager):
         self.origins: dict[int, PluginOrigin] = {}
         self.broken: list[BrokenPlugin] = []
         self.on_demand = False  # entry points are loaded when a plugin is asked for
+        self.use_manifest = False  # entry points read from the plugin manifest when it holds
         self._unloaded: list[tuple[Any, PluginOrigin]] | None = None
+        self._manifest: dict[str, Any] | bool | None = False  # False: not read yet
 
     def register_plugin(
         self, plugin: Any, name: str | None = None, origin: PluginOrigin | None = None
@@ -77,8 +79,50 @@ class MonaliaPluginManager(pluggy.PluginManager):
             self.origins[id(plugin)] = origin
         return registered
 
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        """The plugin manifest (`monalia.api.manifest`) when it still holds, read once."""
+        if self._manifest is False:
+            self._manifest = None
+            if self.use_manifest:
+                from monalia.api.manifest import load_manifest
+
+                self._manifest = load_manifest()
+        return self._manifest  # type: ignore[return-value]
+
+    def entry_point_of(self, kind: str, name: str) -> str | None:
+        """The entry point that registers a plugin, by the manifest; None when it does not
+        know the plugin."""
+        for entry in (self.manifest or {}).get("plugins", []):
+            if entry["kind"] == kind and entry["name"] == name:
+                return entry.get("entry_point")
+        return None
+
     def _declared(self) -> list[tuple[Any, PluginOrigin]]:
-        """Every entry point of the ``monalia`` group not loaded yet, found once."""
+        """Every entry point of the ``monalia`` group not loaded yet, found once (from the
+        manifest when it holds: no installed distribution is read)."""
+        if self._unloaded is None and self.manifest is not None:
+            self._unloaded = []
+            seen = set()
+            listed = [
+                (e["entry_point"], e["entry_point_value"], e["package"], e["version"])
+                for e in self.manifest.get("plugins", [])
+            ] + [
+                (
+                    b["entry_point"],
+                    (b.get("declared") or "").partition(" = ")[2],
+                    b["package"],
+                    b["version"],
+                )
+                for b in self.manifest.get("broken", [])
+            ]
+            for name, value, package, version in listed:
+                if not name or not value or name in seen:
+                    continue
+                seen.add(name)
+                entry_point = importlib.metadata.EntryPoint(name, value, ENTRY_POINT_GROUP)
+                origin = PluginOrigin(package, version, f"{name} = {value}")
+                self._unloaded.append((entry_point, origin))
         if self._unloaded is None:
             self._unloaded = []
             for dist in importlib.metadata.distributions():
@@ -128,16 +172,19 @@ class MonaliaPluginManager(pluggy.PluginManager):
 
 
 def get_plugin_manager(
-    load_entry_points: bool = True, on_demand: bool = False
+    load_entry_points: bool = True, on_demand: bool = False, use_manifest: bool = True
 ) -> MonaliaPluginManager:
     """Build a plugin manager with every monalia hookspec and, by default, every installed plugin.
 
     `on_demand`: the installed plugins are loaded as a registry asks for them instead: a command
-    that reads a project imports the plugins it names, not every one installed."""
+    that reads a project imports the plugins it names, not every one installed; the manifest
+    (`use_manifest`) says which entry point registers each, without reading the installed
+    distributions."""
     pm = MonaliaPluginManager()
     pm.add_hookspecs(hookspecs)
     if on_demand:
         pm.on_demand = True
+        pm.use_manifest = use_manifest
     elif load_entry_points:
         pm.load_entry_points()
     pm.check_pending()
@@ -189,7 +236,7 @@ class PluginRegistry:
         # the entry point of the plugin's own name first (a package's usual layout), then all
         if (kind, name) in self.plugins or not self.pm.pending:
             return
-        self.pm.load_entry_points(name)
+        self.pm.load_entry_points(self.pm.entry_point_of(kind, name) or name)
         self._index()
         if (kind, name) not in self.plugins:
             self.load_all()

@@ -455,6 +455,28 @@ class SubjectMatchRow(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
 
 
+class ConfidentFindingRow(Base):
+    """One label issue that confident learning found in a set of out-of-sample scores, stored
+    when the scores are made (`monalia train --folds K`) so that the reports, search and the
+    workbench read them instead of computing them (and importing cleanlab) on every call.
+
+    `kind` is "noise" (the image is annotated with the class) or "silence" (it is not); `rank`
+    orders a class's findings of one kind, most suspect first; `score` is the out-of-sample
+    score of the class for the image.
+    """
+
+    __tablename__ = "confident_findings"
+    __table_args__ = (Index("ix_confident_findings_set_kind", "score_set_id", "kind", "rank"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    score_set_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    class_uri: Mapped[str] = mapped_column(String(1000))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+
+
 class TaughtClassRow(Base):
     """A class a curator teaches from a few examples (`monalia teach`): its answers are review
     decisions of kind "teach" on its URI, which `monalia label` takes in."""

@@ -74,6 +74,23 @@ class OrmReader:
         )
         return [(image, uri, float(score)) for image, uri, score in rows]
 
+    def confident_findings(self, set_id: int) -> list[tuple]:
+        from monalia.catalog.reader import CONFIDENT_FINDINGS_SQL
+
+        return self._rows(CONFIDENT_FINDINGS_SQL.replace("?", ":set"), {"set": set_id})
+
+    def scored_outside(self, model_id: int, set_id: int) -> int:
+        from monalia.catalog.reader import SCORED_OUTSIDE_SQL
+
+        sql = SCORED_OUTSIDE_SQL.replace("?", ":model", 1).replace("?", ":set", 1)
+        return int(self._rows(sql, {"model": model_id, "set": set_id})[0][0])
+
+    def scored_records(self, model_id: int) -> list[str]:
+        from monalia.catalog.reader import SCORED_RECORDS_SQL
+
+        sql = SCORED_RECORDS_SQL.replace("?", ":model")
+        return [iri for (iri,) in self._rows(sql, {"model": model_id})]
+
     def image_paths(self, urls: list[str]) -> dict[str, str]:
         from sqlalchemy import select
 

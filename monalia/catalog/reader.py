@@ -70,6 +70,23 @@ RUN_COLUMNS = (
 )
 
 
+SCORED_RECORDS_SQL = (
+    "SELECT DISTINCT r.iri FROM scored_images s JOIN records r ON r.id = s.record_id "
+    "WHERE s.model_id = ? AND r.deleted_at IS NULL"
+)
+# images a model scored that a score set did not: those the thresholds still judge
+SCORED_OUTSIDE_SQL = (
+    "SELECT count(*) FROM scored_images s WHERE s.model_id = ? AND NOT EXISTS "
+    "(SELECT 1 FROM scored_images o WHERE o.model_id = ? AND o.image_id = s.image_id)"
+)
+CONFIDENT_FINDINGS_SQL = (
+    "SELECT f.kind, f.class_uri, f.image_id, r.iri, i.url, f.rank, f.score "
+    "FROM confident_findings f JOIN images i ON i.id = f.image_id "
+    "JOIN records r ON r.id = i.record_id "
+    "WHERE f.score_set_id = ? AND r.deleted_at IS NULL ORDER BY f.id"
+)
+
+
 def image_file(data_dir: Path, stored: str | None) -> Path | None:
     """Where an image's file is: catalog paths are relative to the project's data folder."""
     if not stored:
@@ -259,6 +276,20 @@ class CatalogReader:
                 (model_id,),
             )
         ]
+
+    def confident_findings(self, set_id: int) -> list[tuple]:
+        """(kind, class URI, image id, record IRI, image URL, rank, score) of the findings
+        stored with a score set, in the order they were found; records deleted at their source
+        are left out."""
+        return self.rows(CONFIDENT_FINDINGS_SQL, (set_id,))
+
+    def scored_outside(self, model_id: int, set_id: int) -> int:
+        """How many images the model scored that the score set did not."""
+        return int(self.rows(SCORED_OUTSIDE_SQL, (model_id, set_id))[0][0])
+
+    def scored_records(self, model_id: int) -> list[str]:
+        """The IRIs of the records (still at their source) a model or score set scored."""
+        return [iri for (iri,) in self.rows(SCORED_RECORDS_SQL, (model_id,))]
 
     def class_concepts(self, dataset_id: int | None) -> dict[str, Any] | None:
         """What each class of a dataset covered when it was labelled (None before datasets kept

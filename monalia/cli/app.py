@@ -396,6 +396,7 @@ def harvest_failed(runs: list) -> None:
 
 
 def run_publish_stage(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]) -> list:
+    from monalia.classes import enriched_mentions
     from monalia.stages.publish import catalog_sources, publish_records
 
     selected = selected_instances("sink", app.project.sinks, sinks)
@@ -407,13 +408,23 @@ def run_publish_stage(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]
                 f"the catalog holds no records of source {name!r} (it has: {', '.join(available) or 'none'})"
             )
     runs = []
+    mentions = None  # the mention index of each enriched model, rewritten with the records
     for configured in selected:
         if not configured.info.cls.takes_triples:  # annotations: not the records
             runs.extend(publish_annotations(app, configured))
             continue
+        if mentions is None:
+            mentions = enriched_mentions(catalog, app.project)
         with app.progress(f"publish to {configured.instance}", "triples") as progress:
             runs.append(
-                publish_records(catalog, configured, list(sources) or None, app.hooks, progress)
+                publish_records(
+                    catalog,
+                    configured,
+                    list(sources) or None,
+                    app.hooks,
+                    progress,
+                    mentions,
+                )
             )
     return runs
 

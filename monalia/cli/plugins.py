@@ -6,46 +6,49 @@ import json
 
 import click
 
-from monalia.cli.app import (
-    App,
-    cli,
-    pass_app,
-)
+from monalia.cli.app import App, cli, pass_app
+
+KIND_ORDER = ["source", "labeler", "trainer", "sink", "metadata-format"]
 
 
 @cli.command("plugins")
-@click.option(
-    "--kind",
-    type=click.Choice(["source", "labeler", "trainer", "sink", "metadata-format"]),
-    help="Only this kind.",
-)
+@click.option("--kind", type=click.Choice(KIND_ORDER), help="Only this kind.")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 @pass_app
 def plugins_command(app: App, kind: str | None, as_json: bool) -> None:
-    """List every installed plugin: kind, name, origin package and version."""
-    plugins = app.registry.all(kind)
-    broken = app.registry.pm.broken
+    """List every installed plugin: kind, name, origin package and version.
+
+    Read from the plugin manifest, which is rebuilt (every plugin imported) when a
+    distribution was installed, upgraded or removed, or a plugin's source file changed."""
+    from monalia.api.manifest import current_manifest
+
+    manifest = current_manifest()
+    plugins = sorted(
+        (p for p in manifest["plugins"] if kind is None or p["kind"] == kind),
+        key=lambda p: (KIND_ORDER.index(p["kind"]), p["name"]),
+    )
+    broken = manifest["broken"]
     if as_json:
         click.echo(
             json.dumps(
                 [
                     {
-                        "kind": p.kind,
-                        "name": p.name,
-                        "package": p.origin.package,
-                        "version": p.origin.version,
-                        "class": f"{p.cls.__module__}.{p.cls.__qualname__}",
-                        "summary": p.summary,
+                        "kind": p["kind"],
+                        "name": p["name"],
+                        "package": p["package"],
+                        "version": p["version"],
+                        "class": p["class"],
+                        "summary": p["summary"],
                     }
                     for p in plugins
                 ]
                 + [
                     {
                         "kind": "broken",
-                        "name": b.entry_point,
-                        "package": b.origin.package,
-                        "version": b.origin.version,
-                        "error": b.error,
+                        "name": b["entry_point"],
+                        "package": b["package"],
+                        "version": b["version"],
+                        "error": b["error"],
                     }
                     for b in broken
                 ],
@@ -55,6 +58,6 @@ def plugins_command(app: App, kind: str | None, as_json: bool) -> None:
         return
     from monalia.progress import summary_table
 
-    rows = [(p.kind, p.name, p.origin.package, p.origin.version, p.summary) for p in plugins]
-    rows += [("BROKEN", b.entry_point, b.origin.package, b.origin.version, b.error) for b in broken]
+    rows = [(p["kind"], p["name"], p["package"], p["version"], p["summary"]) for p in plugins]
+    rows += [("BROKEN", b["entry_point"], b["package"], b["version"], b["error"]) for b in broken]
     summary_table("plugins", ["kind", "name", "package", "version", "what it does"], rows)

@@ -109,10 +109,12 @@ def curation_setup(
     return setup
 
 
-def finish_findings(app: App, setup, findings) -> None:
+def finish_findings(app: App, setup, findings, output_format: str = "json") -> None:
+    """Describe the findings as the output shows them: the table shows a title and reference,
+    CSV and JSON every field."""
     from monalia.curation.session import add_local_images
 
-    setup.curation.describe(findings)
+    setup.curation.describe(findings, brief=output_format == "table")
     add_local_images(app.reader, app.project, findings)
 
 
@@ -190,7 +192,7 @@ def _report_command(kind: str):
             findings = hybrid_silence(app, setup, findings)
         total = len(findings)
         findings = findings[:limit] if limit else findings
-        finish_findings(app, setup, findings)
+        finish_findings(app, setup, findings, output_format)
         shown = f"{total} records" + (f", {len(findings)} shown" if len(findings) < total else "")
         how = (
             f"method {setup.method}: confident learning on {setup.curation.out_of_sample.name}"

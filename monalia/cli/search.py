@@ -59,7 +59,7 @@ def search(app: App, term, model_ref, min_score, limit, store, lang, rank, outpu
                 f"of their scores; derived threshold {concept.threshold:.4f})"
             )
             findings = rolled_up_search(curation, concept, min_score, limit)
-            finish_findings(app, setup, findings)
+            finish_findings(app, setup, findings, output_format)
             print_findings(f"{concept.label}: {len(findings)} records", findings, output_format)
             return
     if (rank or app.project.file.report.ranking) == "hybrid":
@@ -69,5 +69,5 @@ def search(app: App, term, model_ref, min_score, limit, store, lang, rank, outpu
         findings = hybrid_search(curation, cls, min_score, limit, weights)
     else:
         findings = curation.search(cls, min_score, limit)
-    finish_findings(app, setup, findings)
+    finish_findings(app, setup, findings, output_format)
     print_findings(f"{cls.label}: {len(findings)} records", findings, output_format)

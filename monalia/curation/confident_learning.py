@@ -109,7 +109,14 @@ def newest_score_set(reader, model, class_uris: list[str]) -> ScoreSet | None:
     if not found or model.dataset_id is None:
         return None
     set_id, set_name, _ = found[0]
-    images = reader.dataset_images(model.dataset_id)
+    return read_score_set(reader, set_id, set_name, model.dataset_id, class_uris)
+
+
+def read_score_set(
+    reader, set_id: int, set_name: str, dataset_id: int, class_uris: list[str]
+) -> ScoreSet:
+    """A set of out-of-sample scores over its dataset's images, in the dataset's order."""
+    images = reader.dataset_images(dataset_id)
     row_of = {image: row for row, (image, *_rest) in enumerate(images)}
     column_of = {uri: column for column, uri in enumerate(class_uris)}
     scores = np.full((len(images), len(class_uris)), np.nan)
@@ -123,3 +130,42 @@ def newest_score_set(reader, model, class_uris: list[str]) -> ScoreSet | None:
             if uri in column_of:
                 labels[row, column_of[uri]] = 1
     return ScoreSet(set_name, images, scores, labels)
+
+
+@dataclass(frozen=True)
+class IssueRow:
+    """One finding of confident learning, as the catalog stores it (`confident_findings`)."""
+
+    kind: str  # "noise" or "silence"
+    class_uri: str
+    image_id: int
+    record: str
+    url: str
+    rank: int  # within the class and kind, most suspect first
+    score: float
+
+
+def issue_rows(found: ScoreSet, class_uris: list[str]) -> list[IssueRow]:
+    """Every label issue of a score set, class by class, noise then silence, most suspect
+    first; images the folds could not read (no scores) are left out."""
+    scored = ~np.isnan(found.scores).any(axis=1)
+    kept = np.flatnonzero(scored)
+    issues = find_issues(found.labels[kept], found.scores[kept])
+    rows = []
+    for kind in ("noise", "silence"):
+        for column, entry in enumerate(issues):
+            for rank, index in enumerate(entry.noise if kind == "noise" else entry.silence):
+                row = int(kept[index])
+                image, record, url, _given = found.images[row]
+                rows.append(
+                    IssueRow(
+                        kind,
+                        class_uris[column],
+                        int(image),
+                        record,
+                        url,
+                        rank,
+                        float(found.scores[row, column]),
+                    )
+                )
+    return rows

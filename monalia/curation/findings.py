@@ -279,6 +279,8 @@ class OutOfSample:
     records: frozenset[str]
     noise: list[Finding]
     silence: list[Finding]
+    # every image the model scored is in the score set: no record is left to the thresholds
+    covers_all: bool = False
 
 
 class Curation:
@@ -300,9 +302,13 @@ class Curation:
         classes: list[CurationClass],
         model_name: str | None = None,
         out_of_sample: OutOfSample | Callable[[], OutOfSample | None] | None = None,
+        mentions_graph: str | None = None,
     ):
         self.client = client
         self.graph = graph
+        # the model's mention index (monalia.rdf.mentions), where the store has it
+        self.mentions_graph = mentions_graph
+        self._indexed: bool | None = None
         self.model_name = model_name
         self._out_of_sample = out_of_sample
         self.classes = classes
@@ -403,7 +409,7 @@ class Curation:
         return list(findings.values())
 
     def _report_everything(
-        self, name: str, variable: str, classes: list[CurationClass]
+        self, name: str, variable: str, classes: list[CurationClass], skip=frozenset()
     ) -> list[Finding]:
         threshold = "noise_below" if variable == "below" else "silence_above"
         query = bind(query_text(name), scores=IRI(self.graph))
@@ -416,7 +422,8 @@ class Curation:
             ),
         )
         query = _class_blocks(query, classes)
-        return self._best_images(self.client.select(query), annotated=variable == "below")
+        found = self._best_images(self.client.select(query), annotated=variable == "below")
+        return [f for f in found if f.record not in skip]
 
     def _best_images(self, rows, annotated: bool | None) -> list[Finding]:
         """One finding per record and class, with the record's best image."""
@@ -441,7 +448,7 @@ class Curation:
         query = bind_block(query, "bands", values_rows(("band", "class", variable), bands))
         return self.client.select(query)
 
-    def _noise_banded(self, classes: list[CurationClass]) -> list[Finding]:
+    def _noise_banded(self, classes: list[CurationClass], skip=frozenset()) -> list[Finding]:
         bands = [
             (band, IRI(c.uri), ScoreValue(c.noise_below))
             for c in classes
@@ -453,7 +460,7 @@ class Curation:
             images_below[value_of(row, "record"), value_of(row, "class")].add(
                 value_of(row, "image")
             )
-        found = self._best_images(rows, annotated=True)
+        found = [f for f in self._best_images(rows, annotated=True) if f.record not in skip]
         # a record is noise only if none of its images reaches the threshold: where the bands
         # show fewer images below than the record has, read the others' scores
         images = self._image_counts(sorted({f.record for f in found}))
@@ -494,14 +501,14 @@ class Curation:
                     reached.add(key)
         return reached
 
-    def _silence_banded(self, classes: list[CurationClass]) -> list[Finding]:
+    def _silence_banded(self, classes: list[CurationClass], skip=frozenset()) -> list[Finding]:
         bands = [
             (band, IRI(c.uri), ScoreValue(c.silence_above))
             for c in classes
             for band in self._bands(c, False, range(score_decile(c.silence_above), 10))
         ]
         rows = self._banded_rows("curation-silence-banded", "above", bands)
-        found = self._best_images(rows, annotated=None)
+        found = [f for f in self._best_images(rows, annotated=None) if f.record not in skip]
         self.mark_annotated(found)  # the metadata as it is now: a record fixed since is not silence
         return [f for f in found if not f.annotated]
 
@@ -533,26 +540,40 @@ class Curation:
         self.mark_annotated(judged)  # a record fixed since is no longer a finding
         return kept + [f for f in judged if f.annotated == (kind == "noise")]
 
+    def _judged_elsewhere(self) -> frozenset[str] | None:
+        """The records confident learning judges (the thresholds leave them alone); None when
+        it judges every record the model scored, and the thresholds have nothing to do."""
+        oos = self.out_of_sample
+        if oos is None:
+            return frozenset()
+        return None if oos.covers_all else oos.records
+
     def noise(self, classes: list[CurationClass] | None = None) -> list[Finding]:
         """Suspect annotations: lowest scores first."""
         classes = classes or self.classes
-        if self.banded:
-            found = self._noise_banded(classes)
+        skip = self._judged_elsewhere()
+        if skip is None:
+            found = []
+        elif self.banded:
+            found = self._noise_banded(classes, skip)
         else:
-            found = self._report_everything("curation-noise", "below", classes)
+            found = self._report_everything("curation-noise", "below", classes, skip)
         found = self._judged(found, "noise", classes)
         return sorted(found, key=lambda f: (f.score, f.class_label, f.record))
 
     def silence(self, classes: list[CurationClass] | None = None) -> list[Finding]:
         """Missing annotations: highest scores first."""
         classes = classes or self.classes
+        skip = self._judged_elsewhere()
         banded = [
             c for c in classes if self.banded and score_decile(c.silence_above) >= c.band_floor
         ]
         rest = [c for c in classes if c not in banded]
-        found = self._silence_banded(banded) if banded else []
-        if rest:
-            found += self._report_everything("curation-silence", "above", rest)
+        found = []
+        if skip is not None:
+            found = self._silence_banded(banded, skip) if banded else []
+            if rest:
+                found += self._report_everything("curation-silence", "above", rest, skip)
         found = self._judged(found, "silence", classes)
         return sorted(found, key=lambda f: (-f.score, f.class_label, f.record))
 
@@ -573,23 +594,75 @@ class Curation:
                     values.append(value)
         return self._details
 
+    @property
+    def indexed(self) -> bool:
+        """Whether the store holds the model's mention index: annotations are then read from
+        it, not from every record's subjects."""
+        if self._indexed is None:
+            self._indexed = False
+            if self.mentions_graph:
+                query = bind(
+                    "PREFIX ml: <http://ns.inria.fr/monalia/>\n"
+                    "SELECT ?model WHERE { GRAPH ?index { ?index a ml:MentionIndex ; ml:model ?model } }"
+                    " LIMIT 1",
+                    index=IRI(self.mentions_graph),
+                )
+                self._indexed = bool(self.client.select(query))
+        return self._indexed
+
+    def _indexed_mentions(self, records) -> set[tuple[str, str]]:
+        """The (record, class) pairs of the mention index, for these records."""
+        pairs: set[tuple[str, str]] = set()
+        for batch in _batches(sorted(set(records))):
+            query = bind(query_text("curation-mentions"), mentions=IRI(self.mentions_graph))
+            query = bind_block(query, "records", values_block("record", map(IRI, batch)))
+            for row in self.client.select(query):
+                pairs.add((value_of(row, "record"), value_of(row, "class")))
+        return pairs
+
     def mark_annotated(self, findings: list[Finding]) -> None:
         """Set `annotated` on each finding: does the record's metadata mention its class now?"""
+        if self.indexed:
+            pairs = self._indexed_mentions(f.record for f in findings)
+            for finding in findings:
+                finding.annotated = (finding.record, finding.class_uri) in pairs
+            return
         details = self._record_details(f.record for f in findings)
         for finding in findings:
             uris, texts = subject_terms(details.get(finding.record, {}))
             subjects = [(uri, None) for uri in uris] + [(None, text) for text in texts]
             finding.annotated = finding.class_uri in self.mentions.of(subjects)
 
-    def describe(self, findings: list[Finding]) -> None:
-        """Fill in each finding's title, reference, landing page and subject texts."""
-        details = self._record_details(f.record for f in findings)
+    def _titles(self, records) -> dict[str, dict[str, list[tuple[str, str]]]]:
+        """Each record's title and reference only (what the reports' table shows)."""
+        found: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        for batch in _batches(sorted(set(records))):
+            query = bind_block(
+                query_text("curation-titles"), "records", values_block("record", map(IRI, batch))
+            )
+            for row in self.client.select(query):
+                cell = row.get("value") or {}
+                entry = found.setdefault(value_of(row, "record"), defaultdict(list))
+                entry[value_of(row, "property")].append(
+                    (cell.get("type", "literal"), cell.get("value", ""))
+                )
+        return found
+
+    def describe(self, findings: list[Finding], brief: bool = False) -> None:
+        """Fill in each finding's title, reference, landing page and subject texts (`brief`:
+        its title and reference only, unless the details were read already)."""
+        records = [f.record for f in findings]
+        if brief and any(r not in self._details for r in records):
+            details = self._titles(records)
+        else:
+            details = self._record_details(records)
         for finding in findings:
             found = details.get(finding.record, {})
             finding.title = _first(found.get(DC_TITLE))
             finding.identifier = _first(found.get(DC_IDENTIFIER))
-            finding.page = _first(found.get(FOAF_PAGE))
-            finding.subjects = sorted(value for _, value in found.get(SUBJECT_TEXT, []))
+            if not brief:
+                finding.page = _first(found.get(FOAF_PAGE))
+                finding.subjects = sorted(value for _, value in found.get(SUBJECT_TEXT, []))
 
 
 def subject_terms(details: dict[str, list[tuple[str, str]]]) -> tuple[set[str], set[str]]:

@@ -36,41 +36,50 @@ class CurationSetup:
 
 def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample | None:
     """The `confident` method's findings over the model's dataset, from the newest set of
-    out-of-sample scores made for the model (`monalia train --folds K`); None without one."""
-    import numpy as np
+    out-of-sample scores made for the model (`monalia train --folds K`); None without one.
 
-    from monalia.curation.confident_learning import find_issues, newest_score_set
-
-    found = newest_score_set(reader_of(catalog), model, [cls.uri for cls in classes])
-    if found is None:
+    They are read as `monalia train --folds` stored them; a set made before findings were
+    stored has them computed here (cleanlab, seconds), until the folds are run again."""
+    reader = reader_of(catalog)
+    found = [entry for entry in reader.score_sets() if entry[2].get("model") == model.name]
+    if not found or model.dataset_id is None:
         return None
-    set_name, images, scores, labels = found.name, found.images, found.scores, found.labels
-    scored = ~np.isnan(scores).any(axis=1)  # images the folds could not read have no scores
-    kept = np.flatnonzero(scored)
-    issues = find_issues(labels[kept], scores[kept])
+    set_id, set_name, card = found[0]
+    by_uri = {cls.uri: cls for cls in classes}
+    if "confident_findings" in card:
+        rows = [
+            (kind, uri, iri, url, float(score))
+            for kind, uri, _image, iri, url, _rank, score in reader.confident_findings(set_id)
+        ]
+        records = frozenset(reader.scored_records(set_id))
+    else:
+        from monalia.curation.confident_learning import issue_rows, read_score_set
 
-    def findings(kind: str) -> list[Finding]:
-        made = []
-        for column, entry in enumerate(issues):
-            cls = classes[column]
-            for index in entry.noise if kind == "noise" else entry.silence:
-                _image, iri, url, _given = images[int(kept[index])]
-                made.append(
-                    Finding(
-                        iri,
-                        cls.uri,
-                        cls.label,
-                        float(scores[kept[index], column]),
-                        url,
-                        annotated=kind == "noise",
-                        method="confident",
-                        scores=set_name,
-                    )
+        uris = [cls.uri for cls in classes]
+        computed = read_score_set(reader, set_id, set_name, model.dataset_id, uris)
+        rows = [(r.kind, r.class_uri, r.record, r.url, r.score) for r in issue_rows(computed, uris)]
+        scored = [not any(s != s for s in row) for row in computed.scores.tolist()]
+        records = frozenset(
+            image[1] for image, ok in zip(computed.images, scored, strict=True) if ok
+        )
+    made: dict[str, list[Finding]] = {"noise": [], "silence": []}
+    for kind, uri, iri, url, score in rows:
+        cls = by_uri.get(uri)
+        if cls is not None:
+            made[kind].append(
+                Finding(
+                    iri,
+                    cls.uri,
+                    cls.label,
+                    score,
+                    url,
+                    annotated=kind == "noise",
+                    method="confident",
+                    scores=set_name,
                 )
-        return made
-
-    records = frozenset(images[int(row)][1] for row in kept)
-    return OutOfSample(set_name, records, findings("noise"), findings("silence"))
+            )
+    covers_all = reader.scored_outside(model.id, set_id) == 0
+    return OutOfSample(set_name, records, made["noise"], made["silence"], covers_all)
 
 
 def report_client(project: Project, store: str | None):
@@ -181,7 +190,10 @@ def open_curation(
                 f"model {model.name} has no out-of-sample scores (`monalia train --folds 5` "
                 "makes them): noise and silence by the thresholds"
             )
-    curation = Curation(client, graph, classes, model.name, oos)
+    from monalia.rdf.mentions import mentions_graph_iri
+
+    mentions = mentions_graph_iri(project.file.project.base_iri, model.name)
+    curation = Curation(client, graph, classes, model.name, oos, mentions)
     return CurationSetup(curation, model, client.endpoint, method, note)
 
 

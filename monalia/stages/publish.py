@@ -110,14 +110,67 @@ def matched_subject_graphs(
         yield graph, match_triples(base_iri, graph, rows(dataset))
 
 
+def record_mentions(catalog: Catalog, mentions) -> Iterator[tuple[str, frozenset[str]]]:
+    """(record IRI, classes it mentions) of every record still at its source that mentions
+    one, by its subjects and the concepts `monalia label` matched from its texts, a page at a
+    time. `mentions` is a `monalia.curation.findings.Mentions`."""
+    from monalia.catalog.models import SubjectMatchRow, SubjectRow
+
+    last_id = 0
+    while True:
+        with catalog.session() as session:
+            page = session.execute(
+                select(RecordRow.id, RecordRow.iri)
+                .where(RecordRow.id > last_id, RecordRow.deleted_at.is_(None))
+                .order_by(RecordRow.id)
+                .limit(PAGE * 10)
+            ).all()
+            if not page:
+                return
+            first, last_id = page[0][0], page[-1][0]
+            subjects: dict[int, list[tuple[str | None, str | None]]] = {}
+            for record_id, uri, label in session.execute(
+                select(SubjectRow.record_id, SubjectRow.uri, SubjectRow.label).where(
+                    SubjectRow.record_id.between(first, last_id)
+                )
+            ):
+                subjects.setdefault(record_id, []).append((uri, label))
+            for record_id, concept in session.execute(
+                select(SubjectMatchRow.record_id, SubjectMatchRow.concept).where(
+                    SubjectMatchRow.record_id.between(first, last_id)
+                )
+            ):
+                subjects.setdefault(record_id, []).append((concept, None))
+        for record_id, iri in page:
+            found = mentions.of(subjects.get(record_id, ()))
+            if found:
+                yield iri, found
+
+
+def mention_graphs(
+    catalog: Catalog, base_iri: str, mentions_by_model: dict
+) -> Iterator[tuple[str, Iterator[Triple]]]:
+    """The mention index of each model (`monalia.rdf.mentions`) from the catalog's records."""
+    from monalia.rdf.mentions import mention_triples, mentions_graph_iri
+    from monalia.rdf.scores import model_iri
+
+    for name, mentions in mentions_by_model.items():
+        graph = mentions_graph_iri(base_iri, name)
+        pairs = record_mentions(catalog, mentions)
+        yield graph, mention_triples(graph, model_iri(base_iri, name), pairs)
+
+
 def publish_records(
     catalog: Catalog,
     configured: PluginInstance,
     sources: list[str] | None = None,
     hooks=None,
     progress: Progress | None = None,
+    mentions: dict | None = None,
 ) -> RunInfo:
-    """Write the records of `sources` (default: all in the catalog) to one configured sink."""
+    """Write the records of `sources` (default: all in the catalog) to one configured sink,
+    and the mention index of each model in `mentions` (model name -> its
+    `monalia.curation.findings.Mentions`), so that it says what the records now say."""
     sink = configured.create()
     # the matched-subjects graphs span every source: written whole, with all of them only
     every_source = not sources
@@ -137,6 +190,7 @@ def publish_records(
                 for source in sources
             ),
             matched_subject_graphs(catalog, base_iri, sources) if every_source else (),
+            mention_graphs(catalog, base_iri, mentions or {}),
         )
         try:
             written = sink.publish(graphs, progress=progress.advance)

@@ -167,6 +167,11 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
                     context,
                 )
             )
+        if configured.info.cls.takes_triples:
+            from monalia.stages.publish import mention_graphs
+
+            base_iri = configured.context.base_iri
+            configured.create().publish(mention_graphs(catalog, base_iri, {model.name: mentions}))
     return outcome
 
 

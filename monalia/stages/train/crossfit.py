@@ -222,6 +222,13 @@ def crossfit(
             entry = {"fold": job.fold + 1, "images": len(job.held), "folder": job.folder.name}
             card["folds"].append({**entry, **_fold_summary(job.folder, fold_card)})
             options.say(f"fold {job.fold + 1}/{folds}: {len(indices)} images scored")
+        card["confident_findings"] = store_confident_findings(
+            catalog, set_id, name, dataset.id, uris
+        )
+        options.say(
+            f"confident learning: {card['confident_findings']['noise']} suspect and "
+            f"{card['confident_findings']['silence']} missing annotations stored"
+        )
         finish_card(catalog, card, set_id, folder)
         set_id = register_model(catalog, card, name, main.trainer, dataset, relative, tracker.id)
         maps = [f["test_map"] for f in card["folds"] if f.get("test_map") is not None]
@@ -230,6 +237,38 @@ def crossfit(
             DONE, f"{name}: out-of-sample scores of {card['scored_images']} images{mean}"
         )
     return CrossfitOutcome(run, name, set_id, card["folds"])
+
+
+def store_confident_findings(
+    catalog: Catalog, set_id: int, name: str, dataset_id: int, uris: list[str]
+) -> dict[str, int]:
+    """Confident learning over the set's scores, once, its findings stored in place of any
+    earlier ones: the reports and the workbench only read them. How many of each kind."""
+    from monalia.catalog.models import ConfidentFindingRow
+    from monalia.catalog.orm_reader import OrmReader
+    from monalia.curation.confident_learning import issue_rows, read_score_set
+
+    rows = issue_rows(read_score_set(OrmReader(catalog), set_id, name, dataset_id, uris), uris)
+    with catalog.session() as session:
+        session.execute(
+            delete(ConfidentFindingRow).where(ConfidentFindingRow.score_set_id == set_id)
+        )
+        if rows:
+            session.execute(
+                ConfidentFindingRow.__table__.insert(),
+                [
+                    {
+                        "score_set_id": set_id,
+                        "kind": row.kind,
+                        "class_uri": row.class_uri,
+                        "image_id": row.image_id,
+                        "rank": row.rank,
+                        "score": row.score,
+                    }
+                    for row in rows
+                ],
+            )
+    return {kind: sum(row.kind == kind for row in rows) for kind in ("noise", "silence")}
 
 
 def model_and_dataset(

@@ -115,22 +115,3 @@ def model_classes(
 def project_mentions(catalog, project: Project, model) -> Mentions:
     """What counts as mentioning each of the model's classes."""
     return Mentions(model_classes(catalog, project, model))
-
-
-def enriched_mentions(catalog, project: Project) -> dict[str, Mentions]:
-    """Each task's enriched model (`[enrich] model`, else the newest with scores) with what
-    counts as mentioning its classes: the mention indexes `monalia publish` rewrites."""
-    from monalia.catalog.lookups import find_model
-    from monalia.errors import MonaliaError
-    from monalia.stages.enrich.publishing import count_scored_images
-
-    found: dict[str, Mentions] = {}
-    for name in project.task_names():
-        view = project.for_task(name) if project.tasks else project
-        try:
-            model = find_model(catalog, project.file.enrich.model, view.model_dataset)
-        except MonaliaError:
-            continue  # no model for this task yet
-        if model.name not in found and count_scored_images(catalog, model.id):
-            found[model.name] = project_mentions(catalog, view, model)
-    return found

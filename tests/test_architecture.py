@@ -325,14 +325,26 @@ def test_one_declared_list_of_stages_drives_the_project_file_and_monalia_run():
     """`[pipeline] stages` accepts exactly the declared stages, each has a runner, in order."""
     from typing import get_args
 
-    from monalia.cli.app import STAGE_RUNNERS
+    from monalia.cli.app import stage_runners
     from monalia.project import STAGES, PipelineSection
     from monalia.stages.pipeline import PIPELINE, STAGE_NAMES
 
     accepted = get_args(get_args(PipelineSection.model_fields["stages"].annotation)[0])
     assert STAGE_NAMES == STAGES == accepted, (STAGE_NAMES, STAGES, accepted)
-    assert set(STAGE_RUNNERS) == set(STAGE_NAMES), sorted(STAGE_RUNNERS)
+    runners = stage_runners()
+    assert set(runners) == set(STAGE_NAMES), sorted(runners)
     for stage in PIPELINE:
         assert set(stage.needs) <= set(STAGE_NAMES[: STAGE_NAMES.index(stage.name)]), (
             f"{stage.name} needs a stage that does not come before it"
         )
+
+
+def test_every_command_is_found_by_the_module_the_root_group_imports_for_it():
+    """Commands load lazily, by `COMMAND_MODULES`: each command is registered by the module
+    the table names, and the table names every command."""
+    from monalia.cli import COMMAND_MODULES, load_all_commands
+
+    registered = {
+        name: command.callback.__module__ for name, command in load_all_commands().commands.items()
+    }
+    assert registered == COMMAND_MODULES

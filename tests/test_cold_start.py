@@ -64,6 +64,21 @@ def cold_run(*args: str, cwd) -> tuple[subprocess.CompletedProcess, dict[str, st
     return done, imported
 
 
+def modules_of(done: subprocess.CompletedProcess) -> list[str]:
+    """Every module a cold run imported, by `-X importtime`."""
+    return [
+        line.split("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line and "cumulative" not in line
+    ]
+
+
+def command_modules(done: subprocess.CompletedProcess) -> set[str]:
+    """The command modules (monalia.cli.*) a cold run imported, besides the root's."""
+    root = {"monalia.cli", "monalia.cli.app"}
+    return {m for m in modules_of(done) if m.startswith("monalia.cli.") and m not in root}
+
+
 def heavy_in(imported: dict[str, str]) -> dict[str, str]:
     return {name: by for name, by in imported.items() if name in HEAVY}
 
@@ -74,11 +89,16 @@ def test_help_and_plugins_import_nothing_heavy(tmp_path):
     assert heavy_in(imported) == {}
     assert "pydantic" not in imported and "pyoxigraph" not in imported
 
-    done, imported = cold_run("plugins", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    for name in ("europeana", "oai-pmh", "sql", "cnn", "linear-probe", "embedded-store"):
-        assert name in done.stdout
-    assert heavy_in(imported) == {}
+    for _ in range(2):  # the first run writes the plugin manifest, the second reads it
+        done, imported = cold_run("plugins", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        for name in ("europeana", "oai-pmh", "sql", "cnn", "linear-probe", "embedded-store"):
+            assert name in done.stdout
+        assert heavy_in(imported) == {}
+    # read from the manifest: no plugin module, no settings model, no other command's module
+    assert not [m for m in modules_of(done) if m.startswith("monalia.plugins.")]
+    assert "pydantic" not in imported
+    assert command_modules(done) == {"monalia.cli.plugins"}
 
 
 def test_search_reports_and_runs_read_the_catalog_without_sqlalchemy(tmp_path, catalog_url, cli):
@@ -89,12 +109,14 @@ def test_search_reports_and_runs_read_the_catalog_without_sqlalchemy(tmp_path, c
     assert done.returncode == 0, done.stderr[-2000:]
     assert "horse-missing" in done.stdout and MODEL in done.stderr
     assert heavy_in(imported) == {}
+    assert command_modules(done) == {"monalia.cli.search", "monalia.cli.report"}
 
     for kind, planted in (("noise", "horse-uri-low"), ("silence", "horse-missing")):
         done, imported = cold_run(*project, "report", kind, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
         assert planted in done.stdout
         assert heavy_in(imported) == {}
+        assert command_modules(done) == {"monalia.cli.report"}
 
     done, imported = cold_run(*project, "runs", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -250,3 +251,54 @@ def test_every_hookspec_is_documented_and_called_by_a_test():
         assert re.search(rf"\b(def\s+|hook\.){name}\b", tests), (
             f"no test implements or calls {name}"
         )
+
+
+def test_the_plugin_manifest_holds_until_something_installed_or_a_plugin_file_changes(
+    tmp_path, monkeypatch
+):
+    from monalia.api.manifest import load_manifest, manifest_file
+    from monalia.api.registry import current_manifest
+
+    monkeypatch.setenv("MONALIA_CACHE_DIR", str(tmp_path / "cache"))
+    built = current_manifest()
+    assert manifest_file().is_file() and load_manifest() == built
+    entry = next(p for p in built["plugins"] if p["name"] == "joconde-sparql")
+    assert entry["entry_point"] == "joconde" and entry["package"] == "monalia"
+    assert entry["settings_schema"]["properties"]  # its settings, as JSON Schema
+
+    # a plugin's source edited (an editable install): the manifest is no longer trusted
+    source = next(path for path in built["files"] if path.endswith("jocondelab.py"))
+    before = os.stat(source)
+    try:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        assert load_manifest() is None
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert load_manifest() == built
+
+    # a distribution installed into a folder on the path: rebuilt, and listed
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert load_manifest() is None
+    current_manifest()
+    assert load_manifest() is not None
+    (site / "another-1.0.dist-info").mkdir()
+    assert load_manifest() is None
+
+
+def test_with_the_manifest_a_plugin_loads_its_own_entry_point_only(tmp_path, monkeypatch):
+    """joconde-sparql is registered by the `joconde` entry point: the manifest says so, and
+    nothing else is imported to find it."""
+    from monalia.api.registry import current_manifest
+
+    monkeypatch.setenv("MONALIA_CACHE_DIR", str(tmp_path))
+    current_manifest()
+    pm = get_plugin_manager(on_demand=True)
+    registry = PluginRegistry(pm)
+    assert registry.get("source", "joconde-sparql").origin.package == "monalia"
+    assert {name for name, _ in pm.list_name_plugin()} == {"joconde"}
+    assert pm.pending  # the others are still declared, not loaded
+    assert {p.name for p in registry.all()} == {
+        p.name for p in PluginRegistry(get_plugin_manager()).all()
+    }

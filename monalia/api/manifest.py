@@ -179,17 +179,3 @@ def save_manifest(manifest: dict[str, Any]) -> bool:
     except OSError:
         return False
     return True
-
-
-def current_manifest(registry=None) -> dict[str, Any]:
-    """The manifest that holds, else one built now (loading every plugin) and saved."""
-    manifest = load_manifest()
-    if manifest is not None:
-        return manifest
-    if registry is None:
-        from monalia.api.registry import PluginRegistry, get_plugin_manager
-
-        registry = PluginRegistry(get_plugin_manager(on_demand=True, use_manifest=False))
-    manifest = build_manifest(registry)
-    save_manifest(manifest)
-    return manifest

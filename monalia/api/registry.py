@@ -300,3 +300,15 @@ def default_registry() -> PluginRegistry:
     if _default_registry is None:
         _default_registry = PluginRegistry(get_plugin_manager(on_demand=True))
     return _default_registry
+
+
+def current_manifest() -> dict[str, Any]:
+    """The plugin manifest that holds, else one built now (every plugin loaded) and saved."""
+    from monalia.api.manifest import build_manifest, load_manifest, save_manifest
+
+    manifest = load_manifest()
+    if manifest is None:
+        registry = PluginRegistry(get_plugin_manager(on_demand=True, use_manifest=False))
+        manifest = build_manifest(registry)
+        save_manifest(manifest)
+    return manifest

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -115,7 +115,20 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 
 class MonaliaGroup(click.Group):
-    """Turns unexpected exceptions into one line (the traceback with MONALIA_DEBUG=1)."""
+    """Turns unexpected exceptions into one line (the traceback with MONALIA_DEBUG=1), and
+    imports a command's module only when the command is asked for (`lazy_commands`: command
+    name -> the module that registers it), so a command loads what it uses and no other's."""
+
+    lazy_commands: ClassVar[dict[str, str]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy_commands:
+            # the import statement's path (not importlib's): `-X importtime` reports it
+            __import__(self.lazy_commands[name])
+        return self.commands.get(name)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(list(args)))
@@ -298,8 +311,19 @@ def selected_instances(kind: str, configured: dict, names: tuple[str, ...]) -> l
 
 
 # The runner of each declared stage (`monalia.stages.pipeline`), as `monalia run` calls it: the
-# project's defaults, no command-line options. Each command module registers its own.
+# project's defaults, no command-line options. Each command module registers its own
+# (`stage_runners` imports them).
 STAGE_RUNNERS: dict[str, Callable[[App], list]] = {}
+STAGE_MODULES = ("monalia.cli.images", "monalia.cli.train", "monalia.cli.enrich")
+
+
+def stage_runners() -> dict[str, Callable[[App], list]]:
+    """Every declared stage's runner, the command modules that register them imported."""
+    import importlib
+
+    for module in STAGE_MODULES:
+        importlib.import_module(module)
+    return STAGE_RUNNERS
 
 
 def runs_stage(name: str) -> Callable[[Callable[[App], list]], Callable[[App], list]]:
@@ -396,8 +420,7 @@ def harvest_failed(runs: list) -> None:
 
 
 def run_publish_stage(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]) -> list:
-    from monalia.classes import enriched_mentions
-    from monalia.stages.publish import catalog_sources, publish_records
+    from monalia.stages.publish import catalog_sources, enriched_mentions, publish_records
 
     selected = selected_instances("sink", app.project.sinks, sinks)
     catalog = app.catalog

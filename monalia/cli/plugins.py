@@ -20,9 +20,13 @@ def plugins_command(app: App, kind: str | None, as_json: bool) -> None:
 
     Read from the plugin manifest, which is rebuilt (every plugin imported) when a
     distribution was installed, upgraded or removed, or a plugin's source file changed."""
-    from monalia.api.manifest import current_manifest
+    from monalia.api.manifest import load_manifest
 
-    manifest = current_manifest()
+    manifest = load_manifest()
+    if manifest is None:  # first use, or something was installed or changed since
+        from monalia.api.registry import current_manifest
+
+        manifest = current_manifest()
     plugins = sorted(
         (p for p in manifest["plugins"] if kind is None or p["kind"] == kind),
         key=lambda p: (KIND_ORDER.index(p["kind"]), p["name"]),

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from monalia import __version__
 from monalia.cli.app import (
-    STAGE_RUNNERS,
     App,
     cli,
     pass_app,
     print_runs_summary,
+    stage_runners,
     terminate_gracefully,
 )
 from monalia.errors import ConfigError, MonaliaError
@@ -31,7 +31,8 @@ def _help() -> str:
 def run_pipeline(app: App) -> None:
     terminate_gracefully()
     stages = app.project.file.pipeline.stages
-    missing = [stage for stage in stages if stage not in STAGE_RUNNERS]
+    runners = stage_runners()
+    missing = [stage for stage in stages if stage not in runners]
     if missing:
         raise ConfigError(
             f"[pipeline] stages {missing} are not available in monalia {__version__} "
@@ -45,7 +46,7 @@ def run_pipeline(app: App) -> None:
         views = [base.for_task(name) for name in tasks] if stage in TASK_STAGES else [base]
         for view in views:
             app.project = view
-            stage_runs = STAGE_RUNNERS[stage](app)
+            stage_runs = runners[stage](app)
             runs.extend(stage_runs)
             if any(run.status != "done" for run in stage_runs):
                 break

@@ -280,6 +280,7 @@ class OutOfSample:
     noise: list[Finding]
     silence: list[Finding]
     # every image the model scored is in the score set: no record is left to the thresholds
+    # (`records` may then be left empty)
     covers_all: bool = False
 
 

@@ -51,7 +51,9 @@ def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample |
             (kind, uri, iri, url, float(score))
             for kind, uri, _image, iri, url, _rank, score in reader.confident_findings(set_id)
         ]
-        records = frozenset(reader.scored_records(set_id))
+        covers_all = reader.scored_outside(model.id, set_id) == 0
+        # with every scored image in the set, no record is left to compare with them
+        records = frozenset() if covers_all else frozenset(reader.scored_records(set_id))
     else:
         from monalia.curation.confident_learning import issue_rows, read_score_set
 
@@ -62,6 +64,7 @@ def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample |
         records = frozenset(
             image[1] for image, ok in zip(computed.images, scored, strict=True) if ok
         )
+        covers_all = reader.scored_outside(model.id, set_id) == 0
     made: dict[str, list[Finding]] = {"noise": [], "silence": []}
     for kind, uri, iri, url, score in rows:
         cls = by_uri.get(uri)
@@ -78,7 +81,6 @@ def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample |
                     scores=set_name,
                 )
             )
-    covers_all = reader.scored_outside(model.id, set_id) == 0
     return OutOfSample(set_name, records, made["noise"], made["silence"], covers_all)
 
 

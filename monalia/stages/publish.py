@@ -160,6 +160,26 @@ def mention_graphs(
         yield graph, mention_triples(graph, model_iri(base_iri, name), pairs)
 
 
+def enriched_mentions(catalog: Catalog, project) -> dict:
+    """Each task's enriched model (`[enrich] model`, else the newest with scores) with what
+    counts as mentioning its classes: the mention indexes `monalia publish` rewrites."""
+    from monalia.catalog.lookups import find_model
+    from monalia.classes import project_mentions
+    from monalia.errors import MonaliaError
+    from monalia.stages.enrich.publishing import count_scored_images
+
+    found = {}  # model name -> its Mentions
+    for name in project.task_names():
+        view = project.for_task(name) if project.tasks else project
+        try:
+            model = find_model(catalog, project.file.enrich.model, view.model_dataset)
+        except MonaliaError:
+            continue  # no model for this task yet
+        if model.name not in found and count_scored_images(catalog, model.id):
+            found[model.name] = project_mentions(catalog, view, model)
+    return found
+
+
 def publish_records(
     catalog: Catalog,
     configured: PluginInstance,

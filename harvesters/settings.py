@@ -38,8 +38,14 @@ def crawl_settings(
         "DOWNLOAD_TIMEOUT": timeout,
         "DOWNLOAD_FAIL_ON_DATALOSS": True,  # a cut answer is an error, never a short image
         # AutoThrottle aims at `per_host` requests in flight per host and backs off as a host's
-        # answers slow down; it starts fast, the first answers set the pace.
+        # answers slow down or it answers 429/503; it starts fast, the first answers set the
+        # pace. monalia's reads the network's latency, not the crawl's own CPU time
+        # (monalia.harvesters.throttle).
         "AUTOTHROTTLE_ENABLED": autothrottle,
+        "EXTENSIONS": {
+            "scrapy.extensions.throttle.AutoThrottle": None,
+            "monalia.harvesters.throttle.NetworkPacing": 0,
+        },
         "AUTOTHROTTLE_TARGET_CONCURRENCY": float(per_host),
         "AUTOTHROTTLE_START_DELAY": max(delay, 0.01),
         "AUTOTHROTTLE_MAX_DELAY": 60.0,

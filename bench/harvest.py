@@ -15,14 +15,19 @@
 (d) 50,000 oai_dc records from OAI-PMH pages served locally (100 per page, resumption tokens),
     against a bare Sickle loop over the same pages (each record parsed, nothing stored);
     target: >= 0.8x Sickle's records/s.
+(e) with --sizes (e.g. 100000,1000000): the Cleveland-format CSV at each size harvested into a
+    fresh PostgreSQL database (`monalia_bench_harvest` on --postgres, created and dropped), once
+    each: rows/s and the harvest process's own peak memory (its VmHWM, read from /proc while it
+    runs). Targets: the largest size's rate within 10 % of the smallest's, its peak memory
+    within 10 % of the smallest's (the cost stays linear, the memory flat).
 
 What is timed is `monalia harvest` as a user runs it: a fresh process on a fresh catalog
 (interpreter, imports, project read, every record fetched, parsed, checked and stored). Each
 harvest and its references run --repeat times (default 3), alternating; medians are compared
 and each criterion is printed met or not; the last line is the worst criterion's.
 
-Usage: .venv/bin/python bench/harvest.py [--records N] [--rows N] [--only a|b|c|d] [--repeat R]
-       [--no-dlt]
+Usage: .venv/bin/python bench/harvest.py [--records N] [--rows N] [--only a|b|c|d|e] [--repeat R]
+       [--no-dlt] [--sizes N,M] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import argparse
 import copy
 import csv
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -297,9 +303,8 @@ def bench_jocondelab(count: int, workdir: Path, repeat: int, dlt: bool = True):
     )
 
 
-def bench_cleveland_csv(rows: int, workdir: Path, repeat: int):
-
-    path = workdir / "data.csv"
+def write_cleveland_csv(path: Path, rows: int) -> int:
+    """A Cleveland-format CSV of `rows` artworks; its size in bytes."""
     columns = [
         "id",
         "accession_number",
@@ -345,13 +350,98 @@ def bench_cleveland_csv(rows: int, workdir: Path, repeat: int):
                     'During the summer of 1863, Bierstadt visited Yosemite Valley, "made sketches".',
                 ]
             )
-    size = path.stat().st_size
+    return path.stat().st_size
+
+
+def bench_cleveland_csv(rows: int, workdir: Path, repeat: int):
+    path = workdir / "data.csv"
+    size = write_cleveland_csv(path, rows)
     source = f'[sources.cleveland]\nplugin = "cleveland-csv"\npath = "{path}"\n'
     took = alternate({"monalia harvest": lambda: cli_harvest(workdir, source, rows)}, repeat, "s")
     took = took["monalia harvest"]
     print(f"(c) cleveland csv: monalia harvest {took.spread()}")
     return Criterion("(c) cleveland csv: rows/s", rows / took.median, 20_000, unit="rows/s"), (
         f"(c) {rows:,} rows ({size / 1e6:.0f} MB) at {rows / took.median:,.0f} rows/s"
+    )
+
+
+def peak_of(process: subprocess.Popen) -> float:
+    """Wait for a process, reading its own peak resident memory (VmHWM, MB) while it runs."""
+    peak = 0.0
+    status = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        try:
+            for line in status.read_text(encoding="ascii").splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    return peak
+
+
+def bench_scale(sizes: list[int], workdir: Path, server_url: str):
+    """(e) The Cleveland CSV at each size into a fresh PostgreSQL database: rate and peak."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    database = url.set(database="monalia_bench_harvest").render_as_string(hide_password=False)
+    rates, peaks = {}, {}
+    for size in sizes:
+        path = workdir / f"scale-{size}.csv"
+        megabytes = write_cleveland_csv(path, size) / 1e6
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("DROP DATABASE IF EXISTS monalia_bench_harvest")
+            connection.execute("CREATE DATABASE monalia_bench_harvest")
+        project = workdir / f"scale-project-{size}"
+        project.mkdir()
+        (project / "monalia.toml").write_text(
+            f'[project]\ncatalog = "{database}"\n\n'
+            f'[sources.cleveland]\nplugin = "cleveland-csv"\npath = "{path}"\n',
+            encoding="utf-8",
+        )
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [MONALIA, "-q", "-p", str(project), "harvest"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        peaks[size] = peak_of(process)
+        seconds = time.perf_counter() - started
+        if process.returncode != 0:
+            raise RuntimeError(process.stderr.read().decode()[-2000:])
+        with psycopg.connect(database) as connection:
+            stored = connection.execute("SELECT count(*) FROM records").fetchone()[0]
+        if stored != size:
+            raise RuntimeError(f"{stored} of {size} records stored")
+        rates[size] = size / seconds
+        path.unlink()
+        print(
+            f"(e) {size:,} rows ({megabytes:.0f} MB) into PostgreSQL: {rates[size]:,.0f} rows/s, "
+            f"peak {peaks[size]:.0f} MB"
+        )
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS monalia_bench_harvest")
+    small, large = min(sizes), max(sizes)
+    return [
+        Criterion(
+            f"(e) rate at {large:,} / at {small:,} (PostgreSQL)",
+            rates[large] / rates[small],
+            0.9,
+        ),
+        Criterion(
+            f"(e) peak memory at {large:,} / at {small:,}",
+            peaks[large] / peaks[small],
+            1.1,
+            at_most=True,
+        ),
+    ], (
+        "(e) into PostgreSQL: "
+        + ", ".join(
+            f"{size:,} rows {rates[size]:,.0f} rows/s peak {peaks[size]:.0f} MB" for size in sizes
+        )
     )
 
 
@@ -448,9 +538,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--only", choices=["a", "b", "c", "d"])
+    parser.add_argument("--only", choices=["a", "b", "c", "d", "e"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-dlt", action="store_true", help="leave dlt out (minutes per run)")
+    parser.add_argument(
+        "--sizes", help="(e): Cleveland CSV sizes into PostgreSQL, e.g. 100000,1000000"
+    )
+    parser.add_argument("--postgres", default="postgresql://127.0.0.1:5432/test")
     args = parser.parse_args()
     if not FIXTURES.is_dir() and args.only in (None, "a"):
         print(f"bench harvest: cannot measure (a): {FIXTURES} is absent", file=sys.stderr)
@@ -471,6 +565,11 @@ def main() -> int:
                     found, figure = measure(size, workdir, args.repeat)
                 criteria.extend(found if isinstance(found, list) else [found])
                 figures.append(figure)
+        if args.sizes and args.only in (None, "e"):
+            sizes = sorted(int(size) for size in args.sizes.split(","))
+            found, figure = bench_scale(sizes, workdir, args.postgres)
+            criteria.extend(found)
+            figures.append(figure)
     print(verdict("harvest", criteria, f"{'; '.join(figures)}; medians of {args.repeat}"))
     return 0
 

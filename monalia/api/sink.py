@@ -40,6 +40,10 @@ class Sink(Plugin):
     takes_triples: ClassVar[bool] = True
     # True when `publish_model` needs each image's record page, title and IIIF canvas
     wants_record_details: ClassVar[bool] = False
+    # True for a store where publishing one graph leaves the others as they are (a file
+    # rewritten whole by each publish is not): it then also gets the mention index
+    # (monalia.rdf.mentions), which search and the reports read
+    keeps_other_graphs: ClassVar[bool] = False
 
     # -- what a plugin writes ---------------------------------------------------------------
 

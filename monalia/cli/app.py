@@ -420,7 +420,12 @@ def harvest_failed(runs: list) -> None:
 
 
 def run_publish_stage(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]) -> list:
-    from monalia.stages.publish import catalog_sources, enriched_mentions, publish_records
+    from monalia.stages.publish import (
+        catalog_sources,
+        enriched_mentions,
+        publish_records,
+        queried_by_reports,
+    )
 
     selected = selected_instances("sink", app.project.sinks, sinks)
     catalog = app.catalog
@@ -446,7 +451,7 @@ def run_publish_stage(app: App, sinks: tuple[str, ...], sources: tuple[str, ...]
                     list(sources) or None,
                     app.hooks,
                     progress,
-                    mentions,
+                    mentions if queried_by_reports(configured) else None,
                 )
             )
     return runs

@@ -147,6 +147,17 @@ def record_mentions(catalog: Catalog, mentions) -> Iterator[tuple[str, frozenset
                 yield iri, found
 
 
+def queried_by_reports(configured: PluginInstance) -> bool:
+    """Whether this sink gets the mention index: a store the reports query (the embedded
+    store, a SPARQL store) where a graph is replaced alone."""
+    if not configured.info.cls.keeps_other_graphs:
+        return False
+    try:
+        return configured.create().query_client() is not None
+    except MonaliaError:
+        return False
+
+
 def mention_graphs(
     catalog: Catalog, base_iri: str, mentions_by_model: dict
 ) -> Iterator[tuple[str, Iterator[Triple]]]:

@@ -27,6 +27,7 @@ class EmbeddedStoreSink(Sink):
     """RDF into an embedded pyoxigraph store on disk."""
 
     name = "embedded-store"
+    keeps_other_graphs = True  # each graph is replaced alone
     query_priority = 10  # search and reports prefer it to the sinks numbered higher
     Settings = EmbeddedStoreSettings
     takes_ntriples = True

@@ -56,6 +56,7 @@ class SparqlStoreSink(Sink):
     """RDF to a SPARQL store over the Graph Store Protocol (Fuseki, Oxigraph, GraphDB, ...)."""
 
     name = "sparql-store"
+    keeps_other_graphs = True  # each graph is replaced alone
     query_priority = 20  # search and reports prefer it to the sinks numbered higher
     Settings = SparqlStoreSettings
     takes_ntriples = True

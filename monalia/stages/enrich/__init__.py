@@ -167,9 +167,9 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
                     context,
                 )
             )
-        if configured.info.cls.takes_triples:
-            from monalia.stages.publish import mention_graphs
+        from monalia.stages.publish import mention_graphs, queried_by_reports
 
+        if configured.info.cls.takes_triples and queried_by_reports(configured):
             base_iri = configured.context.base_iri
             configured.create().publish(mention_graphs(catalog, base_iri, {model.name: mentions}))
     return outcome

@@ -46,7 +46,10 @@ def crawl_settings(
             "scrapy.extensions.throttle.AutoThrottle": None,
             "monalia.harvesters.throttle.NetworkPacing": 0,
         },
-        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(per_host),
+        # twice the cap: a healthy host is held by the cap (`per_host`), not by a delay that
+        # paces it at exactly per_host / latency, which every other cost of a request would
+        # push below the bound; a host that slows down still gets a longer delay
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": float(2 * per_host),
         "AUTOTHROTTLE_START_DELAY": max(delay, 0.01),
         "AUTOTHROTTLE_MAX_DELAY": 60.0,
         "RETRY_ENABLED": retries > 0,

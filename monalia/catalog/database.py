@@ -136,6 +136,12 @@ class Catalog:
                 # a connection the server ended (a restart, pg_terminate_backend) is replaced
                 # when next taken from the pool, not handed to the next transaction dead
                 options["pool_pre_ping"] = True
+                # no server-side prepared statements: psycopg prepares a statement run five
+                # times, and PostgreSQL may then keep one generic plan for it, made while the
+                # table was small (a sequential scan); as a harvest fills the table that plan
+                # turns each batch's lookup by source id into a scan of every row (minutes per
+                # batch at a million records). Each statement is planned for the table as it is.
+                options["connect_args"] = {"prepare_threshold": None}
             engine = create_engine(
                 parsed,
                 future=True,

@@ -581,19 +581,24 @@ class Curation:
     def _record_details(self, records) -> dict[str, dict[str, list[tuple[str, str]]]]:
         """Each record's title, reference, page and subjects: (term type, value) by property."""
         missing = sorted({r for r in records if r not in self._details})
-        for batch in _batches(missing):
+        self._read_properties("curation-records", missing, self._details)
+        return self._details
+
+    def _read_properties(self, query_name: str, records: list[str], into: dict) -> None:
+        """The (record, property, value) rows a query gives for these records, a batch at a
+        time, into `into`: (term type, value) by property, by record."""
+        for batch in _batches(records):
             for record in batch:
-                self._details[record] = defaultdict(list)
+                into.setdefault(record, defaultdict(list))
             query = bind_block(
-                query_text("curation-records"), "records", values_block("record", map(IRI, batch))
+                query_text(query_name), "records", values_block("record", map(IRI, batch))
             )
             for row in self.client.select(query):
                 cell = row.get("value") or {}
                 value = (cell.get("type", "literal"), cell.get("value", ""))
-                values = self._details[value_of(row, "record")][value_of(row, "property")]
+                values = into[value_of(row, "record")][value_of(row, "property")]
                 if value not in values:
                     values.append(value)
-        return self._details
 
     @property
     def indexed(self) -> bool:
@@ -637,16 +642,7 @@ class Curation:
     def _titles(self, records) -> dict[str, dict[str, list[tuple[str, str]]]]:
         """Each record's title and reference only (what the reports' table shows)."""
         found: dict[str, dict[str, list[tuple[str, str]]]] = {}
-        for batch in _batches(sorted(set(records))):
-            query = bind_block(
-                query_text("curation-titles"), "records", values_block("record", map(IRI, batch))
-            )
-            for row in self.client.select(query):
-                cell = row.get("value") or {}
-                entry = found.setdefault(value_of(row, "record"), defaultdict(list))
-                entry[value_of(row, "property")].append(
-                    (cell.get("type", "literal"), cell.get("value", ""))
-                )
+        self._read_properties("curation-titles", sorted(set(records)), found)
         return found
 
     def describe(self, findings: list[Finding], brief: bool = False) -> None:

@@ -46,25 +46,26 @@ def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample |
         return None
     set_id, set_name, card = found[0]
     by_uri = {cls.uri: cls for cls in classes}
+    covers_all = reader.scored_outside(model.id, set_id) == 0
     if "confident_findings" in card:
         rows = [
             (kind, uri, iri, url, float(score))
             for kind, uri, _image, iri, url, _rank, score in reader.confident_findings(set_id)
         ]
-        covers_all = reader.scored_outside(model.id, set_id) == 0
         # with every scored image in the set, no record is left to compare with them
         records = frozenset() if covers_all else frozenset(reader.scored_records(set_id))
     else:
+        import numpy as np
+
         from monalia.curation.confident_learning import issue_rows, read_score_set
 
         uris = [cls.uri for cls in classes]
         computed = read_score_set(reader, set_id, set_name, model.dataset_id, uris)
         rows = [(r.kind, r.class_uri, r.record, r.url, r.score) for r in issue_rows(computed, uris)]
-        scored = [not any(s != s for s in row) for row in computed.scores.tolist()]
+        scored = ~np.isnan(computed.scores).any(axis=1)  # the folds could not read the others
         records = frozenset(
             image[1] for image, ok in zip(computed.images, scored, strict=True) if ok
         )
-        covers_all = reader.scored_outside(model.id, set_id) == 0
     made: dict[str, list[Finding]] = {"noise": [], "silence": []}
     for kind, uri, iri, url, score in rows:
         cls = by_uri.get(uri)

@@ -146,6 +146,7 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
         from monalia.classes import project_mentions
         from monalia.rdf.class_context import project_class_context
         from monalia.stages.annotations import class_labels
+        from monalia.stages.publish import mention_graphs, queried_by_reports
 
         mentions = project_mentions(catalog, project, model)
         context = project_class_context(project, [entry["uri"] for entry in model.classes])
@@ -167,8 +168,6 @@ def enrich(catalog: Catalog, project: Project, options: EnrichOptions, hooks=Non
                     context,
                 )
             )
-        from monalia.stages.publish import mention_graphs, queried_by_reports
-
         if configured.info.cls.takes_triples and queried_by_reports(configured):
             base_iri = configured.context.base_iri
             configured.create().publish(mention_graphs(catalog, base_iri, {model.name: mentions}))

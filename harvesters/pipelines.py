@@ -121,7 +121,7 @@ class RecordPipeline(_CatalogPipeline):
 
     def open_spider(self) -> None:
         from monalia.api.registry import default_registry
-        from monalia.api.source import DuplicateIds, SourceState
+        from monalia.api.source import SourceState
         from monalia.stages.harvest.record_store import RecordStore
 
         self.hooks = default_registry().hook
@@ -130,7 +130,6 @@ class RecordPipeline(_CatalogPipeline):
         self.catalog = open_catalog(self.job.catalog)
         self.source = job_source(self.job)
         self.source.state = SourceState()
-        self.duplicates = DuplicateIds()
         self.tracker = RunTracker(
             self.catalog,
             "harvest",
@@ -157,7 +156,8 @@ class RecordPipeline(_CatalogPipeline):
             if item["key"] == self.job.start_url:
                 self.start_failure = item["message"]
         else:
-            outcome = self.duplicates.check(self.source.outcome(raw, self.prepare))
+            # a record id given twice is caught by the store, against the catalog
+            outcome = self.source.outcome(raw, self.prepare)
         self.batch.append(outcome)
         if self.due(len(self.batch), self.source.batch_size):
             self.commit()

@@ -5,8 +5,8 @@ source commits by time so a kill loses only seconds."""
 from __future__ import annotations
 
 import time
-from typing import ClassVar
 
+import pytest
 from conftest import sample_records, write_jsonl
 from sqlalchemy import func, select
 
@@ -23,7 +23,10 @@ def adds_up(run) -> bool:
     return counts["seen"] == sum(counts[k] for k in ("new", "changed", "unchanged", "failed"))
 
 
-def test_duplicate_ids_in_one_file_are_failed_items_and_the_dry_run_agrees(tmp_path):
+@pytest.mark.parametrize("commit_records", [None, 1], ids=["one batch", "a batch per record"])
+def test_duplicate_ids_in_one_file_are_failed_items_and_the_dry_run_agrees(
+    tmp_path, commit_records
+):
     records = sample_records(4)
     second_copy = dict(records[1], title="Objet 1, une autre version")
     write_jsonl(tmp_path / "r.jsonl", [*records, second_copy, records[3]])
@@ -32,7 +35,7 @@ def test_duplicate_ids_in_one_file_are_failed_items_and_the_dry_run_agrees(tmp_p
 
     configured = configure(JsonLinesSource, {"path": "r.jsonl"}, tmp_path, "local")
     preview = dry_run(catalog, configured)
-    run = harvest(catalog, configured)
+    run = harvest(catalog, configured, options=HarvestOptions(commit_records=commit_records))
     assert preview["counts"] == {
         "seen": 6,
         "new": 4,
@@ -47,8 +50,16 @@ def test_duplicate_ids_in_one_file_are_failed_items_and_the_dry_run_agrees(tmp_p
         ).all()
         kept = session.scalar(select(RecordRow.title).where(RecordRow.source_id == "obj-000001"))
     assert [item for item, _ in events] == ["line 5", "line 6"]
-    assert "duplicate id 'obj-000001': already read by line 2" in events[0][1]
+    # the harvest asks the catalog which run stored an id (nothing kept per id in memory)
+    assert (
+        "duplicate id 'obj-000001': an earlier item of this run already gave it" in (events[0][1])
+    )
+    # the dry run stores nothing, so it keeps the ids it read and names the first item
+    assert "duplicate id 'obj-000001': already read by line 2" in preview["failures"][0][1]
     assert kept == "Objet 1"  # the first stays; the later copy did not replace it silently
+    # a second harvest of the same file: the copies are duplicates again, the rest unchanged
+    again = harvest(catalog, configured, options=HarvestOptions(commit_records=commit_records))
+    assert (again.counts["unchanged"], again.counts["failed"]) == (4, 2) and adds_up(again)
 
 
 def write_csv(path, rows: list[bytes]) -> None:
@@ -101,19 +112,19 @@ def test_a_change_in_a_column_monalia_does_not_map_is_a_change(tmp_path):
 
 
 class SlowSource(Source):
-    """Yields an item every 50 ms; after the fifth it looks at what the catalog holds."""
+    """Yields an item every 50 ms; after the fifth it writes down what the catalog holds (in a
+    file: the source may be read in a process of its own)."""
 
     name = "slow"
-    seen_committed: ClassVar[list[int]] = []
 
     def items(self, state):
+        folder = self.context.data_dir.parent
         for number in range(8):
             if number == 6:
-                catalog = Catalog.open(self.context.data_dir.parent.joinpath("u").read_text())
+                catalog = Catalog.open(folder.joinpath("u").read_text())
                 with catalog.session() as session:
-                    type(self).seen_committed.append(
-                        session.scalar(select(func.count()).select_from(RecordRow))
-                    )
+                    count = session.scalar(select(func.count()).select_from(RecordRow))
+                folder.joinpath("seen").write_text(str(count))
             time.sleep(0.05)
             yield RawItem(key=f"item {number}", payload=number, checkpoint=number)
 
@@ -129,7 +140,7 @@ def test_a_slow_source_commits_by_time_not_only_by_count(tmp_path):
     run = harvest(catalog, configured, options=HarvestOptions(commit_seconds=0.1))
     assert run.counts["new"] == 8
     # batch_size is 500: without the time bound nothing would be stored before the end
-    assert SlowSource.seen_committed and SlowSource.seen_committed[0] >= 4
+    assert int((tmp_path / "seen").read_text()) >= 4
 
 
 def test_harvest_runs_every_source_and_fails_at_the_end_when_one_failed(tmp_path, cli):

@@ -84,6 +84,8 @@ class CsvFile:
     def check_row(self, row: list[str]) -> None:
         """Raise `RecordError` when a cell holds bytes the file's encoding cannot decode (the
         row fails; the rows after it are read as usual)."""
+        if not _UNDECODED.search("".join(row)):  # one search per row: the common case
+            return
         for index, cell in enumerate(row):
             found = _UNDECODED.search(cell)
             if found:

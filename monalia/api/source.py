@@ -82,10 +82,12 @@ class ItemOutcome:
 
 
 class DuplicateIds:
-    """Tells, over one run, when an item gives a record id an earlier item already gave.
+    """Tells, over one dry run, when an item gives a record id an earlier item already gave.
 
     Storing both would silently replace the first with the second, so the later item is
-    rejected with a reason naming the earlier one; the first stays as it was read.
+    rejected with a reason naming the earlier one; the first stays as it was read. It keeps
+    every id it saw: a harvest asks the catalog instead (`RecordStore.commit`), which keeps
+    its memory flat however long the run.
     """
 
     def __init__(self) -> None:
@@ -143,6 +145,10 @@ class Source(Plugin):
     # records stored per commit; a commit also happens after `[harvest] commit_seconds`, so a
     # killed run loses at most that much work however slow the source
     batch_size: ClassVar[int] = 500
+    # the harvest may run `items` and `parse` in a second process while it writes in the first
+    # (`monalia.stages.harvest.parse_worker`); a source whose parse keeps state the harvest
+    # reads afterwards, other than `new_bookmark`, sets this False
+    parse_in_worker: ClassVar[bool] = True
 
     # -- what a plugin writes ---------------------------------------------------------------
 
@@ -192,12 +198,12 @@ class Source(Plugin):
 
         `prepare` is called with each record before it is checked (the `prepare_record` hook).
         An item's records are all valid or the item is rejected whole, so that a resume
-        checkpoint never falls in the middle of an item.
+        checkpoint never falls in the middle of an item. A record id given twice in a run is
+        caught where the records are stored (or counted, `DuplicateIds`), not here.
         """
         self.state = state  # parse() may consult it, e.g. to apply --since
-        duplicates = DuplicateIds()
         for item in self.items(state):
-            yield duplicates.check(self.outcome(item, prepare))
+            yield self.outcome(item, prepare)
 
     def outcome(self, item: RawItem, prepare=None) -> ItemOutcome:
         """Parse and check one item (for sources whose items arrive some other way, e.g. a

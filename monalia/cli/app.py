@@ -355,6 +355,7 @@ def run_harvest_stage(
         restart=restart,
         commit_records=section.commit_records,
         commit_seconds=section.commit_seconds,
+        parse_in_worker=section.parse_in_worker,
     )
     runs = []
     # every source is harvested even when one fails: its run says why, and the command's exit

@@ -8,24 +8,28 @@ duplicate. A record whose content hash is unchanged is only marked as seen.
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from monalia.api.records import Record
-from monalia.api.source import CrawlSpec, ItemOutcome, Source, SourceState, seen_count
+from monalia.api.source import CrawlSpec, DuplicateIds, Source, SourceState, seen_count
 from monalia.catalog.database import Catalog
 from monalia.catalog.models import utcnow
 from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.progress import Progress
 from monalia.project import PluginInstance
 from monalia.stages.harvest.gc_tuning import batches_without_collections, between_batches
+from monalia.stages.harvest.parse_worker import ParseWorker, can_fork
 from monalia.stages.harvest.record_store import (
     CHANGED,
     NEW,
     UNCHANGED,
+    PreparedOutcome,
     RecordStore,
     classify,
     load_state,
+    prepare_outcome,
     state_row,
 )
 
@@ -41,6 +45,9 @@ class HarvestOptions:
     # comes first: a killed run loses at most that much work
     commit_records: int | None = None
     commit_seconds: float = 10.0
+    # read and parse in a second process while this one writes, where nothing changes by it
+    # (see `parse_worker`); False: everything in this process
+    parse_in_worker: bool = True
 
 
 def harvest(
@@ -96,12 +103,24 @@ def harvest(
         source.open()
         try:
             progress.set_total(source.estimate_total(state))
+            worker = None
+            if (
+                options.parse_in_worker
+                and source.parse_in_worker
+                and prepare is None
+                and store.hooks is None
+                and can_fork()
+            ):
+                # two commits' worth read ahead: the worker reads while the writer commits
+                ahead = 2 * (options.commit_records or source.batch_size)
+                worker = ParseWorker(source, state, catalog, ahead)
             reading = read_and_commit(
-                catalog, configured, source, state, options, store, progress, prepare
+                catalog, configured, source, state, options, store, progress, prepare, worker
             )
         finally:
             source.close()
-        save_state(catalog, configured, source, reading, tracker.id)
+        bookmark = worker.bookmark if worker is not None else source.new_bookmark()
+        save_state(catalog, configured, source, reading, tracker.id, bookmark)
         message = (
             f"stopped at --limit {options.limit}; the next run goes on from there"
             if reading.limited
@@ -129,37 +148,46 @@ def read_and_commit(
     store: RecordStore,
     progress: Progress,
     prepare,
+    worker: ParseWorker | None = None,
 ) -> Reading:
     """Read the source's items and commit them a batch at a time (every `commit_records`
-    records or `commit_seconds` seconds, whichever comes first)."""
+    records or `commit_seconds` seconds, whichever comes first); read by `worker` in a second
+    process when there is one, else here."""
     checkpoint, limited, greatest = state.checkpoint, False, None
-    batch: list[ItemOutcome] = []
+    batch: list[PreparedOutcome] = []
     batch_records = 0
     taken = 0
     commit_records = options.commit_records or source.batch_size
     last_commit = time.monotonic()
-    for outcome in source.harvest(state, prepare):
-        batch.append(outcome)
-        size = len(outcome.records) or 1
-        batch_records += size
-        taken += size
-        if source.replication_key:
-            for record in outcome.records:
-                value = getattr(record, source.replication_key, None)
-                if value is not None and (greatest is None or value > greatest):
-                    greatest = value
-        if (
-            batch_records >= commit_records
-            or time.monotonic() - last_commit >= options.commit_seconds
-        ):
-            checkpoint = store.commit(catalog, batch, configured.info.name)
-            progress.advance(batch_records)
-            batch, batch_records = [], 0
-            between_batches()
-            last_commit = time.monotonic()
-        if options.limit is not None and taken >= options.limit:
-            limited = True
-            break
+    key = source.replication_key
+    keep = store.hooks is not None
+    if worker is not None:
+        outcomes = iter(worker)
+    else:
+        outcomes = (prepare_outcome(o, key, keep) for o in source.harvest(state, prepare))
+    with closing(outcomes):  # a run stopped early ends the worker at once
+        for outcome in outcomes:
+            batch.append(outcome)
+            size = len(outcome.records) or 1
+            batch_records += size
+            taken += size
+            if key:
+                for record in outcome.records:
+                    value = record.replication
+                    if value is not None and (greatest is None or value > greatest):
+                        greatest = value
+            if (
+                batch_records >= commit_records
+                or time.monotonic() - last_commit >= options.commit_seconds
+            ):
+                checkpoint = store.commit(catalog, batch, configured.info.name)
+                progress.advance(batch_records)
+                batch, batch_records = [], 0
+                between_batches()
+                last_commit = time.monotonic()
+            if options.limit is not None and taken >= options.limit:
+                limited = True
+                break
     if batch:
         checkpoint = store.commit(catalog, batch, configured.info.name)
         progress.advance(batch_records)
@@ -167,7 +195,12 @@ def read_and_commit(
 
 
 def save_state(
-    catalog: Catalog, configured: PluginInstance, source: Source, reading: Reading, run_id: int
+    catalog: Catalog,
+    configured: PluginInstance,
+    source: Source,
+    reading: Reading,
+    run_id: int,
+    bookmark: Any = None,
 ) -> None:
     """A complete run clears the checkpoint, so the next run reads the source again (to find
     changes) from the new bookmark; a run stopped by --limit keeps it, so the next run goes on
@@ -176,7 +209,6 @@ def save_state(
         row = state_row(session, configured.instance, configured.info.name)
         if not reading.limited:
             row.checkpoint = None
-            bookmark = source.new_bookmark()
             if bookmark is not None:
                 row.bookmark = bookmark
             elif source.replication_key and reading.greatest is not None:
@@ -276,7 +308,8 @@ def dry_run(
     try:
         progress.set_total(source.estimate_total(state))
         pending: list[Record] = []
-        for outcome in source.harvest(state):
+        duplicates = DuplicateIds()
+        for outcome in map(duplicates.check, source.harvest(state)):
             counts["seen"] += seen_count(outcome)
             progress.advance(len(outcome.records) or 1)
             warnings.extend((outcome.item.key, w) for w in outcome.warnings)

@@ -9,14 +9,14 @@ the crawl's item pipeline write through it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from monalia import jsontext, masking
+from monalia import jsontext
 from monalia.api.records import Record
-from monalia.api.source import ItemOutcome, SourceState, seen_count
+from monalia.api.source import ItemOutcome, SourceState
 from monalia.catalog.bulk import insert_rows
 from monalia.catalog.database import Catalog
 from monalia.catalog.models import (
@@ -59,6 +59,94 @@ RECORD_COLUMNS = (
 )
 SUBJECT_COLUMNS = ("record_id", "position", "uri", "label", "lang", "field")
 IMAGE_COLUMNS = ("record_id", "position", "url", "iiif_service", "is_main", "status")
+
+
+class PreparedRecord(NamedTuple):
+    """A checked record as the catalog stores it: its columns, subjects and images as plain
+    values, so that it crosses from a parsing process to the writer cheaply (a pickled
+    `Record` costs more to send than to parse again). `record` is the `Record` itself where
+    the writer needs it (the `record_harvested` hook), else None."""
+
+    source_id: str
+    iri: str | None
+    deleted: bool
+    content_hash: str
+    # title, description, creators (JSON text), date, date_start, date_end, institution,
+    # rights, landing_page, modified, raw (JSON text or None)
+    values: tuple
+    subjects: tuple  # (uri, label, lang, field) per subject
+    images: tuple  # (url, iiif_service, is_main) per image, repeated URLs left out
+    replication: Any  # the source's replication key value, where it has one
+    record: Record | None = None
+
+
+class PreparedOutcome(NamedTuple):
+    """One item's outcome with its records prepared (see `ItemOutcome`)."""
+
+    key: str
+    checkpoint: Any
+    records: list[PreparedRecord]
+    error: str | None
+    warnings: list[str]
+
+
+def prepare_record(
+    record: Record, replication_key: str | None = None, keep: bool = False
+) -> PreparedRecord:
+    """The record's stored form. Its content hash and raw JSON were made by `validate`."""
+    raw = record.raw_json()
+    images = []
+    seen: set[str] = set()
+    for image in record.images:
+        if image.url in seen:
+            continue
+        seen.add(image.url)
+        images.append((image.url, image.iiif_service, image.is_main))
+    return PreparedRecord(
+        record.source_id,
+        record.iri,
+        record.deleted,
+        record.content_hash(),
+        (
+            record.title,
+            record.description,
+            jsontext.dumps(list(record.creators)),
+            record.date,
+            record.date_start,
+            record.date_end,
+            record.institution,
+            record.rights,
+            record.landing_page,
+            record.modified,
+            None if raw is None else raw.decode("utf-8"),
+        ),
+        tuple((s.uri, s.label, s.lang, s.field) for s in record.subjects),
+        tuple(images),
+        getattr(record, replication_key, None) if replication_key else None,
+        record if keep else None,
+    )
+
+
+def prepare_outcome(
+    outcome: ItemOutcome | PreparedOutcome, replication_key: str | None = None, keep: bool = False
+) -> PreparedOutcome:
+    """An item's outcome with its records prepared; one already prepared is returned as is."""
+    if isinstance(outcome, PreparedOutcome):
+        return outcome
+    return PreparedOutcome(
+        outcome.item.key,
+        outcome.item.checkpoint,
+        [prepare_record(r, replication_key, keep) for r in outcome.records],
+        outcome.error,
+        outcome.warnings,
+    )
+
+
+def duplicate_message(source_id: str) -> str:
+    return (
+        f"duplicate id {source_id!r}: an earlier item of this run already gave it; "
+        "this one is left out"
+    )
 
 
 def load_state(catalog: Catalog, instance: str) -> SourceState:
@@ -109,61 +197,82 @@ class RecordStore:
         self.tracker = tracker
         self.hooks = hooks
 
-    def commit(self, catalog: Catalog, batch: list[ItemOutcome], plugin: str) -> Any:
-        """Store a batch with the checkpoint of its last item in one transaction; return it."""
-        checkpoint = batch[-1].item.checkpoint
-        changes: list[tuple[Record, str]] = []
+    def commit(
+        self, catalog: Catalog, batch: list[ItemOutcome | PreparedOutcome], plugin: str
+    ) -> Any:
+        """Store a batch with the checkpoint of its last item in one transaction; return it.
+
+        An item that gives a record id an earlier item of this run gave is rejected whole (its
+        records are stored by this run already: storing it would silently replace them). The
+        catalog tells, by the run that last stored each id, so nothing grows with the run.
+        """
+        keep = self.hooks is not None
+        batch = [prepare_outcome(outcome, keep=keep) for outcome in batch]
+        checkpoint = batch[-1].checkpoint
+        changes: list[tuple[PreparedRecord, str]] = []
+        run_id = self.tracker.id
         with catalog.session() as session:
             now = utcnow()
-            records: dict[str, Record] = {}
+            existing = self._existing(
+                session, [r.source_id for o in batch if o.error is None for r in o.records]
+            )
+            records: dict[str, PreparedRecord] = {}
             for outcome in batch:
-                self.tracker.add(seen=seen_count(outcome))
                 for warning in outcome.warnings:
-                    self.tracker.warn(outcome.item.key, warning)
+                    self.tracker.warn(outcome.key, warning)
                 if outcome.error is not None:
-                    self.tracker.fail_item(outcome.item.key, outcome.error)
+                    self.tracker.add(seen=1)
+                    self.tracker.fail_item(outcome.key, outcome.error)
                     continue
+                duplicate = _first_duplicate(outcome.records, records, existing, run_id)
+                if duplicate is not None:
+                    self.tracker.add(seen=1)
+                    self.tracker.fail_item(outcome.key, duplicate_message(duplicate))
+                    continue
+                self.tracker.add(seen=len(outcome.records))
                 for record in outcome.records:
-                    if record.source_id in records:
-                        # sources check this over the run (DuplicateIds); this is the last guard
-                        self.tracker.fail_item(
-                            outcome.item.key,
-                            f"duplicate id {record.source_id!r} in one batch; left out",
-                        )
-                        continue
                     records[record.source_id] = record
-            changes = self._write(session, list(records.values()), now)
+            changes = self._write(session, list(records.values()), existing, now)
             row = state_row(session, self.source, plugin)
             row.checkpoint = checkpoint
             row.updated_at = now
-            row.last_run_id = self.tracker.id
+            row.last_run_id = run_id
             self.tracker.flush(session)
         if self.hooks is not None:
             for record, change in changes:
-                self.hooks.record_harvested(record=record, change=change, run=self.tracker.info)
+                self.hooks.record_harvested(
+                    record=record.record, change=change, run=self.tracker.info
+                )
         return checkpoint
 
-    def _write(
-        self, session: Session, records: list[Record], now: datetime
-    ) -> list[tuple[Record, str]]:
-        if not records:
-            return []
-        existing = {
-            source_id: (row_id, content_hash)
-            for row_id, source_id, content_hash in session.execute(
-                select(RecordRow.id, RecordRow.source_id, RecordRow.content_hash).where(
-                    RecordRow.source == self.source,
-                    RecordRow.source_id.in_([r.source_id for r in records]),
-                )
+    def _existing(self, session: Session, source_ids: list[str]) -> dict[str, tuple]:
+        """(row id, content hash, last run) of the catalog's records with these ids."""
+        if not source_ids:
+            return {}
+        return {
+            source_id: (row_id, content_hash, last_run)
+            for row_id, source_id, content_hash, last_run in session.execute(
+                select(
+                    RecordRow.id, RecordRow.source_id, RecordRow.content_hash, RecordRow.last_run_id
+                ).where(RecordRow.source == self.source, RecordRow.source_id.in_(source_ids))
             )
         }
+
+    def _write(
+        self,
+        session: Session,
+        records: list[PreparedRecord],
+        existing: dict[str, tuple],
+        now: datetime,
+    ) -> list[tuple[PreparedRecord, str]]:
+        if not records:
+            return []
         records = self._reject_iri_clashes(session, records)
-        changes: list[tuple[Record, str]] = []
+        changes: list[tuple[PreparedRecord, str]] = []
         unchanged_ids: list[int] = []
-        changed: dict[int, tuple[Record, str]] = {}
-        new: list[Record] = []
+        changed: dict[int, PreparedRecord] = {}
+        new: list[PreparedRecord] = []
         for record in records:
-            content_hash = record.content_hash()
             known = existing.get(record.source_id)
             if known is None and record.deleted:
                 # deleted before it was ever harvested: the catalog is already as it should be
@@ -171,11 +280,11 @@ class RecordStore:
             elif known is None:
                 new.append(record)
                 changes.append((record, NEW))
-            elif known[1] == content_hash:
+            elif known[1] == record.content_hash:
                 unchanged_ids.append(known[0])
                 changes.append((record, UNCHANGED))
             else:
-                changed[known[0]] = (record, content_hash)
+                changed[known[0]] = record
                 changes.append((record, CHANGED))
         if new:
             self._insert_new(session, new, now)
@@ -187,16 +296,16 @@ class RecordStore:
                 .options(selectinload(RecordRow.subjects), selectinload(RecordRow.images))
             )
             for row in rows:
-                record, content_hash = changed[row.id]
+                record = changed[row.id]
                 if record.deleted:
                     # a tombstone: the record's last known content, images and scores stay
-                    row.raw = masking.mask_value(record.raw)
-                    row.content_hash = content_hash
+                    row.raw = _raw_value(record)
+                    row.content_hash = record.content_hash
                     row.deleted_at = row.deleted_at or now
                     row.last_seen = now
                     row.last_run_id = self.tracker.id
                     continue
-                _fill(row, record, content_hash, now, self.tracker.id)
+                _fill(row, record, now, self.tracker.id)
                 row.subjects = _subject_rows(record)
                 before = {image.id for image in row.images}
                 row.images = _image_rows(record, {image.url: image for image in row.images})
@@ -214,35 +323,25 @@ class RecordStore:
             self.tracker.add(**{change: 1})
         return changes
 
-    def _insert_new(self, session: Session, records: list[Record], now: datetime) -> None:
+    def _insert_new(self, session: Session, records: list[PreparedRecord], now: datetime) -> None:
         """Bulk INSERTs of new records, then of their subjects and images (the common case,
         kept off the ORM's unit of work so that large first harvests run at full speed)."""
         run_id = self.tracker.id
         connection = session.connection()
         stamp = now.astimezone(UTC).replace(tzinfo=None)  # as the catalog keeps times
-        dumps = jsontext.dumps
+        source = self.source
         insert_rows(
             connection,
             "records",
             RECORD_COLUMNS,
             [
                 (
-                    self.source,
+                    source,
                     r.source_id,
                     r.iri,
-                    r.title,
-                    r.description,
-                    dumps(list(r.creators)),
-                    r.date,
-                    r.date_start,
-                    r.date_end,
-                    r.institution,
-                    r.rights,
-                    r.landing_page,
-                    r.modified,
-                    None if r.raw is None else r.raw_json().decode("utf-8"),
+                    *r.values,
                     stamp if r.deleted else None,
-                    r.content_hash(),
+                    r.content_hash,
                     stamp,
                     stamp,
                     run_id,
@@ -257,31 +356,28 @@ class RecordStore:
         by_source_id = dict(
             connection.execute(
                 select(records_table.c.source_id, records_table.c.id).where(
-                    records_table.c.source == self.source,
+                    records_table.c.source == source,
                     records_table.c.source_id.in_([r.source_id for r in records]),
                 )
             ).all()
         )
         ids = [by_source_id[r.source_id] for r in records]
         subjects = [
-            (record_id, i, s.uri, s.label, s.lang, s.field)
+            (record_id, i, *subject)
             for record_id, r in zip(ids, records, strict=True)
-            for i, s in enumerate(r.subjects)
+            for i, subject in enumerate(r.subjects)
         ]
-        images = []
-        for record_id, r in zip(ids, records, strict=True):
-            seen: set[str] = set()
-            for position, image in enumerate(r.images):
-                if image.url in seen:
-                    continue
-                seen.add(image.url)
-                images.append(
-                    (record_id, position, image.url, image.iiif_service, image.is_main, "pending")
-                )
+        images = [
+            (record_id, position, url, iiif_service, is_main, "pending")
+            for record_id, r in zip(ids, records, strict=True)
+            for position, (url, iiif_service, is_main) in enumerate(r.images)
+        ]
         insert_rows(connection, "record_subjects", SUBJECT_COLUMNS, subjects)
         insert_rows(connection, "images", IMAGE_COLUMNS, images)
 
-    def _reject_iri_clashes(self, session: Session, records: list[Record]) -> list[Record]:
+    def _reject_iri_clashes(
+        self, session: Session, records: list[PreparedRecord]
+    ) -> list[PreparedRecord]:
         """Leave out (and report) records whose IRI another record already has."""
         owners = {
             iri: (source, source_id)
@@ -291,7 +387,7 @@ class RecordStore:
                 )
             )
         }
-        kept: list[Record] = []
+        kept: list[PreparedRecord] = []
         for record in records:
             owner = owners.get(record.iri)
             if owner is not None and owner != (self.source, record.source_id):
@@ -320,44 +416,77 @@ def _drop_predictions(session: Session, image_ids: list[int]) -> None:
             )
 
 
-def _fill(row: RecordRow, record: Record, content_hash: str, now: datetime, run_id: int) -> None:
+def _first_duplicate(
+    records: list[PreparedRecord],
+    batch: dict[str, PreparedRecord],
+    existing: dict[str, tuple],
+    run_id: int,
+) -> str | None:
+    """The first id of an item's records that this run already gave (in an earlier batch, in
+    this batch, or twice in the item itself); None when there is none."""
+    own: set[str] = set()
+    for record in records:
+        source_id = record.source_id
+        known = existing.get(source_id)
+        if source_id in own or source_id in batch or (known is not None and known[2] == run_id):
+            return source_id
+        own.add(source_id)
+    return None
+
+
+def _raw_value(record: PreparedRecord) -> Any:
+    """The raw payload as stored (already masked of configured secrets)."""
+    raw = record.values[10]
+    return None if raw is None else jsontext.loads(raw)
+
+
+def _fill(row: RecordRow, record: PreparedRecord, now: datetime, run_id: int) -> None:
+    (
+        title,
+        description,
+        creators,
+        date,
+        date_start,
+        date_end,
+        institution,
+        rights,
+        landing_page,
+        modified,
+        _,
+    ) = record.values
     row.source_id = record.source_id
     row.iri = record.iri
-    row.title = record.title
-    row.description = record.description
-    row.creators = list(record.creators)
-    row.date = record.date
-    row.date_start = record.date_start
-    row.date_end = record.date_end
-    row.institution = record.institution
-    row.rights = record.rights
-    row.landing_page = record.landing_page
-    row.modified = record.modified
-    row.raw = masking.mask_value(record.raw)
-    row.content_hash = content_hash
+    row.title = title
+    row.description = description
+    row.creators = jsontext.loads(creators)
+    row.date = date
+    row.date_start = date_start
+    row.date_end = date_end
+    row.institution = institution
+    row.rights = rights
+    row.landing_page = landing_page
+    row.modified = modified
+    row.raw = _raw_value(record)
+    row.content_hash = record.content_hash
     row.deleted_at = None  # harvested again: no longer deleted
     row.last_seen = now
     row.last_run_id = run_id
 
 
-def _subject_rows(record: Record) -> list[SubjectRow]:
+def _subject_rows(record: PreparedRecord) -> list[SubjectRow]:
     return [
-        SubjectRow(position=i, uri=s.uri, label=s.label, lang=s.lang, field=s.field)
-        for i, s in enumerate(record.subjects)
+        SubjectRow(position=i, uri=uri, label=label, lang=lang, field=field)
+        for i, (uri, label, lang, field) in enumerate(record.subjects)
     ]
 
 
-def _image_rows(record: Record, known: dict[str, ImageRow]) -> list[ImageRow]:
+def _image_rows(record: PreparedRecord, known: dict[str, ImageRow]) -> list[ImageRow]:
     """Image rows for the record, keeping what was already fetched for URLs it still has."""
     rows: list[ImageRow] = []
-    seen: set[str] = set()
-    for position, image in enumerate(record.images):
-        if image.url in seen:
-            continue
-        seen.add(image.url)
-        row = known.get(image.url) or ImageRow(url=image.url, status="pending")
+    for position, (url, iiif_service, is_main) in enumerate(record.images):
+        row = known.get(url) or ImageRow(url=url, status="pending")
         row.position = position
-        row.iiif_service = image.iiif_service
-        row.is_main = image.is_main
+        row.iiif_service = iiif_service
+        row.is_main = is_main
         rows.append(row)
     return rows

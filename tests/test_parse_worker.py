@@ -1,0 +1,165 @@
+"""A harvest reads and parses in a second process while it writes: the catalog, the counts and the
+failures are exactly those of a harvest in one process; an error or a lost worker ends the run
+as before, and the next run resumes without a gap or a duplicate."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+
+import pytest
+from conftest import sample_records, write_jsonl
+from sqlalchemy import select
+
+from monalia.api.records import Record
+from monalia.api.source import RawItem, Source
+from monalia.catalog.database import Catalog
+from monalia.catalog.models import ImageRow, RecordRow, RunEventRow, SubjectRow
+from monalia.errors import SourceUnavailable
+from monalia.stages.harvest import HarvestOptions, harvest
+from monalia.stages.harvest.parse_worker import WorkerLost, can_fork
+from monalia.testing import configure
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="no fork, or a single CPU: one process")
+
+
+def catalog_content(catalog: Catalog):
+    with catalog.session() as session:
+        records = session.execute(
+            select(
+                RecordRow.source_id,
+                RecordRow.iri,
+                RecordRow.title,
+                RecordRow.creators,
+                RecordRow.date_start,
+                RecordRow.raw,
+                RecordRow.content_hash,
+            ).order_by(RecordRow.source_id)
+        ).all()
+        subjects = session.execute(
+            select(RecordRow.source_id, SubjectRow.position, SubjectRow.uri, SubjectRow.label)
+            .join(SubjectRow, SubjectRow.record_id == RecordRow.id)
+            .order_by(RecordRow.source_id, SubjectRow.position)
+        ).all()
+        images = session.execute(
+            select(RecordRow.source_id, ImageRow.position, ImageRow.url, ImageRow.is_main)
+            .join(ImageRow, ImageRow.record_id == RecordRow.id)
+            .order_by(RecordRow.source_id, ImageRow.position)
+        ).all()
+        events = session.execute(
+            select(RunEventRow.item, RunEventRow.level, RunEventRow.message).order_by(
+                RunEventRow.id
+            )
+        ).all()
+    return records, subjects, images, events
+
+
+def mixed_input(path) -> None:
+    """Good records, malformed lines, a duplicate id, a record with a refused image."""
+    records = sample_records(1200)
+    records[7]["images"] = ["file:///etc/passwd", "https://images.example.org/7.jpg"]
+    lines = [*records[:500], "{not json", records[3], *records[500:], '{"title": "no id"}']
+    write_jsonl(path, lines)
+
+
+@pytest.mark.parametrize("commit_records", [None, 100])
+def test_the_worker_stores_exactly_what_one_process_stores(tmp_path, commit_records):
+    mixed_input(tmp_path / "r.jsonl")
+    from monalia.plugins.sources.jsonl import JsonLinesSource
+
+    configured = configure(JsonLinesSource, {"path": "r.jsonl"}, tmp_path, "local")
+    results = {}
+    for parse_in_worker in (True, False):
+        catalog = Catalog.open(f"sqlite:///{tmp_path / f'{parse_in_worker}.sqlite'}")
+        options = HarvestOptions(commit_records=commit_records, parse_in_worker=parse_in_worker)
+        first = harvest(catalog, configured, options=options)
+        again = harvest(catalog, configured, options=options)
+        results[parse_in_worker] = (first.counts, again.counts, catalog_content(catalog))
+    assert results[True] == results[False]
+    counts = results[True][0]
+    assert (counts["seen"], counts["new"], counts["failed"]) == (1203, 1200, 3)
+    assert results[True][1]["unchanged"] == 1200
+    assert not multiprocessing.active_children()  # the worker ended with its run
+
+
+class PidSource(Source):
+    """Writes down the process that parses it; fails or dies at a given item when told."""
+
+    name = "pid-source"
+    batch_size = 50
+
+    def items(self, state):
+        start = state.checkpoint or 0
+        folder = self.context.project_dir
+        for number in range(start, 400):
+            plan = folder / "plan"
+            if plan.exists() and plan.read_text() == f"fail {number}":
+                raise SourceUnavailable(f"the service went away at item {number}")
+            if plan.exists() and plan.read_text() == f"die {number}":
+                plan.unlink()
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield RawItem(key=f"item {number}", payload=number, checkpoint=number + 1)
+
+    def parse(self, item):
+        (self.context.project_dir / "parsed-by").write_text(str(os.getpid()))
+        return Record(source_id=str(item.payload), title=f"Item {item.payload}")
+
+
+def stored_ids(catalog: Catalog) -> list[str]:
+    with catalog.session() as session:
+        return sorted(session.scalars(select(RecordRow.source_id)), key=int)
+
+
+def test_a_source_error_in_the_worker_fails_the_run_in_one_line_and_the_next_resumes(tmp_path):
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    configured = configure(PidSource, {}, tmp_path, "pids")
+    (tmp_path / "plan").write_text("fail 230")
+    with pytest.raises(SourceUnavailable, match="the service went away at item 230"):
+        harvest(catalog, configured)
+    assert int((tmp_path / "parsed-by").read_text()) != os.getpid()  # read by the worker
+    assert stored_ids(catalog) == [str(n) for n in range(200)]  # the whole batches before it
+    (tmp_path / "plan").unlink()
+    run = harvest(catalog, configured)
+    assert run.counts["new"] == 200 and stored_ids(catalog) == [str(n) for n in range(400)]
+    assert not multiprocessing.active_children()
+
+
+def test_a_worker_killed_mid_run_is_one_clear_error_and_the_next_run_resumes(tmp_path):
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    configured = configure(PidSource, {}, tmp_path, "pids")
+    (tmp_path / "plan").write_text("die 120")
+    with pytest.raises(WorkerLost, match="parsing process ended without a word") as raised:
+        harvest(catalog, configured)
+    assert "\n" not in raised.value.message
+    assert stored_ids(catalog) == [str(n) for n in range(100)]
+    run = harvest(catalog, configured)
+    assert run.counts["new"] == 300 and stored_ids(catalog) == [str(n) for n in range(400)]
+
+
+def test_a_limit_ends_the_worker_and_the_next_run_goes_on_from_there(tmp_path):
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    configured = configure(PidSource, {}, tmp_path, "pids")
+    run = harvest(catalog, configured, options=HarvestOptions(limit=120))
+    assert run.counts["new"] == 120 and not multiprocessing.active_children()
+    harvest(catalog, configured)
+    assert stored_ids(catalog) == [str(n) for n in range(400)]
+
+
+def test_hooks_and_the_setting_keep_the_harvest_in_one_process(tmp_path):
+    from monalia import hookimpl
+    from monalia.api.registry import get_plugin_manager
+
+    class Stamp:
+        @hookimpl
+        def prepare_record(self, record, source):
+            record.institution = "stamped"
+
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    configured = configure(PidSource, {}, tmp_path, "pids")
+    manager = get_plugin_manager()
+    manager.register(Stamp())
+    harvest(catalog, configured, hooks=manager.hook)
+    assert int((tmp_path / "parsed-by").read_text()) == os.getpid()
+    harvest(catalog, configured, options=HarvestOptions(parse_in_worker=False, restart=True))
+    assert int((tmp_path / "parsed-by").read_text()) == os.getpid()

@@ -366,18 +366,28 @@ def bench_cleveland_csv(rows: int, workdir: Path, repeat: int):
 
 
 def peak_of(process: subprocess.Popen) -> float:
-    """Wait for a process, reading its own peak resident memory (VmHWM, MB) while it runs."""
-    peak = 0.0
-    status = Path(f"/proc/{process.pid}/status")
-    while process.poll() is None:
+    """Wait for a process, reading its own peak resident memory (VmHWM, MB) and that of each of
+    its child processes (the harvest's parsing worker) while it runs; the sum of the peaks."""
+    peaks: dict[int, float] = {}
+
+    def read(pid: int) -> None:
         try:
-            for line in status.read_text(encoding="ascii").splitlines():
+            for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
                 if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) / 1024)
+                    peaks[pid] = max(peaks.get(pid, 0.0), int(line.split()[1]) / 1024)
         except (OSError, ValueError):
             pass
+
+    while process.poll() is None:
+        read(process.pid)
+        try:
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text()
+        except OSError:
+            children = ""
+        for child in children.split():
+            read(int(child))
         time.sleep(0.05)
-    return peak
+    return sum(peaks.values())
 
 
 def bench_scale(sizes: list[int], workdir: Path, server_url: str):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import sample_records, write_jsonl
@@ -146,6 +147,18 @@ def test_prepare_record_hook_can_extend_and_reject_records(project):
         assert set(session.scalars(select(RecordRow.institution))) == {"Musée renommé"}
 
 
+def processes_running(marker: str) -> list[int]:
+    """Processes whose command line names `marker` (Linux; none found elsewhere)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in entry.joinpath("cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.mark.slow
 def test_killed_harvest_is_shown_interrupted_and_the_next_run_completes_it(tmp_path):
     total = 6000
@@ -177,6 +190,11 @@ def test_killed_harvest_is_shown_interrupted_and_the_next_run_completes_it(tmp_p
     process.send_signal(signal.SIGKILL)
     process.wait()
     engine.dispose()
+    # its parsing worker (forked, same command line) notices and ends: nothing left running
+    deadline = time.monotonic() + 10
+    while processes_running(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not processes_running(str(tmp_path))
 
     listing = subprocess.run(
         [sys.executable, "-m", "monalia", "--project", str(tmp_path), "runs"],

@@ -55,7 +55,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 from benchlib import MONALIA, Criterion, alternate, timed_process, verdict  # noqa: E402
 
 from monalia.catalog.database import Catalog  # noqa: E402
-from monalia.stages.harvest import harvest  # noqa: E402
+from monalia.stages.harvest import HarvestOptions, harvest  # noqa: E402
 from monalia.testing import configure  # noqa: E402
 
 RUNS = iter(range(10**6))
@@ -256,7 +256,8 @@ def bench_jocondelab(count: int, workdir: Path, repeat: int, dlt: bool = True):
         configured = configure(
             JocondeSparqlSource, {"endpoint": server.query_url, "page_size": 1000}, workdir
         )
-        run = harvest(catalog, configured)
+        # in this process (no parsing worker), so that the queries are recorded here
+        run = harvest(catalog, configured, options=HarvestOptions(parse_in_worker=False))
         SparqlClient.select = original
         assert run.counts["new"] == count, run.counts
         fetched = 0

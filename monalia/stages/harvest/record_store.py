@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
 from monalia import jsontext
@@ -34,6 +34,7 @@ from monalia.catalog.run_tracking import RunTracker
 from monalia.errors import RecordError
 
 NEW, CHANGED, UNCHANGED = "new", "changed", "unchanged"
+ANALYZE_AFTER = 10_000  # new records before the first ANALYZE of a harvest (PostgreSQL)
 
 RECORD_COLUMNS = (
     "source",
@@ -196,6 +197,8 @@ class RecordStore:
         self.source = source
         self.tracker = tracker
         self.hooks = hooks
+        self._analyzed_rows: float | None = None  # records at the last ANALYZE (PostgreSQL)
+        self._inserted = 0  # records this store inserted since then
 
     def commit(
         self, catalog: Catalog, batch: list[ItemOutcome | PreparedOutcome], plugin: str
@@ -233,6 +236,7 @@ class RecordStore:
                 for record in outcome.records:
                     records[record.source_id] = record
             changes = self._write(session, list(records.values()), existing, now)
+            self._keep_statistics(session, sum(change == NEW for _, change in changes))
             row = state_row(session, self.source, plugin)
             row.checkpoint = checkpoint
             row.updated_at = now
@@ -244,6 +248,31 @@ class RecordStore:
                     record=record.record, change=change, run=self.tracker.info
                 )
         return checkpoint
+
+    def _keep_statistics(self, session: Session, inserted: int) -> None:
+        """On PostgreSQL, ANALYZE the tables a harvest grows each time it has doubled them.
+
+        A batch's lookup by source id is planned from the table's statistics; a server whose
+        autovacuum has not analyzed the table yet (it lags, or is off) still believes it holds
+        the few rows of its first batches and reads every row of the source for each batch
+        instead of using the index (measured at 300,000 records: 0.4 s per lookup instead of
+        0.02 s, and growing). Doubling keeps the cost to about twice the last ANALYZE.
+        """
+        if not inserted or session.get_bind().dialect.name != "postgresql":
+            return
+        if self._analyzed_rows is None:
+            self._analyzed_rows = max(
+                0.0,
+                session.scalar(
+                    text("SELECT reltuples FROM pg_class WHERE oid = to_regclass('records')")
+                )
+                or 0.0,
+            )
+        self._inserted += inserted
+        if self._inserted >= max(ANALYZE_AFTER, self._analyzed_rows):
+            session.execute(text("ANALYZE records, record_subjects, images"))
+            self._analyzed_rows += self._inserted
+            self._inserted = 0
 
     def _existing(self, session: Session, source_ids: list[str]) -> dict[str, tuple]:
         """(row id, content hash, last run) of the catalog's records with these ids."""

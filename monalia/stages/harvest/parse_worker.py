@@ -166,6 +166,9 @@ def _work(writing: int, reading: int, source: Source, state: SourceState, catalo
     os.close(reading)
     # Ctrl-C reaches the whole process group: the writer decides, and ends this process
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # ended by the writer with SIGTERM: at once, even inside a slow read (the command's own
+    # handler, inherited with the fork, would raise KeyboardInterrupt into the source)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if catalog is not None:
         # the writer's connections are not this process's to use or close
         catalog.engine.dispose(close=False)

@@ -58,6 +58,8 @@ RECORD_COLUMNS = (
     "first_run_id",
     "last_run_id",
 )
+# the columns a prepared record carries as its `values`, in this order
+VALUE_COLUMNS = RECORD_COLUMNS[3:14]
 SUBJECT_COLUMNS = ("record_id", "position", "uri", "label", "lang", "field")
 IMAGE_COLUMNS = ("record_id", "position", "url", "iiif_service", "is_main", "status")
 
@@ -72,9 +74,7 @@ class PreparedRecord(NamedTuple):
     iri: str | None
     deleted: bool
     content_hash: str
-    # title, description, creators (JSON text), date, date_start, date_end, institution,
-    # rights, landing_page, modified, raw (JSON text or None)
-    values: tuple
+    values: tuple  # the VALUE_COLUMNS; creators and raw as JSON text (raw may be None)
     subjects: tuple  # (uri, label, lang, field) per subject
     images: tuple  # (url, iiif_service, is_main) per image, repeated URLs left out
     replication: Any  # the source's replication key value, where it has one
@@ -465,37 +465,17 @@ def _first_duplicate(
 
 def _raw_value(record: PreparedRecord) -> Any:
     """The raw payload as stored (already masked of configured secrets)."""
-    raw = record.values[10]
+    raw = record.values[-1]
     return None if raw is None else jsontext.loads(raw)
 
 
 def _fill(row: RecordRow, record: PreparedRecord, now: datetime, run_id: int) -> None:
-    (
-        title,
-        description,
-        creators,
-        date,
-        date_start,
-        date_end,
-        institution,
-        rights,
-        landing_page,
-        modified,
-        _,
-    ) = record.values
     row.source_id = record.source_id
     row.iri = record.iri
-    row.title = title
-    row.description = description
-    row.creators = jsontext.loads(creators)
-    row.date = date
-    row.date_start = date_start
-    row.date_end = date_end
-    row.institution = institution
-    row.rights = rights
-    row.landing_page = landing_page
-    row.modified = modified
-    row.raw = _raw_value(record)
+    for name, value in zip(VALUE_COLUMNS, record.values, strict=True):
+        if name in ("creators", "raw") and value is not None:
+            value = jsontext.loads(value)  # the JSON columns travel as JSON text
+        setattr(row, name, value)
     row.content_hash = record.content_hash
     row.deleted_at = None  # harvested again: no longer deleted
     row.last_seen = now

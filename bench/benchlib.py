@@ -119,6 +119,27 @@ def peak_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def compile_bytecode() -> str:
+    """Compile monalia's modules to bytecode, as pip does when it installs a wheel, and say so.
+
+    An editable install leaves that to the first import, and an environment that sets
+    PYTHONDONTWRITEBYTECODE (as this machine's does) never writes it: every fresh process would
+    then compile each of monalia's modules again before doing anything, which is not what an
+    installed package costs its user."""
+    import compileall
+
+    folders = [
+        REPO / name for name in ("monalia", "plugins", "harvesters") if (REPO / name).is_dir()
+    ]
+    for folder in folders:
+        compileall.compile_dir(folder, quiet=1)
+    return (
+        "bytecode compiled for "
+        + ", ".join(f.name for f in folders)
+        + " (as a wheel install has it)"
+    )
+
+
 def timed_process(
     args: Sequence[str], cwd: Path | None = None, env: dict | None = None
 ) -> tuple[float, subprocess.CompletedProcess]:

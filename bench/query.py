@@ -43,7 +43,15 @@ from types import SimpleNamespace
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from benchlib import MONALIA, Criterion, Samples, alternate, timed_process, verdict  # noqa: E402
+from benchlib import (  # noqa: E402
+    MONALIA,
+    Criterion,
+    Samples,
+    alternate,
+    compile_bytecode,
+    timed_process,
+    verdict,
+)
 
 from monalia.api.plugin import PluginContext  # noqa: E402
 from monalia.curation.findings import Curation, CurationClass, Mentions  # noqa: E402
@@ -501,6 +509,7 @@ def main() -> None:
             f"store: {triples:,} triples ({args.notices:,} notices x {args.classes} scores) "
             f"written in {seconds:.1f} s"
         )
+        print(compile_bytecode())
         print("cold processes:", file=sys.stderr)
         for name, samples in cold_commands(project, classes, args.repeat).items():
             target = (

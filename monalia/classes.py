@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
 from monalia.api.labeler import ClassRequest, Labeler, TargetClass
@@ -26,6 +25,8 @@ def preset_targets(name: str) -> list[str]:
     """The class targets of a shipped preset: IRIs where known, labels otherwise."""
     if name not in PRESETS:
         raise ConfigError(f"[classes] preset {name!r} is unknown (presets: {', '.join(PRESETS)})")
+    from importlib.resources import files
+
     text = (files("monalia.ontology") / "classes" / f"{name}.csv").read_text(encoding="utf-8")
     return [row["uri"] or row["label"] for row in csv.DictReader(text.splitlines())]
 

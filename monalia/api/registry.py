@@ -6,7 +6,8 @@ third-party package declares its plugins, so both are found the same way.
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,30 @@ class BrokenPlugin:
     entry_point: str
     origin: PluginOrigin
     error: str
+
+
+# the pattern importlib.metadata.EntryPoint reads a value with
+ENTRY_POINT_VALUE = re.compile(
+    r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?"
+)
+
+
+@dataclass(frozen=True)
+class ListedEntryPoint:
+    """An entry point as the manifest lists it: loaded as `importlib.metadata.EntryPoint`
+    loads one (``module:attribute``), without reading any installed distribution."""
+
+    name: str
+    value: str
+
+    def load(self) -> Any:
+        match = ENTRY_POINT_VALUE.fullmatch(self.value)
+        if match is None:
+            raise ValueError(f"entry point {self.name}: {self.value!r} is not module:attribute")
+        value = importlib.import_module(match["module"])
+        for attribute in filter(None, (match["attr"] or "").split(".")):
+            value = getattr(value, attribute)
+        return value
 
 
 class MonaliaPluginManager(pluggy.PluginManager):
@@ -120,10 +145,12 @@ class MonaliaPluginManager(pluggy.PluginManager):
                 if not name or not value or name in seen:
                     continue
                 seen.add(name)
-                entry_point = importlib.metadata.EntryPoint(name, value, ENTRY_POINT_GROUP)
+                entry_point = ListedEntryPoint(name, value)
                 origin = PluginOrigin(package, version, f"{name} = {value}")
                 self._unloaded.append((entry_point, origin))
         if self._unloaded is None:
+            import importlib.metadata
+
             self._unloaded = []
             for dist in importlib.metadata.distributions():
                 found = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
@@ -191,25 +218,26 @@ def get_plugin_manager(
     return pm
 
 
+# the class every plugin of a kind derives from, imported when a plugin of the kind is added
+BASE_CLASSES = {
+    "source": ("monalia.api.source", "Source"),
+    "labeler": ("monalia.api.labeler", "Labeler"),
+    "trainer": ("monalia.api.trainer", "Trainer"),
+    "sink": ("monalia.api.sink", "Sink"),
+    "metadata-format": ("monalia.api.metadata_format", "MetadataFormat"),
+}
+
+
+def base_class(kind: str) -> type:
+    module, name = BASE_CLASSES[kind]
+    return getattr(importlib.import_module(module), name)
+
+
 class PluginRegistry:
     """Every plugin class by kind and name, built from the registration hooks of a manager."""
 
     def __init__(self, pm: MonaliaPluginManager):
-        from monalia.api.labeler import Labeler
-        from monalia.api.metadata_format import MetadataFormat
-        from monalia.api.sink import Sink
-        from monalia.api.source import Source
-        from monalia.api.trainer import Trainer
-
-        bases = {
-            "source": Source,
-            "labeler": Labeler,
-            "trainer": Trainer,
-            "sink": Sink,
-            "metadata-format": MetadataFormat,
-        }
         self.pm = pm
-        self.bases = bases
         self.plugins: dict[tuple[str, str], PluginInfo] = {}
         self._indexed: set[tuple[str, int]] = set()
         self._index()
@@ -224,7 +252,7 @@ class PluginRegistry:
                 self._indexed.add(key)
                 origin = self.pm.origin_of(impl.plugin)
                 for cls in impl.function() or []:
-                    self._add(kind, cls, self.bases[kind], origin)
+                    self._add(kind, cls, base_class(kind), origin)
 
     def load_all(self) -> None:
         """Load every installed plugin not loaded yet (a no-op for a registry built eagerly)."""

@@ -74,10 +74,11 @@ class OrmReader:
         )
         return [(image, uri, float(score)) for image, uri, score in rows]
 
-    def confident_findings(self, set_id: int) -> list[tuple]:
+    def confident_findings(self, set_id: int, kind: str) -> list[tuple]:
         from monalia.catalog.reader import CONFIDENT_FINDINGS_SQL
 
-        return self._rows(CONFIDENT_FINDINGS_SQL.replace("?", ":set"), {"set": set_id})
+        sql = CONFIDENT_FINDINGS_SQL.replace("?", ":set", 1).replace("?", ":kind", 1)
+        return self._rows(sql, {"set": set_id, "kind": kind})
 
     def scored_outside(self, model_id: int, set_id: int) -> int:
         from monalia.catalog.reader import SCORED_OUTSIDE_SQL

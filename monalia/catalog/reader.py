@@ -83,7 +83,7 @@ CONFIDENT_FINDINGS_SQL = (
     "SELECT f.kind, f.class_uri, f.image_id, r.iri, i.url, f.rank, f.score "
     "FROM confident_findings f JOIN images i ON i.id = f.image_id "
     "JOIN records r ON r.id = i.record_id "
-    "WHERE f.score_set_id = ? AND r.deleted_at IS NULL ORDER BY f.id"
+    "WHERE f.score_set_id = ? AND f.kind = ? AND r.deleted_at IS NULL ORDER BY f.id"
 )
 
 
@@ -277,11 +277,11 @@ class CatalogReader:
             )
         ]
 
-    def confident_findings(self, set_id: int) -> list[tuple]:
-        """(kind, class URI, image id, record IRI, image URL, rank, score) of the findings
-        stored with a score set, in the order they were found; records deleted at their source
-        are left out."""
-        return self.rows(CONFIDENT_FINDINGS_SQL, (set_id,))
+    def confident_findings(self, set_id: int, kind: str) -> list[tuple]:
+        """(kind, class URI, image id, record IRI, image URL, rank, score) of the findings of
+        one kind ("noise" or "silence") stored with a score set, in the order they were found;
+        records deleted at their source are left out."""
+        return self.rows(CONFIDENT_FINDINGS_SQL, (set_id, kind))
 
     def scored_outside(self, model_id: int, set_id: int) -> int:
         """How many images the model scored that the score set did not."""

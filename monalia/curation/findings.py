@@ -27,6 +27,7 @@ from monalia.rdf.sparql import (
     ScoreValue,
     bind,
     bind_block,
+    select_values,
     value_of,
     values_block,
     values_rows,
@@ -266,6 +267,10 @@ def _class_blocks(query: str, classes: list[CurationClass]) -> str:
     return bind_block(query, "labels", values_rows(("class", "label"), labels))
 
 
+# what `_best_images` reads of each row of the noise and silence queries
+BEST_IMAGE_COLUMNS = ("record", "class", "score", "image")
+
+
 def _score(row: dict[str, Any]) -> float:
     return float(value_of(row, "score") or 0.0)
 
@@ -277,11 +282,25 @@ class OutOfSample:
 
     name: str  # the score set
     records: frozenset[str]
-    noise: list[Finding]
-    silence: list[Finding]
+    # the findings of one kind, "noise" or "silence": read when that kind is asked for
+    read: Callable[[str], list[Finding]]
     # every image the model scored is in the score set: no record is left to the thresholds
     # (`records` may then be left empty)
     covers_all: bool = False
+    _read: dict[str, list[Finding]] = field(default_factory=dict, repr=False)
+
+    def findings(self, kind: str) -> list[Finding]:
+        if kind not in self._read:
+            self._read[kind] = self.read(kind)
+        return self._read[kind]
+
+    @property
+    def noise(self) -> list[Finding]:
+        return self.findings("noise")
+
+    @property
+    def silence(self) -> list[Finding]:
+        return self.findings("silence")
 
 
 class Curation:
@@ -423,31 +442,31 @@ class Curation:
             ),
         )
         query = _class_blocks(query, classes)
-        found = self._best_images(self.client.select(query), annotated=variable == "below")
+        rows = select_values(self.client, query, BEST_IMAGE_COLUMNS)
+        found = self._best_images(rows, annotated=variable == "below")
         return [f for f in found if f.record not in skip]
 
     def _best_images(self, rows, annotated: bool | None) -> list[Finding]:
-        """One finding per record and class, with the record's best image."""
+        """One finding per record and class, with the record's best image, from (record,
+        class, score, image) rows."""
         best: dict[tuple[str, str], Finding] = {}
-        for row in rows:
-            record, uri = value_of(row, "record"), value_of(row, "class")
+        for record, uri, score_text, image in rows:
             cls = self.by_uri.get(uri)
             if cls is None:
                 continue
             key = (record, uri)
-            score = _score(row)
+            score = float(score_text or 0.0)
             kept = best.get(key)
             # noise: the record's best image is still below; silence: show its best image
             if kept is None or score > kept.score:
-                best[key] = Finding(
-                    record, uri, cls.label, score, value_of(row, "image") or "", annotated
-                )
+                best[key] = Finding(record, uri, cls.label, score, image or "", annotated)
         return list(best.values())
 
-    def _banded_rows(self, name: str, variable: str, bands) -> list[dict[str, Any]]:
+    def _banded_rows(self, name: str, variable: str, bands) -> list[tuple[str | None, ...]]:
+        """(record, class, score, image) rows of a banded query."""
         query = bind(query_text(name), scores=IRI(self.graph))
         query = bind_block(query, "bands", values_rows(("band", "class", variable), bands))
-        return self.client.select(query)
+        return select_values(self.client, query, BEST_IMAGE_COLUMNS)
 
     def _noise_banded(self, classes: list[CurationClass], skip=frozenset()) -> list[Finding]:
         bands = [
@@ -457,10 +476,8 @@ class Curation:
         ]
         rows = self._banded_rows("curation-noise-banded", "below", bands)
         images_below: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for row in rows:
-            images_below[value_of(row, "record"), value_of(row, "class")].add(
-                value_of(row, "image")
-            )
+        for record, uri, _score_text, image in rows:
+            images_below[record, uri].add(image)
         found = [f for f in self._best_images(rows, annotated=True) if f.record not in skip]
         # a record is noise only if none of its images reaches the threshold: where the bands
         # show fewer images below than the record has, read the others' scores
@@ -533,11 +550,7 @@ class Curation:
             return found
         wanted = {c.uri for c in classes}
         kept = [f for f in found if f.record not in oos.records]
-        judged = [
-            replace(f)
-            for f in (oos.noise if kind == "noise" else oos.silence)
-            if f.class_uri in wanted
-        ]
+        judged = [replace(f) for f in oos.findings(kind) if f.class_uri in wanted]
         self.mark_annotated(judged)  # a record fixed since is no longer a finding
         return kept + [f for f in judged if f.annotated == (kind == "noise")]
 
@@ -622,8 +635,7 @@ class Curation:
         for batch in _batches(sorted(set(records))):
             query = bind(query_text("curation-mentions"), mentions=IRI(self.mentions_graph))
             query = bind_block(query, "records", values_block("record", map(IRI, batch)))
-            for row in self.client.select(query):
-                pairs.add((value_of(row, "record"), value_of(row, "class")))
+            pairs.update(select_values(self.client, query, ("record", "class")))
         return pairs
 
     def mark_annotated(self, findings: list[Finding]) -> None:
@@ -642,7 +654,17 @@ class Curation:
     def _titles(self, records) -> dict[str, dict[str, list[tuple[str, str]]]]:
         """Each record's title and reference only (what the reports' table shows)."""
         found: dict[str, dict[str, list[tuple[str, str]]]] = {}
-        self._read_properties("curation-titles", sorted(set(records)), found)
+        for batch in _batches(sorted(set(records))):
+            query = bind_block(
+                query_text("curation-titles"), "records", values_block("record", map(IRI, batch))
+            )
+            for record, prop, value in select_values(
+                self.client, query, ("record", "property", "value")
+            ):
+                values = found.setdefault(record, {}).setdefault(prop, [])
+                cell = ("literal", value or "")  # titles and references are literals
+                if cell not in values:
+                    values.append(cell)
         return found
 
     def describe(self, findings: list[Finding], brief: bool = False) -> None:

@@ -47,11 +47,34 @@ def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample |
     set_id, set_name, card = found[0]
     by_uri = {cls.uri: cls for cls in classes}
     covers_all = reader.scored_outside(model.id, set_id) == 0
+
+    def findings(kind: str, rows) -> list[Finding]:
+        made = []
+        for uri, iri, url, score in rows:
+            cls = by_uri.get(uri)
+            if cls is not None:
+                made.append(
+                    Finding(
+                        iri,
+                        cls.uri,
+                        cls.label,
+                        score,
+                        url,
+                        annotated=kind == "noise",
+                        method="confident",
+                        scores=set_name,
+                    )
+                )
+        return made
+
     if "confident_findings" in card:
-        rows = [
-            (kind, uri, iri, url, float(score))
-            for kind, uri, _image, iri, url, _rank, score in reader.confident_findings(set_id)
-        ]
+
+        def read(kind: str) -> list[Finding]:  # only the kind a report asks for is read
+            rows = reader.confident_findings(set_id, kind)
+            return findings(
+                kind, ((uri, iri, url, float(score)) for _, uri, _, iri, url, _, score in rows)
+            )
+
         # with every scored image in the set, no record is left to compare with them
         records = frozenset() if covers_all else frozenset(reader.scored_records(set_id))
     else:
@@ -61,28 +84,18 @@ def out_of_sample(catalog, model, classes: list[CurationClass]) -> OutOfSample |
 
         uris = [cls.uri for cls in classes]
         computed = read_score_set(reader, set_id, set_name, model.dataset_id, uris)
-        rows = [(r.kind, r.class_uri, r.record, r.url, r.score) for r in issue_rows(computed, uris)]
+        rows = issue_rows(computed, uris)
+
+        def read(kind: str) -> list[Finding]:
+            return findings(
+                kind, ((r.class_uri, r.record, r.url, r.score) for r in rows if r.kind == kind)
+            )
+
         scored = ~np.isnan(computed.scores).any(axis=1)  # the folds could not read the others
         records = frozenset(
             image[1] for image, ok in zip(computed.images, scored, strict=True) if ok
         )
-    made: dict[str, list[Finding]] = {"noise": [], "silence": []}
-    for kind, uri, iri, url, score in rows:
-        cls = by_uri.get(uri)
-        if cls is not None:
-            made[kind].append(
-                Finding(
-                    iri,
-                    cls.uri,
-                    cls.label,
-                    score,
-                    url,
-                    annotated=kind == "noise",
-                    method="confident",
-                    scores=set_name,
-                )
-            )
-    return OutOfSample(set_name, records, made["noise"], made["silence"], covers_all)
+    return OutOfSample(set_name, records, read, covers_all)
 
 
 def report_client(project: Project, store: str | None):

@@ -72,8 +72,7 @@ class LocalSparqlClient:
                 "(an endpoint on a server starts with http:// or https://)"
             )
 
-    def select(self, query: str) -> list[dict[str, Any]]:
-        """The result bindings of a SELECT query, as SPARQL JSON term objects."""
+    def _solutions(self, query: str) -> ox.QuerySolutions:
         self.queries_made += 1
         try:
             solutions = self.store.query(query, use_default_graph_as_union=True)
@@ -83,6 +82,27 @@ class LocalSparqlClient:
             ) from None
         if not isinstance(solutions, ox.QuerySolutions):
             raise MonaliaError(f"SPARQL on {self.endpoint}: not a SELECT query")
+        return solutions
+
+    def select_values(self, query: str, names: list[str]) -> list[tuple[str | None, ...]]:
+        """The lexical values of `names` in each row of a SELECT query, None where unbound
+        (see `monalia.rdf.sparql.select_values`)."""
+        solutions = self._solutions(query)
+        variables = [variable.value for variable in solutions.variables]
+        positions = [variables.index(name) if name in variables else None for name in names]
+        rows = []
+        for solution in solutions:
+            terms = tuple(solution)  # in variable order: much cheaper than by name
+            rows.append(
+                tuple(
+                    None if at is None or terms[at] is None else terms[at].value for at in positions
+                )
+            )
+        return rows
+
+    def select(self, query: str) -> list[dict[str, Any]]:
+        """The result bindings of a SELECT query, as SPARQL JSON term objects."""
+        solutions = self._solutions(query)
         names = [variable.value for variable in solutions.variables]
         rows = []
         for solution in solutions:

@@ -9,7 +9,7 @@ are left alone, so a label holding quotes, braces or ``#`` can neither break nor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from monalia.errors import RecordError
@@ -112,6 +112,15 @@ def bind_block(query: str, marker: str, block: str) -> str:
     if not pattern.search(query):
         raise ValueError(f"the query has no '# {{{marker}}}' line")
     return pattern.sub(lambda _: block, query, count=1)
+
+
+def select_values(client: Any, query: str, names: Sequence[str]) -> list[tuple[str | None, ...]]:
+    """The lexical values of `names` in each row of a SELECT query (None where unbound): a
+    store in this process gives them without building SPARQL JSON rows first."""
+    direct = getattr(client, "select_values", None)
+    if direct is not None:
+        return direct(query, names)
+    return [tuple(value_of(row, name) for name in names) for row in client.select(query)]
 
 
 def value_of(binding: dict[str, Any], name: str) -> str | None:

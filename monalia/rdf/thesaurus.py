@@ -9,6 +9,7 @@ bound by substitution, never by formatting strings.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -18,7 +19,6 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,11 @@ FORMAT_NAMES = {
 }
 
 
+@functools.cache
 def query_text(name: str) -> str:
     """The text of ``ontology/queries/NAME.rq``."""
+    from importlib.resources import files
+
     return (files("monalia.ontology") / "queries" / f"{name}.rq").read_text(encoding="utf-8")
 
 
@@ -513,6 +516,8 @@ def open_project_thesaurus(project, force: bool = False, progress=None) -> Thesa
 def resolve_data_file(base: Path, name: str) -> Path:
     """A file named in the project file: ``builtin:NAME`` is one shipped in ``ontology/``."""
     if name.startswith("builtin:"):
+        from importlib.resources import files
+
         shipped = files("monalia.ontology") / name.removeprefix("builtin:")
         path = Path(str(shipped))
         if not path.is_file():

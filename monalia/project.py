@@ -364,6 +364,23 @@ class PluginInstance:
         return self.info.cls(settings=self.settings, context=self.context)
 
 
+class DeferredPluginInstance(PluginInstance):
+    """A plugin the project uses by default (no table names it): its class is loaded and its
+    default settings validated when first used, so a command that never uses it (a report
+    does not train) does not import it."""
+
+    def __init__(self, kind: str, instance: str, context: PluginContext, resolve):
+        self.kind, self.instance, self.context = kind, instance, context
+        self._resolve = resolve
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("info", "settings"):
+            resolved = self._resolve()
+            self.info, self.settings = resolved.info, resolved.settings
+            return getattr(self, name)
+        raise AttributeError(name)
+
+
 DEFAULT_TASK = "default"  # the task of a project file without [tasks] tables
 DEFAULT_VOCAB_ID = "REPR"  # Joconde's "what is represented", MonaLIA's field
 
@@ -512,6 +529,11 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
         return ConfigError(f"{where}: {keys}: {message}" if keys else f"{where}: {message}")
 
     _reject_secrets(data, (), fail)
+    if registry is None:
+        from monalia.api.registry import default_registry
+
+        registry = default_registry()
+    registry.pm.manifest  # noqa: B018 -- read before the first model is built (see the manifest)
     try:
         model = ProjectFile.model_validate(data)
     except ValidationError as exc:
@@ -593,9 +615,14 @@ def parse_project(text: str, path: Path | None, registry: PluginRegistry | None 
         project.task_labelers[key] = instance("labeler", "labeler", loc, labeler)
     if model.trainer is not None:
         project.trainer = instance("trainer", "trainer", ("trainer",), model.trainer)
-    elif registry.has("trainer", DEFAULT_TRAINER):
-        project.trainer = instance(
-            "trainer", "trainer", ("trainer",), PluginSection(plugin=DEFAULT_TRAINER)
+    elif registry.knows("trainer", DEFAULT_TRAINER):
+        project.trainer = DeferredPluginInstance(
+            "trainer",
+            "trainer",
+            project.context("trainer"),
+            lambda: instance(
+                "trainer", "trainer", ("trainer",), PluginSection(plugin=DEFAULT_TRAINER)
+            ),
         )
     return project
 

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
 CACHE_ENV = "MONALIA_CACHE_DIR"
 # the names of installed distributions' metadata in a folder of sys.path
 METADATA_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".pth")
@@ -164,7 +164,35 @@ def build_manifest(registry) -> dict[str, Any]:
         "files": files_fingerprint(sorted(files)),
         "plugins": plugins,
         "broken": broken,
+        "pydantic_plugins": pydantic_plugins(),
     }
+
+
+def pydantic_plugins() -> list[str]:
+    """The entry points of pydantic's own plugin group that installed distributions declare."""
+    import importlib.metadata
+
+    return sorted(
+        f"{ep.name} = {ep.value}"
+        for dist in importlib.metadata.distributions()
+        for ep in dist.entry_points
+        if ep.group == "pydantic"
+    )
+
+
+def skip_pydantic_plugin_scan(manifest: dict[str, Any] | None) -> None:
+    """Spare pydantic its search for plugins when the manifest says no distribution declares
+    one: pydantic reads every installed distribution's entry points the first time it builds a
+    model (tens of milliseconds of each command), and would find nothing. Where some are
+    declared, or pydantic's loader is not the one known here, pydantic searches as usual."""
+    if not manifest or manifest.get("pydantic_plugins") != []:
+        return
+    try:
+        from pydantic.plugin import _loader
+    except ImportError:
+        return
+    if getattr(_loader, "_plugins", False) is None and not _loader._loading_plugins:
+        _loader._plugins = {}
 
 
 def save_manifest(manifest: dict[str, Any]) -> bool:

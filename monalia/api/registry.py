@@ -110,9 +110,11 @@ class MonaliaPluginManager(pluggy.PluginManager):
         if self._manifest is False:
             self._manifest = None
             if self.use_manifest:
-                from monalia.api.manifest import load_manifest
+                from monalia.api.manifest import skip_pydantic_plugin_scan
 
-                self._manifest = load_manifest()
+                # the first command after an install or a change writes it for the next ones
+                self._manifest = current_manifest()
+                skip_pydantic_plugin_scan(self._manifest)
         return self._manifest  # type: ignore[return-value]
 
     def entry_point_of(self, kind: str, name: str) -> str | None:
@@ -297,6 +299,16 @@ class PluginRegistry:
         self.load_all()
         found = [p for p in self.plugins.values() if kind is None or p.kind == kind]
         return sorted(found, key=lambda p: (list(KINDS).index(p.kind), p.name))
+
+    def knows(self, kind: str, name: str) -> bool:
+        """Whether a plugin of this kind and name is installed, loading it only when the
+        manifest cannot say."""
+        if (kind, name) in self.plugins:
+            return True
+        entry_point = self.pm.entry_point_of(kind, name)
+        if entry_point is not None and not self.pm.is_blocked(entry_point):
+            return True
+        return self.has(kind, name)
 
     def has(self, kind: str, name: str) -> bool:
         """Whether a plugin of this kind and name is installed and loaded."""

@@ -117,6 +117,8 @@ def test_search_reports_and_runs_read_the_catalog_without_sqlalchemy(tmp_path, c
         assert planted in done.stdout
         assert heavy_in(imported) == {}
         assert command_modules(done) == {"monalia.cli.report"}
+        # the project's default trainer is loaded when used: a report does not train
+        assert not [m for m in modules_of(done) if m.startswith("monalia.plugins.trainers")]
 
     done, imported = cold_run(*project, "runs", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -303,3 +305,42 @@ def test_with_the_manifest_a_plugin_loads_its_own_entry_point_only(tmp_path, mon
     assert {p.name for p in registry.all()} == {
         p.name for p in PluginRegistry(get_plugin_manager()).all()
     }
+
+
+def test_the_first_registry_that_finds_no_manifest_writes_it(tmp_path, monkeypatch):
+    """Any command that reads a project writes the manifest when it finds none that holds (not
+    only `monalia plugins`): the commands after it read it."""
+    from monalia.api.manifest import load_manifest, manifest_file
+
+    monkeypatch.setenv("MONALIA_CACHE_DIR", str(tmp_path))
+    assert not manifest_file().exists()
+    pm = get_plugin_manager(on_demand=True)
+    assert PluginRegistry(pm).get("sink", "turtle").name == "turtle"
+    written = load_manifest()
+    assert written is not None and pm.manifest == written
+    assert {"kind": "sink", "name": "turtle"}.items() <= next(
+        p for p in written["plugins"] if p["name"] == "turtle"
+    ).items()
+    assert written["pydantic_plugins"] == []  # nothing installed here declares one
+
+
+@pytest.mark.parametrize(
+    ("declared", "searched"), [([], False), (["logfire = logfire.integrations.pydantic:x"], True)]
+)
+def test_pydantic_searches_for_its_plugins_only_where_some_are_declared(declared, searched):
+    """pydantic reads every installed distribution's entry points the first time it builds a
+    model; the manifest spares it that only when it found no pydantic plugin declared."""
+    script = (
+        "import json, sys\n"
+        "from monalia.api.manifest import skip_pydantic_plugin_scan\n"
+        "from pydantic.plugin import _loader\n"
+        "skip_pydantic_plugin_scan({'pydantic_plugins': json.loads(sys.argv[1])})\n"
+        "print(_loader._plugins is None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(declared)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == str(searched)

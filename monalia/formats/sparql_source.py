@@ -67,11 +67,14 @@ class SparqlSource(Source):
         """Per item: subject -> predicate -> terms, for every triple DESCRIBE_QUERY returns."""
         query = bind_block(self.DESCRIBE_QUERY, "items", values_block("item", map(IRI, items)))
         described: dict[str, dict[str, dict[str, list[dict]]]] = {item: {} for item in items}
-        for row in self.client.select(query):
-            item, subject, predicate = (value_of(row, k) for k in ("item", "s", "p"))
-            if item not in described or subject is None or predicate is None:
+        for row in self.client.select(query):  # the hot loop of a large harvest: plain lookups
+            item, subject, predicate = row.get("item"), row.get("s"), row.get("p")
+            if item is None or subject is None or predicate is None:
                 continue
-            terms = described[item].setdefault(subject, {}).setdefault(predicate, [])
+            resources = described.get(item.get("value"))
+            if resources is None or subject.get("value") is None or predicate.get("value") is None:
+                continue
+            terms = resources.setdefault(subject["value"], {}).setdefault(predicate["value"], [])
             if row["o"] not in terms:
                 terms.append(row["o"])
         return described
@@ -104,10 +107,14 @@ class SparqlSource(Source):
 def literals(resource: dict[str, list[dict]] | None, *predicates: str) -> list[str]:
     """The stripped literal values of these predicates, in order, without empties."""
     out: list[str] = []
+    if not resource:
+        return out
     for predicate in predicates:
-        for cell in (resource or {}).get(predicate, []):
-            if cell.get("type") in ("literal", "typed-literal") and cell["value"].strip():
-                out.append(cell["value"].strip())
+        for cell in resource.get(predicate, ()):
+            if cell.get("type") in ("literal", "typed-literal"):
+                value = cell["value"].strip()
+                if value:
+                    out.append(value)
     return out
 
 
@@ -126,15 +133,21 @@ def raw_triples(resources: dict[str, dict[str, list[dict]]]) -> dict[str, dict[s
     out: dict[str, dict[str, list]] = {}
     for subject in sorted(resources):
         out[subject] = {
-            predicate: sorted(
-                (
-                    {k: v for k, v in cell.items() if k != "type" or v == "uri"}
-                    if cell.get("type") == "uri"
-                    else {k: v for k, v in cell.items() if k != "type"}
-                    for cell in cells
-                ),
-                key=lambda c: (c.get("value", ""), c.get("xml:lang", ""), c.get("datatype", "")),
-            )
+            predicate: [_raw_term(cells[0])]
+            if len(cells) == 1
+            else sorted(map(_raw_term, cells), key=_term_order)
             for predicate, cells in sorted(resources[subject].items())
         }
     return out
+
+
+def _raw_term(cell: dict) -> dict:
+    """A result term as the raw payload keeps it: an IRI with its type, a literal without."""
+    kept = dict(cell)
+    if kept.get("type") != "uri":
+        kept.pop("type", None)
+    return kept
+
+
+def _term_order(cell: dict) -> tuple[str, str, str]:
+    return (cell.get("value", ""), cell.get("xml:lang", ""), cell.get("datatype", ""))

@@ -178,6 +178,8 @@ def split_values(value: str | list[str] | None) -> list[str]:
 
 def _split_top(text: str, separators: str) -> list[str]:
     """Split at separators that are not inside parentheses."""
+    if "(" not in text and ")" not in text:  # most values: every separator splits
+        return re.split("[" + re.escape(separators) + "]", text)
     parts, depth, current = [], 0, []
     for char in text:
         if char == "(":

@@ -492,9 +492,8 @@ class Curation:
 
     def _image_counts(self, records: list[str]) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for batch in _batches(records):
-            query = bind(query_text("curation-images"), scores=IRI(self.graph))
-            query = bind_block(query, "records", values_block("record", map(IRI, batch)))
+        counting = bind(query_text("curation-images"), scores=IRI(self.graph))
+        for query, _ in _for_records(counting, records):
             for row in self.client.select(query):
                 counts[value_of(row, "record")] = int(value_of(row, "images") or 0)
         return counts
@@ -600,12 +599,9 @@ class Curation:
     def _read_properties(self, query_name: str, records: list[str], into: dict) -> None:
         """The (record, property, value) rows a query gives for these records, a batch at a
         time, into `into`: (term type, value) by property, by record."""
-        for batch in _batches(records):
+        for query, batch in _for_records(query_text(query_name), records):
             for record in batch:
                 into.setdefault(record, defaultdict(list))
-            query = bind_block(
-                query_text(query_name), "records", values_block("record", map(IRI, batch))
-            )
             for row in self.client.select(query):
                 cell = row.get("value") or {}
                 value = (cell.get("type", "literal"), cell.get("value", ""))
@@ -632,9 +628,8 @@ class Curation:
     def _indexed_mentions(self, records) -> set[tuple[str, str]]:
         """The (record, class) pairs of the mention index, for these records."""
         pairs: set[tuple[str, str]] = set()
-        for batch in _batches(sorted(set(records))):
-            query = bind(query_text("curation-mentions"), mentions=IRI(self.mentions_graph))
-            query = bind_block(query, "records", values_block("record", map(IRI, batch)))
+        index = bind(query_text("curation-mentions"), mentions=IRI(self.mentions_graph))
+        for query, _ in _for_records(index, sorted(set(records))):
             pairs.update(select_values(self.client, query, ("record", "class")))
         return pairs
 
@@ -654,10 +649,7 @@ class Curation:
     def _titles(self, records) -> dict[str, dict[str, list[tuple[str, str]]]]:
         """Each record's title and reference only (what the reports' table shows)."""
         found: dict[str, dict[str, list[tuple[str, str]]]] = {}
-        for batch in _batches(sorted(set(records))):
-            query = bind_block(
-                query_text("curation-titles"), "records", values_block("record", map(IRI, batch))
-            )
+        for query, _ in _for_records(query_text("curation-titles"), sorted(set(records))):
             for record, prop, value in select_values(
                 self.client, query, ("record", "property", "value")
             ):
@@ -695,6 +687,13 @@ def subject_terms(details: dict[str, list[tuple[str, str]]]) -> tuple[set[str], 
 
 def _first(values: list[tuple[str, str]] | None) -> str | None:
     return sorted(value for _, value in values)[0] if values else None
+
+
+def _for_records(query: str, records: list[str]):
+    """(the query with its ``# {records}`` line bound to a batch of records, the batch), for
+    each batch of the records."""
+    for batch in _batches(records):
+        yield bind_block(query, "records", values_block("record", map(IRI, batch))), batch
 
 
 def _batches(items: list[str]):

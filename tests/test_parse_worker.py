@@ -198,3 +198,31 @@ def test_a_long_harvest_into_postgresql_keeps_the_lookup_on_the_index(
     # analyzed by the harvest, late in the run: the planner knows the table's size (at
     # 300,000 records a stale estimate of a few hundred made each lookup read the whole source)
     assert analyzed is not None and estimate >= 1500
+
+
+def test_a_worker_ahead_of_the_writer_fills_the_pipe_each_time_it_writes():
+    """Once the writer has read, the worker hands it all the pipe takes, not one message: a
+    worker that stopped writing as soon as it was back under its read-ahead fed the writer one
+    chunk per chunk it parsed, and the writer waited with thousands of records made."""
+    from monalia.stages.harvest.parse_worker import _Outbox
+
+    reading, writing = os.pipe()
+    os.set_blocking(writing, False)
+    os.set_blocking(reading, False)
+    outbox = _Outbox(writing, ahead=2)
+    message = "x" * 10_000
+    try:
+        while not outbox.waiting:  # the pipe full, the rest waiting
+            outbox.put("items", message, records=1)
+        outbox.put("items", message, records=1)
+        assert 1 <= outbox.records <= 2
+        while True:  # the writer reads everything the pipe holds
+            try:
+                os.read(reading, 1 << 16)
+            except BlockingIOError:
+                break
+        outbox.put("items", message, records=1)  # over its read-ahead: it writes, and then...
+        assert not outbox.waiting  # ...all that waited went into the emptied pipe
+    finally:
+        os.close(reading)
+        os.close(writing)

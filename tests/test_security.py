@@ -250,6 +250,43 @@ def test_private_addresses_inside_ipv6_are_private():
     UrlPolicy().check("http://[2606:4700::1111]/")  # a public IPv6 address stays allowed
 
 
+def test_the_quick_reading_of_a_plain_url_names_the_host_urlsplit_names():
+    """The policy reads the host of a plain http(s) URL without urlsplit (it checks every
+    image of every record); wherever it does, urlsplit reads the same host, so no URL is judged
+    by another host than the one fetched. Hostile spellings fall to urlsplit."""
+    import random
+    from urllib.parse import urlsplit
+
+    from monalia.net.url_policy import _PLAIN_WEB_URL
+
+    for url in (
+        "https://a@127.0.0.1/",
+        "https://example.org\\@127.0.0.1/",
+        "https://example.org%2F@10.0.0.1/",
+        "https://[::1]/",
+        "https://127.0.0.1\t.example.org/",
+        "https://example.org\n",
+    ):
+        assert _PLAIN_WEB_URL.match(url) is None, url
+    with pytest.raises(UrlRefused, match="private"):
+        UrlPolicy().check("HTTPS://LOCALHOST:8080/x.jpg")
+    with pytest.raises(UrlRefused, match="link-local"):
+        UrlPolicy(allow_private=True).check("http://169.254.169.254/latest")
+    rng = random.Random(7)
+    alphabet = "aZ09.-:/?#@[]%\\ \t\n"
+    matched = 0
+    for _ in range(50_000):
+        url = rng.choice(("http://", "https://", "HtTpS://")) + "".join(
+            rng.choice(alphabet) for _ in range(rng.randint(0, 14))
+        )
+        plain = _PLAIN_WEB_URL.match(url)
+        if plain is None:
+            continue
+        matched += 1
+        assert plain.group(2).lower() == (urlsplit(url.strip()).hostname or "").lower(), url
+    assert matched > 1000
+
+
 # -- 4. parsers that would fetch the network ------------------------------------------------
 
 

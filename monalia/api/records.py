@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
@@ -147,4 +149,15 @@ _HASHED_FIELDS = tuple(
 
 def mint_iri(base_iri: str, source: str, source_id: str) -> str:
     """A stable IRI for a record whose source gives none: base + record/SOURCE/ID, quoted."""
-    return f"{base_iri}record/{quote(source, safe='')}/{quote(source_id, safe='')}"
+    if _UNQUOTED.fullmatch(source_id) is None:  # most ids need no quoting: quote() is slow
+        source_id = quote(source_id, safe="")
+    return f"{_record_base(base_iri, source)}{source_id}"
+
+
+# what `quote(..., safe="")` leaves as it is
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+@functools.lru_cache(maxsize=64)
+def _record_base(base_iri: str, source: str) -> str:
+    return f"{base_iri}record/{quote(source, safe='')}/"

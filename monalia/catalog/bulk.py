@@ -10,11 +10,13 @@ the run's counts): a chunk is stored whole or not at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 PREDICTION_COLUMNS = ("model_id", "image_id", "class_index", "score")
 SCORED_IMAGE_COLUMNS = ("model_id", "image_id", "record_id", "image_sha256", "run_id", "scored_at")
@@ -24,19 +26,26 @@ SCORED_IMAGE_COLUMNS = ("model_id", "image_id", "record_id", "image_sha256", "ru
 # are one numpy structured array: a chunk of 40,000 rows is packed in a millisecond.
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _COPY_TRAILER = b"\xff\xff"
-_COPY_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("model_length", ">i4"),
-        ("model_id", ">i4"),
-        ("image_length", ">i4"),
-        ("image_id", ">i4"),
-        ("class_length", ">i4"),
-        ("class_index", ">i2"),
-        ("score_length", ">i4"),
-        ("score", ">f8"),
-    ]
-)
+
+
+@functools.cache
+def _copy_row():
+    # numpy is imported when scores are written, not by a harvest that only inserts rows
+    import numpy as np
+
+    return np.dtype(
+        [
+            ("fields", ">i2"),
+            ("model_length", ">i4"),
+            ("model_id", ">i4"),
+            ("image_length", ">i4"),
+            ("image_id", ">i4"),
+            ("class_length", ">i4"),
+            ("class_index", ">i2"),
+            ("score_length", ">i4"),
+            ("score", ">f8"),
+        ]
+    )
 
 
 def write_scores(
@@ -56,6 +65,7 @@ def write_scores(
     `prepare_model` said."""
     if not len(image_ids):
         return
+    import numpy as np
     from sqlalchemy import delete, select
 
     from monalia.catalog.models import PredictionRow, RegionRow, ScoredImageRow
@@ -107,6 +117,8 @@ def insert_predictions(
     session's transaction: a binary COPY into `table` on PostgreSQL (the model's partition,
     which skips routing each row), one executemany on SQLite, SQLAlchemy's bulk insert
     elsewhere."""
+    import numpy as np
+
     scores = np.asarray(scores, dtype=np.float64)
     images, classes = scores.shape
     if not images or not classes:
@@ -116,7 +128,7 @@ def insert_predictions(
     driver = connection.connection.driver_connection
     if dialect == "postgresql" and _is_psycopg3(driver):
         # class by class: the ranking index (model, class, score) then grows in few places
-        rows = np.empty(images * classes, dtype=_COPY_ROW)
+        rows = np.empty(images * classes, dtype=_copy_row())
         rows["fields"] = 4
         rows["model_length"], rows["image_length"] = 4, 4
         rows["class_length"], rows["score_length"] = 2, 8
@@ -259,8 +271,17 @@ def _sqlite_times(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]
     values = list(row)
     for i in positions:
         if isinstance(values[i], datetime):
-            values[i] = values[i].strftime("%Y-%m-%d %H:%M:%S.%f")
+            values[i] = values[i].strftime(_SQLITE_TIME)
     return tuple(values)
+
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy writes a DATETIME on SQLite
+
+
+def stored_time(value: datetime, sqlite: bool) -> datetime | str:
+    """A naive UTC time as `insert_rows` passes it to the driver: text on SQLite (where rows
+    given without `times` are passed as they are), the time itself elsewhere."""
+    return value.strftime(_SQLITE_TIME) if sqlite else value
 
 
 def _is_psycopg3(connection: Any) -> bool:

@@ -32,7 +32,7 @@ from typing import Any
 from monalia.api.source import Source, SourceState
 from monalia.errors import MonaliaError
 from monalia.stages.harvest.gc_tuning import between_batches
-from monalia.stages.harvest.record_store import PreparedOutcome, prepare_outcome
+from monalia.stages.harvest.record_store import PreparedOutcome, PreparedRecord, prepare_outcome
 
 CHUNK_RECORDS = 250  # records per message: small enough to keep both processes busy
 CHUNK_SECONDS = 0.05  # a slow source's items reach the writer at least this often
@@ -80,7 +80,7 @@ class ParseWorker:
             while True:
                 kind, payload = _receive(messages, process)
                 if kind == "items":
-                    yield from payload
+                    yield from map(_prepared, payload)
                 elif kind == "end":
                     self.bookmark = payload
                     self.ended = True
@@ -137,14 +137,16 @@ class _Outbox:
         self.write(block=self.records > self.ahead)
 
     def write(self, block: bool) -> None:
-        """Write what the pipe takes now; with `block`, until at most `ahead` records wait
-        (all of them when `ahead` is 0)."""
+        """Write what the pipe takes now; with `block`, wait for the writer until at most
+        `ahead` records wait (none when `ahead` is 0). The pipe is always filled as far as it
+        takes: a worker that stopped writing as soon as it was under `ahead` again handed the
+        writer one message per chunk it made, and the writer, faster than that, waited."""
         while self.waiting:
             message, records = self.waiting[0]
             try:
                 written = os.write(self.descriptor, message)
             except BlockingIOError:
-                if not block:
+                if not block or (self.ahead and self.records <= self.ahead):
                     return
                 select.select([], [self.descriptor], [])
                 continue
@@ -153,8 +155,6 @@ class _Outbox:
                 continue
             self.waiting.popleft()
             self.records -= records
-            if block and self.ahead and self.records <= self.ahead:
-                return
 
     def close(self) -> None:
         self.ahead = 0
@@ -181,7 +181,7 @@ def _work(writing: int, reading: int, source: Source, state: SourceState, catalo
     try:
         try:
             for outcome in source.harvest(state):
-                chunk.append(prepare_outcome(outcome, key))
+                chunk.append(_plain(prepare_outcome(outcome, key)))
                 records += len(outcome.records) or 1
                 if records >= CHUNK_RECORDS or time.monotonic() - started >= CHUNK_SECONDS:
                     outbox.put("items", chunk, records)
@@ -202,6 +202,19 @@ def _work(writing: int, reading: int, source: Source, state: SourceState, catalo
         pass  # the writer is gone (it stopped early): nothing more to say
     finally:
         os.close(writing)
+
+
+def _plain(outcome: PreparedOutcome) -> tuple:
+    """The outcome as plain tuples: pickling named tuples costs twice as much each way."""
+    key, checkpoint, records, error, warnings = outcome
+    return key, checkpoint, [tuple(record) for record in records], error, warnings
+
+
+def _prepared(sent: tuple) -> PreparedOutcome:
+    key, checkpoint, records, error, warnings = sent
+    return PreparedOutcome(
+        key, checkpoint, list(map(PreparedRecord._make, records)), error, warnings
+    )
 
 
 def _sendable(exc: BaseException) -> BaseException:

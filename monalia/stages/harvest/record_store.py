@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from monalia import jsontext
 from monalia.api.records import Record
 from monalia.api.source import ItemOutcome, SourceState
-from monalia.catalog.bulk import insert_rows
+from monalia.catalog.bulk import insert_rows, stored_time
 from monalia.catalog.database import Catalog
 from monalia.catalog.models import (
     ImageRow,
@@ -357,8 +357,11 @@ class RecordStore:
         kept off the ORM's unit of work so that large first harvests run at full speed)."""
         run_id = self.tracker.id
         connection = session.connection()
-        stamp = now.astimezone(UTC).replace(tzinfo=None)  # as the catalog keeps times
+        sqlite = connection.dialect.name == "sqlite"
+        # as the catalog keeps times: naive UTC, on SQLite as text (once, not once per row)
+        stamp = stored_time(now.astimezone(UTC).replace(tzinfo=None), sqlite)
         source = self.source
+        before = _largest_record_id(connection) if sqlite else None
         insert_rows(
             connection,
             "records",
@@ -378,19 +381,25 @@ class RecordStore:
                 )
                 for r in records
             ],
-            times=("deleted_at", "first_seen", "last_seen"),
+            times=() if sqlite else ("deleted_at", "first_seen", "last_seen"),
         )
-        records_table = RecordRow.__table__
-        # one query for the new ids: RETURNING with executemany goes row by row on SQLite
-        by_source_id = dict(
-            connection.execute(
-                select(records_table.c.source_id, records_table.c.id).where(
-                    records_table.c.source == source,
-                    records_table.c.source_id.in_([r.source_id for r in records]),
-                )
-            ).all()
-        )
-        ids = [by_source_id[r.source_id] for r in records]
+        ids = None
+        if before is not None and _largest_record_id(connection) == before + len(records):
+            # SQLite gives each new row the largest id so far plus one: the largest id grew by
+            # exactly the number of rows, so these are the rows' ids, in order
+            ids = range(before + 1, before + len(records) + 1)
+        if ids is None:
+            # one query for the new ids: RETURNING with executemany goes row by row on SQLite
+            records_table = RecordRow.__table__
+            by_source_id = dict(
+                connection.execute(
+                    select(records_table.c.source_id, records_table.c.id).where(
+                        records_table.c.source == source,
+                        records_table.c.source_id.in_([r.source_id for r in records]),
+                    )
+                ).all()
+            )
+            ids = [by_source_id[r.source_id] for r in records]
         subjects = [
             (record_id, i, *subject)
             for record_id, r in zip(ids, records, strict=True)
@@ -433,6 +442,10 @@ class RecordStore:
             owners[record.iri] = (self.source, record.source_id)
             kept.append(record)
         return kept
+
+
+def _largest_record_id(connection) -> int:
+    return connection.exec_driver_sql("SELECT max(id) FROM records").scalar() or 0
 
 
 def _drop_predictions(session: Session, image_ids: list[int]) -> None:

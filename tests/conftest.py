@@ -148,12 +148,17 @@ def cli(monkeypatch):
     return run
 
 
-def run_monalia(*args: str, cwd: Path, site: Path | None = None) -> subprocess.CompletedProcess:
+def run_monalia(
+    *args: str, cwd: Path, site: Path | None = None, cache: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run the monalia CLI in a fresh process, with no MONALIA_* variables from the caller;
-    `site` is put on PYTHONPATH (a folder packages were installed into)."""
+    `site` is put on PYTHONPATH (a folder packages were installed into); `cache`: the folder
+    of the plugin manifest."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONALIA_")}
     if site is not None:
         env["PYTHONPATH"] = str(site)
+    if cache is not None:
+        env["MONALIA_CACHE_DIR"] = str(cache)
     return subprocess.run(
         [sys.executable, "-m", "monalia", *args],
         cwd=cwd,

@@ -25,6 +25,50 @@ def test_new_catalog_is_created_at_head_and_matches_the_models(catalog_url):
     catalog.close()
 
 
+def test_a_new_sqlite_catalog_is_made_in_one_step_as_the_migrations_make_it(tmp_path):
+    """A new SQLite catalog is made from the dump of what the migrations make (no Alembic, no
+    migration replayed); the dump shipped is that of today's migrations, and the catalog it
+    makes is the one they make, table for table and index for index."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from monalia.catalog.schema import dump_sqlite_head, sqlite_head_script
+
+    assert sqlite_head_script() == dump_sqlite_head(), (
+        "alembic/sqlite_head.sql is not what the migrations make: "
+        "run `python -m monalia.catalog.schema` to write it again"
+    )
+
+    def schema(url):
+        catalog = Catalog.connect(url)
+        with catalog.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+            ).all()
+            version = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        catalog.close()
+        return rows, version
+
+    made = f"sqlite:///{tmp_path / 'made.sqlite'}"
+    migrated = f"sqlite:///{tmp_path / 'migrated.sqlite'}"
+    program = (
+        "import sys; from monalia.catalog.database import Catalog; "
+        f"Catalog.open({made!r}).close(); print('alembic' in sys.modules)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "False", loaded.stdout + loaded.stderr
+    Catalog.connect(migrated).upgrade()
+    assert schema(made) == schema(migrated)
+
+    # several commands making one new catalog at once: one makes it, the others use it
+    racing = f"sqlite:///{tmp_path / 'racing.sqlite'}"
+    with ThreadPoolExecutor(4) as pool:
+        opened = list(pool.map(lambda _: Catalog.open(racing), range(4)))
+    assert all(catalog.schema_status().up_to_date for catalog in opened)
+    assert schema(racing) == schema(migrated)
+
+
 def test_old_catalog_is_refused_until_upgraded(catalog_url):
     old = Catalog.connect(catalog_url)
     old.upgrade("0001")

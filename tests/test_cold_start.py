@@ -157,3 +157,24 @@ def test_a_run_left_running_is_marked_interrupted_by_runs(tmp_path, sqlite_url, 
     done, _ = cold_run("--project", str(tmp_path), "runs", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "interrupted" in done.stdout and "running" not in done.stdout
+
+
+def test_a_harvest_into_a_new_catalog_imports_its_source_and_no_other_plugin(tmp_path):
+    """A first harvest makes its SQLite catalog without Alembic, and loads the source it reads
+    and the packages that observe stages (none here): no trainer, sink or other source."""
+    (tmp_path / "data.csv").write_text(
+        "id,title,type,image_web\n1,A horse,Painting,https://example.org/1.jpg\n", encoding="utf-8"
+    )
+    (tmp_path / "monalia.toml").write_text(
+        '[project]\ncatalog = "sqlite:///catalog.sqlite"\n\n'
+        '[sources.csv]\nplugin = "cleveland-csv"\npath = "data.csv"\n',
+        encoding="utf-8",
+    )
+    for _ in range(2):  # the first run may write the plugin manifest; the second reads it
+        (tmp_path / "catalog.sqlite").unlink(missing_ok=True)
+        done, imported = cold_run("-q", "harvest", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "done" in done.stdout
+    assert "alembic" not in imported and "numpy" not in imported
+    plugins = {m for m in modules_of(done) if m.startswith("monalia.plugins.")}
+    assert plugins <= {"monalia.plugins.sources", "monalia.plugins.sources.cleveland"}, plugins

@@ -193,6 +193,74 @@ def test_third_party_plugin_is_listed_and_usable_by_name(third_party_site, tmp_p
     assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr
 
 
+OBSERVER_PLUGIN = '''
+"""An institution's own record of every stage monalia runs: hooks only, no plugin class."""
+
+from pathlib import Path
+
+from monalia import hookimpl
+
+
+@hookimpl
+def stage_finished(run):
+    with Path("observed.txt").open("a", encoding="utf-8") as out:
+        out.write(f"{run.stage} {run.status} {run.counts['new']}\\n")
+'''
+
+
+def test_a_package_that_only_observes_stages_is_called_with_or_without_the_manifest(tmp_path):
+    """A package whose entry point implements hooks and registers no plugin is still loaded
+    when a command reads the plugin manifest (which lists every entry point and the hooks it
+    implements), and only such packages are loaded for a stage's hooks."""
+    from conftest import sample_records, write_jsonl
+
+    package = tmp_path / "src"
+    (package / "observer_monalia").mkdir(parents=True)
+    (package / "observer_monalia" / "__init__.py").write_text(OBSERVER_PLUGIN)
+    (package / "pyproject.toml").write_text(
+        textwrap.dedent(
+            """
+            [build-system]
+            requires = ["setuptools>=64"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "observer-monalia"
+            version = "0.1"
+
+            [project.entry-points.monalia]
+            observer = "observer_monalia"
+            """
+        )
+    )
+    site = tmp_path / "site"
+    install_into(site, package)
+    project = tmp_path / "project"
+    project.mkdir()
+    write_jsonl(project / "objects.jsonl", sample_records(5))
+    (project / "monalia.toml").write_text(
+        '[project]\ncatalog = "sqlite:///c.sqlite"\n'
+        '[sources.objects]\nplugin = "jsonl"\npath = "objects.jsonl"\n'
+    )
+    cache = tmp_path / "cache"
+    for _ in range(2):  # the first run writes the manifest, the second reads it
+        done = run_monalia("-q", "harvest", "--restart", cwd=project, site=site, cache=cache)
+        assert done.returncode == 0, done.stderr
+    assert (project / "observed.txt").read_text().splitlines() == [
+        "harvest done 5",
+        "harvest done 0",
+    ]
+    manifest = json.loads(next(cache.glob("plugins-*.json")).read_text())
+    observer = next(e for e in manifest["entry_points"] if e["name"] == "observer")
+    assert observer["package"] == "observer-monalia" and observer["hooks"] == ["stage_finished"]
+    sources = next(e for e in manifest["entry_points"] if e["name"] == "jsonl")
+    assert sources["hooks"] == ["register_sources"]
+
+    pm = get_plugin_manager(on_demand=True)
+    pm._manifest = manifest  # what a command of that environment reads
+    assert pm.observing_entry_points() == ["observer"]  # the one loaded for a stage's hooks
+
+
 def test_broken_plugin_is_reported_without_hiding_the_others(tmp_path):
     dist = tmp_path / "broken_monalia-0.1.dist-info"
     dist.mkdir()

@@ -1,6 +1,7 @@
 """The plugin manifest: every installed plugin's kind, name, summary, settings schema and the
-distribution that registered it, kept in a cache file so that `monalia plugins`, `--help` and
-the commands that need one plugin import no plugin module they do not use.
+distribution that registered it, and every entry point with the hooks it implements, kept in a
+cache file so that `monalia plugins`, `--help` and the commands that need one plugin (and the
+stages' hooks) import no plugin module they do not use.
 
 It is written on first use (by the first command that loads every plugin) and trusted while
 its fingerprint holds:
@@ -26,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 CACHE_ENV = "MONALIA_CACHE_DIR"
 # the names of installed distributions' metadata in a folder of sys.path
 METADATA_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".pth")
@@ -148,6 +149,27 @@ def build_manifest(registry) -> dict[str, Any]:
                 "settings_schema": _settings_schema(info.cls),
             }
         )
+    pm = registry.pm
+    entry_points = []
+    for name, plugin in pm.list_name_plugin():
+        origin = pm.origins.get(id(plugin))
+        if origin is None or not origin.entry_point:
+            continue  # registered by hand, not by an entry point
+        _, _, value = origin.entry_point.partition(" = ")
+        module = value.split(":")[0].strip()
+        if module and _module_file(module):
+            files.add(_module_file(module))
+        entry_points.append(
+            {
+                "name": name,
+                "value": value.strip(),
+                "package": origin.package,
+                "version": origin.version,
+                # the hooks it implements: a command loads the entry points that observe its
+                # stages (stage_finished, record_harvested, ...), not every one installed
+                "hooks": sorted(caller.name for caller in pm.get_hookcallers(plugin) or []),
+            }
+        )
     broken = [
         {
             "entry_point": item.entry_point,
@@ -163,6 +185,7 @@ def build_manifest(registry) -> dict[str, Any]:
         "installed": installed,
         "files": files_fingerprint(sorted(files)),
         "plugins": plugins,
+        "entry_points": entry_points,
         "broken": broken,
         "pydantic_plugins": pydantic_plugins(),
     }

@@ -132,8 +132,8 @@ class MonaliaPluginManager(pluggy.PluginManager):
             self._unloaded = []
             seen = set()
             listed = [
-                (e["entry_point"], e["entry_point_value"], e["package"], e["version"])
-                for e in self.manifest.get("plugins", [])
+                (e["name"], e["value"], e["package"], e["version"])
+                for e in self.manifest.get("entry_points", [])
             ] + [
                 (
                     b["entry_point"],
@@ -165,6 +165,19 @@ class MonaliaPluginManager(pluggy.PluginManager):
                     origin = PluginOrigin(package, version, f"{ep.name} = {ep.value}")
                     self._unloaded.append((ep, origin))
         return self._unloaded
+
+    def observing_entry_points(self) -> list[str] | None:
+        """The entry points not loaded yet that implement a hook other than a registration
+        (`stage_started`, `record_harvested`, ...), by the manifest; None without one."""
+        if self.manifest is None:
+            return None
+        registrations = set(KINDS.values())
+        pending = {entry_point.name for entry_point, _ in self._declared()}
+        return [
+            entry["name"]
+            for entry in self.manifest.get("entry_points", [])
+            if entry["name"] in pending and set(entry.get("hooks", ())) - registrations
+        ]
 
     @property
     def pending(self) -> bool:
@@ -273,8 +286,17 @@ class PluginRegistry:
 
     @property
     def hook(self):
-        """The hooks of every installed plugin (all of them loaded first)."""
-        self.load_all()
+        """The hooks that observe the stages (`stage_started`, `record_harvested`, ...) with
+        every installed plugin that implements one loaded first: by the manifest only those,
+        else every plugin. (A plugin of a kind is asked for with `get`, not through these.)"""
+        if self.pm.pending:
+            observing = self.pm.observing_entry_points()
+            if observing is None:
+                self.load_all()
+            else:
+                for name in observing:
+                    self.pm.load_entry_points(name)
+                self._index()
         return self.pm.hook
 
     def _add(self, kind: str, cls: Any, base: type, origin: PluginOrigin) -> None:

@@ -19,7 +19,12 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monalia import jsontext
-from monalia.catalog.schema import SCHEMA_HEAD, migrations_dir
+from monalia.catalog.schema import (
+    SCHEMA_HEAD,
+    migrations_dir,
+    script_statements,
+    sqlite_head_script,
+)
 from monalia.errors import CatalogError
 
 __all__ = ["Catalog", "SchemaStatus", "database_error_line", "safe_url"]
@@ -206,6 +211,8 @@ class Catalog:
     def open(cls, url: str, create: bool = True) -> Catalog:
         """Open a catalog ready for use: create a new one at head, refuse one that is not at head."""
         catalog = cls.connect(url)
+        if create and catalog._stamped_revision() is None and catalog._create_sqlite_at_head():
+            return catalog
         status = catalog.schema_status()
         if status.up_to_date:
             return catalog
@@ -270,6 +277,33 @@ class Catalog:
         except DBAPIError:
             return None  # no table yet: Alembic's path tells a new catalog from a foreign one
         return rows[0][0] if len(rows) == 1 else None
+
+    def _create_sqlite_at_head(self) -> bool:
+        """Make a new SQLite catalog from the migrations' dump (`schema.sqlite_head_script`), in
+        one transaction that first checks that the database is still empty; False, changing
+        nothing, when it is not SQLite, not empty, or the script is not there."""
+        if self.engine.dialect.name != "sqlite":
+            return False
+        script = sqlite_head_script()
+        if script is None:
+            return False
+        proxied = self.engine.raw_connection()
+        try:
+            connection = proxied.driver_connection
+            connection.execute("BEGIN IMMEDIATE")  # a second command making it waits here
+            try:
+                if connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    connection.rollback()
+                    return False  # not new, or another command made it meanwhile
+                for statement in script_statements(script):
+                    connection.execute(statement)
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+        finally:
+            proxied.close()
+        return True
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply migrations up to `revision` in one transaction where the database allows it."""

@@ -99,28 +99,35 @@ def register_sources():
 '''
 
 
-@pytest.fixture(scope="module")
-def third_party_site(tmp_path_factory):
-    """A real distribution with an entry point, built in a temp dir and installed into a folder."""
-    root = tmp_path_factory.mktemp("tiny")
-    package = root / "src"
-    (package / "tiny_museum_monalia").mkdir(parents=True)
-    (package / "tiny_museum_monalia" / "__init__.py").write_text(THIRD_PARTY_PLUGIN)
-    (package / "pyproject.toml").write_text(
+def plugin_package(folder: Path, name: str, version: str, module: str, code: str) -> Path:
+    """The source of a distribution whose `monalia` entry point is its one module."""
+    (folder / module).mkdir(parents=True)
+    (folder / module / "__init__.py").write_text(code)
+    (folder / "pyproject.toml").write_text(
         textwrap.dedent(
-            """
+            f"""
             [build-system]
             requires = ["setuptools>=64"]
             build-backend = "setuptools.build_meta"
 
             [project]
-            name = "tiny-museum-monalia"
-            version = "1.2.3"
+            name = "{name}"
+            version = "{version}"
 
             [project.entry-points.monalia]
-            tiny-museum = "tiny_museum_monalia"
+            {name.removesuffix("-monalia")} = "{module}"
             """
         )
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def third_party_site(tmp_path_factory):
+    """A real distribution with an entry point, built in a temp dir and installed into a folder."""
+    root = tmp_path_factory.mktemp("tiny")
+    package = plugin_package(
+        root / "src", "tiny-museum-monalia", "1.2.3", "tiny_museum_monalia", THIRD_PARTY_PLUGIN
     )
     site = root / "site"
     install_into(site, package)
@@ -214,24 +221,8 @@ def test_a_package_that_only_observes_stages_is_called_with_or_without_the_manif
     implements), and only such packages are loaded for a stage's hooks."""
     from conftest import sample_records, write_jsonl
 
-    package = tmp_path / "src"
-    (package / "observer_monalia").mkdir(parents=True)
-    (package / "observer_monalia" / "__init__.py").write_text(OBSERVER_PLUGIN)
-    (package / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """
-            [build-system]
-            requires = ["setuptools>=64"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "observer-monalia"
-            version = "0.1"
-
-            [project.entry-points.monalia]
-            observer = "observer_monalia"
-            """
-        )
+    package = plugin_package(
+        tmp_path / "src", "observer-monalia", "0.1", "observer_monalia", OBSERVER_PLUGIN
     )
     site = tmp_path / "site"
     install_into(site, package)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 
 import pytest
 from conftest import sample_records, write_jsonl
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from monalia.api.records import Record
 from monalia.api.source import RawItem, Source
@@ -118,10 +119,13 @@ def test_a_source_error_in_the_worker_fails_the_run_in_one_line_and_the_next_res
     with pytest.raises(SourceUnavailable, match="the service went away at item 230"):
         harvest(catalog, configured)
     assert int((tmp_path / "parsed-by").read_text()) != os.getpid()  # read by the worker
-    assert stored_ids(catalog) == [str(n) for n in range(200)]  # the whole batches before it
+    # the batches committed before it, whole: the items from the first on, no gap
+    stored = len(stored_ids(catalog))
+    assert stored_ids(catalog) == [str(n) for n in range(stored)] and 0 < stored <= 230
     (tmp_path / "plan").unlink()
     run = harvest(catalog, configured)
-    assert run.counts["new"] == 200 and stored_ids(catalog) == [str(n) for n in range(400)]
+    assert run.counts["new"] == 400 - stored
+    assert stored_ids(catalog) == [str(n) for n in range(400)]
     assert not multiprocessing.active_children()
 
 
@@ -198,6 +202,44 @@ def test_a_long_harvest_into_postgresql_keeps_the_lookup_on_the_index(
     # analyzed by the harvest, late in the run: the planner knows the table's size (at
     # 300,000 records a stale estimate of a few hundred made each lookup read the whole source)
     assert analyzed is not None and estimate >= 1500
+
+
+class PausingSource(Source):
+    """Thirty items at once, then a long wait (a slow page) before the rest; at item 40 it
+    writes down how many records the catalog holds (it runs in the worker)."""
+
+    name = "pausing"
+
+    def items(self, state):
+        folder = self.context.data_dir.parent
+        for number in range(50):
+            if number == 30:
+                time.sleep(0.1)  # the first thirty go to the writer
+            if number == 31:
+                time.sleep(1.0)  # a slow page: the writer has nothing more to read
+            if number == 40:
+                with Catalog.open(folder.joinpath("u").read_text()).session() as session:
+                    count = session.scalar(select(func.count()).select_from(RecordRow))
+                folder.joinpath("seen").write_text(str(count))
+            yield RawItem(key=f"item {number}", payload=number, checkpoint=number)
+
+    def parse(self, item):
+        return Record(source_id=str(item.payload), title=f"Item {item.payload}")
+
+
+def test_a_writer_with_nothing_more_to_read_stores_what_it_holds(tmp_path):
+    """Rather than wait for a whole batch, a writer that has caught up with its worker commits
+    what it holds, from a fifth of a batch: records show up while a slow source is read (and
+    the first batch of a fast one is stored at once)."""
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    (tmp_path / "u").write_text(url)
+    catalog = Catalog.open(url)
+    configured = configure(PausingSource, {}, tmp_path, "pausing")
+    options = HarvestOptions(commit_records=100, commit_seconds=60)
+    run = harvest(catalog, configured, options=options)
+    assert run.counts["new"] == 50 and run.counts["seen"] == 50
+    assert int((tmp_path / "seen").read_text()) >= 20  # not 0: no batch of 100 was reached
+    assert sorted(stored_ids(catalog), key=int) == [str(n) for n in range(50)]
 
 
 def test_a_worker_ahead_of_the_writer_fills_the_pipe_each_time_it_writes():

@@ -158,6 +158,9 @@ def read_and_commit(
     batch_records = 0
     taken = 0
     commit_records = options.commit_records or source.batch_size
+    # with a worker, the writer commits what it holds instead of waiting for more, from a fifth
+    # of a batch: it starts storing at once, and its last commit is a small one
+    early = max(1, commit_records // 5) if worker is not None else None
     last_commit = time.monotonic()
     key = source.replication_key
     keep = store.hooks is not None
@@ -178,6 +181,7 @@ def read_and_commit(
                         greatest = value
             if (
                 batch_records >= commit_records
+                or (early is not None and batch_records >= early and not worker.ready())
                 or time.monotonic() - last_commit >= options.commit_seconds
             ):
                 checkpoint = store.commit(catalog, batch, configured.info.name)

@@ -62,6 +62,17 @@ class ParseWorker:
         self.ahead = ahead  # records read ahead of the writer, at most
         self.bookmark: Any = None
         self.ended = False
+        self._held = 0  # outcomes received and not handed out yet
+        self._reading: int | None = None
+
+    def ready(self) -> bool:
+        """Whether the next outcome is here already: one received and not handed out, or a
+        message waiting in the pipe. The writer commits what it holds rather than wait."""
+        if self._held:
+            return True
+        if self._reading is None:
+            return False
+        return bool(select.select([self._reading], [], [], 0)[0])
 
     def __iter__(self) -> Iterator[PreparedOutcome]:
         context = multiprocessing.get_context("fork")
@@ -75,12 +86,17 @@ class ParseWorker:
         )
         process.start()
         os.close(writing)  # the worker holds the only writing end: its exit ends the reading
-        messages = os.fdopen(reading, "rb", buffering=1 << 20)
+        # unbuffered: what is not read yet stays in the pipe, where `ready` sees it
+        messages = os.fdopen(reading, "rb", buffering=0)
+        self._reading = reading
         try:
             while True:
                 kind, payload = _receive(messages, process)
                 if kind == "items":
-                    yield from map(_prepared, payload)
+                    self._held = len(payload)
+                    for outcome in payload:
+                        self._held -= 1
+                        yield _prepared(outcome)
                 elif kind == "end":
                     self.bookmark = payload
                     self.ended = True
@@ -88,6 +104,8 @@ class ParseWorker:
                 else:
                     raise payload
         finally:
+            self._reading = None
+            self._held = 0
             messages.close()
             if process.is_alive() and not self.ended:
                 process.terminate()  # the writer stopped early (--limit, an error)
@@ -95,8 +113,8 @@ class ParseWorker:
 
 
 def _receive(messages, process) -> tuple[str, Any]:
-    header = messages.read(_HEADER.size)
-    body = messages.read(_HEADER.unpack(header)[0]) if len(header) == _HEADER.size else b""
+    header = _read(messages, _HEADER.size)
+    body = _read(messages, _HEADER.unpack(header)[0]) if len(header) == _HEADER.size else b""
     if not body:
         process.join(5)
         raise WorkerLost(
@@ -107,6 +125,19 @@ def _receive(messages, process) -> tuple[str, Any]:
 
 
 _HEADER = struct.Struct("<Q")
+
+
+def _read(messages, size: int) -> bytes | bytearray:
+    """`size` bytes from the pipe, or fewer where it ended."""
+    data = bytearray(size)
+    view = memoryview(data)
+    got = 0
+    while got < size:
+        count = messages.readinto(view[got:])
+        if not count:
+            return data[:got]
+        got += count
+    return data
 
 
 def _widen(descriptor: int) -> None:

@@ -1,9 +1,9 @@
--- a new monalia catalog at schema revision 0012; made by the migrations
+-- a new monalia catalog at schema revision 0013; made by the migrations
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0012');
+INSERT INTO "alembic_version" VALUES('0013');
 CREATE TABLE audit_findings (
 	id INTEGER NOT NULL, 
 	image_id INTEGER NOT NULL, 
@@ -282,8 +282,6 @@ CREATE TABLE taught_classes (
 CREATE INDEX ix_runs_status ON runs (status);
 CREATE INDEX ix_run_events_run_id ON run_events (run_id);
 CREATE INDEX ix_record_subjects_record_id ON record_subjects (record_id);
-CREATE INDEX ix_record_subjects_uri ON record_subjects (uri);
-CREATE INDEX ix_images_record_id ON images (record_id);
 CREATE INDEX ix_images_sha256 ON images (sha256);
 CREATE INDEX ix_images_status ON images (status);
 CREATE INDEX ix_dataset_members_dataset_id ON dataset_members (dataset_id);
@@ -296,3 +294,4 @@ CREATE INDEX ix_audit_findings_kind ON audit_findings (kind);
 CREATE INDEX ix_audit_findings_image_id ON audit_findings (image_id);
 CREATE INDEX ix_subject_matches_dataset_record ON subject_matches (dataset, record_id);
 CREATE INDEX ix_confident_findings_set_kind ON confident_findings (score_set_id, kind, rank);
+CREATE INDEX ix_record_subjects_uri ON record_subjects (uri) WHERE uri IS NOT NULL;

@@ -25,6 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     select,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
@@ -106,7 +107,16 @@ class SubjectRow(Base):
     """A subject term of a record: a thesaurus URI, a literal label, or both."""
 
     __tablename__ = "record_subjects"
-    __table_args__ = (Index("ix_record_subjects_uri", "uri"),)
+    # subjects without a URI stay out of the URI index: a lookup by URI never finds them, and
+    # a harvest of label-only subjects does not keep the index up for nothing
+    __table_args__ = (
+        Index(
+            "ix_record_subjects_uri",
+            "uri",
+            sqlite_where=text("uri IS NOT NULL"),
+            postgresql_where=text("uri IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
@@ -130,7 +140,8 @@ class ImageRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"), index=True)
+    # found by record through uq_images_record_id_url, which starts with it
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(String(2000))
     iiif_service: Mapped[str | None] = mapped_column(String(2000))

@@ -278,13 +278,19 @@ class RecordStore:
         """(row id, content hash, last run) of the catalog's records with these ids."""
         if not source_ids:
             return {}
+        rows = _select_where_in(
+            session,
+            "SELECT id, source_id, content_hash, last_run_id FROM records "
+            "WHERE source = :source AND source_id {IN}",
+            select(
+                RecordRow.id, RecordRow.source_id, RecordRow.content_hash, RecordRow.last_run_id
+            ).where(RecordRow.source == self.source, RecordRow.source_id.in_(source_ids)),
+            source_ids,
+            source=self.source,
+        )
         return {
             source_id: (row_id, content_hash, last_run)
-            for row_id, source_id, content_hash, last_run in session.execute(
-                select(
-                    RecordRow.id, RecordRow.source_id, RecordRow.content_hash, RecordRow.last_run_id
-                ).where(RecordRow.source == self.source, RecordRow.source_id.in_(source_ids))
-            )
+            for row_id, source_id, content_hash, last_run in rows
         }
 
     def _write(
@@ -417,12 +423,16 @@ class RecordStore:
         self, session: Session, records: list[PreparedRecord]
     ) -> list[PreparedRecord]:
         """Leave out (and report) records whose IRI another record already has."""
+        iris = [r.iri for r in records]
         owners = {
             iri: (source, source_id)
-            for iri, source, source_id in session.execute(
+            for iri, source, source_id in _select_where_in(
+                session,
+                "SELECT iri, source, source_id FROM records WHERE iri {IN}",
                 select(RecordRow.iri, RecordRow.source, RecordRow.source_id).where(
-                    RecordRow.iri.in_([r.iri for r in records])
-                )
+                    RecordRow.iri.in_(iris)
+                ),
+                iris,
             )
         }
         kept: list[PreparedRecord] = []
@@ -442,6 +452,21 @@ class RecordStore:
             owners[record.iri] = (self.source, record.source_id)
             kept.append(record)
         return kept
+
+
+def _select_where_in(session: Session, sql: str, fallback, values: list[str], **params):
+    """Rows of `sql` whose ``{IN}`` is "among `values`", given as one parameter: a JSON list on
+    SQLite, an array on PostgreSQL. An IN list of thousands of bound values costs SQLAlchemy
+    more to render at every batch than the database takes to answer; elsewhere, `fallback`
+    (the same query with such a list)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        condition, values = "IN (SELECT value FROM json_each(:values))", jsontext.dumps(values)
+    elif dialect == "postgresql":
+        condition = "= ANY(:values)"
+    else:
+        return session.execute(fallback).all()
+    return session.execute(text(sql.replace("{IN}", condition)), {**params, "values": values}).all()
 
 
 def _largest_record_id(connection) -> int:

@@ -95,11 +95,11 @@ class Record:
         cached = self.__dict__.get("_hash")
         if cached is not None:
             return cached
-        payload: dict[str, Any] = {
-            name: getattr(self, name)
-            for name in _HASHED_FIELDS
-            if name not in ("description", "deleted")
-        }
+        fields = self.__dict__
+        try:
+            payload: dict[str, Any] = {name: fields[name] for name in _HASHED_ALWAYS}
+        except KeyError:  # a subclass that keeps a field elsewhere (a property)
+            payload = {name: getattr(self, name) for name in _HASHED_ALWAYS}
         # fields added later count only when set: the hashes of records without them stay
         if self.description is not None:
             payload["description"] = self.description
@@ -145,6 +145,8 @@ class Record:
 _HASHED_FIELDS = tuple(
     f.name for f in fields(Record) if f.name not in ("iri", "images", "subjects")
 )
+# those hashed whatever their value (description and deleted count only when set)
+_HASHED_ALWAYS = tuple(name for name in _HASHED_FIELDS if name not in ("description", "deleted"))
 
 
 def mint_iri(base_iri: str, source: str, source_id: str) -> str:

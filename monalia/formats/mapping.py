@@ -51,6 +51,8 @@ def year(value: Any, what: str) -> int | None:
         raise RecordError(f"{what} must be a year, not {value!r}")
     if isinstance(value, int):
         return value
+    if type(value) is str and 3 <= len(value) <= 4 and value.isdecimal():
+        return int(value)  # a bare year, as most are: what the pattern would find
     match = _YEAR.search(str(value))
     if match is None:
         raise RecordError(f"{what} {value!r} holds no year")
@@ -61,6 +63,8 @@ def years_of(date_text: str | None) -> tuple[int | None, int | None]:
     """The first and last year mentioned in a free-text date, if any."""
     if not date_text:
         return None, None
+    if 3 <= len(date_text) <= 4 and date_text.isdecimal():
+        return int(date_text), int(date_text)  # a bare year, as most are
     found = [int(y) for y in _YEAR.findall(date_text)]
     if not found:
         return None, None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import io
 import multiprocessing
 import os
 import pickle
@@ -36,6 +37,7 @@ from monalia.stages.harvest.record_store import PreparedOutcome, PreparedRecord,
 
 CHUNK_RECORDS = 250  # records per message: small enough to keep both processes busy
 CHUNK_SECONDS = 0.05  # a slow source's items reach the writer at least this often
+REFILL_EVERY = 16  # items between two tries to refill the pipe while messages wait
 COLLECT_EVERY = 2000  # records between two runs of the cycle collector
 
 
@@ -140,6 +142,19 @@ def _read(messages, size: int) -> bytes | bytearray:
     return data
 
 
+def _pickled(message: Any, fast: bool) -> bytes:
+    """The message pickled; `fast` for items, which are tuples of plain values: without the
+    memo of every object already written (which only saves repeating a few short strings),
+    a third less time. Exceptions may refer to themselves and keep the memo."""
+    if not fast:
+        return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(message)
+    return buffer.getvalue()
+
+
 def _widen(descriptor: int) -> None:
     """A pipe of 1 MB where the system allows it (64 KB by default): fewer, larger writes."""
     setting = getattr(fcntl, "F_SETPIPE_SZ", None)
@@ -162,7 +177,7 @@ class _Outbox:
         self.records = 0  # records in the waiting messages
 
     def put(self, kind: str, payload: Any, records: int = 0) -> None:
-        body = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        body = _pickled((kind, payload), fast=kind == "items")
         self.waiting.append((memoryview(_HEADER.pack(len(body)) + body), records))
         self.records += records
         self.write(block=self.records > self.ahead)
@@ -221,6 +236,10 @@ def _work(writing: int, reading: int, source: Source, state: SourceState, catalo
                     if since_collection >= COLLECT_EVERY:
                         between_batches()  # the cycle collector is off here too (gc_tuning)
                         since_collection = 0
+                elif outbox.waiting and len(chunk) % REFILL_EVERY == 0:
+                    # the pipe holds less than the writer reads between two commits: refilled
+                    # once a chunk, it would hand the writer a pipeful per chunk parsed
+                    outbox.write(block=False)
             if chunk:
                 outbox.put("items", chunk, records)
             outbox.put("end", source.new_bookmark())

@@ -152,12 +152,17 @@ _HASHED_ALWAYS = tuple(name for name in _HASHED_FIELDS if name not in ("descript
 def mint_iri(base_iri: str, source: str, source_id: str) -> str:
     """A stable IRI for a record whose source gives none: base + record/SOURCE/ID, quoted."""
     if _UNQUOTED.fullmatch(source_id) is None:  # most ids need no quoting: quote() is slow
-        source_id = quote(source_id, safe="")
+        source_id = _QUOTED.sub(_percent_encoded, source_id)
     return f"{_record_base(base_iri, source)}{source_id}"
 
 
-# what `quote(..., safe="")` leaves as it is
+# what `quote(..., safe="")` leaves as it is, and what it percent-encodes (as UTF-8 bytes)
 _UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
+_QUOTED = re.compile(r"[^A-Za-z0-9_.~-]+")
+
+
+def _percent_encoded(found: re.Match) -> str:
+    return "".join(f"%{byte:02X}" for byte in found.group().encode("utf-8"))
 
 
 @functools.lru_cache(maxsize=64)

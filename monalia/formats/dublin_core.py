@@ -18,6 +18,8 @@ from monalia.formats.mapping import years_of
 from monalia.formats.xml_records import XML_LANG, clean, language_of, pick_language, web_link
 
 DC = "http://purl.org/dc/elements/1.1/"
+_DC_PREFIX = f"{{{DC}}}"
+_DC_ANY = f"{_DC_PREFIX}*"
 IMAGE_LINK = re.compile(r"\.(jpe?g|png|gif|tiff?|webp|jp2)(\?|$)|/iiif/.+/full/", re.IGNORECASE)
 
 
@@ -26,16 +28,13 @@ def fields(element: Any) -> dict[str, list[tuple[str | None, str]]]:
     pass over the children (the hot path of a large harvest)."""
     found: dict[str, list[tuple[str | None, str]]] = {}
     inherited = language_of(element)
-    prefix = f"{{{DC}}}"
-    for child in element:
-        tag = child.tag
-        if not isinstance(tag, str) or not tag.startswith(prefix):
-            continue
+    skip = len(_DC_PREFIX)
+    for child in element.iterchildren(_DC_ANY):  # lxml picks the dc:* elements itself
         raw = child.text if len(child) == 0 else "".join(child.itertext())
         text = clean(raw)
         if text:
             lang = child.get(XML_LANG) or inherited
-            found.setdefault(tag[len(prefix) :], []).append((lang, text))
+            found.setdefault(child.tag[skip:], []).append((lang, text))
     return found
 
 

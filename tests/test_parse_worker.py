@@ -268,3 +268,22 @@ def test_a_worker_ahead_of_the_writer_fills_the_pipe_each_time_it_writes():
     finally:
         os.close(reading)
         os.close(writing)
+
+
+def test_a_worker_that_dies_in_the_middle_of_a_message_is_lost_not_garbled():
+    """The writer reads a message whole or says the worker was lost (the next run resumes),
+    never unpickles half of one."""
+    from monalia.stages.harvest.parse_worker import _HEADER, _receive
+
+    class Ended:  # the worker's process, killed
+        exitcode = -9
+
+        def join(self, timeout=None):
+            pass
+
+    reading, writing = os.pipe()
+    os.write(writing, _HEADER.pack(1000) + b"\x80\x05 half of a message")
+    os.close(writing)
+    with os.fdopen(reading, "rb", buffering=0) as messages:
+        with pytest.raises(WorkerLost, match=r"exit code -9"):
+            _receive(messages, Ended())

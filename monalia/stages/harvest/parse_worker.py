@@ -7,7 +7,7 @@ item's outcome with its records already in their stored form (`PreparedRecord`: 
 cheap to pickle; a pickled `Record` costs more to send than to parse again). The writer stores
 them in order, batch by batch, as it stores outcomes read in its own process: the checkpoints,
 counts and failures are the same, and a kill of either process loses at most the batch in
-hand. The worker is at most a chunk or two ahead: a pipe's send waits for the writer.
+hand. The worker reads at most `ahead` records (two batches) ahead of the writer.
 
 Used only where it changes nothing a user sees: no `prepare_record` or `record_harvested` hook
 (they run in the writer's process and may keep state there), a source that does not opt out
@@ -116,8 +116,9 @@ class ParseWorker:
 
 def _receive(messages, process) -> tuple[str, Any]:
     header = _read(messages, _HEADER.size)
-    body = _read(messages, _HEADER.unpack(header)[0]) if len(header) == _HEADER.size else b""
-    if not body:
+    size = _HEADER.unpack(header)[0] if len(header) == _HEADER.size else 0
+    body = _read(messages, size) if size else b""
+    if not body or len(body) < size:  # ended between two messages, or in the middle of one
         process.join(5)
         raise WorkerLost(
             f"the parsing process ended without a word (exit code {process.exitcode}); the "

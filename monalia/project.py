@@ -150,7 +150,9 @@ class HarvestSection(_Section):
     """How harvests commit: the ``[harvest]`` table."""
 
     # a commit every this many records (None: each source's own batch size) or this many
-    # seconds, whichever comes first; a killed harvest loses at most that much work
+    # seconds, whichever comes first; a killed harvest loses at most that much work. A harvest
+    # parsed by a worker also commits what it holds (from a fifth of that) when it has read
+    # everything the worker sent
     commit_records: int | None = Field(default=None, ge=1)
     commit_seconds: float = Field(default=10.0, gt=0)  # see commit_records
     # read and parse the source in a second process while the first writes (about twice the

@@ -33,11 +33,12 @@ def test_a_new_sqlite_catalog_is_made_in_one_step_as_the_migrations_make_it(tmp_
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    from monalia.catalog.schema import dump_sqlite_head, sqlite_head_script
+    from monalia.catalog.schema import sqlite_head_script
+    from monalia.catalog.schema_dump import dump_sqlite_head
 
     assert sqlite_head_script() == dump_sqlite_head(), (
         "alembic/sqlite_head.sql is not what the migrations make: "
-        "run `python -m monalia.catalog.schema` to write it again"
+        "run `python -m monalia.catalog.schema_dump` to write it again"
     )
 
     def schema(url):

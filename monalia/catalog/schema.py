@@ -5,14 +5,13 @@ Replaying every migration to make a new, empty catalog imports Alembic and runs 
 about a third of a second, which every first command of a new project paid. A new SQLite catalog
 is made instead from ``sqlite_head.sql`` beside the migrations: what the migrations make,
 dumped (as Rails loads ``schema.rb`` instead of replaying its migrations). A test keeps it equal
-to the migrations' result; ``python -m monalia.catalog.schema`` writes it again after a new
+to the migrations' result; ``python -m monalia.catalog.schema_dump`` writes it again after a new
 migration. PostgreSQL catalogs, and any catalog that is not new, go through Alembic.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def migrations_dir() -> str:
 SQLITE_HEAD_FILE = "sqlite_head.sql"
 
 
-def _script_header() -> str:
+def script_header() -> str:
     return f"-- a new monalia catalog at schema revision {SCHEMA_HEAD}; made by the migrations\n"
 
 
@@ -48,7 +47,7 @@ def sqlite_head_script() -> str | None:
         script = (Path(migrations_dir()) / SQLITE_HEAD_FILE).read_text(encoding="utf-8")
     except (OSError, CatalogError):
         return None
-    return script if script.startswith(_script_header()) else None
+    return script if script.startswith(script_header()) else None
 
 
 def script_statements(script: str) -> Iterator[str]:
@@ -61,32 +60,3 @@ def script_statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(statement):
             yield statement.strip()
             statement = ""
-
-
-def dump_sqlite_head() -> str:
-    """What every migration makes of an empty SQLite database, as the script that makes it."""
-    from monalia.catalog.database import Catalog
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "catalog.sqlite"
-        catalog = Catalog.connect(f"sqlite:///{path}")
-        try:
-            catalog.upgrade()
-        finally:
-            catalog.close()
-        connection = sqlite3.connect(path)
-        try:
-            statements = [
-                line
-                for line in connection.iterdump()
-                if line not in ("BEGIN TRANSACTION;", "COMMIT;") and not line.startswith("PRAGMA")
-            ]
-        finally:
-            connection.close()
-    return _script_header() + "\n".join(statements) + "\n"
-
-
-if __name__ == "__main__":
-    target = Path(migrations_dir()) / SQLITE_HEAD_FILE
-    target.write_text(dump_sqlite_head(), encoding="utf-8")
-    print(f"wrote {target}")

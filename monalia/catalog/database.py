@@ -212,7 +212,10 @@ class Catalog:
     def open(cls, url: str, create: bool = True) -> Catalog:
         """Open a catalog ready for use: create a new one at head, refuse one that is not at head."""
         catalog = cls.connect(url)
-        if create and catalog._stamped_revision() is None and catalog._create_sqlite_at_head():
+        current = catalog._stamped_revision()
+        if current == SCHEMA_HEAD:  # the usual case: one query
+            return catalog
+        if create and current is None and catalog._create_sqlite_at_head():
             return catalog
         status = catalog.schema_status()
         if status.up_to_date:

@@ -396,16 +396,19 @@ class RecordStore:
             ids = range(before + 1, before + len(records) + 1)
         if ids is None:
             # one query for the new ids: RETURNING with executemany goes row by row on SQLite
-            records_table = RecordRow.__table__
+            source_ids = [r.source_id for r in records]
             by_source_id = dict(
-                connection.execute(
-                    select(records_table.c.source_id, records_table.c.id).where(
-                        records_table.c.source == source,
-                        records_table.c.source_id.in_([r.source_id for r in records]),
-                    )
-                ).all()
+                _select_where_in(
+                    session,
+                    "SELECT source_id, id FROM records WHERE source = :source AND source_id {IN}",
+                    select(RecordRow.source_id, RecordRow.id).where(
+                        RecordRow.source == source, RecordRow.source_id.in_(source_ids)
+                    ),
+                    source_ids,
+                    source=source,
+                )
             )
-            ids = [by_source_id[r.source_id] for r in records]
+            ids = [by_source_id[source_id] for source_id in source_ids]
         subjects = [
             (record_id, i, *subject)
             for record_id, r in zip(ids, records, strict=True)

@@ -52,7 +52,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 FIXTURES = REPO / "tests" / "fixtures"
 
-from benchlib import MONALIA, Criterion, alternate, timed_process, verdict  # noqa: E402
+from benchlib import (  # noqa: E402
+    MONALIA,
+    Criterion,
+    alternate,
+    compile_bytecode,
+    timed_process,
+    verdict,
+)
 
 from monalia.catalog.database import Catalog  # noqa: E402
 from monalia.stages.harvest import HarvestOptions, harvest  # noqa: E402
@@ -560,6 +567,7 @@ def main() -> int:
     if not FIXTURES.is_dir() and args.only in (None, "a"):
         print(f"bench harvest: cannot measure (a): {FIXTURES} is absent", file=sys.stderr)
         return 2
+    print(compile_bytecode())  # every harvest is a fresh `monalia harvest` process
     criteria, figures = [], []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -159,6 +159,9 @@ class HarvestSection(_Section):
     # rate on two cores); false keeps a harvest in one process. Harvests with prepare_record or
     # record_harvested hooks, and crawled sources, always stay in one
     parse_in_worker: bool = True
+    # processes that parse the pages of a paged source (OAI-PMH) side by side while one reads
+    # the next page; unset: one per CPU, at most 4
+    parse_processes: int | None = Field(default=None, ge=1)
 
 
 class ImagesSection(_Section):

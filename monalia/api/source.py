@@ -153,8 +153,42 @@ class Source(Plugin):
     # -- what a plugin writes ---------------------------------------------------------------
 
     def items(self, state: SourceState) -> Iterable[RawItem]:
-        """Yield the raw items to harvest, starting after `state.checkpoint` when it is set."""
-        raise NotImplementedError(f"{type(self).__name__} must implement items()")
+        """Yield the raw items to harvest, starting after `state.checkpoint` when it is set.
+        A source that reads pages (`read_page`) gets its items from them."""
+        if not self.reads_pages():
+            raise NotImplementedError(f"{type(self).__name__} must implement items()")
+        for page in self.pages(state):
+            yield from self.page_items(page)
+
+    def page_cursor(self, state: SourceState) -> Any:
+        """For a source whose input comes in pages, each naming the next (an OAI-PMH list):
+        where the first page to read is, from `state.checkpoint` when it is set. A cursor must
+        pickle: the harvest may read and parse pages in several processes, each reading its
+        page and handing the cursor of the next one on. Implemented with `read_page` and
+        `page_items`, in place of `items`."""
+        raise NotImplementedError(f"{type(self).__name__} does not read pages")
+
+    def read_page(self, cursor: Any) -> tuple[Any, Any]:
+        """Read the page at `cursor`; return the page and the cursor of the next one (None
+        after the last). The page stays in the process that read it, for `page_items`.
+        An exception fails the run after the pages before it are stored."""
+        raise NotImplementedError(f"{type(self).__name__} does not read pages")
+
+    def page_items(self, page: Any) -> Iterable[RawItem]:
+        """The raw items of one page from `read_page`, in order, each with its checkpoint."""
+        raise NotImplementedError(f"{type(self).__name__} does not read pages")
+
+    def pages(self, state: SourceState) -> Iterator[Any]:
+        """Every page, read one after the other in this process."""
+        cursor = self.page_cursor(state)
+        while cursor is not None:
+            page, cursor = self.read_page(cursor)
+            yield page
+
+    @classmethod
+    def reads_pages(cls) -> bool:
+        """Whether the source implements `page_cursor`, `read_page` and `page_items`."""
+        return cls.read_page is not Source.read_page
 
     def parse(self, item: RawItem) -> Record | list[Record] | None:
         """Turn one raw item into a record (or several, or None to leave it out).

@@ -356,6 +356,7 @@ def run_harvest_stage(
         commit_records=section.commit_records,
         commit_seconds=section.commit_seconds,
         parse_in_worker=section.parse_in_worker,
+        parse_processes=section.parse_processes,
     )
     runs = []
     # every source is harvested even when one fails: its run says why, and the command's exit

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -224,6 +225,8 @@ class HttpClient:
         self.session.headers["User-Agent"] = self.settings.user_agent
         self.session.headers.update(headers or {})
         self.requests_made = 0
+        self._proxies_by_origin: dict[tuple[str, str], dict[str, str]] = {}
+        self._process = os.getpid()
 
     def close(self) -> None:
         self.session.close()
@@ -250,6 +253,8 @@ class HttpClient:
         body is sent again on each try, so it must be bytes or a dict, not a stream."""
         import requests
 
+        if self._process != os.getpid():
+            self._own_connections()
         prepared = self.session.prepare_request(
             requests.Request(method, url, params=params, data=data, headers=headers)
         )
@@ -300,7 +305,7 @@ class HttpClient:
                 timeout=self.settings.timeout,
                 allow_redirects=False,
                 stream=True,
-                **kwargs,
+                **({"proxies": self._proxies(prepared)} | kwargs),
             )
             if not response.is_redirect:
                 break
@@ -332,6 +337,31 @@ class HttpClient:
                 prepared.method, prepared.body = "GET", None
         self._read_bounded(response)
         return response
+
+    def _own_connections(self) -> None:
+        """In a process forked from the one that made the client (a harvest's parsing
+        processes): new connection pools, so that no two processes read answers from one
+        connection. The old pools are left alone, not closed: their sockets are the other
+        process's too."""
+        self._process = os.getpid()
+        for adapter in self.session.adapters.values():
+            if hasattr(adapter, "init_poolmanager") and hasattr(adapter, "__getstate__"):
+                adapter.__setstate__(adapter.__getstate__())  # what unpickling one does
+
+    def _proxies(self, prepared: requests.PreparedRequest) -> dict[str, str]:
+        """The proxies of the request's origin (the session's, and the environment's unless
+        its ``no_proxy`` leaves the host out), found once per origin: requests looks for them
+        in the environment on every request, a walk of every variable that costs more than
+        reading a 100 KB answer."""
+        from requests.utils import resolve_proxies
+
+        parts = urlsplit(prepared.url or "")
+        origin_key = (parts.scheme.lower(), parts.netloc.lower())
+        found = self._proxies_by_origin.get(origin_key)
+        if found is None:
+            found = resolve_proxies(prepared, self.session.proxies, self.session.trust_env)
+            self._proxies_by_origin[origin_key] = found
+        return found
 
     def _read_bounded(self, response: requests.Response) -> None:
         limit = self.settings.max_bytes

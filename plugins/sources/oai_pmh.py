@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Literal
 
+from lxml import etree
 from pydantic import Field
 
 from monalia import hookimpl
@@ -31,7 +33,7 @@ from monalia.api.records import Record
 from monalia.api.registry import default_registry
 from monalia.api.source import RawItem, Source, SourceState
 from monalia.errors import ConfigError, PluginError, RecordError, SourceUnavailable
-from monalia.formats.xml_records import as_xml_text
+from monalia.formats.xml_records import as_xml_text, parser
 from monalia.net.http import HttpClient, HttpSettings
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
@@ -71,6 +73,23 @@ def read_header(element: Any) -> RecordHeader | None:
         setSpecs=[(s.text or "").strip() for s in element.iterfind(f"{OAI}setSpec")],
         deleted=element.get("status") == "deleted",
     )
+
+
+class ListPage:
+    """One ListRecords page as read: its bytes and its ``ListRecords`` element (None for an
+    empty list), the token of the next page, the response date, and `asked`: the request's
+    settings, token, page number and records already stored, which each record's checkpoint
+    repeats. Pickled (to be parsed in another process), it keeps its bytes, not the element."""
+
+    def __init__(self, content: bytes, listed: Any, next_token: str | None, date: str | None):
+        self.content = content
+        self.listed = listed
+        self.next_token = next_token
+        self.response_date = date
+        self.asked: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "listed": None}
 
 
 class OaiPmhSource(Source):
@@ -136,81 +155,113 @@ class OaiPmhSource(Source):
             self._granularity = "seconds" if "hh" in declared else "day"
         return self._granularity
 
-    def page(self, params: dict[str, str]) -> tuple[list[Any], str | None, str | None]:
-        """One ListRecords page: its record elements, the token of the next page, the
-        response date. `noRecordsMatch` is an empty page; other errors fail the run."""
+    def page(self, params: dict[str, str]) -> ListPage:
+        """One ListRecords page, read and checked: the token of the next page, the response
+        date. `noRecordsMatch` is an empty page; other errors fail the run."""
         from sickle import oaiexceptions
 
-        response = self.sickle.harvest(verb="ListRecords", **params)
-        root = response.http_response.parsed
+        response = self.sickle.harvest(verb="ListRecords", **params).http_response
+        root = response.parsed
         error = root.find(f"{OAI}error")
         if error is not None:
             code = error.get("code", "unknown")
             exception = getattr(oaiexceptions, code[:1].upper() + code[1:], oaiexceptions.OAIError)
             if exception is oaiexceptions.NoRecordsMatch:
-                return [], None, root.findtext(f"{OAI}responseDate")
+                return ListPage(b"", None, None, root.findtext(f"{OAI}responseDate"))
             message = " ".join((error.text or "").split())
             raise exception(f"OAI-PMH error {code}" + (f": {message}" if message else ""))
         listed = root.find(f"{OAI}ListRecords")
-        records = [] if listed is None else list(listed.iterfind(f"{OAI}record"))
         token_element = None if listed is None else listed.find(f"{OAI}resumptionToken")
         token = (token_element.text or "").strip() if token_element is not None else ""
-        return records, token or None, root.findtext(f"{OAI}responseDate")
+        if listed is None:
+            return ListPage(b"", None, token or None, root.findtext(f"{OAI}responseDate"))
+        date = root.findtext(f"{OAI}responseDate")
+        return ListPage(response.content, listed, token or None, date)
 
-    def items(self, state: SourceState) -> Iterator[RawItem]:
-        from sickle import oaiexceptions
-
-        from monalia.formats.oai_protocol import OAI_ERRORS
-
+    def page_cursor(self, state: SourceState) -> dict[str, Any]:
+        """The first page to read: the one the checkpoint names, when it is of the same list
+        (the same settings and --since), else the list's first."""
         params = self.list_params(state)
         checkpoint = state.checkpoint if isinstance(state.checkpoint, dict) else {}
         if checkpoint.get("params") != params:
             checkpoint = {}  # another list (other settings, another --since): read it all
-        token, done = checkpoint.get("token"), checkpoint.get("done", 0)
-        self.started = checkpoint.get("started")
-        page_number = checkpoint.get("page", 1)
-        restarted = False
-        while True:
-            request = {"resumptionToken": token} if token else params
-            try:
-                records, next_token, response_date = self.page(request)
-            except oaiexceptions.BadResumptionToken as exc:
-                if not token or restarted:
-                    # a token the repository itself just gave is refused: starting again would
-                    # only meet it again
-                    raise SourceUnavailable(f"{self.context.instance}: {exc}") from None
-                restarted = True
-                # the saved token expired: the list starts again, what is stored is unchanged
-                log.warning(
-                    "%s: resumption token no longer valid (%s); reading the list again",
-                    self.settings.url,
-                    exc,
-                )
-                token, done, page_number, self.started = None, 0, 1, None
-                continue
-            except OAI_ERRORS as exc:
+        return {
+            "params": params,
+            "token": checkpoint.get("token"),
+            "page": checkpoint.get("page", 1),
+            "done": checkpoint.get("done", 0),  # its records already stored
+            "started": checkpoint.get("started"),
+            "restarted": False,
+        }
+
+    def read_page(self, cursor: dict[str, Any]) -> tuple[ListPage, dict[str, Any] | None]:
+        """The page asked for with the cursor's token, and the cursor of the next one."""
+        from sickle import oaiexceptions
+
+        from monalia.formats.oai_protocol import OAI_ERRORS
+
+        params, token = cursor["params"], cursor["token"]
+        self.started = cursor["started"]
+        try:
+            page = self.page({"resumptionToken": token} if token else params)
+        except oaiexceptions.BadResumptionToken as exc:
+            if not token or cursor["restarted"]:
+                # a token the repository itself just gave is refused: starting again would
+                # only meet it again
                 raise SourceUnavailable(f"{self.context.instance}: {exc}") from None
-            if self.started is None:
-                self.started = response_date
-            for index, element in enumerate(records[done:], start=done + 1):
-                header = read_header(element.find(f"{OAI}header"))
-                key = (header.identifier if header and header.identifier else None) or (
-                    f"page {page_number} record {index}"
-                )
-                yield RawItem(
-                    key=key,
-                    payload=(header, element.find(f"{OAI}metadata")),
-                    checkpoint={
-                        "params": params,
-                        "token": token,
-                        "page": page_number,
-                        "done": index,
-                        "started": self.started,
-                    },
-                )
-            if not next_token:
-                return
-            token, done, page_number = next_token, 0, page_number + 1
+            # the saved token expired: the list starts again, what is stored is unchanged
+            log.warning(
+                "%s: resumption token no longer valid (%s); reading the list again",
+                self.settings.url,
+                exc,
+            )
+            again = {"token": None, "page": 1, "done": 0, "started": None, "restarted": True}
+            return self.read_page({**cursor, **again})
+        except OAI_ERRORS as exc:
+            raise SourceUnavailable(f"{self.context.instance}: {exc}") from None
+        if self.started is None:
+            self.started = page.response_date
+        # what naming its records and their checkpoints needs
+        page.asked = {
+            "params": params,
+            "token": token,
+            "page": cursor["page"],
+            "done": cursor["done"],
+            "started": self.started,
+        }
+        if not page.next_token:
+            return page, None
+        following = {
+            **cursor,
+            "token": page.next_token,
+            "page": cursor["page"] + 1,
+            "done": 0,
+            "started": self.started,
+        }
+        return page, following
+
+    def page_items(self, page: ListPage) -> Iterator[RawItem]:
+        """The records of one page after those already stored, each with its checkpoint."""
+        listed = page.listed
+        if listed is None and page.content:  # in another process than the one that read it
+            listed = etree.fromstring(page.content, parser()).find(f"{OAI}ListRecords")
+        if listed is None:
+            return
+        asked = page.asked
+        done, page_number = asked["done"], asked["page"]
+        header_tag, metadata_tag = f"{OAI}header", f"{OAI}metadata"
+        for index, element in enumerate(
+            islice(listed.iterfind(f"{OAI}record"), done, None), start=done + 1
+        ):
+            header = read_header(element.find(header_tag))
+            key = (header.identifier if header and header.identifier else None) or (
+                f"page {page_number} record {index}"
+            )
+            yield RawItem(
+                key=key,
+                payload=(header, element.find(metadata_tag)),
+                checkpoint={**asked, "done": index},
+            )
 
     def parse(self, item: RawItem) -> list[Record]:
         header, metadata = item.payload

@@ -7,6 +7,11 @@ times as long with it as without, and the whole harvest 15 % longer with thresho
 times higher. Inside `batches_without_collections` what was alive at the start is frozen out
 of the collector's walks, and the collector runs only when `between_batches` is called, when
 the finished batch has been let go and little is left to walk; cycles are still freed.
+
+That collection is of the young generations, which hold what the batch made: a full one also
+walks every older survivor and empties the interpreter's free lists, and took 1 to 4 ms each
+time in a harvest's writer, against 0.1 ms (7 µs a record at 250-record commits). A full one
+still runs every `FULL_EVERY` batches, so that a cycle let go long after it was made is freed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+FULL_EVERY = 32  # batches between two full collections
+_batches = 0
 
 
 @contextmanager
@@ -30,6 +38,9 @@ def batches_without_collections() -> Iterator[None]:
 
 
 def between_batches() -> None:
-    """Free the cycles the last batch left (cheap: only what was made since the start is walked)."""
+    """Free the cycles the last batch left (cheap: only what was made since the last batch is
+    walked, and everything since the start once every `FULL_EVERY` batches)."""
+    global _batches
     if not gc.isenabled():
-        gc.collect()
+        _batches += 1
+        gc.collect(2 if _batches % FULL_EVERY == 0 else 1)

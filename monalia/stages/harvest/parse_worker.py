@@ -9,6 +9,13 @@ them in order, batch by batch, as it stores outcomes read in its own process: th
 counts and failures are the same, and a kill of either process loses at most the batch in
 hand. The worker reads at most `ahead` records (two batches) ahead of the writer.
 
+A source that reads its input in pages, each naming the next (`Source.reads_pages`: an
+OAI-PMH list), is read by one process and parsed by several: the reading process fetches page
+after page and hands them round to the parsing processes (each parses its page again from the
+bytes: a parsed page cannot cross), which send their outcomes to the writer; the writer takes
+them page by page in the same rotation, so the order, the checkpoints and the errors are those
+of one process, and every page is fetched once, in order.
+
 Used only where it changes nothing a user sees: no `prepare_record` or `record_harvested` hook
 (they run in the writer's process and may keep state there), a source that does not opt out
 (`Source.parse_in_worker`), a system that can fork, and more than one CPU.
@@ -56,12 +63,19 @@ class ParseWorker:
     outcomes that came before it."""
 
     def __init__(
-        self, source: Source, state: SourceState, catalog=None, ahead: int = 10_000
+        self,
+        source: Source,
+        state: SourceState,
+        catalog=None,
+        ahead: int = 10_000,
+        processes: int = 1,
     ) -> None:
         self.source = source
         self.state = state
         self.catalog = catalog
         self.ahead = ahead  # records read ahead of the writer, at most
+        # processes that parse pages side by side; only for a source that reads pages
+        self.processes = max(1, processes) if source.reads_pages() else 1
         self.bookmark: Any = None
         self.ended = False
         self._held = 0  # outcomes received and not handed out yet
@@ -78,27 +92,59 @@ class ParseWorker:
 
     def __iter__(self) -> Iterator[PreparedOutcome]:
         context = multiprocessing.get_context("fork")
-        reading, writing = os.pipe()
-        _widen(writing)
-        process = context.Process(
-            target=_work,
-            args=(writing, reading, self.source, self.state, self.catalog, self.ahead),
-            name=f"monalia parse {getattr(self.source.context, 'instance', '')}",
-            daemon=True,
-        )
-        process.start()
-        os.close(writing)  # the worker holds the only writing end: its exit ends the reading
+        count = self.processes
+        pipes = [os.pipe() for _ in range(count)]  # parser i to the writer
+        for _, writing in pipes:
+            _widen(writing)
+        # the reading process hands page after page to parser after parser
+        handing = [os.pipe() for _ in range(count)] if count > 1 else []
+        for _, writing in handing:
+            _widen(writing)
+        name = f"monalia parse {getattr(self.source.context, 'instance', '')}"
+        processes = []
+        try:
+            for number in range(count):
+                target, args = (
+                    (_parse_pages, (number, pipes, handing, self.source, self.state, self.catalog))
+                    if count > 1
+                    else (_work, (pipes, self.source, self.state, self.catalog))
+                )
+                process = context.Process(
+                    target=target, args=(*args, self.ahead), name=name, daemon=True
+                )
+                process.start()
+                processes.append(process)
+            if count > 1:
+                reader = context.Process(
+                    target=_read_pages,
+                    args=(pipes, handing, self.source, self.state, self.catalog),
+                    name=f"{name} pages",
+                    daemon=True,
+                )
+                reader.start()
+                processes.append(reader)
+        finally:
+            # the worker processes hold the only writing ends: their exits end the reading
+            for reading, writing in handing:
+                os.close(reading)
+                os.close(writing)
+            for _, writing in pipes:
+                os.close(writing)
         # unbuffered: what is not read yet stays in the pipe, where `ready` sees it
-        messages = os.fdopen(reading, "rb", buffering=0)
-        self._reading = reading
+        channels = [os.fdopen(reading, "rb", buffering=0) for reading, _ in pipes]
+        turn = 0  # the channel the next outcome comes from: pages go round the parsers
+        self._reading = channels[0].fileno()
         try:
             while True:
-                kind, payload = _receive(messages, process)
-                if kind == "items":
+                kind, payload = _receive(channels[turn], processes[turn])
+                if kind == "items" or kind == "page":
                     self._held = len(payload)
                     for outcome in payload:
                         self._held -= 1
                         yield _prepared(outcome)
+                    if kind == "page":  # the page is whole: the next one is the next parser's
+                        turn = (turn + 1) % count
+                        self._reading = channels[turn].fileno()
                 elif kind == "end":
                     self.bookmark = payload
                     self.ended = True
@@ -108,10 +154,13 @@ class ParseWorker:
         finally:
             self._reading = None
             self._held = 0
-            messages.close()
-            if process.is_alive() and not self.ended:
-                process.terminate()  # the writer stopped early (--limit, an error)
-            process.join()
+            for channel in channels:
+                channel.close()
+            for process in processes:
+                if process.is_alive() and not self.ended:
+                    process.terminate()  # the writer stopped early (--limit, an error)
+            for process in processes:
+                process.join()
 
 
 def _receive(messages, process) -> tuple[str, Any]:
@@ -120,9 +169,11 @@ def _receive(messages, process) -> tuple[str, Any]:
     body = _read(messages, size) if size else b""
     if not body or len(body) < size:  # ended between two messages, or in the middle of one
         process.join(5)
+        code = process.exitcode
         raise WorkerLost(
-            f"the parsing process ended without a word (exit code {process.exitcode}); the "
-            "next run goes on from the last stored batch"
+            "the parsing process ended without a word"
+            + (f" (exit code {code})" if code else "")
+            + "; the next run goes on from the last stored batch"
         )
     return pickle.loads(body)
 
@@ -203,14 +254,55 @@ class _Outbox:
             self.waiting.popleft()
             self.records -= records
 
+    def flush(self) -> None:
+        """Wait until every waiting message is in the pipe."""
+        ahead, self.ahead = self.ahead, 0
+        try:
+            self.write(block=True)
+        finally:
+            self.ahead = ahead
+
     def close(self) -> None:
         self.ahead = 0
         self.write(block=True)
 
 
-def _work(writing: int, reading: int, source: Source, state: SourceState, catalog, ahead) -> None:
-    """The worker's whole life: read, prepare, send in chunks, then the bookmark or the error."""
-    os.close(reading)
+class _Chunks:
+    """Outcomes gathered into messages of about `CHUNK_RECORDS` records, or what came in
+    `CHUNK_SECONDS`, prepared for the writer."""
+
+    def __init__(self, outbox: _Outbox, key: str | None) -> None:
+        self.outbox = outbox
+        self.key = key
+        self.chunk: list[tuple] = []
+        self.records = 0
+        self.since_collection = 0
+        self.started = time.monotonic()
+
+    def add(self, outcome) -> None:
+        chunk = self.chunk
+        chunk.append(_plain(prepare_outcome(outcome, self.key)))
+        self.records += len(outcome.records) or 1
+        if self.records >= CHUNK_RECORDS or time.monotonic() - self.started >= CHUNK_SECONDS:
+            self.send()
+        elif self.outbox.waiting and len(chunk) % REFILL_EVERY == 0:
+            # the pipe holds less than the writer reads between two commits: refilled once a
+            # chunk, it would hand the writer a pipeful per chunk parsed
+            self.outbox.write(block=False)
+
+    def send(self, kind: str = "items") -> None:
+        """Send what is gathered (a "page" message even when empty: it ends a page)."""
+        if self.chunk or kind != "items":
+            self.outbox.put(kind, self.chunk, self.records)
+            self.since_collection += self.records
+        self.chunk, self.records, self.started = [], 0, time.monotonic()
+        if self.since_collection >= COLLECT_EVERY:
+            between_batches()  # the cycle collector is off here too (gc_tuning)
+            self.since_collection = 0
+
+
+def _start(catalog) -> None:
+    """What a worker process does first."""
     # Ctrl-C reaches the whole process group: the writer decides, and ends this process
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # ended by the writer with SIGTERM: at once, even inside a slow read (the command's own
@@ -219,40 +311,139 @@ def _work(writing: int, reading: int, source: Source, state: SourceState, catalo
     if catalog is not None:
         # the writer's connections are not this process's to use or close
         catalog.engine.dispose(close=False)
+
+
+def _work(pipes, source: Source, state: SourceState, catalog, ahead) -> None:
+    """The worker's whole life: read, prepare, send in chunks, then the bookmark or the error."""
+    for reading, _ in pipes:
+        os.close(reading)
+    _start(catalog)
+    writing = pipes[0][1]
     os.set_blocking(writing, False)
     outbox = _Outbox(writing, ahead)
-    key = source.replication_key
-    chunk: list[PreparedOutcome] = []
-    records = since_collection = 0
-    started = time.monotonic()
+    chunks = _Chunks(outbox, source.replication_key)
     try:
         try:
             for outcome in source.harvest(state):
-                chunk.append(_plain(prepare_outcome(outcome, key)))
-                records += len(outcome.records) or 1
-                if records >= CHUNK_RECORDS or time.monotonic() - started >= CHUNK_SECONDS:
-                    outbox.put("items", chunk, records)
-                    since_collection += records
-                    chunk, records, started = [], 0, time.monotonic()
-                    if since_collection >= COLLECT_EVERY:
-                        between_batches()  # the cycle collector is off here too (gc_tuning)
-                        since_collection = 0
-                elif outbox.waiting and len(chunk) % REFILL_EVERY == 0:
-                    # the pipe holds less than the writer reads between two commits: refilled
-                    # once a chunk, it would hand the writer a pipeful per chunk parsed
-                    outbox.write(block=False)
-            if chunk:
-                outbox.put("items", chunk, records)
+                chunks.add(outcome)
+            chunks.send()
             outbox.put("end", source.new_bookmark())
         except BaseException as exc:
-            if chunk:
-                outbox.put("items", chunk, records)
+            chunks.send()
             outbox.put("error", _sendable(exc))
         outbox.close()
     except OSError:
         pass  # the writer is gone (it stopped early): nothing more to say
     finally:
         os.close(writing)
+
+
+def _read_pages(pipes, handing, source: Source, state: SourceState, catalog) -> None:
+    """The reading process of a paged source: read page after page and hand them round to
+    the parsers; the bookmark or the error goes the same way, to come after the pages before
+    it. It reads at most a pipeful of pages ahead of each parser."""
+    for reading, writing in pipes:
+        os.close(reading)
+        os.close(writing)
+    for reading, _ in handing:
+        os.close(reading)
+    _start(catalog)
+    source.state = state
+
+    def hand(message) -> None:
+        try:
+            _send(handing[turn][1], message)
+        except OSError:
+            raise _ParserGone from None
+
+    turn = 0
+    try:
+        try:
+            for page in source.pages(state):
+                hand(("page", page))
+                turn = (turn + 1) % len(handing)
+            message = ("end", source.new_bookmark())
+        except _ParserGone:
+            raise
+        except BaseException as exc:
+            message = ("error", _sendable(exc))
+        hand(message)
+    except _ParserGone:
+        pass  # the writer stopped early, or a parser was lost: the writer tells
+    finally:
+        for _, writing in handing:
+            os.close(writing)
+
+
+class _ParserGone(Exception):
+    """A parsing process no longer reads the pages it is handed."""
+
+
+def _parse_pages(number, pipes, handing, source: Source, state: SourceState, catalog, ahead):
+    """Parser `number` of a paged source: each page it is handed, parsed into outcomes sent to
+    the writer and ended by a "page" message; the reading process's last word passed on."""
+    writing, receiving = pipes[number][1], handing[number][0]
+    for index, (reading, other_writing) in enumerate(pipes):
+        os.close(reading)
+        if index != number:
+            os.close(other_writing)
+    for index, (page_reading, page_writing) in enumerate(handing):
+        os.close(page_writing)
+        if index != number:
+            os.close(page_reading)
+    _start(catalog)
+    source.state = state  # parse() may consult it, as in `Source.harvest`
+    os.set_blocking(writing, False)
+    outbox = _Outbox(writing, ahead)
+    chunks = _Chunks(outbox, source.replication_key)
+    pages = os.fdopen(receiving, "rb", buffering=0)
+    try:
+        while True:
+            if outbox.waiting and not select.select([receiving], [], [], 0)[0]:
+                # nothing to parse: what waits goes to the writer first, which may be waiting
+                # for it while the reading process waits for a parser that waits for the writer
+                outbox.flush()
+            message = _next_message(pages)
+            if message is None or message[0] != "page":
+                # the pages ended: the reading process's last word (the bookmark, an error)
+                # goes to the writer in turn; without one the reading process is gone, or
+                # another parser has it, and what this one parsed still goes to the writer
+                if message is not None:
+                    outbox.put(*message)
+                outbox.close()
+                return
+            try:
+                for item in source.page_items(message[1]):
+                    chunks.add(source.outcome(item))
+                chunks.send("page")
+            except BaseException as exc:
+                chunks.send()
+                outbox.put("error", _sendable(exc))
+                outbox.close()
+                return
+    except OSError:
+        pass  # the writer is gone (it stopped early)
+    finally:
+        pages.close()
+        os.close(writing)
+
+
+def _next_message(messages) -> Any:
+    """The next message of a pipe, or None where it ended."""
+    header = _read(messages, _HEADER.size)
+    size = _HEADER.unpack(header)[0] if len(header) == _HEADER.size else 0
+    body = _read(messages, size) if size else b""
+    if not body or len(body) < size:
+        return None
+    return pickle.loads(body)
+
+
+def _send(descriptor: int, message: Any) -> None:
+    """One message through a blocking pipe."""
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    data = memoryview(_HEADER.pack(len(body)) + body)
+    while data:
+        data = data[os.write(descriptor, data) :]
 
 
 def _plain(outcome: PreparedOutcome) -> tuple:

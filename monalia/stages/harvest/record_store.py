@@ -282,7 +282,7 @@ class RecordStore:
             session,
             "SELECT id, source_id, content_hash, last_run_id FROM records "
             "WHERE source = :source AND source_id {IN}",
-            select(
+            lambda: select(
                 RecordRow.id, RecordRow.source_id, RecordRow.content_hash, RecordRow.last_run_id
             ).where(RecordRow.source == self.source, RecordRow.source_id.in_(source_ids)),
             source_ids,
@@ -401,7 +401,7 @@ class RecordStore:
                 _select_where_in(
                     session,
                     "SELECT source_id, id FROM records WHERE source = :source AND source_id {IN}",
-                    select(RecordRow.source_id, RecordRow.id).where(
+                    lambda: select(RecordRow.source_id, RecordRow.id).where(
                         RecordRow.source == source, RecordRow.source_id.in_(source_ids)
                     ),
                     source_ids,
@@ -432,7 +432,7 @@ class RecordStore:
             for iri, source, source_id in _select_where_in(
                 session,
                 "SELECT iri, source, source_id FROM records WHERE iri {IN}",
-                select(RecordRow.iri, RecordRow.source, RecordRow.source_id).where(
+                lambda: select(RecordRow.iri, RecordRow.source, RecordRow.source_id).where(
                     RecordRow.iri.in_(iris)
                 ),
                 iris,
@@ -460,15 +460,15 @@ class RecordStore:
 def _select_where_in(session: Session, sql: str, fallback, values: list[str], **params):
     """Rows of `sql` whose ``{IN}`` is "among `values`", given as one parameter: a JSON list on
     SQLite, an array on PostgreSQL. An IN list of thousands of bound values costs SQLAlchemy
-    more to render at every batch than the database takes to answer; elsewhere, `fallback`
-    (the same query with such a list)."""
+    more to render at every batch than the database takes to answer (and to build: each value
+    is coerced); elsewhere, the query `fallback()` builds (the same query with such a list)."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         condition, values = "IN (SELECT value FROM json_each(:values))", jsontext.dumps(values)
     elif dialect == "postgresql":
         condition = "= ANY(:values)"
     else:
-        return session.execute(fallback).all()
+        return session.execute(fallback()).all()
     return session.execute(text(sql.replace("{IN}", condition)), {**params, "values": values}).all()
 
 

@@ -52,7 +52,7 @@ class OaiPmhSettings(PluginSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
 
 
-@dataclass
+@dataclass(slots=True)
 class RecordHeader:
     """An OAI-PMH record header: identifier, datestamp, sets, and whether it is a deletion."""
 
@@ -62,16 +62,29 @@ class RecordHeader:
     deleted: bool
 
 
+_IDENTIFIER, _DATESTAMP, _SET_SPEC = f"{OAI}identifier", f"{OAI}datestamp", f"{OAI}setSpec"
+
+
 def read_header(element: Any) -> RecordHeader | None:
+    """The header's fields (the first identifier and datestamp), in one pass over it."""
     if element is None:
         return None
-    identifier = element.findtext(f"{OAI}identifier")
-    datestamp = element.findtext(f"{OAI}datestamp")
+    identifier = datestamp = None
+    sets = []
+    for child in element.iterchildren(_IDENTIFIER, _DATESTAMP, _SET_SPEC):
+        tag = child.tag
+        if tag == _SET_SPEC:
+            sets.append((child.text or "").strip())
+        elif tag == _IDENTIFIER:
+            if identifier is None:
+                identifier = child.text or ""
+        elif datestamp is None:
+            datestamp = child.text or ""
     return RecordHeader(
-        identifier=identifier.strip() if identifier else None,
-        datestamp=datestamp.strip() if datestamp else None,
-        setSpecs=[(s.text or "").strip() for s in element.iterfind(f"{OAI}setSpec")],
-        deleted=element.get("status") == "deleted",
+        identifier.strip() or None if identifier else None,
+        datestamp.strip() or None if datestamp else None,
+        sets,
+        element.get("status") == "deleted",
     )
 
 
@@ -100,6 +113,7 @@ class OaiPmhSource(Source):
 
     def open(self) -> None:
         self.format = self._metadata_format()
+        self.languages = tuple(self.settings.languages)
         self.client = HttpClient(self.settings.http, policy=self.context.url_policy)
         from monalia.formats.oai_protocol import SafeSickle
 
@@ -251,17 +265,20 @@ class OaiPmhSource(Source):
         done, page_number = asked["done"], asked["page"]
         header_tag, metadata_tag = f"{OAI}header", f"{OAI}metadata"
         for index, element in enumerate(
-            islice(listed.iterfind(f"{OAI}record"), done, None), start=done + 1
+            islice(listed.iterchildren(f"{OAI}record"), done, None), start=done + 1
         ):
-            header = read_header(element.find(header_tag))
-            key = (header.identifier if header and header.identifier else None) or (
+            header = metadata = None
+            for child in element.iterchildren(header_tag, metadata_tag):  # the first of each
+                if child.tag == header_tag:
+                    if header is None:
+                        header = child
+                elif metadata is None:
+                    metadata = child
+            read = read_header(header)
+            key = (read.identifier if read is not None else None) or (
                 f"page {page_number} record {index}"
             )
-            yield RawItem(
-                key=key,
-                payload=(header, element.find(metadata_tag)),
-                checkpoint={**asked, "done": index},
-            )
+            yield RawItem(key, (read, metadata), {**asked, "done": index})
 
     def parse(self, item: RawItem) -> list[Record]:
         header, metadata = item.payload
@@ -287,19 +304,11 @@ class OaiPmhSource(Source):
                     raw={"header": {**described, "status": "deleted"}},
                 )
             ]
-        element = (
-            next((child for child in metadata if isinstance(child.tag, str)), None)
-            if (metadata is not None)
-            else None
-        )
+        # the first element in it (not a comment or a processing instruction)
+        element = None if metadata is None else next(metadata.iterchildren(etree.Element), None)
         if element is None:
             raise RecordError("the record has no metadata")
-        options = ReadOptions(
-            languages=tuple(self.settings.languages),
-            identifier=identifier,
-            base=self.settings.base,
-            warn=self.warn,
-        )
+        options = ReadOptions(self.languages, identifier, self.settings.base, self.warn)
         records = self.format.read(element, options)
         if not records:
             raise RecordError(f"the {self.settings.metadata_prefix} metadata holds no record")

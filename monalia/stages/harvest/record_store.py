@@ -8,6 +8,7 @@ the crawl's item pipeline write through it.
 
 from __future__ import annotations
 
+import collections
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -220,21 +221,23 @@ class RecordStore:
                 session, [r.source_id for o in batch if o.error is None for r in o.records]
             )
             records: dict[str, PreparedRecord] = {}
+            seen = 0
             for outcome in batch:
                 for warning in outcome.warnings:
                     self.tracker.warn(outcome.key, warning)
                 if outcome.error is not None:
-                    self.tracker.add(seen=1)
+                    seen += 1
                     self.tracker.fail_item(outcome.key, outcome.error)
                     continue
                 duplicate = _first_duplicate(outcome.records, records, existing, run_id)
                 if duplicate is not None:
-                    self.tracker.add(seen=1)
+                    seen += 1
                     self.tracker.fail_item(outcome.key, duplicate_message(duplicate))
                     continue
-                self.tracker.add(seen=len(outcome.records))
+                seen += len(outcome.records)
                 for record in outcome.records:
                     records[record.source_id] = record
+            self.tracker.add(seen=seen)
             changes = self._write(session, list(records.values()), existing, now)
             self._keep_statistics(session, sum(change == NEW for _, change in changes))
             row = state_row(session, self.source, plugin)
@@ -354,8 +357,7 @@ class RecordStore:
                 .values(last_seen=now, last_run_id=self.tracker.id)
             )
         session.flush()
-        for _, change in changes:
-            self.tracker.add(**{change: 1})
+        self.tracker.add(**collections.Counter(change for _, change in changes))
         return changes
 
     def _insert_new(self, session: Session, records: list[PreparedRecord], now: datetime) -> None:

@@ -195,9 +195,9 @@ def _read(messages, size: int) -> bytes | bytearray:
 
 
 def _pickled(message: Any, fast: bool) -> bytes:
-    """The message pickled; `fast` for items, which are tuples of plain values: without the
-    memo of every object already written (which only saves repeating a few short strings),
-    a third less time. Exceptions may refer to themselves and keep the memo."""
+    """The message pickled; `fast` for outcomes ("items" and "page" messages), tuples of plain
+    values: without the memo of every object already written (which only saves repeating a
+    few short strings), a third less time. Exceptions may refer to themselves and keep it."""
     if not fast:
         return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     buffer = io.BytesIO()
@@ -229,7 +229,7 @@ class _Outbox:
         self.records = 0  # records in the waiting messages
 
     def put(self, kind: str, payload: Any, records: int = 0) -> None:
-        body = _pickled((kind, payload), fast=kind == "items")
+        body = _pickled((kind, payload), fast=kind in ("items", "page"))
         self.waiting.append((memoryview(_HEADER.pack(len(body)) + body), records))
         self.records += records
         self.write(block=self.records > self.ahead)

@@ -317,3 +317,79 @@ def test_a_repository_refusing_its_own_token_fails_the_run_instead_of_looping(tm
             harvest(catalog, source(tmp_path, server))
     first_pages = [r for r in server.requests if r.get("verb") == "ListRecords"]
     assert len(first_pages) == 4  # the list, its token, the list once more, its token again
+
+
+def test_an_ordinary_page_is_read_ahead_from_its_text_and_anything_else_is_parsed():
+    """The next page is asked for with the token read from the page's end, without parsing it
+    (the parsing process parses it once); any page that is not plainly an ordinary one is
+    parsed whole before the next request."""
+    from monalia.formats.oai_protocol import PageFacts, page_facts
+
+    records = [live(f"r{n}", f"Object {n}") for n in range(3)]
+    assert page_facts(list_records(records, "next-1")) == PageFacts(
+        "next-1", "2026-11-30T12:00:00Z"
+    )
+    assert page_facts(list_records(records)) == PageFacts(None, "2026-11-30T12:00:00Z")
+    prefixed = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<oai:OAI-PMH xmlns:oai="http://www.openarchives'
+        b'.org/OAI/2.0/">\n  <oai:responseDate> 2026-01-02 </oai:responseDate>\n'
+        b"  <oai:request>x</oai:request><oai:ListRecords>"
+        + records[0].replace(b"<record>", b"<oai:record>").replace(b"</record>", b"</oai:record>")
+        + b'\n<oai:resumptionToken completeListSize="9" cursor="0"> tok </oai:resumptionToken>'
+        b"\n</oai:ListRecords>\n</oai:OAI-PMH>\n"
+    )
+    assert page_facts(prefixed) == PageFacts("tok", "2026-01-02")
+    parsed_whole = {
+        "an error": fixture("sickle_error_badResumptionToken.xml"),
+        "a token with an entity": list_records(records, "a&amp;b"),
+        "a token in CDATA": list_records(records, "<![CDATA[x]]>"),
+        "a comment after the last record": list_records(records, "t").replace(
+            b"</record><resumptionToken>", b"</record><!-- x --><resumptionToken>"
+        ),
+        "another encoding": list_records(records, "t").replace(b"UTF-8", b"ISO-8859-1"),
+        "a page cut short": list_records(records, "t")[:-40],
+        "an empty list": list_records([], "t"),
+    }
+    for what, page in parsed_whole.items():
+        assert page_facts(page) is None, what
+
+
+def test_a_page_cut_short_inside_its_xml_is_asked_for_again(tmp_path, catalog):
+    from support.oai_server import XML
+    from support.servers import Reply
+
+    with OaiServer(many_pages(3, 5)) as server:
+        page = server.pages["page-1"]
+        server.fail_next(Reply(200, server.pages[None], XML))  # the first page, whole
+        # the second: whole as HTTP sees it (its length announced), cut short as XML
+        server.fail_next(Reply(200, page[: len(page) // 2], XML))
+        run = harvest(catalog, source(tmp_path, server), options=HarvestOptions(commit_records=5))
+        assert run.status == "done" and run.counts["new"] == 15
+    tokens = [dict(seen.params).get("resumptionToken") for seen in server.seen]
+    assert tokens == [None, "page-1", "page-1", "page-2"]
+
+
+@pytest.mark.parametrize("parse_in_worker", [True, False])
+def test_a_page_whose_parse_does_not_say_what_its_text_did_fails_the_run_loudly(
+    tmp_path, catalog, parse_in_worker
+):
+    """A page that reads as an ordinary one from its ends but parses as something else (another
+    namespace, broken XML between its records) fails the run after the pages before it; no
+    page is left out quietly."""
+    served = many_pages(4, 5)
+    served["page-2"] = served["page-2"].replace(
+        b"http://www.openarchives.org/OAI/2.0/", b"urn:another"
+    )
+    served["page-3"] = served["page-3"].replace(b"Object 3.1<", b"Object 3 & 1<")
+    options = HarvestOptions(commit_records=5, parse_in_worker=parse_in_worker)
+    with OaiServer(served) as server:
+        configured = source(tmp_path, server)
+        with pytest.raises(Exception, match="page 3 parsed does not say what its text did"):
+            harvest(catalog, configured, options=options)
+        assert sorted(records_of(catalog)) == [
+            f"r{p:03d}-{n:02d}" for p in range(2) for n in range(5)
+        ]
+        served["page-2"] = many_pages(4, 5)["page-2"]
+        with pytest.raises(Exception, match="page 4 is not well-formed XML"):
+            harvest(catalog, configured, options=options)
+        assert len(records_of(catalog)) == 15

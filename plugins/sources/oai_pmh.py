@@ -88,6 +88,27 @@ def read_header(element: Any) -> RecordHeader | None:
     )
 
 
+def read_list(root: Any) -> tuple[Any, str | None, str | None]:
+    """A parsed ListRecords answer's ``ListRecords`` element (None for ``noRecordsMatch``),
+    the token of the next page and the response date; another OAI-PMH error is raised as
+    Sickle's exception for its code."""
+    from sickle import oaiexceptions
+
+    date = (root.findtext(f"{OAI}responseDate") or "").strip() or None
+    error = root.find(f"{OAI}error")
+    if error is not None:
+        code = error.get("code", "unknown")
+        exception = getattr(oaiexceptions, code[:1].upper() + code[1:], oaiexceptions.OAIError)
+        if exception is oaiexceptions.NoRecordsMatch:
+            return None, None, date
+        message = " ".join((error.text or "").split())
+        raise exception(f"OAI-PMH error {code}" + (f": {message}" if message else ""))
+    listed = root.find(f"{OAI}ListRecords")
+    token_element = None if listed is None else listed.find(f"{OAI}resumptionToken")
+    token = (token_element.text or "").strip() if token_element is not None else ""
+    return listed, token or None, date
+
+
 class ListPage:
     """One ListRecords page as read: its bytes and its ``ListRecords`` element (None for an
     empty list), the token of the next page, the response date, and `asked`: the request's
@@ -171,26 +192,15 @@ class OaiPmhSource(Source):
 
     def page(self, params: dict[str, str]) -> ListPage:
         """One ListRecords page, read and checked: the token of the next page, the response
-        date. `noRecordsMatch` is an empty page; other errors fail the run."""
-        from sickle import oaiexceptions
-
-        response = self.sickle.harvest(verb="ListRecords", **params).http_response
-        root = response.parsed
-        error = root.find(f"{OAI}error")
-        if error is not None:
-            code = error.get("code", "unknown")
-            exception = getattr(oaiexceptions, code[:1].upper() + code[1:], oaiexceptions.OAIError)
-            if exception is oaiexceptions.NoRecordsMatch:
-                return ListPage(b"", None, None, root.findtext(f"{OAI}responseDate"))
-            message = " ".join((error.text or "").split())
-            raise exception(f"OAI-PMH error {code}" + (f": {message}" if message else ""))
-        listed = root.find(f"{OAI}ListRecords")
-        token_element = None if listed is None else listed.find(f"{OAI}resumptionToken")
-        token = (token_element.text or "").strip() if token_element is not None else ""
-        if listed is None:
-            return ListPage(b"", None, token or None, root.findtext(f"{OAI}responseDate"))
-        date = root.findtext(f"{OAI}responseDate")
-        return ListPage(response.content, listed, token or None, date)
+        date. `noRecordsMatch` is an empty page; other errors fail the run. An ordinary page
+        is not parsed here (`page_facts` reads the token and date from its text): it is parsed
+        where its records are read, which checks that it says the same."""
+        response = self.sickle.list_page(params)
+        facts = response.facts
+        if facts is not None:
+            return ListPage(response.content, None, facts.token, facts.response_date)
+        listed, token, date = read_list(response.parsed)
+        return ListPage(response.content if listed is not None else b"", listed, token, date)
 
     def page_cursor(self, state: SourceState) -> dict[str, Any]:
         """The first page to read: the one the checkpoint names, when it is of the same list
@@ -257,8 +267,8 @@ class OaiPmhSource(Source):
     def page_items(self, page: ListPage) -> Iterator[RawItem]:
         """The records of one page after those already stored, each with its checkpoint."""
         listed = page.listed
-        if listed is None and page.content:  # in another process than the one that read it
-            listed = etree.fromstring(page.content, parser()).find(f"{OAI}ListRecords")
+        if listed is None and page.content:
+            listed = self.parsed_list(page)
         if listed is None:
             return
         asked = page.asked
@@ -279,6 +289,29 @@ class OaiPmhSource(Source):
                 f"page {page_number} record {index}"
             )
             yield RawItem(key, (read, metadata), {**asked, "done": index})
+
+    def parsed_list(self, page: ListPage) -> Any:
+        """The ListRecords element of a page read without parsing; an error unless the parsed
+        page says what was read from its text (the next pages were asked for with it)."""
+        try:
+            root = etree.fromstring(page.content, parser())
+        except etree.XMLSyntaxError as exc:
+            raise SourceUnavailable(
+                f"{self.context.instance}: page {page.asked['page']} is not well-formed XML ({exc})"
+            ) from None
+        from monalia.formats.oai_protocol import OAI_ERRORS
+
+        try:
+            listed, token, date = read_list(root)
+        except OAI_ERRORS as exc:
+            raise SourceUnavailable(f"{self.context.instance}: {exc}") from None
+        if listed is None or (token, date) != (page.next_token, page.response_date):
+            raise SourceUnavailable(
+                f"{self.context.instance}: page {page.asked['page']} parsed does not say what "
+                f"its text did (token {token!r}, date {date!r}; read as {page.next_token!r}, "
+                f"{page.response_date!r}); the list cannot go on from it"
+            )
+        return listed
 
     def parse(self, item: RawItem) -> list[Record]:
         header, metadata = item.payload

@@ -219,3 +219,30 @@ def test_killed_harvest_is_shown_interrupted_and_the_next_run_completes_it(tmp_p
         assert first.new >= 1000
     state = json.loads(json.dumps(second.settings))
     assert state["resumed_from"]["line"] == first.new
+
+
+def test_the_collections_between_batches_free_every_cycle():
+    """Between two batches the cycle collector walks what the batch made; a cycle that outlived
+    its batch is freed by the full collection that comes every FULL_EVERY batches."""
+    import weakref
+
+    from monalia.stages.harvest import gc_tuning
+
+    class Node:
+        pass
+
+    with gc_tuning.batches_without_collections():
+        left = Node()
+        left.itself = left
+        freed_at_once = weakref.ref(left)
+        del left
+        gc_tuning.between_batches()
+        assert freed_at_once() is None
+        kept = Node()
+        kept.itself = kept
+        freed_later = weakref.ref(kept)
+        gc_tuning.between_batches()  # alive: it moves past the young generations
+        del kept
+        for _ in range(gc_tuning.FULL_EVERY):
+            gc_tuning.between_batches()
+        assert freed_later() is None

@@ -96,3 +96,43 @@ def test_connection_refused_is_retried_then_reported():
 def test_mask_url_hides_user_info_and_secret_parameters():
     masked = mask_url("https://bob:pw@example.org/q?api_key=abc&query=x%20y", ["abc"])
     assert masked == "https://example.org/q?api_key=***&query=x+y"
+
+
+def test_the_environments_proxies_are_used_host_by_host(monkeypatch):
+    """Proxies come from the environment as requests reads them (found once per host): a host
+    that ``NO_PROXY`` names is asked directly, another through the proxy."""
+    with ApiServer(ok) as proxy, ApiServer(ok) as direct, HttpClient(FAST) as client:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        port = direct.url.rsplit(":", 1)[1]
+        for page in (1, 2):
+            assert client.get_json(f"{direct.url}/items", {"page": page})["page"] == str(page)
+            through = client.get_json(f"http://localhost:{port}/items", {"page": page})
+            assert through["page"] == str(page)
+    assert len(direct.seen) == 2  # the two direct requests; the others went to the proxy
+    assert len(proxy.seen) == 2 and all(
+        s.headers["Host"] == f"localhost:{port}" for s in proxy.seen
+    )
+
+
+def test_a_forked_process_reads_its_answers_on_connections_of_its_own():
+    """A harvest's parsing processes share the client they were forked with: each opens its
+    own connections, never reading answers from a socket another process also reads."""
+    import multiprocessing
+
+    with ApiServer(ok) as server, HttpClient(FAST) as client:
+        assert client.get_json(server.url + "/first")["path"] == "/first"  # a kept connection
+        inherited = client.session.get_adapter(server.url).poolmanager
+        receiving, sending = multiprocessing.Pipe(duplex=False)
+
+        def child() -> None:
+            answer = client.get_json(server.url + "/child")
+            own = client.session.get_adapter(server.url).poolmanager is not inherited
+            sending.send((answer["path"], own))
+
+        process = multiprocessing.get_context("fork").Process(target=child)
+        process.start()
+        process.join(10)
+        assert receiving.recv() == ("/child", True)
+        assert client.get_json(server.url + "/after")["path"] == "/after"
+        assert client.session.get_adapter(server.url).poolmanager is inherited

@@ -40,7 +40,11 @@ from typing import Any
 from monalia.api.source import Source, SourceState
 from monalia.errors import MonaliaError
 from monalia.stages.harvest.gc_tuning import between_batches
-from monalia.stages.harvest.record_store import PreparedOutcome, PreparedRecord, prepare_outcome
+from monalia.stages.harvest.record_store import (
+    PreparedOutcome,
+    PreparedRecord,
+    record_values,
+)
 
 CHUNK_RECORDS = 250  # records per message: small enough to keep both processes busy
 CHUNK_SECONDS = 0.05  # a slow source's items reach the writer at least this often
@@ -281,8 +285,11 @@ class _Chunks:
 
     def add(self, outcome) -> None:
         chunk = self.chunk
-        chunk.append(_plain(prepare_outcome(outcome, self.key)))
-        self.records += len(outcome.records) or 1
+        item, records, key = outcome.item, outcome.records, self.key
+        # the prepared outcome as plain tuples: named tuples cost twice as much to pickle
+        values = [record_values(record, key) for record in records]
+        chunk.append((item.key, item.checkpoint, values, outcome.error, outcome.warnings))
+        self.records += len(records) or 1
         if self.records >= CHUNK_RECORDS or time.monotonic() - self.started >= CHUNK_SECONDS:
             self.send()
         elif self.outbox.waiting and len(chunk) % REFILL_EVERY == 0:
@@ -444,12 +451,6 @@ def _send(descriptor: int, message: Any) -> None:
     data = memoryview(_HEADER.pack(len(body)) + body)
     while data:
         data = data[os.write(descriptor, data) :]
-
-
-def _plain(outcome: PreparedOutcome) -> tuple:
-    """The outcome as plain tuples: pickling named tuples costs twice as much each way."""
-    key, checkpoint, records, error, warnings = outcome
-    return key, checkpoint, [tuple(record) for record in records], error, warnings
 
 
 def _prepared(sent: tuple) -> PreparedOutcome:

@@ -96,6 +96,12 @@ def prepare_record(
     record: Record, replication_key: str | None = None, keep: bool = False
 ) -> PreparedRecord:
     """The record's stored form. Its content hash and raw JSON were made by `validate`."""
+    return PreparedRecord._make(record_values(record, replication_key, keep))
+
+
+def record_values(record: Record, replication_key: str | None = None, keep: bool = False) -> tuple:
+    """The fields of the record's `PreparedRecord`, as a plain tuple (what crosses from a
+    parsing process: a named tuple costs twice as much to pickle)."""
     raw = record.raw_json()
     images = []
     seen: set[str] = set()
@@ -104,7 +110,7 @@ def prepare_record(
             continue
         seen.add(image.url)
         images.append((image.url, image.iiif_service, image.is_main))
-    return PreparedRecord(
+    return (
         record.source_id,
         record.iri,
         record.deleted,

@@ -41,7 +41,11 @@ class PagedSource(Source):
 
     def plan(self, action: str, page: int) -> bool:
         plan = self.context.project_dir / "plan"
-        if plan.exists() and plan.read_text() == f"{action} {page}":
+        try:
+            planned = plan.read_text()
+        except FileNotFoundError:  # none, or another process just took it away
+            return False
+        if planned == f"{action} {page}":
             if action.endswith("dies"):
                 plan.unlink()  # the next run goes on
             return True

@@ -11,10 +11,10 @@ hand. The worker reads at most `ahead` records (two batches) ahead of the writer
 
 A source that reads its input in pages, each naming the next (`Source.reads_pages`: an
 OAI-PMH list), is read by one process and parsed by several: the reading process fetches page
-after page and hands them round to the parsing processes (each parses its page again from the
-bytes: a parsed page cannot cross), which send their outcomes to the writer; the writer takes
-them page by page in the same rotation, so the order, the checkpoints and the errors are those
-of one process, and every page is fetched once, in order.
+after page and hands them round, as bytes, to the parsing processes (a parsed page cannot
+cross), which send their outcomes to the writer; the writer takes them page by page in the
+same rotation, so the order, the checkpoints and the errors are those of one process, and
+every page is fetched once, in order.
 
 Used only where it changes nothing a user sees: no `prepare_record` or `record_harvested` hook
 (they run in the writer's process and may keep state there), a source that does not opt out
@@ -168,10 +168,8 @@ class ParseWorker:
 
 
 def _receive(messages, process) -> tuple[str, Any]:
-    header = _read(messages, _HEADER.size)
-    size = _HEADER.unpack(header)[0] if len(header) == _HEADER.size else 0
-    body = _read(messages, size) if size else b""
-    if not body or len(body) < size:  # ended between two messages, or in the middle of one
+    message = _next_message(messages)
+    if message is None:  # ended between two messages, or in the middle of one
         process.join(5)
         code = process.exitcode
         raise WorkerLost(
@@ -179,7 +177,7 @@ def _receive(messages, process) -> tuple[str, Any]:
             + (f" (exit code {code})" if code else "")
             + "; the next run goes on from the last stored batch"
         )
-    return pickle.loads(body)
+    return message
 
 
 _HEADER = struct.Struct("<Q")
@@ -356,34 +354,29 @@ def _read_pages(pipes, handing, source: Source, state: SourceState, catalog) -> 
         os.close(reading)
     _start(catalog)
     source.state = state
-
-    def hand(message) -> None:
-        try:
-            _send(handing[turn][1], message)
-        except OSError:
-            raise _ParserGone from None
-
     turn = 0
     try:
         try:
             for page in source.pages(state):
-                hand(("page", page))
+                if not _handed(handing[turn][1], ("page", page)):
+                    return  # the writer stopped early, or a parser was lost: the writer tells
                 turn = (turn + 1) % len(handing)
-            message = ("end", source.new_bookmark())
-        except _ParserGone:
-            raise
+            last = ("end", source.new_bookmark())
         except BaseException as exc:
-            message = ("error", _sendable(exc))
-        hand(message)
-    except _ParserGone:
-        pass  # the writer stopped early, or a parser was lost: the writer tells
+            last = ("error", _sendable(exc))
+        _handed(handing[turn][1], last)
     finally:
         for _, writing in handing:
             os.close(writing)
 
 
-class _ParserGone(Exception):
-    """A parsing process no longer reads the pages it is handed."""
+def _handed(descriptor: int, message: Any) -> bool:
+    """Hand a message to a parser; False when it no longer reads."""
+    try:
+        _send(descriptor, message)
+    except OSError:
+        return False
+    return True
 
 
 def _parse_pages(number, pipes, handing, source: Source, state: SourceState, catalog, ahead):

@@ -311,6 +311,13 @@ class CatalogReader:
                 paths[url] = path
         return paths
 
+    def source_state(self, instance: str) -> tuple[Any, Any]:
+        """A source's harvest checkpoint and bookmark; both None before its first harvest."""
+        found = self.rows(
+            "SELECT checkpoint, bookmark FROM source_states WHERE source = ?", (instance,)
+        )
+        return (_json(found[0][0]), _json(found[0][1])) if found else (None, None)
+
     def runs(self, stage: str | None, status: str | None, limit: int) -> list[RunView]:
         """The newest runs first, optionally of one stage or status."""
         where, params = [], []
@@ -330,6 +337,24 @@ class CatalogReader:
             values[5], values[6] = _timestamp(values[5]), _timestamp(values[6])
             views.append(RunView(*values))
         return views
+
+
+def sqlite_catalog_not_made(url: str) -> bool:
+    """Whether `url` names a SQLite catalog file that does not exist yet (`Catalog.open` makes
+    it)."""
+    from monalia.catalog.db_url import parse_db_url
+
+    try:
+        parsed = parse_db_url(url)
+    except ValueError:
+        return False
+    path = parsed.database or ""
+    return (
+        parsed.drivername in ("sqlite", "sqlite+pysqlite")
+        and bool(path)
+        and path != ":memory:"
+        and not Path(path).exists()
+    )
 
 
 def _json(value: Any) -> Any:

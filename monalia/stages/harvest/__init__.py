@@ -3,66 +3,48 @@
 Records are committed in batches; each batch is committed together with the source's checkpoint
 (where to resume) and the run's counts, so a run killed at any moment resumes without a gap or a
 duplicate. A record whose content hash is unchanged is only marked as seen.
+
+Importing this package loads neither SQLAlchemy nor the catalog (the functions that write
+import them): the harvest command forks a source's reading processes first, and they read
+while the writer loads the catalog's libraries (`head_start`).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import closing
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monalia.api.records import Record
 from monalia.api.source import CrawlSpec, DuplicateIds, Source, SourceState, seen_count
-from monalia.catalog.database import Catalog
-from monalia.catalog.models import utcnow
-from monalia.catalog.run_tracking import DONE, RunInfo, RunTracker
 from monalia.progress import Progress
 from monalia.project import PluginInstance
 from monalia.stages.harvest.gc_tuning import batches_without_collections, between_batches
-from monalia.stages.harvest.parse_worker import ParseWorker, can_fork
-from monalia.stages.harvest.record_store import (
+from monalia.stages.harvest.options import (
+    HarvestOptions,
+    has_implementations,
+    parse_processes,
+    read_ahead,
+    wants_worker,
+)
+from monalia.stages.harvest.parse_worker import ParseWorker
+from monalia.stages.harvest.prepared import (
     CHANGED,
     NEW,
     UNCHANGED,
     PreparedOutcome,
-    RecordStore,
-    classify,
-    load_state,
     prepare_outcome,
-    state_row,
 )
 
-
-@dataclass
-class HarvestOptions:
-    """What the user asked of this harvest run."""
-
-    limit: int | None = None  # stop after this many records
-    since: str | None = None  # read only what changed after this (where the source can)
-    restart: bool = False  # ignore the checkpoint and bookmark: read everything again
-    # a commit every this many records (None: the source's batch size) or seconds, whichever
-    # comes first: a killed run loses at most that much work
-    commit_records: int | None = None
-    commit_seconds: float = 10.0
-    # read and parse in a second process while this one writes, where nothing changes by it
-    # (see `parse_worker`); False: everything in this process
-    parse_in_worker: bool = True
-    # processes that parse a paged source's pages side by side (OAI-PMH); None: one per CPU,
-    # at most `PARSE_PROCESSES`
-    parse_processes: int | None = None
+if TYPE_CHECKING:
+    from monalia.catalog.database import Catalog
+    from monalia.catalog.run_tracking import RunInfo
+    from monalia.stages.harvest.head_start import HeadStart
+    from monalia.stages.harvest.record_store import RecordStore
 
 
 EARLY_COMMIT_AFTER = 0.1  # seconds after a commit before the writer commits what it holds
-PARSE_PROCESSES = 4  # more rarely helps: the writer and the reading of pages are one each
-
-
-def parse_processes(options: HarvestOptions) -> int:
-    """How many processes parse a paged source's pages."""
-    if options.parse_processes is not None:
-        return max(1, options.parse_processes)
-    return max(1, min(PARSE_PROCESSES, os.cpu_count() or 1))
 
 
 def harvest(
@@ -71,10 +53,34 @@ def harvest(
     hooks=None,
     options: HarvestOptions | None = None,
     progress: Progress | None = None,
+    head_start: HeadStart | None = None,
 ) -> RunInfo:
-    """Harvest one configured source into the catalog; return the finished run."""
-    options = options or HarvestOptions()
-    source: Source = configured.create()
+    """Harvest one configured source into the catalog; return the finished run.
+
+    `head_start`: the source opened and its reading processes started before the catalog was
+    opened (`head_start.start_ahead`); they are used where they read from the state the
+    catalog holds now, and ended otherwise, however the run ends."""
+    try:
+        return _harvest(
+            catalog, configured, hooks, options or HarvestOptions(), progress, head_start
+        )
+    finally:
+        if head_start is not None:
+            head_start.end()
+
+
+def _harvest(
+    catalog: Catalog,
+    configured: PluginInstance,
+    hooks,
+    options: HarvestOptions,
+    progress: Progress | None,
+    head_start: HeadStart | None,
+) -> RunInfo:
+    from monalia.catalog.run_tracking import DONE, RunTracker
+    from monalia.stages.harvest.record_store import RecordStore, load_state
+
+    source: Source = head_start.source if head_start is not None else configured.create()
     spec = source.crawl()
     if spec is not None:
         return crawl_harvest(catalog, configured, source, spec, options, progress)
@@ -115,25 +121,23 @@ def harvest(
             tracker,
             hooks if has_implementations(hooks, "record_harvested") else None,
         )
-        source.open()
+        if head_start is None:
+            source.open()
         try:
             progress.set_total(source.estimate_total(state))
-            worker = None
-            if (
-                options.parse_in_worker
-                and source.parse_in_worker
-                and prepare is None
-                and store.hooks is None
-                and can_fork()
-            ):
-                # two commits' worth read ahead: the worker reads while the writer commits
-                ahead = 2 * (options.commit_records or source.batch_size)
-                worker = ParseWorker(source, state, catalog, ahead, parse_processes(options))
+            worker = head_start.worker_for(state) if head_start is not None else None
+            if worker is None and source.parse_in_worker and wants_worker(options, hooks):
+                worker = ParseWorker(
+                    source, state, catalog, read_ahead(options, source), parse_processes(options)
+                )
             reading = read_and_commit(
                 catalog, configured, source, state, options, store, progress, prepare, worker
             )
         finally:
-            source.close()
+            if head_start is not None:
+                head_start.close_source()
+            else:
+                source.close()
         bookmark = worker.bookmark if worker is not None else source.new_bookmark()
         save_state(catalog, configured, source, reading, tracker.id, bookmark)
         message = (
@@ -232,6 +236,9 @@ def save_state(
     """A complete run clears the checkpoint, so the next run reads the source again (to find
     changes) from the new bookmark; a run stopped by --limit keeps it, so the next run goes on
     from there."""
+    from monalia.catalog.models import utcnow
+    from monalia.stages.harvest.record_store import state_row
+
     with catalog.session() as session:
         row = state_row(session, configured.instance, configured.info.name)
         if not reading.limited:
@@ -246,13 +253,6 @@ def save_state(
         row.last_run_id = run_id
 
 
-def has_implementations(hooks, name: str) -> bool:
-    """Whether any plugin implements the hook: a hook called for every record costs a few
-    microseconds even when nothing listens, seconds over a large harvest."""
-    caller = getattr(hooks, name, None) if hooks is not None else None
-    return caller is not None and bool(caller.get_hookimpls())
-
-
 def crawl_harvest(
     catalog: Catalog,
     configured: PluginInstance,
@@ -264,6 +264,7 @@ def crawl_harvest(
     """Harvest a crawled source: its spider runs in a crawl process of its own and commits
     through the item pipeline; a run that did not finish is resumed, skipping what it stored."""
     from monalia.executors.crawl_process import run_crawl
+    from monalia.stages.harvest.record_store import load_state
 
     state = SourceState() if options.restart else load_state(catalog, configured.instance)
     checkpoint = state.checkpoint if isinstance(state.checkpoint, dict) else {}
@@ -315,6 +316,8 @@ def dry_run(
 ) -> dict[str, Any]:
     """Read and check what a harvest would, write nothing; count new, changed, unchanged and
     failed records against the catalog as it is, and keep the first failures to show."""
+    from monalia.stages.harvest.record_store import classify, load_state
+
     options = options or HarvestOptions()
     source: Source = configured.create()
     spec = source.crawl()

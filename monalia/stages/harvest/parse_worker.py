@@ -40,11 +40,7 @@ from typing import Any
 from monalia.api.source import Source, SourceState
 from monalia.errors import MonaliaError
 from monalia.stages.harvest.gc_tuning import between_batches
-from monalia.stages.harvest.record_store import (
-    PreparedOutcome,
-    PreparedRecord,
-    record_values,
-)
+from monalia.stages.harvest.prepared import PreparedOutcome, PreparedRecord, record_values
 
 CHUNK_RECORDS = 250  # records per message: small enough to keep both processes busy
 CHUNK_SECONDS = 0.05  # a slow source's items reach the writer at least this often
@@ -84,6 +80,8 @@ class ParseWorker:
         self.ended = False
         self._held = 0  # outcomes received and not handed out yet
         self._reading: int | None = None
+        self._channels: list = []  # from each parsing process, in the order pages go round
+        self._processes: list = []
 
     def ready(self) -> bool:
         """Whether the next outcome is here already: one received and not handed out, or a
@@ -94,7 +92,11 @@ class ParseWorker:
             return False
         return bool(select.select([self._reading], [], [], 0)[0])
 
-    def __iter__(self) -> Iterator[PreparedOutcome]:
+    def start(self) -> None:
+        """Fork the processes: they read and parse from now on, `ahead` records at most ahead
+        of the writer (a harvest starts them before it opens the catalog: `head_start`)."""
+        if self._processes:
+            return
         context = multiprocessing.get_context("fork")
         count = self.processes
         pipes = [os.pipe() for _ in range(count)]  # parser i to the writer
@@ -105,7 +107,6 @@ class ParseWorker:
         for _, writing in handing:
             _widen(writing)
         name = f"monalia parse {getattr(self.source.context, 'instance', '')}"
-        processes = []
         try:
             for number in range(count):
                 target, args = (
@@ -117,7 +118,7 @@ class ParseWorker:
                     target=target, args=(*args, self.ahead), name=name, daemon=True
                 )
                 process.start()
-                processes.append(process)
+                self._processes.append(process)
             if count > 1:
                 reader = context.Process(
                     target=_read_pages,
@@ -126,7 +127,7 @@ class ParseWorker:
                     daemon=True,
                 )
                 reader.start()
-                processes.append(reader)
+                self._processes.append(reader)
         finally:
             # the worker processes hold the only writing ends: their exits end the reading
             for reading, writing in handing:
@@ -134,8 +135,26 @@ class ParseWorker:
                 os.close(writing)
             for _, writing in pipes:
                 os.close(writing)
-        # unbuffered: what is not read yet stays in the pipe, where `ready` sees it
-        channels = [os.fdopen(reading, "rb", buffering=0) for reading, _ in pipes]
+            # unbuffered: what is not read yet stays in the pipe, where `ready` sees it
+            self._channels = [os.fdopen(reading, "rb", buffering=0) for reading, _ in pipes]
+
+    def stop(self) -> None:
+        """End the processes (at once, unless they ended by themselves) and close the pipes;
+        nothing more is read."""
+        self._reading = None
+        self._held = 0
+        for channel in self._channels:
+            channel.close()
+        for process in self._processes:
+            if process.is_alive() and not self.ended:
+                process.terminate()  # the writer stopped early (--limit, an error)
+        for process in self._processes:
+            process.join()
+        self._channels, self._processes = [], []
+
+    def __iter__(self) -> Iterator[PreparedOutcome]:
+        self.start()
+        channels, processes, count = self._channels, self._processes, len(self._channels)
         turn = 0  # the channel the next outcome comes from: pages go round the parsers
         self._reading = channels[0].fileno()
         try:
@@ -156,15 +175,7 @@ class ParseWorker:
                 else:
                     raise payload
         finally:
-            self._reading = None
-            self._held = 0
-            for channel in channels:
-                channel.close()
-            for process in processes:
-                if process.is_alive() and not self.ended:
-                    process.terminate()  # the writer stopped early (--limit, an error)
-            for process in processes:
-                process.join()
+            self.stop()
 
 
 def _receive(messages, process) -> tuple[str, Any]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import gc
 import io
 import multiprocessing
 import os
@@ -324,6 +325,10 @@ def _start(catalog) -> None:
     # ended by the writer with SIGTERM: at once, even inside a slow read (the command's own
     # handler, inherited with the fork, would raise KeyboardInterrupt into the source)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # the collector runs between chunks only (`gc_tuning`), whether or not the writer had
+    # turned it off when it forked this process (a head start forks before it does)
+    gc.freeze()
+    gc.disable()
     if catalog is not None:
         # the writer's connections are not this process's to use or close
         catalog.engine.dispose(close=False)

@@ -77,12 +77,11 @@ def start_ahead(
         source.open()
     except Exception:
         return None  # the harvest meets the same error again, inside its run, which says it
+    worker = ParseWorker(source, state, None, read_ahead(options, source), parse_processes(options))
     try:
-        worker = ParseWorker(
-            source, state, None, read_ahead(options, source), parse_processes(options)
-        )
         worker.start()
-    except BaseException:
+    except BaseException:  # a process that could not be forked: those that were are ended
+        worker.stop()
         source.close()
         raise
     return HeadStart(configured.instance, source, state, worker)

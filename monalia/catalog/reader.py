@@ -176,9 +176,9 @@ class CatalogReader:
             parsed = parse_db_url(url)
         except ValueError:
             return None
-        if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
-            path = parsed.database or ""
-            if not path or path == ":memory:" or not Path(path).is_file():
+        if parsed.drivername in SQLITE_DRIVERS:
+            path = _sqlite_file(parsed)
+            if path is None or not Path(path).is_file():
                 return None  # a new catalog is created by Catalog.open
             import sqlite3
 
@@ -348,13 +348,17 @@ def sqlite_catalog_not_made(url: str) -> bool:
         parsed = parse_db_url(url)
     except ValueError:
         return False
+    path = _sqlite_file(parsed) if parsed.drivername in SQLITE_DRIVERS else None
+    return path is not None and not Path(path).exists()
+
+
+SQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite")
+
+
+def _sqlite_file(parsed) -> str | None:
+    """The file a SQLite URL names; None for an in-memory database."""
     path = parsed.database or ""
-    return (
-        parsed.drivername in ("sqlite", "sqlite+pysqlite")
-        and bool(path)
-        and path != ":memory:"
-        and not Path(path).exists()
-    )
+    return None if not path or path == ":memory:" else path
 
 
 def _json(value: Any) -> Any:

@@ -370,22 +370,19 @@ def run_harvest_stage(
         runs = []
         # every source is harvested even when one fails: its run says why, and the command's
         # exit status (see `harvest_failed`) says that one did
-        for configured in selected:
+        for index, configured in enumerate(selected):
             before = last_run_id(catalog)
             try:
                 with app.progress(f"harvest {configured.instance}", "records") as progress:
-                    runs.append(harvest(catalog, configured, app.hooks, options, progress, head))
+                    started = head if index == 0 else None
+                    runs.append(harvest(catalog, configured, app.hooks, options, progress, started))
             except CatalogBusy:
                 raise  # the same source is being harvested: this command stops, in one line
             except Exception as exc:
                 runs.append(failed_run(catalog, before, configured, exception_message(exc)))
-            finally:
-                if head is not None:  # the first source's: used by its harvest, or ended
-                    head.end()
-                    head = None
         return runs
     finally:
-        if head is not None:  # the catalog could not be opened
+        if head is not None:  # ended by its harvest already, unless that never ran
             head.end()
 
 

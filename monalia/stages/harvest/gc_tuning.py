@@ -27,14 +27,20 @@ _batches = 0
 @contextmanager
 def batches_without_collections() -> Iterator[None]:
     enabled = gc.isenabled()
-    gc.freeze()
-    gc.disable()
+    stop_collections()
     try:
         yield
     finally:
         if enabled:
             gc.enable()
         gc.unfreeze()
+
+
+def stop_collections() -> None:
+    """Freeze what is alive now out of the collector's walks and turn it off: from here on
+    only `between_batches` collects (a worker process, for its whole life)."""
+    gc.freeze()
+    gc.disable()
 
 
 def between_batches() -> None:

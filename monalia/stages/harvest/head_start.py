@@ -31,7 +31,6 @@ from monalia.stages.harvest.parse_worker import ParseWorker
 class HeadStart:
     """A source opened, and its worker processes reading from `state`, for `harvest`."""
 
-    instance: str
     source: Source
     state: SourceState
     worker: ParseWorker
@@ -84,7 +83,7 @@ def start_ahead(
         worker.stop()
         source.close()
         raise
-    return HeadStart(configured.instance, source, state, worker)
+    return HeadStart(source, state, worker)
 
 
 def stored_state(catalog_url: str, instance: str) -> SourceState | None:

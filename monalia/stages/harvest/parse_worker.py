@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
-import gc
 import io
 import multiprocessing
 import os
@@ -40,7 +39,7 @@ from typing import Any
 
 from monalia.api.source import Source, SourceState
 from monalia.errors import MonaliaError
-from monalia.stages.harvest.gc_tuning import between_batches
+from monalia.stages.harvest.gc_tuning import between_batches, stop_collections
 from monalia.stages.harvest.prepared import PreparedOutcome, PreparedRecord, record_values
 
 CHUNK_RECORDS = 250  # records per message: small enough to keep both processes busy
@@ -325,10 +324,9 @@ def _start(catalog) -> None:
     # ended by the writer with SIGTERM: at once, even inside a slow read (the command's own
     # handler, inherited with the fork, would raise KeyboardInterrupt into the source)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # the collector runs between chunks only (`gc_tuning`), whether or not the writer had
-    # turned it off when it forked this process (a head start forks before it does)
-    gc.freeze()
-    gc.disable()
+    # the collector runs between chunks only, whether or not the writer had turned it off
+    # when it forked this process (a head start forks before it does)
+    stop_collections()
     if catalog is not None:
         # the writer's connections are not this process's to use or close
         catalog.engine.dispose(close=False)
